@@ -1,0 +1,3 @@
+"""Anpi: offline-first shelter registration and safety confirmation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,346 @@
+"""The `anpi` command line (DESIGN §2): a thin face over `app.services`.
+
+Every command exits non-zero with a one-line reason on bad input, shows a progress bar on a
+terminal and stays quiet when piped.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import typer
+from sqlalchemy.engine import Engine
+
+from app import __version__
+from app.db import open_shelter_db, session as db_session
+from app.formats.errors import FileFormatError
+from app.services.errors import AlreadyDone, AnpiError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Anpi: shelter registration and safety confirmation.")
+registry_app = typer.Typer(no_args_is_help=True, help="Resident registry snapshots (住民基本台帳).")
+roster_app = typer.Typer(no_args_is_help=True, help="Evacuee rosters typed in Excel/CSV (避難者名簿).")
+app.add_typer(registry_app, name="registry")
+app.add_typer(roster_app, name="roster")
+
+
+def _mount_sub_apps() -> None:
+    """Commands that live in their own face modules (sync, audit)."""
+    from app.cli_admin import audit_app
+    from app.cli_sync import hub_app, register_shelter_commands
+
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(hub_app, name="hub")
+    register_shelter_commands(app)
+
+
+_mount_sub_apps()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(func: F) -> F:
+    """Turn our exceptions into one line on stderr and an exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AlreadyDone as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(0) from None
+        except FileFormatError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            for p in exc.problems[1:10]:
+                typer.echo(f"  {p}", err=True)
+            if exc.total > 10:
+                typer.echo(f"  … {exc.total - 10} more", err=True)
+            raise typer.Exit(1) from None
+        except AnpiError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_path(ctx: typer.Context) -> Path:
+    return Path(ctx.obj["db_path"])
+
+
+def engine_for(ctx: typer.Context) -> Engine:
+    return open_shelter_db(db_path(ctx))
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int], None]]:
+    """A live row counter on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed:,} rows"), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.update(task, completed=n)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"anpi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Path = typer.Option(Path("anpi.db"), "--db", envvar="ANPI_DB", help="Shelter SQLite file."),
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    ctx.obj = {"db_path": db}
+
+
+# --- registry -------------------------------------------------------------------------------
+
+@registry_app.command("import")
+@cli_errors
+def registry_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="Registry CSV exported by the vendor."),
+    profile: str = typer.Option("auto", help="anpi, kihon, auto or the path of a TOML profile."),
+    encoding: str = typer.Option("auto", help="auto, utf-8, cp932 or euc-jp."),
+    gaiji_map: Optional[Path] = typer.Option(None, "--gaiji-map", help="CSV code,char for municipal gaiji."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Snapshot date YYYY-MM-DD (default: today)."),
+) -> None:
+    """Load a registry snapshot as a new snapshot version (all rows or none)."""
+    from app.services.registry import import_registry, parse_as_of
+
+    engine = engine_for(ctx)
+    with progress_bar(f"importing {file.name}") as progress:
+        result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
+                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress)
+    snap = result.snapshot
+    typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
+               f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
+
+
+@registry_app.command("list")
+@cli_errors
+def registry_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Snapshots: id, as-of date, source file and its SHA-256, row count, import time."""
+    from app.services.registry import list_snapshots
+
+    with db_session(engine_for(ctx)) as s:
+        snaps = list_snapshots(s)
+    rows = [{"id": x.id, "as_of": x.as_of.isoformat(), "source_file": x.source_file, "sha256": x.sha256,
+             "rows": x.row_count, "encoding": x.encoding, "profile": x.profile,
+             "imported_at": x.imported_at.isoformat(timespec="seconds"), "imported_by": x.imported_by} for x in snaps]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:>4}  {r['as_of']}  {r['rows']:>9,}  {r['imported_at']}  {r['source_file']}  {r['sha256'][:16]}…")
+
+
+# --- roster ---------------------------------------------------------------------------------
+
+@roster_app.command("import")
+@cli_errors
+def roster_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="Roster .csv or .xlsx."),
+    shelter: Optional[str] = typer.Option(None, "--shelter", help="Shelter code (default: this laptop's shelter)."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where to write the rejects report."),
+) -> None:
+    """Load an evacuee roster; unreadable rows go to a rejects report."""
+    from app.services.roster import import_roster
+
+    result = import_roster(engine_for(ctx), file, shelter_code=shelter, by=os.environ.get("USER", ""), rejects_out=rejects)
+    typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows)")
+    if result.rejects:
+        typer.echo(f"{len({r.line for r in result.rejects})} rows rejected; report: {result.rejects_file}", err=True)
+        for r in result.rejects[:5]:
+            typer.echo(f"  {r}", err=True)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+@app.command("status")
+@cli_errors
+def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Shelter, newest snapshot, evacuees, match decisions, last sync."""
+    from app.services.status import shelter_status
+
+    with db_session(engine_for(ctx)) as s:
+        st = shelter_status(s)
+    if as_json:
+        typer.echo(json.dumps(st, ensure_ascii=False))
+        return
+    snap = st["snapshot"]
+    typer.echo(f"registry: snapshot {snap['id']} as of {snap['as_of']}, {snap['residents']:,} residents" if snap
+               else "registry: none imported yet (anpi registry import FILE)")
+    ev = st["evacuees"]
+    typer.echo(f"evacuees: {ev['total']} ({ev['in_shelter']} in shelter, {ev['left']} left)")
+    d = st["decisions"]
+    typer.echo(f"matches: {d['auto']} auto, {d['review']} to review, {d['none']} none, {d['confirmed']} confirmed by staff")
+    typer.echo(f"last sync: {st['last_sync'] or 'never'} ({st['pending_events']} events pending)")
+
+
+# --- reconciliation -------------------------------------------------------------------------
+
+@app.command("reconcile")
+@cli_errors
+def reconcile(
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the DESIGN §5 CSV here."),
+) -> None:
+    """Match every evacuee against the newest snapshot."""
+    from collections import Counter
+
+    from app.services.reconcile import reconcile_all, write_reconcile_csv
+
+    rows = reconcile_all(engine_for(ctx), by=os.environ.get("USER", ""))
+    if out:
+        write_reconcile_csv(rows, out)
+    counts = Counter(r.decision for r in rows)
+    typer.echo(f"{len(rows)} evacuees: {counts['auto']} auto, {counts['review']} to review, {counts['none']} none, "
+               f"{counts['confirmed']} confirmed by staff" + (f"; written to {out}" if out else ""))
+
+
+@app.command("match")
+@cli_errors
+def match(
+    ctx: typer.Context,
+    name: str = typer.Option("", "--name"),
+    kana: str = typer.Option("", "--kana"),
+    birth: str = typer.Option("", "--birth"),
+    sex: str = typer.Option("", "--sex"),
+    address: str = typer.Option("", "--address"),
+    limit: int = typer.Option(5, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Candidates for one person, with the decision the engine would take."""
+    from app.services.search import match_one
+
+    if not (name or kana or birth):
+        fail("give at least --name, --kana or --birth")
+    result = match_one(engine_for(ctx), name=name, kana=kana, birth=birth, sex=sex, address=address, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"decision: {result['decision']} {result['resident_id'] or ''} (p={result['probability']:.4f})")
+    for c in result["candidates"]:
+        typer.echo(f"  {c['resident_id']}  {c['name']}  {c['name_kana']}  {c['birth_date'] or '----------'}  "
+                   f"p={c['probability']:.4f}  {c['reasons']}")
+
+
+# --- users ----------------------------------------------------------------------------------
+
+user_app = typer.Typer(no_args_is_help=True, help="Staff accounts (one per person).")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+@cli_errors
+def user_add(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name"),
+    role: str = typer.Option(..., "--role", help="staff, desk, hq or admin."),
+    pin: Optional[str] = typer.Option(None, "--pin", help="4-6 digits; if omitted the person sets it on first use."),
+) -> None:
+    """Add a staff account."""
+    from app.services.accounts import add_user
+
+    with db_session(engine_for(ctx)) as s:
+        user = add_user(s, name, role, pin)
+        s.commit()
+    typer.echo(f"user {user.name} ({user.role}) added" + ("" if pin else "; PIN is set on first use"))
+
+
+@user_app.command("list")
+@cli_errors
+def user_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List staff accounts."""
+    from app.services.accounts import list_users
+
+    with db_session(engine_for(ctx)) as s:
+        users = list_users(s)
+    rows = [{"name": u.name, "role": u.role, "disabled": u.disabled, "pin_set": bool(u.pin_hash)} for u in users]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        typer.echo(f"{r['name']}\t{r['role']}\t{'disabled' if r['disabled'] else 'active'}\t{'PIN set' if r['pin_set'] else 'no PIN yet'}")
+
+
+@user_app.command("disable")
+@cli_errors
+def user_disable(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Disable an account (it stays in the audit trail)."""
+    from app.services.accounts import disable_user
+
+    with db_session(engine_for(ctx)) as s:
+        disable_user(s, name)
+        s.commit()
+    typer.echo(f"user {name} disabled")
+
+
+# --- serving --------------------------------------------------------------------------------
+
+@app.command("serve")
+@cli_errors
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+) -> None:
+    """Run the shelter service and staff UI."""
+    import uvicorn
+
+    from app.main import create_app
+
+    uvicorn.run(create_app(db_path(ctx)), host=host, port=port, log_level="warning")
+
+
+@app.command("demo")
+@cli_errors
+def demo(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+    residents: int = typer.Option(3000, "--residents", help="Size of the synthetic registry."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only build the demo database."),
+) -> None:
+    """Create a demo database (synthetic registry, a shelter, staff accounts) and serve it."""
+    from app.services.demo import build_demo
+
+    engine = engine_for(ctx)
+    accounts = build_demo(engine, residents=residents)
+    if accounts:
+        typer.echo(f"demo database: {db_path(ctx)}")
+        typer.echo("staff accounts (name / role / PIN):")
+        for name, role, pin in accounts:
+            typer.echo(f"  {name}  {role}  {pin}")
+    else:
+        typer.echo(f"demo database {db_path(ctx)} already set up (accounts were printed when it was created)")
+    if not no_serve:
+        typer.echo(f"serving on http://{host}:{port}/  (Ctrl+C to stop)")
+        serve(ctx, host=host, port=port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

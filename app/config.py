@@ -1,0 +1,30 @@
+"""Settings read from the environment, so the same build runs on a laptop and at the hub."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator may change without touching code."""
+
+    db_path: Path
+    host: str
+    port: int
+    auto_lock_seconds: int
+    max_pin_failures: int
+    pin_lockout_seconds: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            db_path=Path(os.environ.get("ANPI_DB", "anpi.db")),
+            host=os.environ.get("ANPI_HOST", "127.0.0.1"),
+            port=int(os.environ.get("ANPI_PORT", "8080")),
+            auto_lock_seconds=int(os.environ.get("ANPI_AUTO_LOCK_SECONDS", "300")),
+            max_pin_failures=int(os.environ.get("ANPI_MAX_PIN_FAILURES", "5")),
+            pin_lockout_seconds=int(os.environ.get("ANPI_PIN_LOCKOUT_SECONDS", "300")),
+        )

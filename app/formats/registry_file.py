@@ -1,0 +1,145 @@
+"""Reading a registry snapshot file (住民基本台帳 backup) into plain rows.
+
+This layer only decodes bytes, maps columns through a profile and checks the shape of each
+row. What the values mean (dates, sex, keys) is decided by `app.services.registry`, which
+calls `matching/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.formats.encodings import decoded_lines, resolve_encoding
+from app.formats.errors import FileFormatError, RowProblem
+from app.formats.profile import Profile, load_profile
+
+SPACES = (" ", "\u3000")
+
+
+@dataclass(slots=True)
+class RegistryRow:
+    line: int
+    fields: dict[str, str]  # profile field -> text (stripped)
+    raw: dict[str, str]  # every column as imported, by header name
+
+
+def _header_key(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().lower()
+
+
+def guess_profile(header: list[str]) -> str:
+    keys = {_header_key(h) for h in header}
+    if "氏名" in keys and "氏" not in keys and "family_name" not in keys:
+        return "kihon"
+    return "anpi"
+
+
+def split_full(text: str) -> tuple[str, str]:
+    """氏名 as '山田　太郎' (full-width space in the national spec; accept any space)."""
+    text = text.strip()
+    for i, ch in enumerate(text):
+        if ch in SPACES:
+            return text[:i].strip(), text[i + 1 :].strip()
+    return text, ""
+
+
+class RegistryReader:
+    """Iterate over the rows of one registry file. Raises FileFormatError on the first bad shape."""
+
+    def __init__(self, path: Path, profile: str = "auto", encoding: str = "auto") -> None:
+        self.path = path
+        self.name = path.name
+        if not path.is_file():
+            raise FileFormatError([RowProblem(self.name, 0, "", "file not found", "ファイルが見つかりません")])
+        self.encoding = resolve_encoding(path, encoding)
+        self._profile_arg = profile
+        self.profile: Profile | None = None
+
+    def rows(self) -> Iterator[RegistryRow]:
+        with self.path.open("rb") as stream:
+            lines = decoded_lines(stream, self.encoding, self.name)
+            counted = _LineCounter(lines)
+            reader = csv.reader(counted)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise FileFormatError([RowProblem(self.name, 1, "", "file is empty (no header row)", "ファイルが空です")]) from None
+            except csv.Error as exc:
+                raise FileFormatError([RowProblem(self.name, 1, "", f"CSV error: {exc}", "CSVの形式が正しくありません")]) from None
+            header = [h.strip() for h in header]
+            profile_name = guess_profile(header) if self._profile_arg == "auto" else self._profile_arg
+            self.profile = load_profile(profile_name)
+            columns = self._map_columns(header, self.profile)
+            width = len(header)
+            start = counted.line_no + 1
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    raise FileFormatError([RowProblem(self.name, start, "", f"CSV error: {exc}", "CSVの形式が正しくありません")]) from None
+                line = start
+                start = counted.line_no + 1
+                if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    continue  # blank line
+                if len(cells) != width:
+                    raise FileFormatError([RowProblem(
+                        self.name, line, "", f"row has {len(cells)} columns, header has {width}",
+                        f"列の数が見出し({width}列)と合いません({len(cells)}列)")])
+                yield RegistryRow(line, self._fields(cells, columns), dict(zip(header, cells)))
+
+    def _map_columns(self, header: list[str], profile: Profile) -> dict[str, list[int]]:
+        index = {}
+        for i, h in enumerate(header):
+            index.setdefault(_header_key(h), i)
+        columns: dict[str, list[int]] = {}
+        for fld, aliases in profile.fields.items():
+            for alias in aliases:
+                if _header_key(alias) in index:
+                    columns[fld] = [index[_header_key(alias)]]
+                    break
+        for fld, parts in profile.join.items():
+            found = [index[_header_key(p)] for p in parts if _header_key(p) in index]
+            if found:
+                columns[fld] = found
+        if "resident_id" not in columns:
+            wanted = " / ".join(profile.fields["resident_id"])
+            raise FileFormatError([RowProblem(
+                self.name, 1, wanted, f"no resident id column ({wanted}) in the header for profile {profile.name!r}",
+                f"見出しに宛名番号の列 ({wanted}) がありません")])
+        return columns
+
+    @staticmethod
+    def _fields(cells: list[str], columns: dict[str, list[int]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for fld, idx in columns.items():
+            out[fld] = "".join(cells[i].strip() for i in idx) if len(idx) > 1 else cells[idx[0]].strip()
+        if "full_name" in out:
+            fam, giv = split_full(out.pop("full_name"))
+            out.setdefault("family_name", fam)
+            out.setdefault("given_name", giv)
+        if "full_name_kana" in out:
+            fam, giv = split_full(out.pop("full_name_kana"))
+            out.setdefault("family_name_kana", fam)
+            out.setdefault("given_name_kana", giv)
+        return out
+
+
+class _LineCounter:
+    """Feeds decoded lines to csv.reader and remembers the physical line number reached."""
+
+    def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
+        self._lines = lines
+        self.line_no = 0
+
+    def __iter__(self) -> "_LineCounter":
+        return self
+
+    def __next__(self) -> str:
+        self.line_no, text = next(self._lines)
+        return text

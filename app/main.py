@@ -1,0 +1,59 @@
+"""The shelter web service: FastAPI app factory used by `anpi serve`, `anpi demo` and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from app import __version__
+from app.api import deps
+from app.api.auth import SessionStore
+from app.api.routes import admin as admin_api
+from app.api.routes import evacuees as evacuees_api
+from app.api.routes import health, search, session, status
+from app.config import Settings
+from app.db import open_shelter_db
+from app.services import audit
+from app.web import admin, dashboard, intake, review, roster, session_views
+from app.web.common import STATIC_DIR
+
+# Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> FastAPI:
+    """One app per shelter database; the engine lives on `app.state` for the request dependencies."""
+    settings = Settings.from_env()
+    engine = open_shelter_db(db_path)
+    # no /docs or /redoc: they load their script from a CDN, and a shelter has no internet
+    api = FastAPI(title="Anpi shelter service", version=__version__, docs_url=None, redoc_url=None)
+    api.state.engine = engine
+    api.state.db_path = Path(db_path)
+    api.state.settings = settings
+    api.state.sessions = SessionStore(auto_lock_seconds if auto_lock_seconds is not None else settings.auto_lock_seconds)
+    api.state.jobs = {}
+    deps.install_error_handlers(api)
+
+    @api.middleware("http")
+    async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        path = request.url.path
+        if not path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")  # the next user's Back button shows nothing
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    api.include_router(health.router)
+    for r in (session.router, status.router, search.router, evacuees_api.router, admin_api.router):
+        api.include_router(r)
+    for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router):
+        api.include_router(r)
+    api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return api

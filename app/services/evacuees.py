@@ -1,0 +1,445 @@
+"""The shelter roster as staff use it: list and filter, a person's history, 退所, 移動, edits.
+
+Registration itself lives in `app.services.roster`; this module covers what happens after.
+Every change appends a StayEvent (check-in, check-out, transfer) or an outbox event
+(`evacuee.updated`, `consent.changed`) in the caller's transaction, so the hub hears of exactly
+the changes that were committed. Nothing here commits; nothing here writes the audit log (the
+faces do, because they know which screen showed what).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from app.ids import utcnow
+from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelter, StayEvent
+from app.services import journal
+from app.services.errors import Conflict, InvalidInput, NotFound
+from sync import events, outbox
+
+#: 要配慮 flags on the intake form (key → label); "allergy_detail" holds the free text for アレルギー
+CARE_FLAGS: dict[str, str] = {
+    "elderly": "高齢", "disability": "障がい", "infant": "乳幼児", "pregnant": "妊産婦",
+    "nursing_care": "要介護", "medical_device": "医療機器", "allergy": "アレルギー",
+    "limited_japanese": "日本語が不自由",
+}
+STATUS_JA = {"in_shelter": "在所", "left": "退所", "transferred": "移動"}
+STAY_JA = {"check_in": "入所", "check_out": "退所", "transfer": "移動"}
+DECISION_JA = {"auto": "自動照合", "review": "要確認", "none": "該当なし", "confirmed": "確認済み",
+               "rejected": "候補を否定", "not_resident": "住民でない"}
+SEX_JA = {"M": "男", "F": "女", "": ""}
+
+#: the fields of `EvacueeInput` that staff may edit after registration
+EDITABLE = ("name", "name_kana", "birth_date", "sex", "address", "phone", "relationship", "nationality",
+            "injury", "injury_state", "current_location", "contact", "pets")
+_RAW_ATTR = {"name": "name_raw", "name_kana": "name_kana_raw", "birth_date": "birth_raw", "sex": "sex_raw",
+             "address": "address_raw", "phone": "phone_raw"}
+#: our field → the `evacuee.updated` field the hub knows (sync.events.EVACUEE_FIELDS)
+_EVENT_FIELD = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date_raw", "sex": "sex",
+                "address": "address", "phone": "phone"}
+CONSENTS = ("consent_relatives", "consent_acquaintances", "consent_public")
+
+
+def _fold(s: str) -> str:
+    """NFKC without spaces: what two spellings of one name have in common for the duplicate check."""
+    return "".join(unicodedata.normalize("NFKC", s or "").split())
+
+
+def full_name(ev: Evacuee) -> str:
+    return ev.name_raw.strip() or " ".join(x for x in (ev.family_name, ev.given_name) if x)
+
+
+def care_labels(flags: dict[str, Any]) -> list[str]:
+    out = [label for key, label in CARE_FLAGS.items() if flags.get(key)]
+    if flags.get("allergy") and flags.get("allergy_detail"):
+        out[out.index("アレルギー")] = f"アレルギー({flags['allergy_detail']})"
+    return out
+
+
+def has_care(flags: dict[str, Any]) -> bool:
+    return any(flags.get(k) for k in CARE_FLAGS)
+
+
+def get_evacuee(session: Session, evacuee_id: str) -> Evacuee:
+    ev = session.get(Evacuee, evacuee_id)
+    if ev is None:
+        raise NotFound(f"no evacuee {evacuee_id}", "避難者が見つかりません")
+    return ev
+
+
+def latest_decisions(session: Session, evacuee_ids: list[str] | None = None) -> dict[str, MatchDecision]:
+    q = select(MatchDecision).order_by(MatchDecision.at, MatchDecision.id)
+    if evacuee_ids is not None:
+        if not evacuee_ids:
+            return {}
+        q = q.where(MatchDecision.evacuee_id.in_(evacuee_ids))  # type: ignore[attr-defined]
+    return {d.evacuee_id: d for d in session.exec(q)}
+
+
+# --- listing --------------------------------------------------------------------------------
+
+@dataclass
+class RosterFilter:
+    q: str = ""  # name, kana, 受付番号 or phone, any part
+    status: str = "in_shelter"  # in_shelter | left | transferred | all
+    care: str = ""  # a CARE_FLAGS key, or "any"
+    decision: str = ""  # latest match decision, e.g. review
+
+
+def list_evacuees(session: Session, f: RosterFilter | None = None, *, limit: int = 500) -> list[Evacuee]:
+    f = f or RosterFilter()
+    q = select(Evacuee)
+    if f.status and f.status != "all":
+        q = q.where(Evacuee.status == f.status)
+    text = f.q.strip()
+    if text:
+        like = f"%{text}%"
+        conds = [Evacuee.name_raw.like(like), Evacuee.name_kana_raw.like(like), Evacuee.external_key.like(like),
+                 Evacuee.phone_raw.like(like), Evacuee.contact.like(like),
+                 (Evacuee.family_name + Evacuee.given_name).like(f"%{_fold(text)}%")]  # type: ignore[operator]
+        try:
+            from matching.kana import to_katakana
+
+            kata = to_katakana(text)
+            if kata:
+                conds.append(Evacuee.name_kana.like(f"%{kata.replace(' ', '').replace('　', '')}%"))
+                conds.append(Evacuee.name_kana.like(f"%{kata}%"))
+        except Exception:  # noqa: BLE001 - kana folding is a convenience, never a reason to fail a search
+            pass
+        q = q.where(or_(*conds))  # type: ignore[arg-type]
+    rows = list(session.exec(q.order_by(Evacuee.created_at, Evacuee.id)))
+    if f.care:
+        rows = [e for e in rows if (has_care(e.care_flags) if f.care == "any" else e.care_flags.get(f.care))]
+    if f.decision:
+        dec = latest_decisions(session, [e.id for e in rows])
+        rows = [e for e in rows if (dec[e.id].decision if e.id in dec else "") == f.decision]
+    return rows[:limit]
+
+
+def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[str] | None = None) -> list[Evacuee]:
+    """Evacuees already in this shelter with the same name (kanji or kana) and date of birth."""
+    from matching.dates import DateError, parse_date
+    from matching.kana import to_katakana
+
+    if not name.strip() or not birth.strip():
+        return []
+    try:
+        pd = parse_date(birth)
+    except DateError:
+        return []
+    if pd.kind != "day" or pd.value is None:
+        return []
+    want = _fold(name)
+    want_kana = _fold(to_katakana(name))
+    out = []
+    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_date == pd.value)):
+        if exclude and ev.id in exclude:
+            continue
+        names = {_fold(ev.name_raw), _fold(ev.family_name + ev.given_name)}
+        kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw))}
+        if want in names or (want_kana and want_kana in kanas):
+            out.append(ev)
+    return out
+
+
+# --- one person ----------------------------------------------------------------------------
+
+@dataclass
+class EvacueeDetail:
+    evacuee: Evacuee
+    stays: list[StayEvent]
+    decisions: list[MatchDecision]
+    household: list[Evacuee]
+    shelter: Shelter | None
+    resident: dict[str, Any] | None = None  # the linked registry record (display fields), if any
+
+
+def evacuee_detail(session: Session, evacuee_id: str, *, reveal_restricted: bool = False) -> EvacueeDetail:
+    ev = get_evacuee(session, evacuee_id)
+    stays = list(session.exec(select(StayEvent).where(StayEvent.evacuee_id == ev.id).order_by(StayEvent.at, StayEvent.id)))
+    decisions = list(session.exec(select(MatchDecision).where(MatchDecision.evacuee_id == ev.id)
+                                  .order_by(MatchDecision.at, MatchDecision.id)))
+    household = []
+    if ev.household_key:
+        household = list(session.exec(select(Evacuee).where(Evacuee.household_key == ev.household_key, Evacuee.id != ev.id)
+                                      .order_by(Evacuee.created_at)))
+    resident = None
+    last = decisions[-1] if decisions else None
+    if last and last.decision in ("auto", "confirmed") and last.resident_id:
+        shown = resident_display(session, [last.resident_id], reveal_restricted=reveal_restricted)
+        resident = shown.get(last.resident_id)
+    return EvacueeDetail(ev, stays, decisions, household, session.get(Shelter, ev.shelter_id), resident)
+
+
+def _shelter_code(session: Session, ev: Evacuee) -> str | None:
+    sh = session.get(Shelter, ev.shelter_id)
+    return sh.code if sh else None
+
+
+def _stay(session: Session, ev: Evacuee, kind: str, destination: str, by: str) -> StayEvent:
+    stay = StayEvent(evacuee_id=ev.id, kind=kind, destination=destination.strip(), by_user=by)
+    session.add(stay)
+    ev.updated_at = utcnow()
+    session.add(ev)
+    session.flush()
+    journal.stay_recorded(session, stay, _shelter_code(session, ev))
+    return stay
+
+
+def check_out(session: Session, evacuee_id: str, *, by: str, destination: str = "") -> StayEvent:
+    """退所: the person left the shelter (destination optional: 自宅, 親族宅 …)."""
+    ev = get_evacuee(session, evacuee_id)
+    if ev.status != "in_shelter":
+        raise Conflict(f"evacuee {ev.id} is not in the shelter ({ev.status})", "この方は在所していません")
+    ev.status = "left"
+    return _stay(session, ev, "check_out", destination, by)
+
+
+def transfer(session: Session, evacuee_id: str, destination: str, *, by: str) -> StayEvent:
+    """移動: the person moved to another shelter or a named place (required)."""
+    if not destination.strip():
+        raise InvalidInput("a destination is needed for a transfer", "移動先を入力してください", "destination")
+    ev = get_evacuee(session, evacuee_id)
+    if ev.status != "in_shelter":
+        raise Conflict(f"evacuee {ev.id} is not in the shelter ({ev.status})", "この方は在所していません")
+    ev.status = "transferred"
+    return _stay(session, ev, "transfer", destination, by)
+
+
+def check_in(session: Session, evacuee_id: str, *, by: str) -> StayEvent:
+    """再入所: a person who left comes back (a new registration is not needed)."""
+    ev = get_evacuee(session, evacuee_id)
+    if ev.status == "in_shelter":
+        raise Conflict(f"evacuee {ev.id} is already in the shelter", "この方はすでに在所しています")
+    ev.status = "in_shelter"
+    sh = session.get(Shelter, ev.shelter_id)
+    return _stay(session, ev, "check_in", sh.name if sh else "", by)
+
+
+def update_evacuee(session: Session, evacuee_id: str, changes: dict[str, Any], *, by: str,
+                   seen: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Edit typed fields, care flags and consents; returns {field: {old, new}} of what changed.
+
+    `seen` holds the values the staff member saw when the form was opened: they travel to the hub
+    as "old", which is how it tells a sequential edit from a concurrent one on another laptop.
+    Name, kana, date of birth and sex are re-parsed; bad input raises InvalidInput naming the field.
+    """
+    from app.services.roster import EvacueeInput, parse_evacuee
+
+    ev = get_evacuee(session, evacuee_id)
+    seen = seen or {}
+    current = {k: getattr(ev, _RAW_ATTR.get(k, k)) for k in EDITABLE}
+    unknown = set(changes) - set(EDITABLE) - {"care_flags", *CONSENTS}
+    if unknown:
+        raise InvalidInput(f"cannot edit {', '.join(sorted(unknown))}", "変更できない項目です", sorted(unknown)[0])
+    typed = {k: ("" if changes.get(k, current[k]) is None else str(changes.get(k, current[k]))) for k in EDITABLE}
+    diff: dict[str, dict[str, Any]] = {}
+    for k in EDITABLE:
+        if typed[k] != (current[k] or ""):
+            diff[k] = {"old": seen.get(k, current[k]), "new": typed[k]}
+    if any(k in diff for k in ("name", "name_kana", "birth_date", "sex")):
+        parsed, errors = parse_evacuee(EvacueeInput(name=typed["name"], name_kana=typed["name_kana"],
+                                                    birth_date=typed["birth_date"], sex=typed["sex"]))
+        if errors:
+            e = errors[0]
+            raise InvalidInput(e.message, e.message_ja, e.field)
+        for attr, value in parsed.items():
+            setattr(ev, attr, value)
+    for k in diff:
+        setattr(ev, _RAW_ATTR.get(k, k), typed[k])
+    if "care_flags" in changes and dict(changes["care_flags"] or {}) != dict(ev.care_flags or {}):
+        diff["care_flags"] = {"old": seen.get("care_flags", dict(ev.care_flags or {})), "new": dict(changes["care_flags"] or {})}
+        ev.care_flags = dict(changes["care_flags"] or {})
+    consent_diff = {}
+    for k in CONSENTS:
+        if k in changes and changes[k] != getattr(ev, k):
+            consent_diff[k] = {"old": seen.get(k, getattr(ev, k)), "new": changes[k]}
+            setattr(ev, k, changes[k])
+    if not diff and not consent_diff:
+        return {}
+    ev.updated_at = utcnow()
+    session.add(ev)
+    session.flush()
+    hub_changes = {_EVENT_FIELD[k]: v for k, v in diff.items() if k in _EVENT_FIELD}
+    if "birth_date" in diff:
+        hub_changes["birth_date"] = {"old": None, "new": ev.birth_date.isoformat() if ev.birth_date else None}
+    if "care_flags" in diff:
+        hub_changes["care"] = diff["care_flags"]
+    if hub_changes:
+        outbox.append(session, events.EvacueeUpdated(evacuee_id=ev.id, changes=hub_changes, at=ev.updated_at,
+                                                     by_user=by or None))
+    if consent_diff:
+        outbox.append(session, events.ConsentChanged(
+            evacuee_id=ev.id, at=ev.updated_at, by_user=by or None,
+            consents={"relatives": ev.consent_relatives, "acquaintances": ev.consent_acquaintances,
+                      "public": ev.consent_public}))
+    return {**diff, **consent_diff}
+
+
+# --- registry display and the review queue --------------------------------------------------
+
+def newest_snapshot(session: Session) -> RegistrySnapshot | None:
+    return session.exec(select(RegistrySnapshot).order_by(RegistrySnapshot.as_of.desc(),  # type: ignore[attr-defined]
+                                                          RegistrySnapshot.id.desc())).first()  # type: ignore[union-attr]
+
+
+def resident_display(session: Session, resident_ids: list[str], *, reveal_restricted: bool,
+                     snapshot_id: int | None = None) -> dict[str, dict[str, Any]]:
+    """Display fields of residents in the newest snapshot; 閲覧制限 hides address and household."""
+    if not resident_ids:
+        return {}
+    if snapshot_id is None:
+        snap = newest_snapshot(session)
+        if snap is None:
+            return {}
+        snapshot_id = snap.id
+    out = {}
+    for r in session.exec(select(Resident).where(Resident.snapshot_id == snapshot_id,
+                                                 Resident.resident_id.in_(resident_ids))):  # type: ignore[attr-defined]
+        hidden = r.restricted and not reveal_restricted
+        out[r.resident_id] = {
+            "resident_id": r.resident_id,
+            "name": f"{r.family_name} {r.given_name}".strip(),
+            "name_kana": f"{r.family_name_kana} {r.given_name_kana}".strip(),
+            "alpha_name": r.alpha_name,
+            "birth_date": r.birth_date.isoformat() if r.birth_date else None,
+            "birth_raw": r.birth_raw,
+            "sex": r.sex,
+            "address": "（閲覧制限）" if hidden else r.address,
+            "household_id": "" if hidden else r.household_id,
+            "relationship": r.relationship,
+            "restricted": r.restricted,
+        }
+    return out
+
+
+FIELD_JA = {"family": "氏", "given": "名", "name": "氏名", "birth": "生年月日", "sex": "性別", "town": "住所(町字)",
+            "alpha": "ローマ字氏名", "kana": "フリガナ", "kanji": "漢字", "address": "住所"}
+LEVEL_JA = {"exact": "一致", "agree": "一致", "fuzzy": "似ている", "different": "不一致", "missing": "情報なし",
+            "reading": "読みが一致", "devoiced": "濁点の違いのみ", "romaji": "ローマ字で一致", "romaji-fuzzy": "ローマ字が似ている",
+            "variant": "入力違いの可能性"}
+NOTE_JA = {"variant": "異体字", "era-converted": "和暦から変換"}
+
+
+def _level_ja(level: str) -> str:
+    if level in LEVEL_JA:
+        return LEVEL_JA[level]
+    if level.startswith("variant("):
+        return "入力違いの可能性" + level[len("variant"):]
+    if level.endswith("-agrees"):
+        return {"year": "生年が一致", "age": "年齢が一致"}.get(level[:-7], "おおむね一致")
+    if level.endswith("-different"):
+        return {"year": "生年が不一致", "age": "年齢が不一致"}.get(level[:-10], "不一致")
+    if "/" in level or level.startswith("kanji-"):
+        return "一部一致（" + level + "）"
+    return level
+
+
+def reason_parts(reasons: str) -> list[dict[str, str]]:
+    """`family=exact variant 髙→高; birth=exact era-converted; sex=agree` as rows a person can read."""
+    out = []
+    for part in (reasons or "").split(";"):
+        part = part.strip()
+        key, eq, rest = part.partition("=")
+        if not eq or key == "p":
+            continue
+        level, _, note = rest.partition(" ")
+        note_ja = " ".join(NOTE_JA.get(w, w) for w in note.split())
+        out.append({"field": key, "field_ja": FIELD_JA.get(key, key), "level": level, "level_ja": _level_ja(level),
+                    "note": note_ja, "bad": level == "different" or level.endswith("-different")})
+    return out
+
+
+def review_queue(session: Session) -> list[Evacuee]:
+    """Evacuees whose newest decision is "review", oldest registration first."""
+    dec = latest_decisions(session)
+    ids = [ev_id for ev_id, d in dec.items() if d.decision == "review"]
+    if not ids:
+        return []
+    return list(session.exec(select(Evacuee).where(Evacuee.id.in_(ids))  # type: ignore[attr-defined]
+                             .order_by(Evacuee.created_at, Evacuee.id)))
+
+
+@dataclass
+class ReviewItem:
+    evacuee: Evacuee
+    decision: MatchDecision
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    position: int = 0
+    total: int = 0
+
+
+def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restricted: bool = False,
+                limit: int = 3) -> ReviewItem | None:
+    """One queue item (the first, or the named one) beside its top candidates with display fields."""
+    queue = review_queue(session)
+    if not queue:
+        return None
+    pos = 0
+    if evacuee_id:
+        pos = next((i for i, e in enumerate(queue) if e.id == evacuee_id), -1)
+        if pos < 0:
+            raise NotFound(f"evacuee {evacuee_id} is not waiting for review", "この方は照合確認待ちではありません")
+    ev = queue[pos]
+    d = latest_decisions(session, [ev.id])[ev.id]
+    cands = [dict(c) for c in (d.candidates or [])[:limit]]
+    shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
+    for c in cands:
+        c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
+        c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
+    return ReviewItem(ev, d, cands, pos + 1, len(queue))
+
+
+# --- dashboard numbers ----------------------------------------------------------------------
+
+def _local_day_bounds(today: date | None = None) -> tuple[datetime, datetime]:
+    """Start and end of the laptop's local day, as aware UTC times."""
+    now_local = datetime.now().astimezone()
+    day = today or now_local.date()
+    start_local = datetime.combine(day, datetime.min.time()).replace(tzinfo=now_local.tzinfo)
+    start = start_local.astimezone(timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def day_counts(session: Session, today: date | None = None) -> dict[str, int]:
+    """Arrivals (check-ins) and departures (check-outs and transfers) today, and 要配慮者 in the shelter."""
+    start, end = _local_day_bounds(today)
+    rows = session.exec(select(StayEvent.kind, func.count()).where(StayEvent.at >= start, StayEvent.at < end)
+                        .group_by(StayEvent.kind))
+    by_kind = dict(rows.all())
+    care = sum(1 for flags in session.exec(select(Evacuee.care_flags).where(Evacuee.status == "in_shelter"))
+               if has_care(flags or {}))
+    return {"arrivals": by_kind.get("check_in", 0), "departures": by_kind.get("check_out", 0) + by_kind.get("transfer", 0),
+            "care": care}
+
+
+def other_shelters(session: Session, own_id: str | None = None) -> list[str]:
+    """Names for the 移動 destination list: other shelters this laptop has heard of."""
+    return [s.name for s in session.exec(select(Shelter).order_by(Shelter.name)) if s.id != own_id]
+
+
+# --- export ---------------------------------------------------------------------------------
+
+EXPORT_HEADER = ["受付番号", "氏名", "フリガナ", "生年月日", "性別", "住所", "連絡先", "続柄", "世帯", "状態",
+                 "要配慮", "照合", "宛名番号", "登録日時"]
+
+
+def export_rows(session: Session, evacuees: list[Evacuee]) -> list[list[str]]:
+    dec = latest_decisions(session, [e.id for e in evacuees])
+    out = []
+    for e in evacuees:
+        d = dec.get(e.id)
+        out.append([e.external_key, full_name(e), e.name_kana or e.name_kana_raw,
+                    e.birth_date.isoformat() if e.birth_date else e.birth_raw, SEX_JA.get(e.sex, e.sex_raw),
+                    e.address_raw, e.contact or e.phone_raw, e.relationship, e.household_key,
+                    STATUS_JA.get(e.status, e.status), "・".join(care_labels(e.care_flags or {})),
+                    DECISION_JA.get(d.decision, d.decision) if d else "",
+                    (d.resident_id or "") if d and d.decision in ("auto", "confirmed") else "",
+                    e.created_at.isoformat(timespec="minutes")])
+    return out

@@ -1,0 +1,53 @@
+"""What the services tell the outbox: one immutable event per change that the hub must learn.
+
+Every function here is called inside the service's own transaction, so the change and its event
+commit together or not at all (a power cut can never leave a registration the hub will not hear
+of). Event shapes live in `sync.events`; this module only maps our rows onto them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from app.models import Evacuee, MatchDecision, Shelter, StayEvent
+from sync import events, outbox
+
+
+def _full_name(ev: Evacuee) -> str:
+    return ev.name_raw.strip() or " ".join(x for x in (ev.family_name, ev.given_name) if x)
+
+
+def evacuee_registered(session: Session, ev: Evacuee, shelter: Shelter) -> None:
+    outbox.append(session, events.EvacueeRegistered(
+        evacuee_id=ev.id, shelter_code=shelter.code, external_key=ev.external_key or None,
+        name=_full_name(ev) or None, name_kana=ev.name_kana or ev.name_kana_raw or None,
+        birth_date_raw=ev.birth_raw or None, birth_date=ev.birth_date, sex=ev.sex or None,
+        address=ev.address_raw or None, phone=ev.phone_raw or None, household_key=ev.household_key or None,
+        care=dict(ev.care_flags), registered_at=ev.created_at,
+        consents={"relatives": ev.consent_relatives, "acquaintances": ev.consent_acquaintances,
+                  "public": ev.consent_public},
+    ))
+
+
+def stay_recorded(session: Session, stay: StayEvent, shelter_code: str | None = None) -> None:
+    outbox.append(session, events.StayRecorded(
+        stay_id=stay.id, evacuee_id=stay.evacuee_id, kind=stay.kind, at=stay.at,
+        destination=stay.destination or None, shelter_code=shelter_code,
+    ))
+
+
+def match_decided(session: Session, d: MatchDecision, snapshot_as_of: str | None) -> None:
+    outbox.append(session, events.MatchDecided(
+        decision_id=d.id, evacuee_id=d.evacuee_id, resident_id=d.resident_id, decision=d.decision,
+        at=d.at, snapshot_as_of=snapshot_as_of, score=d.score, reasons=d.reasons, by_user=d.by_user or None,
+    ))
+
+
+def pending_count(session: Session) -> int:
+    return outbox.pending_count(session)
+
+
+def last_sync(session: Session) -> datetime | None:
+    return outbox.last_sync(session)

@@ -1,0 +1,163 @@
+"""Reconciliation: every evacuee against the newest registry snapshot (DESIGN §5).
+
+Staff decisions are final: an evacuee a person confirmed, or declared not a resident, is never
+touched by re-running; a candidate a person rejected is never proposed again for that evacuee;
+and because decisions store the 宛名番号, confirmed links survive a new snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.models import Evacuee, MatchDecision, RegistrySnapshot
+from app.services import journal
+from app.services.errors import InvalidInput, NotFound
+from app.services.registry import newest_snapshot
+from matching.engine import Matcher, MatchResult
+from matching.query import Query
+from matching.registry_index import RegistryIndex, RegistryRecord
+
+STAFF_FINAL = ("confirmed", "not_resident")
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[str, int], Matcher] = {}
+
+
+def load_matcher(engine: Engine, snapshot: RegistrySnapshot) -> Matcher:
+    """The engine for one snapshot, built once per process (a snapshot never changes)."""
+    key = (str(engine.url), snapshot.id or 0)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(
+                "SELECT resident_id, household_id, k_family_kana, k_given_kana, k_family_variant, k_given_variant, "
+                "k_alpha, COALESCE(birth_date, ''), sex, k_town, restricted FROM resident WHERE snapshot_id = ?",
+                (snapshot.id,),
+            )
+            index = RegistryIndex(RegistryRecord(*row[:10], bool(row[10])) for row in cur)
+        finally:
+            raw.close()
+        matcher = Matcher(index, readings=Matcher.learn_readings(index), as_of=snapshot.as_of)
+        _cache.clear()  # one snapshot at a time: an old one is never matched against again
+        _cache[key] = matcher
+        return matcher
+
+
+def current_matcher(engine: Engine) -> tuple[Matcher, RegistrySnapshot]:
+    with Session(engine) as s:
+        snap = newest_snapshot(s)
+    if snap is None:
+        raise NotFound("no registry snapshot imported yet (anpi registry import FILE)",
+                       "住民基本台帳のデータがまだ取り込まれていません")
+    return load_matcher(engine, snap), snap
+
+
+def evacuee_query(ev: Evacuee) -> Query:
+    return Query(name=ev.name_raw, name_kana=ev.name_kana_raw, birth=ev.birth_raw, sex=ev.sex_raw,
+                 address=ev.address_raw, key=ev.id, household_key=ev.household_key)
+
+
+def latest_decisions(session: Session) -> dict[str, MatchDecision]:
+    rows = session.exec(select(MatchDecision).order_by(MatchDecision.at, MatchDecision.id))
+    return {d.evacuee_id: d for d in rows}
+
+
+def rejected_by_staff(session: Session) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for ev_id, rid in session.exec(text(  # type: ignore[call-overload]
+            "SELECT evacuee_id, resident_id FROM matchdecision WHERE decision = 'rejected' AND resident_id IS NOT NULL")):
+        out.setdefault(ev_id, set()).add(rid)
+    return out
+
+
+@dataclass
+class ReconcileRow:
+    evacuee: Evacuee
+    decision: str
+    resident_id: str | None
+    score: float
+    reasons: str
+
+
+def reconcile_all(engine: Engine, *, by: str = "") -> list[ReconcileRow]:
+    """Match every evacuee; writes a new decision only where the engine's view changed."""
+    matcher, snap = current_matcher(engine)
+    with Session(engine, expire_on_commit=False) as s:
+        evacuees = list(s.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)))
+        latest = latest_decisions(s)
+        rejected = rejected_by_staff(s)
+        taken = {d.resident_id: ev_id for ev_id, d in latest.items() if d.decision == "confirmed" and d.resident_id}
+        open_evacuees = [e for e in evacuees if not (e.id in latest and latest[e.id].decision in STAFF_FINAL)]
+        results = {r.key: r for r in matcher.reconcile([evacuee_query(e) for e in open_evacuees],
+                                                       rejected=rejected, taken=taken)}
+        rows: list[ReconcileRow] = []
+        for ev in evacuees:
+            prev = latest.get(ev.id)
+            if ev.id not in results:
+                assert prev is not None
+                rows.append(ReconcileRow(ev, "confirmed" if prev.decision == "confirmed" else "none",
+                                         prev.resident_id, 1.0 if prev.decision == "confirmed" else 0.0,
+                                         f"decided by staff ({prev.decision}, {prev.by_user})"))
+                continue
+            r = results[ev.id]
+            rows.append(ReconcileRow(ev, r.decision, r.resident_id, r.probability, r.reasons))
+            if prev is not None and prev.decision == r.decision and prev.resident_id == r.resident_id \
+                    and prev.snapshot_id == snap.id:
+                continue
+            record_engine_decision(s, ev, r, snap, by=by)
+        s.commit()
+    return rows
+
+
+def record_engine_decision(session: Session, ev: Evacuee, r: MatchResult, snap: RegistrySnapshot, by: str = "") -> MatchDecision:
+    d = MatchDecision(evacuee_id=ev.id, resident_id=r.resident_id, snapshot_id=snap.id, decision=r.decision,
+                      score=r.probability, reasons=r.reasons, candidates=r.candidate_dicts(), by_user="")
+    session.add(d)
+    session.flush()
+    journal.match_decided(session, d, snap.as_of.isoformat())
+    return d
+
+
+def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:
+    """DESIGN §5: UTF-8 with BOM, evacuee_id,resident_id,score,decision,reasons."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["evacuee_id", "resident_id", "score", "decision", "reasons"])
+        for r in rows:
+            w.writerow([r.evacuee.external_key or r.evacuee.id, r.resident_id or "" if r.decision != "none" else "",
+                        f"{r.score:.4f}", r.decision, r.reasons])
+    tmp.replace(out)
+
+
+def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: str | None, *, by: str,
+                 reasons: str = "") -> MatchDecision:
+    """A staff member confirms a candidate, rejects one, or says the person is not a resident."""
+    if decision not in ("confirmed", "rejected", "not_resident"):
+        raise InvalidInput(f"unknown decision {decision!r}", "判定が正しくありません", "decision")
+    if decision in ("confirmed", "rejected") and not resident_id:
+        raise InvalidInput("a resident id (宛名番号) is needed", "宛名番号を指定してください", "resident_id")
+    ev = session.get(Evacuee, evacuee_id)
+    if ev is None:
+        raise NotFound(f"no evacuee {evacuee_id}", "避難者が見つかりません")
+    snap = newest_snapshot(session)
+    d = MatchDecision(evacuee_id=ev.id, resident_id=resident_id if decision != "not_resident" else None,
+                      snapshot_id=snap.id if snap else None, decision=decision, reasons=reasons or f"by staff {by}",
+                      by_user=by)
+    session.add(d)
+    session.flush()
+    journal.match_decided(session, d, snap.as_of.isoformat() if snap else None)
+    return d
+

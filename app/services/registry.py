@@ -1,0 +1,221 @@
+"""Registry snapshot import (住民基本台帳 backup): one file becomes one snapshot, all or nothing.
+
+Why all or nothing: a half-imported registry would make some residents look "missing" when they
+are only absent from the file. Any bad row therefore refuses the whole file, the message names
+the file, line and field, and the database stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from app.formats.errors import FileFormatError, RowProblem
+from app.formats.gaiji import read_gaiji_map
+from app.formats.registry_file import RegistryReader
+from app.ids import utcnow
+from app.models import RegistrySnapshot, Resident
+from app.services.errors import AlreadyDone, InvalidInput
+from matching.dates import DateError, parse_date
+from matching.person import parse_sex, registry_keys
+
+MAX_PROBLEMS = 50
+BATCH = 5000
+TRUE_WORDS = frozenset({"1", "true", "yes", "y", "有", "あり", "○", "〇", "対象"})
+UNKNOWN_SEX = frozenset({"", "0", "9", "不明", "不詳"})
+
+Progress = Callable[[int], None]
+
+_RESIDENT_COLUMNS = [
+    "snapshot_id", "line_no", "resident_id", "household_id", "family_name", "given_name",
+    "family_name_kana", "given_name_kana", "alpha_name", "birth_date", "birth_raw", "sex",
+    "relationship", "postal_code", "address", "restricted", "raw",
+    "k_kanji_exact", "k_kanji_variant", "k_family_variant", "k_given_variant", "k_kana_strict",
+    "k_kana_loose", "k_family_kana", "k_given_kana", "k_kana_devoiced", "k_romaji", "k_alpha", "k_town",
+]
+_INSERT = (f"INSERT INTO resident ({', '.join(_RESIDENT_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _RESIDENT_COLUMNS)})")
+
+
+@dataclass
+class ImportResult:
+    snapshot: RegistrySnapshot
+    elapsed_s: float
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in TRUE_WORDS
+
+
+def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list[RowProblem],
+                gaiji: dict[str, str]) -> tuple | None:
+    """Validate one row and compute its stored values; append problems instead of raising."""
+    f = row_fields
+    rid = f.get("resident_id", "")
+    if not rid:
+        problems.append(RowProblem(file, line, "宛名番号", "resident id (宛名番号) is empty", "宛名番号が空です"))
+        return None
+    birth_raw = f.get("birth_date", "")
+    birth: date | None = None
+    if not _flag(f.get("birth_date_unknown", "")):
+        try:
+            parsed = parse_date(birth_raw)
+        except DateError as exc:
+            problems.append(RowProblem(file, line, "生年月日", f"impossible date {birth_raw!r}: {exc}",
+                                       f"生年月日 {birth_raw} は存在しない日付です", birth_raw))
+            return None
+        if parsed.kind == "day":
+            birth = parsed.value
+        elif parsed.kind not in ("unknown", "empty", "year"):
+            problems.append(RowProblem(file, line, "生年月日", f"not a date of birth: {birth_raw!r}",
+                                       f"生年月日 {birth_raw} を読み取れません", birth_raw))
+            return None
+    sex_raw = f.get("sex", "")
+    sex = parse_sex(sex_raw)
+    if not sex and sex_raw.strip() not in UNKNOWN_SEX:
+        problems.append(RowProblem(file, line, "性別", f"unknown sex value {sex_raw!r} (use 1/2, 男/女, M/F)",
+                                   f"性別 {sex_raw} を読み取れません (1/2, 男/女)", sex_raw))
+        return None
+    keys = registry_keys(
+        f.get("family_name", ""), f.get("given_name", ""), f.get("family_name_kana", ""),
+        f.get("given_name_kana", ""), f.get("alpha_name", ""), birth, sex, f.get("address", ""), gaiji,
+    )
+    return (
+        rid, f.get("household_id", ""), f.get("family_name", ""), f.get("given_name", ""),
+        f.get("family_name_kana", ""), f.get("given_name_kana", ""), f.get("alpha_name", ""),
+        birth.isoformat() if birth else None, birth_raw, sex, f.get("relationship", ""),
+        f.get("postal_code", ""), f.get("address", ""), _flag(f.get("restricted", "")),
+    ), keys
+
+
+def import_registry(
+    engine: Engine,
+    path: Path,
+    *,
+    profile: str = "auto",
+    encoding: str = "auto",
+    gaiji_map: Path | None = None,
+    as_of: date | None = None,
+    imported_by: str = "",
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Load `path` as a new snapshot. Raises FileFormatError (nothing stored) or AlreadyDone."""
+    started = utcnow()
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError([RowProblem(path.name, 0, "", "file not found", "ファイルが見つかりません")])
+    sha = file_sha256(path)
+    with Session(engine) as s:
+        existing = s.exec(select(RegistrySnapshot).where(RegistrySnapshot.sha256 == sha)).first()
+        if existing:
+            raise AlreadyDone(
+                f"{path.name} was already imported as snapshot {existing.id} (as of {existing.as_of}) "
+                f"on {existing.imported_at:%Y-%m-%d %H:%M}; nothing changed",
+                f"このファイルは取込済みです (スナップショット {existing.id}, 基準日 {existing.as_of})",
+            )
+    gaiji = read_gaiji_map(gaiji_map) if gaiji_map else {}
+    reader = RegistryReader(path, profile=profile, encoding=encoding)
+    problems: list[RowProblem] = []
+    total_problems = 0
+    seen: dict[str, int] = {}
+    count = 0
+
+    raw_conn = engine.raw_connection()
+    try:
+        cur = raw_conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        cur.execute(
+            "INSERT INTO registrysnapshot (as_of, source_file, sha256, encoding, profile, row_count, imported_at, imported_by, gaiji_map) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            ((as_of or date.today()).isoformat(), path.name, sha, reader.encoding, profile, started.isoformat(sep=" "),
+             imported_by, json.dumps(gaiji, ensure_ascii=False)),
+        )
+        snapshot_id = cur.lastrowid
+        batch: list[tuple] = []
+        row_problems: list[RowProblem] = []
+        for row in reader.rows():
+            row_problems.clear()
+            rid = row.fields.get("resident_id", "")
+            if rid and rid in seen:
+                row_problems.append(RowProblem(path.name, row.line, "宛名番号",
+                                               f"duplicate resident id {rid!r} (first on line {seen[rid]})",
+                                               f"宛名番号 {rid} が重複しています ({seen[rid]}行目と同じ)", rid))
+                result = None
+            else:
+                result = _row_values(row.fields, path.name, row.line, row_problems, gaiji)
+            if row_problems:
+                total_problems += len(row_problems)
+                problems.extend(row_problems[: max(0, MAX_PROBLEMS - len(problems))])
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+                continue
+            if problems:
+                continue  # already refused: keep scanning only to report more problems
+            seen[rid] = row.line
+            values, k = result
+            batch.append((snapshot_id, row.line, *values, json.dumps(row.raw, ensure_ascii=False),
+                          k.kanji_exact, k.kanji_variant, k.family_variant, k.given_variant, k.kana_strict,
+                          k.kana_loose, k.family_kana_loose, k.given_kana_loose, k.kana_devoiced, k.romaji,
+                          k.alpha_tokens, k.town))
+            count += 1
+            if len(batch) >= BATCH:
+                cur.executemany(_INSERT, batch)
+                batch.clear()
+                if progress:
+                    progress(count)
+        if problems:
+            raise FileFormatError(problems, total_problems)
+        if count == 0:
+            raise FileFormatError([RowProblem(path.name, 0, "", "no resident rows in the file", "住民の行がありません")])
+        if batch:
+            cur.executemany(_INSERT, batch)
+        if progress:
+            progress(count)
+        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ? WHERE id = ?",
+                    (count, reader.profile.name if reader.profile else profile, snapshot_id))
+        raw_conn.commit()
+    except BaseException:
+        raw_conn.rollback()
+        raise
+    finally:
+        raw_conn.close()
+    with Session(engine, expire_on_commit=False) as s:
+        snap = s.get(RegistrySnapshot, snapshot_id)
+        assert snap is not None
+    return ImportResult(snap, (utcnow() - started).total_seconds())
+
+
+def list_snapshots(session: Session) -> list[RegistrySnapshot]:
+    return list(session.exec(select(RegistrySnapshot).order_by(RegistrySnapshot.id)))
+
+
+def newest_snapshot(session: Session) -> RegistrySnapshot | None:
+    return session.exec(select(RegistrySnapshot).order_by(RegistrySnapshot.as_of.desc(), RegistrySnapshot.id.desc())).first()
+
+
+def resident_count(session: Session, snapshot_id: int) -> int:
+    return session.exec(select(func.count()).select_from(Resident).where(Resident.snapshot_id == snapshot_id)).one()
+
+
+def parse_as_of(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--as-of {text!r} is not a date (YYYY-MM-DD)", "基準日は YYYY-MM-DD で入力してください", "as_of") from None

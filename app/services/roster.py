@@ -1,0 +1,236 @@
+"""Evacuee registration: from the intake form and from rosters volunteers typed in Excel.
+
+A roster is typed by tired people, so unlike the registry it is never refused whole: every
+readable row becomes an evacuee, every unreadable one goes to a rejects report (row, field,
+reason), and what was typed is always kept verbatim beside what we parsed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.formats.errors import FileFormatError, RowProblem
+from app.formats.roster_file import ROSTER_COLUMNS, read_roster
+from app.ids import new_id, utcnow
+from app.models import Evacuee, RosterImport, StayEvent
+from app.services import journal
+from app.services.errors import AlreadyDone, InvalidInput
+from app.services.shelters import current_shelter
+from matching.dates import DateError, parse_date
+from matching.kana import to_katakana
+from matching.names import split_full_name
+from matching.person import parse_sex
+
+KNOWN_SEX = frozenset({"", "不明", "不詳", "?", "？"})
+
+
+@dataclass
+class EvacueeInput:
+    """What a person typed for one evacuee, as strings, before any parsing."""
+
+    name: str = ""
+    name_kana: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    address: str = ""
+    phone: str = ""
+    external_key: str = ""
+    household_key: str = ""
+    relationship: str = ""
+    nationality: str = ""
+    injury: str = ""
+    injury_state: str = ""
+    current_location: str = ""
+    contact: str = ""
+    pets: str = ""
+    care_flags: dict[str, Any] = field(default_factory=dict)
+    consent_relatives: bool | None = None
+    consent_acquaintances: bool | None = None
+    consent_public: bool | None = None
+
+
+@dataclass
+class FieldError:
+    field: str  # EvacueeInput attribute
+    message: str
+    message_ja: str
+
+
+def parse_evacuee(data: EvacueeInput, *, today: datetime | None = None) -> tuple[dict[str, Any], list[FieldError]]:
+    """Parsed columns for an Evacuee, or the errors to show next to each field."""
+    errors: list[FieldError] = []
+    name = data.name.strip()
+    kana = data.name_kana.strip()
+    if not name and not kana:
+        errors.append(FieldError("name", "neither name nor kana was given", "氏名かふりがなを入力してください"))
+    parsed: dict[str, Any] = {}
+    splits = split_full_name(name) if name else []
+    family, given = splits[0] if splits else (name, "")
+    parsed["family_name"], parsed["given_name"] = family, given
+    parsed["name_kana"] = to_katakana(kana) if kana else ""
+    try:
+        pd = parse_date(data.birth_date, today=(today or utcnow()).date())
+        parsed.update(birth_date=pd.value, birth_kind=pd.kind, birth_year_min=pd.year_min, birth_year_max=pd.year_max)
+    except DateError as exc:
+        errors.append(FieldError("birth_date", f"cannot read date of birth {data.birth_date!r}: {exc}",
+                                 "生年月日を読み取れません: 例 S45.3.1"))
+    sex = parse_sex(data.sex)
+    if not sex and data.sex.strip() not in KNOWN_SEX:
+        errors.append(FieldError("sex", f"unknown sex {data.sex!r} (男/女, M/F, 1/2)", "性別を読み取れません: 男・女 で入力してください"))
+    parsed["sex"] = sex
+    return parsed, errors
+
+
+def _evacuee_from(data: EvacueeInput, parsed: dict[str, Any], shelter_id: str, by: str, source: str) -> Evacuee:
+    return Evacuee(
+        shelter_id=shelter_id, external_key=data.external_key.strip(), household_key=data.household_key.strip(),
+        relationship=data.relationship.strip(), name_raw=data.name, name_kana_raw=data.name_kana,
+        birth_raw=data.birth_date, sex_raw=data.sex, address_raw=data.address, phone_raw=data.phone,
+        nationality=data.nationality, injury=data.injury, injury_state=data.injury_state,
+        current_location=data.current_location, contact=data.contact or data.phone, pets=data.pets,
+        care_flags=dict(data.care_flags), consent_relatives=data.consent_relatives,
+        consent_acquaintances=data.consent_acquaintances, consent_public=data.consent_public,
+        source=source, created_by=by, **parsed,
+    )
+
+
+def register(session: Session, data: EvacueeInput, *, by: str, shelter_code: str | None = None,
+             source: str = "ui", roster_import_id: str | None = None, roster_line: int | None = None) -> Evacuee:
+    """Register one evacuee and check them in, inside the caller's transaction."""
+    parsed, errors = parse_evacuee(data)
+    if errors:
+        e = errors[0]
+        raise InvalidInput(e.message, e.message_ja, e.field)
+    return _register_parsed(session, data, parsed, by=by, shelter_code=shelter_code, source=source,
+                            roster_import_id=roster_import_id, roster_line=roster_line)
+
+
+def _register_parsed(session: Session, data: EvacueeInput, parsed: dict[str, Any], *, by: str,
+                     shelter_code: str | None, source: str, roster_import_id: str | None,
+                     roster_line: int | None) -> Evacuee:
+    shelter = current_shelter(session, shelter_code)
+    ev = _evacuee_from(data, parsed, shelter.id, by, source)
+    ev.roster_import_id, ev.roster_line = roster_import_id, roster_line
+    session.add(ev)
+    session.flush()
+    stay = StayEvent(evacuee_id=ev.id, kind="check_in", destination=shelter.name, by_user=by)
+    session.add(stay)
+    journal.evacuee_registered(session, ev, shelter)
+    journal.stay_recorded(session, stay)
+    return ev
+
+
+def register_household(session: Session, members: Iterable[EvacueeInput], *, by: str,
+                       shelter_code: str | None = None) -> list[Evacuee]:
+    """A household arriving together (head first): they share one household key."""
+    members = list(members)
+    key = next((m.household_key for m in members if m.household_key), "") or new_id()
+    out = []
+    for m in members:
+        m.household_key = key
+        out.append(register(session, m, by=by, shelter_code=shelter_code))
+    return out
+
+
+@dataclass
+class RosterResult:
+    import_id: str
+    rows: int
+    accepted: int
+    rejects: list[RowProblem]
+    rejects_file: Path | None
+
+
+def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None, by: str = "",
+                  rejects_out: Path | None = None) -> RosterResult:
+    """Load a roster; readable rows become evacuees in one transaction, the rest are reported."""
+    path = Path(path)
+    header, rows = read_roster(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    rejects: list[RowProblem] = []
+    accepted = 0
+    total = 0
+    with Session(engine, expire_on_commit=False) as s:
+        shelter = current_shelter(s, shelter_code)
+        dup = s.exec(select(RosterImport).where(RosterImport.sha256 == sha, RosterImport.shelter_id == shelter.id)).first()
+        if dup:
+            raise AlreadyDone(f"{path.name} was already imported on {dup.imported_at:%Y-%m-%d %H:%M} "
+                              f"({dup.accepted} evacuees); nothing changed",
+                              f"この名簿は取込済みです ({dup.imported_at:%Y-%m-%d %H:%M}, {dup.accepted}人)")
+        known_keys = set(s.exec(select(Evacuee.external_key).where(Evacuee.shelter_id == shelter.id, Evacuee.external_key != "")))
+        imp = RosterImport(shelter_id=shelter.id, source_file=path.name, sha256=sha, rows=0, accepted=0, rejected=0, imported_by=by)
+        s.add(imp)
+        s.flush()
+        seen_in_file: dict[str, int] = {}
+        for row in rows:
+            total += 1
+            f = row.fields
+            data = EvacueeInput(
+                name=f.get("name", ""), name_kana=f.get("name_kana", ""), birth_date=f.get("birth_date", ""),
+                sex=f.get("sex", ""), address=f.get("address", ""), phone=f.get("phone", ""),
+                external_key=f.get("evacuee_id", ""), household_key=f.get("household", ""),
+                relationship=f.get("relationship", ""), nationality=f.get("nationality", ""),
+            )
+            key = data.external_key.strip()
+            if key and key in seen_in_file:
+                rejects.append(RowProblem(path.name, row.line, _header_for("evacuee_id", header),
+                                          f"evacuee id {key!r} repeats line {seen_in_file[key]}",
+                                          f"受付番号 {key} が {seen_in_file[key]}行目と重複しています", key))
+                continue
+            if key and key in known_keys:
+                rejects.append(RowProblem(path.name, row.line, _header_for("evacuee_id", header),
+                                          f"evacuee id {key!r} is already registered in this shelter",
+                                          f"受付番号 {key} は登録済みです", key))
+                continue
+            parsed, errors = parse_evacuee(data)
+            if errors:
+                for e in errors:
+                    rejects.append(RowProblem(path.name, row.line, _header_for(_FIELD_OF.get(e.field, e.field), header),
+                                              e.message, e.message_ja, getattr(data, e.field, "")))
+                continue
+            if key:
+                seen_in_file[key] = row.line
+            _register_parsed(s, data, parsed, by=by, shelter_code=shelter.code, source="roster",
+                             roster_import_id=imp.id, roster_line=row.line)
+            accepted += 1
+        imp.rows, imp.accepted, imp.rejected = total, accepted, len({r.line for r in rejects})
+        s.add(imp)
+        s.commit()
+    rejects_file = None
+    if rejects:
+        rejects_file = rejects_out or path.with_name(path.stem + ".rejects.csv")
+        write_rejects(rejects, rejects_file)
+    return RosterResult(imp.id, total, accepted, rejects, rejects_file)
+
+
+_FIELD_OF = {"name": "name", "birth_date": "birth_date", "sex": "sex"}
+
+
+def _header_for(fld: str, header: list[str]) -> str:
+    """The column name as the volunteer wrote it, so the report points at their own header."""
+    from app.formats.roster_file import _key  # the same folding the reader used
+
+    aliases = {_key(a) for a in ROSTER_COLUMNS.get(fld, ())}
+    for h in header:
+        if _key(h) in aliases:
+            return h
+    return ROSTER_COLUMNS.get(fld, (fld,))[0]
+
+
+def write_rejects(rejects: list[RowProblem], out: Path) -> None:
+    """CSV in UTF-8 with BOM so Excel opens it: row, field, reason (Japanese and English), value."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["行", "項目", "理由", "reason", "入力値"])
+        for r in rejects:
+            w.writerow([r.line, r.field, r.message_ja, r.message, r.value])

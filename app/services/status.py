@@ -1,0 +1,43 @@
+"""`anpi status`: the few numbers a shelter lead or HQ asks for first (DESIGN §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from app.services import journal
+from app.services.registry import newest_snapshot, resident_count
+
+# The newest decision per evacuee decides how that evacuee counts.
+_DECISIONS_SQL = text("""
+    SELECT d.decision, COUNT(*) FROM matchdecision d
+    JOIN (SELECT evacuee_id, MAX(at || id) AS k FROM matchdecision GROUP BY evacuee_id) last
+      ON last.evacuee_id = d.evacuee_id AND last.k = d.at || d.id
+    GROUP BY d.decision
+""")
+
+
+def shelter_status(session: Session) -> dict[str, Any]:
+    snap = newest_snapshot(session)
+    snapshot = None
+    if snap is not None:
+        snapshot = {"id": snap.id, "as_of": snap.as_of.isoformat(), "residents": resident_count(session, snap.id),
+                    "source_file": snap.source_file, "sha256": snap.sha256}
+    total, in_shelter = session.exec(text(  # type: ignore[call-overload]
+        "SELECT COUNT(*), COALESCE(SUM(status = 'in_shelter'), 0) FROM evacuee")).one()
+    decisions = {"auto": 0, "review": 0, "none": 0, "confirmed": 0}
+    for decision, n in session.exec(_DECISIONS_SQL):  # type: ignore[call-overload]
+        if decision in decisions:
+            decisions[decision] += n
+        elif decision in ("rejected", "not_resident"):
+            decisions["none"] += n
+    last_sync = journal.last_sync(session)
+    return {
+        "snapshot": snapshot,
+        "evacuees": {"total": total, "in_shelter": in_shelter, "left": total - in_shelter},
+        "decisions": decisions,
+        "last_sync": last_sync.isoformat() if last_sync else None,
+        "pending_events": journal.pending_count(session),
+    }

@@ -1,0 +1,233 @@
+"""管理 (admin only): staff accounts, registry snapshot upload with progress, the audit log browser."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
+
+from app.api.auth import CSRF, ROLE_JA, ROLES, CurrentUser, require
+from app.ids import new_id
+from app.services import accounts, audit
+from app.services.errors import AnpiError, Conflict, InvalidInput
+from app.web.common import audit_view, db, redirect, render
+
+router = APIRouter(dependencies=[CSRF], include_in_schema=False)
+
+PROFILES = ("auto", "anpi", "kihon")
+ENCODINGS = ("auto", "utf-8", "cp932", "euc-jp")
+
+
+# --- users ----------------------------------------------------------------------------------
+
+def _users_page(request: Request, session: Session, *, error: str = "", error_field: str = "", message: str = "",
+                form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+    users = accounts.list_users(session)
+    return render(request, "admin_users.html", {"users": users, "roles": ROLES, "error": error,
+                                                "error_field": error_field, "message": message,
+                                                "form": form or {}}, status_code=status_code)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, done: str = "", user: CurrentUser = Depends(require("admin")),
+               session: Session = Depends(db)) -> HTMLResponse:
+    return _users_page(request, session, message=done)
+
+
+def add_user(session: Session, actor: CurrentUser, screen: str, name: str, role: str, pin: str) -> Any:
+    u = accounts.add_user(session, name, role, pin or None)
+    audit.record(session, actor, "user_add", screen, subjects=[f"staff:{u.id}"],
+                 detail={"name": u.name, "role": u.role, "pin_set": bool(pin)})
+    return u
+
+
+def disable_user(session: Session, actor: CurrentUser, screen: str, user_id: str) -> Any:
+    target = accounts.get_user(session, user_id)
+    if target.id == actor.id:
+        raise Conflict("you cannot disable your own account", "自分のアカウントは無効にできません")
+    accounts.disable_user(session, target.id)
+    audit.record(session, actor, "user_disable", screen, subjects=[f"staff:{target.id}"], detail={"name": target.name})
+    return target
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+def users_add(request: Request, name: str = Form(""), role: str = Form("staff"), pin: str = Form(""),
+              user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> Response:
+    try:
+        u = add_user(session, user, "POST /admin/users", name, role, pin)
+        session.commit()
+    except AnpiError as exc:
+        session.rollback()
+        return _users_page(request, session, error=exc.message_ja, error_field=getattr(exc, "field", "") or "name",
+                           form={"name": name, "role": role}, status_code=422)
+    return redirect(f"/admin/users?done={u.name} さん ({ROLE_JA.get(u.role, u.role)}) を追加しました")
+
+
+@router.post("/admin/users/{user_id}/disable", response_class=HTMLResponse)
+def users_disable(request: Request, user_id: str, user: CurrentUser = Depends(require("admin")),
+                  session: Session = Depends(db)) -> Response:
+    try:
+        target = disable_user(session, user, "POST /admin/users/{user_id}/disable", user_id)
+        session.commit()
+    except AnpiError as exc:
+        session.rollback()
+        return _users_page(request, session, error=exc.message_ja, status_code=409)
+    return redirect(f"/admin/users?done={target.name} さんを無効にしました")
+
+
+# --- registry import jobs -------------------------------------------------------------------
+
+@dataclass
+class RegistryJob:
+    id: str
+    file_name: str
+    user_name: str
+    status: str = "running"  # running | done | failed
+    rows: int = 0
+    message_ja: str = ""
+    problems: list[str] = field(default_factory=list)
+    snapshot: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "file_name": self.file_name, "status": self.status, "rows": self.rows,
+                "message_ja": self.message_ja, "problems": self.problems, "snapshot": self.snapshot}
+
+
+def start_registry_job(app: Any, actor: CurrentUser, upload: UploadFile, *, profile: str, encoding: str,
+                       as_of: date | None) -> RegistryJob:
+    """Save the upload and import it in a background thread with its own connection (the UI stays usable)."""
+    if profile not in PROFILES:
+        raise InvalidInput(f"unknown profile {profile!r}", "形式が正しくありません", "profile")
+    if encoding not in ENCODINGS:
+        raise InvalidInput(f"unknown encoding {encoding!r}", "文字コードが正しくありません", "encoding")
+    name = Path(upload.filename or "registry.csv").name
+    tmpdir = Path(tempfile.mkdtemp(prefix="anpi-registry-"))
+    path = tmpdir / name
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.file, out)
+    job = RegistryJob(new_id(), name, actor.name)
+    app.state.jobs[job.id] = job
+    threading.Thread(target=_run_registry_job, args=(app, job, actor, path, profile, encoding, as_of),
+                     name=f"registry-import-{job.id}", daemon=True).start()
+    return job
+
+
+def _run_registry_job(app: Any, job: RegistryJob, actor: CurrentUser, path: Path, profile: str, encoding: str,
+                      as_of: date | None) -> None:
+    from app.db import sqlite_engine
+    from app.services.errors import AlreadyDone, FileFormatError
+    from app.services.registry import import_registry
+
+    engine = sqlite_engine(app.state.db_path) if app.state.engine.dialect.name == "sqlite" else app.state.engine
+    detail: dict[str, Any] = {"file": job.file_name, "profile": profile, "encoding": encoding}
+
+    def progress(n: int) -> None:
+        job.rows = n
+
+    try:
+        result = import_registry(engine, path, profile=profile, encoding=encoding, as_of=as_of,
+                                 imported_by=actor.name, progress=progress)
+        snap = result.snapshot
+        job.snapshot = {"id": snap.id, "as_of": snap.as_of.isoformat(), "rows": snap.row_count,
+                        "sha256": snap.sha256, "elapsed_s": round(result.elapsed_s, 1)}
+        job.rows = snap.row_count
+        job.message_ja = f"取り込みました: {snap.row_count}人 (基準日 {snap.as_of})"
+        job.status = "done"
+        detail.update(snapshot_id=snap.id, rows=snap.row_count, result="done")
+    except AlreadyDone as exc:
+        job.status, job.message_ja = "failed", exc.message_ja
+        detail["result"] = "already_done"
+    except FileFormatError as exc:
+        job.status = "failed"
+        job.message_ja = "ファイルに問題があるため、何も取り込んでいません"
+        job.problems = [p.ja() for p in exc.problems]
+        detail.update(result="refused", problems=exc.total)
+    except AnpiError as exc:
+        job.status, job.message_ja = "failed", exc.message_ja
+        detail["result"] = "failed"
+    except Exception as exc:  # noqa: BLE001 - a background job must always finish its record
+        job.status, job.message_ja = "failed", f"取り込みに失敗しました: {exc}"
+        detail["result"] = "error"
+    finally:
+        if engine is not app.state.engine:
+            engine.dispose()
+        shutil.rmtree(path.parent, ignore_errors=True)
+        with Session(app.state.engine) as s:
+            audit.record(s, actor, "registry_import", "POST /admin/registry", detail=detail)
+            s.commit()
+
+
+@router.get("/admin/registry", response_class=HTMLResponse)
+def registry_page(request: Request, job: str = "", user: CurrentUser = Depends(require("admin")),
+                  session: Session = Depends(db)) -> HTMLResponse:
+    from app.services.registry import list_snapshots
+
+    return render(request, "admin_registry.html", {
+        "snapshots": list(reversed(list_snapshots(session))), "job": request.app.state.jobs.get(job),
+        "profiles": PROFILES, "encodings": ENCODINGS, "error": ""})
+
+
+@router.post("/admin/registry", response_class=HTMLResponse)
+def registry_upload(request: Request, file: UploadFile = File(...), profile: str = Form("auto"),
+                    encoding: str = Form("auto"), as_of: str = Form(""),
+                    user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> Response:
+    from app.services.registry import list_snapshots, parse_as_of
+
+    try:
+        job = start_registry_job(request.app, user, file, profile=profile, encoding=encoding, as_of=parse_as_of(as_of))
+    except AnpiError as exc:
+        return render(request, "admin_registry.html", {
+            "snapshots": list(reversed(list_snapshots(session))), "job": None, "profiles": PROFILES,
+            "encodings": ENCODINGS, "error": exc.message_ja}, status_code=422)
+    return redirect(f"/admin/registry?job={job.id}")
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+def audit_filter(user: str, action: str, subject: str, text: str, since: str, until: str) -> audit.AuditFilter:
+    def _d(v: str) -> date | None:
+        try:
+            return date.fromisoformat(v) if v else None
+        except ValueError:
+            raise InvalidInput(f"not a date: {v!r}", "日付は YYYY-MM-DD で入力してください", "since") from None
+
+    return audit.AuditFilter(user=user.strip(), action=action.strip(), subject=subject.strip(), text=text.strip(),
+                             since=_d(since), until=_d(until))
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit_page(request: Request, user_name: str = "", action: str = "", subject: str = "", text: str = "",
+               since: str = "", until: str = "", page: int = 1, verify: int = 0,
+               user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> HTMLResponse:
+    per_page = 100
+    page = max(1, page)
+    error = ""
+    try:
+        f = audit_filter(user_name, action, subject, text, since, until)
+    except InvalidInput as exc:
+        f, error = audit.AuditFilter(), exc.message_ja
+    from app.web.common import local_time
+
+    entries = [{**audit.as_dict(e), "at_local": local_time(e.at, "%Y-%m-%d %H:%M:%S")}
+               for e in audit.query(session, f, limit=per_page + 1, offset=(page - 1) * per_page)]
+    more = len(entries) > per_page
+    entries = entries[:per_page]
+    result = audit.verify(session) if verify else None
+    audit_view(session, request, user, "audit_view",
+               detail={"filter": {"user": f.user, "action": f.action, "subject": f.subject, "text": f.text,
+                                  "since": since, "until": until}, "page": page, "verify": bool(verify)})
+    session.commit()
+    users = accounts.list_users(session)
+    return render(request, "admin_audit.html", {
+        "entries": entries, "f": f, "since": since, "until": until, "page": page, "more": more, "verify": result,
+        "actions": audit.ACTIONS, "users": users, "error": error,
+        "query": {"user_name": user_name, "action": action, "subject": subject, "text": text, "since": since,
+                  "until": until}})

@@ -1,0 +1,26 @@
+"""ダッシュボード: the numbers a shelter lead asks for first."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlmodel import Session
+
+from app.api.auth import CSRF, CurrentUser, require
+from app.services import evacuees
+from app.services.status import shelter_status
+from app.web.common import db, render
+
+router = APIRouter(dependencies=[CSRF], include_in_schema=False)
+
+
+def dashboard_numbers(session: Session) -> dict:
+    st = shelter_status(session)
+    st.update(evacuees.day_counts(session))
+    return st
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, user: CurrentUser = Depends(require("dashboard")),
+              session: Session = Depends(db)) -> HTMLResponse:
+    return render(request, "dashboard.html", {"st": dashboard_numbers(session)})

@@ -1,0 +1,257 @@
+/* Anpi staff UI script: auto-lock, server-side drafts, 交代 keys, live registry candidates,
+   review shortcuts, import progress. Plain JavaScript, no library, nothing loaded from outside. */
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
+  function api(method, url, data, extraHeaders) {
+    var headers = { "X-CSRF-Token": CSRF, "Accept": "application/json" };
+    var opts = { method: method, headers: headers, credentials: "same-origin" };
+    if (extraHeaders) { Object.keys(extraHeaders).forEach(function (k) { headers[k] = extraHeaders[k]; }); }
+    if (data !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(data); }
+    return fetch(url, opts).then(function (r) {
+      if (r.status === 401) { lockNow("idle"); throw new Error("locked"); }
+      return r.json().then(function (j) { if (!r.ok) { var e = new Error(j.detail_ja || j.detail || r.status); e.body = j; throw e; } return j; });
+    });
+  }
+
+  function debounce(fn, ms) {
+    var t = null;
+    return function () { var args = arguments, self = this; clearTimeout(t); t = setTimeout(function () { fn.apply(self, args); }, ms); };
+  }
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    if (attrs) { Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); }); }
+    if (text !== undefined && text !== null) { e.textContent = text; }
+    return e;
+  }
+
+  /* ---------- drafts (kept on the server, per user) ---------- */
+  var draftForm = document.querySelector("form[data-draft]");
+  function formObject(form) {
+    var out = {};
+    new FormData(form).forEach(function (v, k) { if (k !== "csrf_token" && typeof v === "string") { out[k] = v; } });
+    return out;
+  }
+  function saveDraft() {
+    if (!draftForm) { return Promise.resolve(); }
+    return api("PUT", "/api/session/drafts/" + draftForm.getAttribute("data-draft"), formObject(draftForm)).catch(function () {});
+  }
+  var saveDraftSoon = debounce(saveDraft, 800);
+  if (draftForm) {
+    draftForm.addEventListener("input", saveDraftSoon);
+    draftForm.addEventListener("change", saveDraftSoon);
+  }
+
+  /* ---------- auto-lock ---------- */
+  var lockAfter = parseInt(body.getAttribute("data-auto-lock") || "0", 10);
+  var lastActivity = Date.now(), lastPing = Date.now(), locking = false;
+  function lockNow(reason) {
+    if (locking) { return; }
+    locking = true;
+    var form = document.getElementById("lock-form");
+    var go = function () {
+      if (form) {
+        form.querySelector('input[name="next"]').value = location.pathname + location.search;
+        form.querySelector('input[name="reason"]').value = reason || "idle";
+        form.submit();
+      } else {
+        location.href = "/switch?next=" + encodeURIComponent(location.pathname + location.search);
+      }
+    };
+    var done = false;
+    var finish = function () { if (!done) { done = true; go(); } };
+    saveDraft().then(finish, finish);
+    setTimeout(finish, 1500);
+  }
+  if (lockAfter > 0) {
+    ["keydown", "mousedown", "input", "touchstart", "wheel"].forEach(function (ev) {
+      document.addEventListener(ev, function () { lastActivity = Date.now(); }, { passive: true, capture: true });
+    });
+    setInterval(function () {
+      var now = Date.now();
+      if (now - lastActivity >= lockAfter * 1000) { lockNow("idle"); return; }
+      // typing without any request still counts as activity on the server
+      if (lastActivity > lastPing && now - lastPing >= Math.min(60, lockAfter / 3) * 1000) {
+        lastPing = now;
+        api("GET", "/api/session/ping").catch(function () {});
+      }
+    }, 1000);
+  }
+
+  /* ---------- 交代 screen ---------- */
+  var switchForm = document.getElementById("switch-form");
+  if (switchForm) {
+    var pin = document.getElementById("pin");
+    var radios = Array.prototype.slice.call(switchForm.querySelectorAll('input[name="user_id"]'));
+    var choose = function (radio) {
+      radio.checked = true;
+      if (radio.getAttribute("data-pin-set") === "0") { switchForm.submit(); return; } // first use: set a PIN
+      pin.value = "";
+      pin.focus();
+    };
+    radios.forEach(function (r) { r.closest("label").addEventListener("click", function () { setTimeout(function () { choose(r); }, 0); }); });
+    document.addEventListener("keydown", function (e) {
+      if (e.target === pin || e.ctrlKey || e.altKey || e.metaKey) { return; }
+      if (/^[1-9]$/.test(e.key) && radios[parseInt(e.key, 10) - 1]) { e.preventDefault(); choose(radios[parseInt(e.key, 10) - 1]); }
+    });
+    if (!radios.some(function (r) { return r.checked; }) && radios.length) { radios[0].focus(); }
+  }
+
+  /* ---------- intake ---------- */
+  var intake = document.getElementById("intake-form");
+  if (intake) {
+    var members = document.getElementById("members");
+    var tpl = document.getElementById("member-template");
+    var nextIndex = function () {
+      var max = -1;
+      members.querySelectorAll("fieldset.member").forEach(function (f) { max = Math.max(max, parseInt(f.getAttribute("data-index"), 10)); });
+      return max + 1;
+    };
+    var field = function (i, name) { return document.getElementById("m-" + i + "-" + name); };
+    var addr = document.getElementById("address");
+
+    var showCandidates = function (i, result) {
+      var box = document.getElementById("m-" + i + "-cands");
+      box.textContent = "";
+      var cands = (result && result.candidates) || [];
+      if (!cands.length) { box.appendChild(el("p", { "class": "none" }, "台帳に候補はありません")); return; }
+      cands.slice(0, 3).forEach(function (c, n) {
+        var card = el("div", { "class": "cand" });
+        card.appendChild(el("div", { "class": "cand-head" }, (n + 1) + ". " + (c.name || "") + "（" + (c.name_kana || "") + "）"));
+        card.appendChild(el("div", null, "生年月日 " + (c.birth_date || "不詳") + " ／ " + ({ M: "男", F: "女" }[c.sex] || "") + " ／ 宛名番号 " + c.resident_id));
+        card.appendChild(el("div", null, c.address || ""));
+        var reasons = (c.reason_parts || []).map(function (r) { return r.field_ja + ":" + r.level_ja + (r.note ? " " + r.note : ""); }).join("、");
+        card.appendChild(el("div", { "class": "reasons-line" }, "理由: " + reasons + "（確からしさ " + Math.round((c.probability || 0) * 100) + "%）"));
+        var btn = el("button", { type: "button", "class": "btn-small pick", "data-resident": c.resident_id }, "この人と照合する");
+        btn.addEventListener("click", function () {
+          field(i, "resident_id").value = c.resident_id;
+          var label = (c.name || "") + "（宛名番号 " + c.resident_id + "）";
+          field(i, "resident_label").value = label;
+          var linked = field(i, "linked");
+          linked.querySelector(".linked-label").textContent = label;
+          linked.hidden = false;
+          box.textContent = "";
+          saveDraftSoon();
+          var rel = field(i, "relationship");
+          if (rel) { rel.focus(); }
+        });
+        card.appendChild(btn);
+        box.appendChild(card);
+      });
+    };
+
+    var showDuplicates = function (i, result) {
+      var box = document.getElementById("m-" + i + "-dup");
+      if (!box) { return; }
+      box.textContent = "";
+      var d = (result && result.duplicates) || [];
+      if (!d.length) { return; }
+      var p = el("p", { "class": "alert alert-warn" }, "すでに在所中の方に同じ氏名・生年月日の方がいます: ");
+      d.forEach(function (x) { p.appendChild(el("a", { href: "/roster/" + x.id }, x.name + " (" + (x.birth_date || "") + ")")); });
+      box.appendChild(p);
+    };
+
+    var lookup = function (i) {
+      if (!field(i, "name")) { return; }
+      var name = field(i, "name").value.trim(), kana = field(i, "name_kana").value.trim();
+      var birth = field(i, "birth_date").value.trim(), sex = field(i, "sex").value;
+      if (field(i, "resident_id").value) { return; } // already linked by this staff member
+      if (name.length < 2 && kana.length < 2) { document.getElementById("m-" + i + "-cands").textContent = ""; return; }
+      var q = "name=" + encodeURIComponent(name) + "&kana=" + encodeURIComponent(kana) + "&birth=" + encodeURIComponent(birth) +
+              "&sex=" + encodeURIComponent(sex) + "&address=" + encodeURIComponent(addr ? addr.value.trim() : "") + "&limit=3";
+      api("GET", "/api/search?" + q).then(function (r) { showCandidates(i, r); }).catch(function (e) {
+        var box = document.getElementById("m-" + i + "-cands");
+        box.textContent = "";
+        if (e.message !== "locked") { box.appendChild(el("p", { "class": "none" }, "候補を表示できません: " + e.message)); }
+      });
+      if (birth) {
+        api("GET", "/api/evacuees/duplicates?name=" + encodeURIComponent(name || kana) + "&birth=" + encodeURIComponent(birth))
+          .then(function (r) { showDuplicates(i, r); }).catch(function () {});
+      }
+    };
+    var lookups = {};
+    var lookupSoon = function (i) { if (!lookups[i]) { lookups[i] = debounce(function () { lookup(i); }, 350); } lookups[i](); };
+
+    intake.addEventListener("input", function (e) {
+      var m = /^m-(\d+)-(name|name_kana|birth_date|sex)$/.exec(e.target.id || "");
+      if (m) { lookupSoon(m[1]); }
+    });
+    intake.addEventListener("change", function (e) {
+      var m = /^m-(\d+)-sex$/.exec(e.target.id || "");
+      if (m) { lookupSoon(m[1]); }
+    });
+    intake.addEventListener("click", function (e) {
+      var t = e.target;
+      if (t.classList.contains("unlink")) {
+        var i = t.getAttribute("data-index");
+        field(i, "resident_id").value = ""; field(i, "resident_label").value = "";
+        field(i, "linked").hidden = true;
+        saveDraftSoon(); lookup(i); field(i, "name").focus();
+      } else if (t.classList.contains("remove-member")) {
+        var fs = t.closest("fieldset.member");
+        var prev = fs.previousElementSibling;
+        fs.parentNode.removeChild(fs);
+        saveDraftSoon();
+        if (prev) { var n = prev.querySelector("input[type=text]"); if (n) { n.focus(); } }
+      }
+    });
+    document.getElementById("add-member").addEventListener("click", function () {
+      var i = nextIndex();
+      var html = tpl.innerHTML.replace(/__i__/g, String(i));
+      var wrap = document.createElement("div");
+      wrap.innerHTML = html;
+      var fs = wrap.querySelector("fieldset");
+      members.appendChild(fs);
+      field(i, "name").focus();
+      saveDraftSoon();
+    });
+    // members already on the page (a draft or a re-shown form): show their candidates again
+    members.querySelectorAll("fieldset.member").forEach(function (f) { lookup(f.getAttribute("data-index")); });
+  }
+
+  /* ---------- review shortcuts ---------- */
+  var review = document.getElementById("review");
+  if (review) {
+    var selected = 1;
+    var select = function (n) {
+      var b = document.getElementById("confirm-" + n);
+      if (!b) { return; }
+      selected = n;
+      review.querySelectorAll(".cand-card").forEach(function (c) { c.classList.toggle("selected", c.getAttribute("data-index") === String(n)); });
+      b.focus();
+    };
+    document.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.altKey || e.metaKey || /INPUT|SELECT|TEXTAREA/.test(e.target.tagName)) { return; }
+      var k = e.key.toLowerCase();
+      if (/^[1-9]$/.test(k)) { e.preventDefault(); select(parseInt(k, 10)); }
+      else if (k === "x") { e.preventDefault(); var r = document.getElementById("reject-" + selected); if (r) { r.click(); } }
+      else if (k === "n") { e.preventDefault(); document.getElementById("btn-not-resident").click(); }
+      else if (k === "s") { e.preventDefault(); document.getElementById("btn-skip").click(); }
+    });
+  }
+
+  /* ---------- registry import progress ---------- */
+  var job = document.getElementById("job");
+  if (job && job.getAttribute("data-status") === "running") {
+    var poll = function () {
+      api("GET", "/api/registry/jobs/" + job.getAttribute("data-job"), undefined, { "X-Anpi-Poll": "1" }).then(function (j) {
+        if (j.status === "running") {
+          document.getElementById("job-message").textContent = "取り込み中… " + j.rows + "行";
+          setTimeout(poll, 1000);
+        } else {
+          location.href = "/admin/registry?job=" + encodeURIComponent(j.id);
+        }
+      }).catch(function () { setTimeout(poll, 3000); });
+    };
+    setTimeout(poll, 500);
+  }
+
+  /* ---------- print ---------- */
+  var printButton = document.getElementById("print-button");
+  if (printButton) { printButton.addEventListener("click", function () { window.print(); }); }
+})();

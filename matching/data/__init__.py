@@ -1,0 +1,1 @@
+"""Generated and curated data tables for :mod:`matching` (no I/O at import beyond Python modules)."""

@@ -1,0 +1,12 @@
+"""Offline-first synchronisation between shelter laptops and the municipal hub.
+
+Layout (DESIGN §8: nothing here imports ``app``):
+
+- :mod:`sync.events`   event payload types, versioned, JSON-serialisable
+- :mod:`sync.outbox`   append events inside the caller's transaction (gap-free seq per stream)
+- :mod:`sync.models`   shelter-side SQLModel tables (device identity, outbox, remote events, cursors)
+- :mod:`sync.crypto`   Ed25519 signing, request signatures, Curve25519 boxes
+- :mod:`sync.client`   push/pull over HTTP (``sync_once``, ``BackgroundSyncer``, ``enroll``)
+- :mod:`sync.bundles`  USB bundles (shelter side) and receipts
+- :mod:`sync.hub`      the data-center hub: store, apply, bundle import, HTTP server
+"""

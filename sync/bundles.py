@@ -1,0 +1,262 @@
+"""USB bundles (shelter → hub) and receipts (hub → shelter).
+
+Bundle file::
+
+    ANPI-BUNDLE 1\\n
+    <header: canonical JSON, one line>\\n      bundle_id, device_id, hub_id, created_at, events,
+                                              ciphertext_length, ciphertext_sha256 (in clear,
+                                              so refusals can say *why*: truncated, other hub…)
+    <ciphertext>                              Box(device key → hub box key) of the signed body
+
+The body is ``Ed25519-signed(canonical JSON {bundle_id, device_id, hub_id, created_at,
+events:[wire envelopes]})``; the hub re-checks every clear header field against it.
+
+Receipt file (no personal data, only watermarks; signed by the hub)::
+
+    ANPI-RECEIPT 1\\n
+    <body: canonical JSON>\\n
+    <base64 Ed25519 signature of the body line>\\n
+
+Exporting never marks anything delivered; only a receipt (or an online ack) does.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nacl.exceptions import CryptoError
+from sqlalchemy import select
+from ulid import ULID
+
+from sync import crypto, outbox
+from sync.canonical import canonical_bytes, sha256_hex
+from sync.client import SessionFactory
+from sync.models import OutboxEvent
+from sync.errors import BundleCorrupt, BundleError, BundleForeign, BundleTruncated, NotEnrolled
+
+BUNDLE_MAGIC = b"ANPI-BUNDLE 1\n"
+RECEIPT_MAGIC = b"ANPI-RECEIPT 1\n"
+MAX_HEADER = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BundleHeader:
+    bundle_id: str
+    device_id: str
+    hub_id: str
+    created_at: str
+    events: int
+    ciphertext_length: int
+    ciphertext_sha256: str
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    path: Path
+    bundle_id: str
+    events: int
+    size: int
+
+
+def parse_bundle(data: bytes) -> tuple[BundleHeader, bytes]:
+    """Split a bundle into header and ciphertext, checking length and hash (no keys needed)."""
+    if not data.startswith(BUNDLE_MAGIC):
+        if BUNDLE_MAGIC.startswith(data):
+            raise BundleTruncated("bundle is truncated (file ends inside the header)")
+        raise BundleCorrupt("not an Anpi bundle (bad magic line)")
+    rest = data[len(BUNDLE_MAGIC):]
+    nl = rest.find(b"\n", 0, MAX_HEADER)
+    if nl < 0:
+        raise BundleTruncated("bundle is truncated (file ends inside the header)") if len(rest) < MAX_HEADER \
+            else BundleCorrupt("bundle header is unreadable")
+    try:
+        h = json.loads(rest[:nl])
+        header = BundleHeader(str(h["bundle_id"]), str(h["device_id"]), str(h["hub_id"]), str(h["created_at"]),
+                              int(h["events"]), int(h["ciphertext_length"]), str(h["ciphertext_sha256"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleCorrupt(f"bundle header is unreadable ({exc})") from exc
+    ct = rest[nl + 1:]
+    if len(ct) < header.ciphertext_length:
+        raise BundleTruncated(f"bundle is truncated: {len(ct)} of {header.ciphertext_length} bytes present")
+    if len(ct) > header.ciphertext_length:
+        raise BundleCorrupt("bundle has extra bytes after its end")
+    if sha256_hex(ct) != header.ciphertext_sha256:
+        raise BundleCorrupt("bundle is corrupted (checksum mismatch)")
+    return header, ct
+
+
+def open_body(header: BundleHeader, ciphertext: bytes, box: Any, device_verify_b64: str) -> dict[str, Any]:
+    """Decrypt, check the device signature and that the clear header matches the signed body."""
+    try:
+        signed = box.decrypt(ciphertext)
+    except CryptoError as exc:
+        raise BundleCorrupt("bundle cannot be decrypted (corrupted, or sealed for another hub)") from exc
+    sig, body = signed[:64], signed[64:]
+    if not crypto.verify_detached(device_verify_b64, body, crypto.b64e(sig)):
+        raise BundleCorrupt("bundle signature does not verify")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise BundleCorrupt("bundle body is not JSON") from exc
+    for k in ("bundle_id", "device_id", "hub_id", "created_at"):
+        if doc.get(k) != getattr(header, k):
+            raise BundleCorrupt(f"bundle header was altered ({k} differs from the signed body)")
+    if not isinstance(doc.get("events"), list) or len(doc["events"]) != header.events:
+        raise BundleCorrupt("bundle event count differs from its header")
+    return doc
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def export_bundle(session_factory: SessionFactory, out: str | Path) -> BundleInfo:
+    """Write every unacknowledged event into a signed, encrypted bundle at ``out``.
+
+    Written to a temp file beside the target, fsync'd, renamed, then read back and fully
+    verified (decrypted with our side of the box, signature and event ids checked) — a USB
+    stick that lies about writes is caught here, not at the data center.  Changes nothing in
+    the database: an exported event is still pending until the hub's receipt comes back.
+    """
+    out = Path(out)
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        if dev is None or not dev.hub_id or not dev.hub_box_public_key:
+            raise NotEnrolled("bundles are sealed for a hub: enrol this laptop first (`anpi enroll`)")
+        events = [e.to_wire() for e in outbox.pending_events(s)]
+        device_id, hub_id, key_b64, hub_box_pk = dev.device_id, dev.hub_id, dev.signing_key, dev.hub_box_public_key
+    key = crypto.signing_key_from_b64(key_b64)
+    box = crypto.device_box(key, hub_box_pk)
+    bundle_id = str(ULID())
+    created_at = datetime.now(timezone.utc).isoformat()
+    body = canonical_bytes({"kind": "anpi.bundle", "v": 1, "bundle_id": bundle_id, "device_id": device_id,
+                            "hub_id": hub_id, "created_at": created_at, "events": events})
+    ciphertext = bytes(box.encrypt(key.sign(body).signature + body))
+    header = canonical_bytes({"bundle_id": bundle_id, "device_id": device_id, "hub_id": hub_id,
+                              "created_at": created_at, "events": len(events),
+                              "ciphertext_length": len(ciphertext), "ciphertext_sha256": sha256_hex(ciphertext)})
+    data = BUNDLE_MAGIC + header + b"\n" + ciphertext
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    readback = out.read_bytes()
+    try:
+        h, ct = parse_bundle(readback)
+        doc = open_body(h, ct, box, crypto.verify_key_b64(key))
+        if [e["event_id"] for e in doc["events"]] != [e["event_id"] for e in events]:
+            raise BundleCorrupt("bundle read back with different events")
+    except BundleError as exc:
+        out.unlink(missing_ok=True)
+        raise BundleCorrupt(f"bundle written to {out} failed verification and was removed: {exc}") from exc
+    return BundleInfo(out, bundle_id, len(events), len(readback))
+
+
+# ---- receipts ---------------------------------------------------------------------------------------------
+def ids_digest(event_ids: list[str]) -> str:
+    return sha256_hex("\n".join(event_ids))
+
+
+def covered_ranges(events: list[Any]) -> list[dict[str, Any]]:
+    """Per epoch: the seq range a bundle carried and a digest of its event ids in seq order.
+
+    A receipt only acknowledges what the laptop can prove it sent: if its own events in that
+    range have other ids (it was restored from a backup and re-used the numbers), the receipt
+    acknowledges nothing there.
+    """
+    by_epoch: dict[int, list[tuple[int, str]]] = {}
+    for e in events:
+        epoch, seq, eid = (e.epoch, e.seq, e.event_id) if hasattr(e, "epoch") else (e["epoch"], e["seq"], e["event_id"])
+        by_epoch.setdefault(int(epoch), []).append((int(seq), str(eid)))
+    out = []
+    for epoch, items in sorted(by_epoch.items()):
+        items.sort()
+        out.append({"epoch": epoch, "from": items[0][0], "to": items[-1][0],
+                    "ids_sha256": ids_digest([i for _, i in items])})
+    return out
+
+
+def make_receipt(sign_key: Any, body: dict[str, Any]) -> bytes:
+    line = canonical_bytes({"kind": "anpi.receipt", "v": 1, **body})
+    return RECEIPT_MAGIC + line + b"\n" + crypto.sign_detached(sign_key, line).encode("ascii") + b"\n"
+
+
+def parse_receipt(data: bytes, hub_sign_public_b64: str) -> dict[str, Any]:
+    if not data.startswith(RECEIPT_MAGIC):
+        raise BundleCorrupt("not an Anpi receipt (bad magic line)")
+    parts = data[len(RECEIPT_MAGIC):].split(b"\n")
+    if len(parts) < 2 or not parts[1]:
+        raise BundleTruncated("receipt is truncated")
+    line, sig = parts[0], parts[1].decode("ascii", "replace")
+    if not crypto.verify_detached(hub_sign_public_b64, line, sig):
+        raise BundleForeign("receipt signature does not verify (corrupted, or from another hub)")
+    try:
+        doc = json.loads(line)
+    except ValueError as exc:
+        raise BundleCorrupt("receipt body is not JSON") from exc
+    if doc.get("kind") != "anpi.receipt":
+        raise BundleCorrupt("not an Anpi receipt")
+    return doc
+
+
+@dataclass(frozen=True)
+class ReceiptInfo:
+    bundle_id: str
+    acknowledged: int
+    pending: int
+    events_new: int
+    events_duplicate: int
+    #: epochs where this laptop's events differ from what the bundle carried (restored laptop)
+    mismatched_epochs: list[int]
+
+
+def import_receipt(session_factory: SessionFactory, path: str | Path) -> ReceiptInfo:
+    """Mark events acknowledged according to a hub receipt (only ever moves watermarks up)."""
+    data = Path(path).read_bytes()
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        if dev is None or not dev.hub_sign_public_key:
+            raise NotEnrolled("this laptop is not enrolled at a hub; it cannot check a receipt")
+        doc = parse_receipt(data, dev.hub_sign_public_key)
+        if doc.get("hub_id") != dev.hub_id:
+            raise BundleForeign(f"receipt is from hub {doc.get('hub_id')}, this laptop is enrolled at {dev.hub_id}")
+        if doc.get("device_id") != dev.device_id:
+            raise BundleForeign(f"receipt is for device {doc.get('device_id')}, not this laptop ({dev.device_id})")
+        acks = [(int(a["epoch"]), int(a["seq"])) for a in doc.get("acks", [])]
+        caps: dict[int, int] = {}
+        mismatched: list[int] = []
+        for c in doc.get("covered", []):
+            epoch, lo, hi = int(c["epoch"]), int(c["from"]), int(c["to"])
+            mine = [r[0] for r in s.execute(
+                select(OutboxEvent.event_id).where(OutboxEvent.device_id == dev.device_id, OutboxEvent.epoch == epoch,
+                                                   OutboxEvent.seq >= lo, OutboxEvent.seq <= hi)
+                .order_by(OutboxEvent.seq)).all()]
+            if ids_digest(mine) == c.get("ids_sha256"):
+                caps[epoch] = hi
+            else:
+                mismatched.append(epoch)
+        newly = outbox.apply_acks(s, dev.device_id, acks, authoritative=False, caps=caps)
+        outbox.mark_synced(s)
+        s.commit()
+        pending = outbox.pending_count(s)
+    return ReceiptInfo(str(doc.get("bundle_id")), newly, pending, int(doc.get("events_new", 0)),
+                       int(doc.get("events_duplicate", 0)), mismatched)

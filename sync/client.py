@@ -1,0 +1,394 @@
+"""Shelter side of online sync: enrol, push, pull.
+
+:func:`sync_once` is the one entry point that the CLI (``anpi sync``) and the
+:class:`BackgroundSyncer` thread both call.  It is resumable after any interruption because
+it never trusts local memory: it asks the hub what it holds (``/v1/acks``), pushes from the
+first unacknowledged event in batches, and commits each acknowledgement locally before the
+next batch.  A crash anywhere (laptop, network, hub) costs at most one resent batch, which
+the hub absorbs idempotently.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, ContextManager
+
+import httpx
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from sync import crypto, outbox
+from sync.canonical import canonical_bytes, sha256_hex
+from sync.errors import AuthError, EnrollmentError, HubRejected, HubUnavailable, NotEnrolled, SyncError
+from sync.models import RemoteEvent, SyncDevice
+
+SessionFactory = Callable[[], ContextManager[Session]]
+
+#: test hook: the laptop process dies after the N-th push reply, before committing the ack
+CLIENT_CRASH_ENV = "ANPI_SYNC_CRASH_AFTER_PUSH"
+
+_sync_lock = threading.Lock()  # one sync_once at a time per process (CLI + background thread)
+
+
+@dataclass
+class SyncProgress:
+    phase: str  # "push" | "pull"
+    done: int
+    total: int | None
+
+
+@dataclass
+class SyncResult:
+    """What one run achieved.  ``ok`` is what ``anpi sync`` turns into exit status 0."""
+
+    hub_url: str
+    pushed: int = 0
+    acknowledged: int = 0
+    pending: int = 0
+    pulled: int = 0
+    batches: int = 0
+    retries: int = 0
+    forks: list[dict[str, Any]] = field(default_factory=list)
+    epoch_bumped: bool = False
+    error: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.pending == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
+                "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
+                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "error": self.error}
+
+
+class HubClient:
+    """Signed JSON requests with bounded exponential back-off.
+
+    Retries transport errors, 5xx and 429; gives up with :class:`HubUnavailable`.  A
+    ``stale_timestamp`` refusal is answered by adopting the hub's clock (shelter laptops lose
+    their time after a power cut) and retrying at once.  Other 401/403 raise
+    :class:`AuthError` (retrying cannot fix a revoked device).
+    """
+
+    def __init__(self, base_url: str, device_id: str, signing_key: Any, *, http: httpx.Client | None = None,
+                 timeout: float = 30.0, max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.device_id = device_id
+        self.key = signing_key
+        self._own_http = http is None
+        self.http = http or httpx.Client(timeout=timeout)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.clock = clock
+        self.sleep = sleep
+        self.clock_offset = 0.0
+        self.retries = 0
+
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = canonical_bytes(body) if body is not None else b""
+        last_error = ""
+        clock_fixed = False
+        attempt = 0
+        while True:
+            hdrs = crypto.sign_request(self.key, self.device_id, method, path, data,
+                                       self.clock() + self.clock_offset).as_dict()
+            if body is not None:
+                hdrs["Content-Type"] = "application/json"
+            try:
+                resp = self.http.request(method, self.base_url + path, content=data, headers=hdrs)
+                status = resp.status_code
+                if status < 400:
+                    return resp.json()
+                try:
+                    doc = resp.json()
+                except ValueError:
+                    doc = {}
+                if status in (401, 403):
+                    reason = doc.get("error", "unauthorised")
+                    if reason == "stale_timestamp" and not clock_fixed and isinstance(doc.get("hub_time"), (int, float)):
+                        self.clock_offset = float(doc["hub_time"]) - self.clock()
+                        clock_fixed = True
+                        continue
+                    raise AuthError(reason, doc.get("detail", ""), status)
+                if status < 500 and status != 429:
+                    raise HubRejected(f"hub refused {method} {path}: {doc.get('detail') or resp.text[:200]}", status)
+                last_error = f"HTTP {status}"
+            except (httpx.TransportError, ValueError) as exc:  # ValueError: reply cut mid-JSON
+                last_error = f"{type(exc).__name__}: {exc}"
+            if attempt >= self.max_retries:
+                raise HubUnavailable(f"hub {self.base_url} unreachable after {attempt + 1} attempts ({last_error})")
+            delay = min(self.max_backoff, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
+            attempt += 1
+            self.retries += 1
+            self.sleep(delay)
+
+
+# ---- enrolment -------------------------------------------------------------------------------------
+@dataclass
+class EnrollResult:
+    device_id: str
+    hub_id: str
+    device_name: str
+    hub_url: str
+
+
+def enroll(session_factory: SessionFactory, hub_url: str, code: str, shelter_name: str | None = None, *,
+           http: httpx.Client | None = None, timeout: float = 30.0) -> EnrollResult:
+    """Join a hub with a one-time code: send our public key, learn and pin the hub's keys."""
+    with session_factory() as s:
+        dev = outbox.ensure_device(s)
+        s.commit()  # the identity must survive a failed attempt (events may already use it)
+        if dev.hub_id:
+            raise EnrollmentError(f"this laptop is already enrolled at hub {dev.hub_id} ({dev.hub_url})")
+        device_id, key_b64 = dev.device_id, dev.signing_key
+    key = crypto.signing_key_from_b64(key_b64)
+    public_key = crypto.verify_key_b64(key)
+    cid = crypto.code_id(code)
+    msg = crypto.enrolment_message(cid, device_id, public_key, shelter_name)
+    body = {"code_id": cid, "device_id": device_id, "public_key": public_key, "shelter_name": shelter_name,
+            "signature": crypto.sign_detached(key, msg), "mac": crypto.mac(crypto.code_key(code), msg)}
+    client = http or httpx.Client(timeout=timeout)
+    try:
+        resp = client.post(hub_url.rstrip("/") + "/v1/enroll", content=canonical_bytes(body),
+                           headers={"Content-Type": "application/json"})
+    except httpx.TransportError as exc:
+        raise HubUnavailable(f"hub {hub_url} unreachable: {exc}") from exc
+    finally:
+        if http is None:
+            client.close()
+    try:
+        doc = resp.json()
+    except ValueError:
+        doc = {}
+    if resp.status_code != 200:
+        raise EnrollmentError(doc.get("detail") or f"hub answered HTTP {resp.status_code}")
+    try:
+        authentic = crypto.mac_ok(crypto.code_key(code), crypto.enrolment_reply_message(doc, device_id),
+                                  doc.get("mac", ""))
+    except (KeyError, TypeError):
+        authentic = False
+    if not authentic:
+        raise EnrollmentError("hub reply is not authenticated by the enrolment code (wrong hub or tampering)")
+    with session_factory() as s:
+        dev = s.get(SyncDevice, 1)
+        assert dev is not None
+        dev.hub_url = hub_url.rstrip("/")
+        dev.hub_id = doc["hub_id"]
+        dev.hub_sign_public_key = doc["sign_public_key"]
+        dev.hub_box_public_key = doc["box_public_key"]
+        dev.shelter_name = shelter_name or dev.shelter_name
+        dev.enrolled_at = datetime.now(timezone.utc)
+        s.add(dev)
+        s.commit()
+    return EnrollResult(device_id, doc["hub_id"], doc.get("device_name", ""), hub_url.rstrip("/"))
+
+
+# ---- sync ---------------------------------------------------------------------------------------------------
+def _load_identity(session_factory: SessionFactory, hub_url: str | None) -> tuple[str, Any, str, str]:
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        if dev is None or not dev.hub_id:
+            raise NotEnrolled("this laptop is not enrolled at a hub; run `anpi enroll --hub URL --code CODE`")
+        url = (hub_url or dev.hub_url or "").rstrip("/")
+        if not url:
+            raise NotEnrolled("no hub URL configured; pass --hub URL")
+        return dev.device_id, crypto.signing_key_from_b64(dev.signing_key), dev.hub_id, url
+
+
+def _acks_from(doc: dict[str, Any]) -> list[tuple[int, int, int]]:
+    return [(int(a["epoch"]), int(a["seq"]), int(a.get("max_seq", a["seq"]))) for a in doc.get("acks", [])]
+
+
+def _record_acks(session_factory: SessionFactory, device_id: str, acks: list[tuple[int, int, int]],
+                 caps: dict[int, int]) -> tuple[int, bool]:
+    """Commit the hub's watermarks (raised only over what the hub just compared, see
+    :func:`sync.outbox.apply_acks`); bump the epoch if the hub holds more of our *current*
+    stream than we do (we were restored from a backup without ``start_new_epoch``)."""
+    with session_factory() as s:
+        newly = outbox.apply_acks(s, device_id, [(e, q) for e, q, _ in acks], authoritative=True, caps=caps)
+        dev = outbox.get_device(s)
+        bumped = False
+        if dev is not None:
+            for epoch, _seq, max_seq in acks:
+                if epoch == dev.epoch and max_seq > dev.last_seq:
+                    outbox.start_new_epoch(s)
+                    bumped = True
+        s.commit()
+    return newly, bumped
+
+
+def _pending(session_factory: SessionFactory) -> int:
+    with session_factory() as s:
+        return outbox.pending_count(s)
+
+
+def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
+              batch_size: int = 500, max_retries: int = 5, backoff: float = 0.5, timeout: float = 30.0,
+              pull: bool = True, clock: Callable[[], float] = time.time,
+              sleep: Callable[[float], None] = time.sleep,
+              on_progress: Callable[[SyncProgress], None] | None = None) -> SyncResult:
+    """Push every unacknowledged event, then pull other shelters' events, then report.
+
+    Raises :class:`NotEnrolled` when there is no hub; every network or hub failure is
+    reported in ``SyncResult.error`` (with ``pending`` still counted) so callers can decide.
+    """
+    device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
+    result = SyncResult(hub_url=url)
+    crash_after = int(os.environ.get(CLIENT_CRASH_ENV, "0") or 0)
+    client = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries,
+                       backoff=backoff, clock=clock, sleep=sleep)
+    with _sync_lock:
+        try:
+            # before pushing, the hub's view may only *lower* our watermarks (it lost data);
+            # raising happens per batch, once the hub has compared the content
+            newly, bumped = _record_acks(session_factory, device_id, _acks_from(client.request("GET", "/v1/acks")), {})
+            result.acknowledged += newly
+            result.epoch_bumped |= bumped
+            total = _pending(session_factory)
+            stalls = 0
+            while True:
+                with session_factory() as s:
+                    batch = [e.to_wire() for e in outbox.pending_events(s, limit=batch_size)]
+                if not batch:
+                    break
+                doc = client.request("POST", "/v1/push", {"events": batch})
+                result.batches += 1
+                result.pushed += len(batch)
+                if crash_after and result.batches >= crash_after:
+                    os._exit(87)  # test hook: hub committed, laptop dies before recording the ack
+                caps: dict[int, int] = {}
+                for e in batch:
+                    caps[e["epoch"]] = max(caps.get(e["epoch"], 0), e["seq"])
+                newly, bumped = _record_acks(session_factory, device_id, _acks_from(doc), caps)
+                result.acknowledged += newly
+                result.epoch_bumped |= bumped
+                result.forks.extend(doc.get("forks", []))
+                if on_progress:
+                    on_progress(SyncProgress("push", result.acknowledged, total))
+                stalls = stalls + 1 if newly == 0 else 0
+                if stalls >= 3:
+                    raise HubRejected("hub stopped acknowledging events (gap it cannot fill?)")
+            if pull:
+                _pull(session_factory, client, hub_id, batch_size, result, on_progress)
+        except SyncError as exc:
+            result.error = str(exc)
+            if isinstance(exc, AuthError) and exc.reason in ("device_revoked", "unknown_device"):
+                result.error = f"hub refused this laptop: {exc}"
+        finally:
+            result.retries = client.retries
+            client.close()
+        with session_factory() as s:
+            result.pending = outbox.pending_count(s)
+            if result.error is None:
+                outbox.mark_synced(s)
+                s.commit()
+    result.finished_at = datetime.now(timezone.utc)
+    return result
+
+
+def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch_size: int, result: SyncResult,
+          on_progress: Callable[[SyncProgress], None] | None) -> None:
+    """Fetch the hub feed after our cursor; each page and its cursor commit together."""
+    cursor_name = f"pull/{hub_id}"
+    with session_factory() as s:
+        cursor = outbox.get_cursor(s, cursor_name)
+    while True:
+        doc = client.request("GET", f"/v1/pull?after={cursor}&limit={batch_size}")
+        rows = []
+        now = datetime.now(timezone.utc)
+        for e in doc.get("events", []):
+            if sha256_hex(e["payload"]) != e["payload_sha256"]:
+                raise HubRejected(f"pulled event {e['event_id']} does not match its hash")
+            data = json.loads(e["payload"])
+            rows.append(dict(hub_seq=int(e["hub_seq"]), event_id=e["event_id"], device_id=e["device_id"],
+                             epoch=int(e["epoch"]), seq=int(e["seq"]), type=e["type"], recorded_at=e["recorded_at"],
+                             payload=e["payload"], payload_sha256=e["payload_sha256"],
+                             shelter_code=data.get("shelter_code"), shelter_name=e.get("shelter_name"),
+                             evacuee_id=data.get("evacuee_id"), received_at=now))
+        nxt = int(doc.get("next", cursor))
+        with session_factory() as s:
+            if rows:
+                s.execute(sqlite_insert(RemoteEvent.__table__).on_conflict_do_nothing(), rows)
+            if nxt > cursor:
+                outbox.set_cursor(s, cursor_name, nxt)
+            s.commit()
+        result.pulled += len(rows)
+        if on_progress:
+            on_progress(SyncProgress("pull", result.pulled, None))
+        if not doc.get("more") or nxt <= cursor:
+            break
+        cursor = nxt
+
+
+# ---- background -----------------------------------------------------------------------------------------------
+class BackgroundSyncer:
+    """A daemon thread that calls :func:`sync_once` every ``interval`` seconds while a hub is set.
+
+    Errors never escape the thread; the last result and error are kept for the status page.
+    ``trigger()`` asks for a sync now (e.g. right after a registration when online).
+    """
+
+    def __init__(self, session_factory: SessionFactory, interval: float = 60.0, *, hub_url: str | None = None,
+                 **sync_kwargs: Any) -> None:
+        self.session_factory = session_factory
+        self.interval = interval
+        self.hub_url = hub_url
+        self.sync_kwargs = sync_kwargs
+        self.last_result: SyncResult | None = None
+        self.last_error: str | None = None
+        self.runs = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="anpi-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def trigger(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _hub_configured(self) -> bool:
+        with self.session_factory() as s:
+            dev = outbox.get_device(s)
+            return dev is not None and bool(dev.hub_id) and bool(self.hub_url or dev.hub_url)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._hub_configured():
+                    self.last_result = sync_once(self.session_factory, self.hub_url, **self.sync_kwargs)
+                    self.last_error = self.last_result.error
+                    self.runs += 1
+            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            self._wake.wait(self.interval)
+            self._wake.clear()

@@ -1,0 +1,351 @@
+"""Apply stored events into the hub-wide tables that show every shelter.
+
+Rules, chosen so that arrival order between shelters matters as little as possible:
+
+- ``stay.recorded``, ``match.decided``, ``certificate.*`` are append-only rows keyed by their
+  own ids; they never conflict.  Derived state (an evacuee's current status, a person's
+  active link) is recomputed from *all* rows for the evacuees a batch touched, taking the
+  latest by (time, id), so it ends the same whatever order batches arrived in.
+- Person links are rows in ``hub_person_link``; a later decision revokes a link by setting
+  ``revoked_at`` — links are never deleted and evacuees are never merged.
+- ``evacuee.updated`` carries ``{"old", "new"}`` per field.  If the hub still shows ``old`` the
+  edit is sequential and applied.  If it shows something else (two devices edited the same
+  field without seeing each other), both values are kept in ``hub_evacuee_value``, a
+  ``hub_review_item`` is opened, and the shown value is the later write by (time, event id).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+
+from sync.events import EVACUEE_FIELDS, LINKING_DECISIONS, UNLINKING_DECISIONS
+from sync.hub.store import (
+    WireEvent, bulk_insert, bulk_update, hub_certificate, hub_decision, hub_evacuee, hub_evacuee_value,
+    hub_person_link, hub_review_item, hub_stay,
+)
+
+_JSON_FIELDS = ("care", "consents")
+_REG_FIELDS = ("shelter_code", "external_key", "name", "name_kana", "birth_date_raw", "birth_date", "sex",
+               "address", "phone", "household_key", "care", "consents", "registered_at")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _col_value(field: str, value: Any) -> Any:
+    """hub_evacuee stores JSON fields as text and scalars as text."""
+    if field in _JSON_FIELDS:
+        return _dump(value if value is not None else {})
+    if value is None:
+        return None
+    return value if isinstance(value, str) else _dump(value)
+
+
+def _shown_value(field: str, stored: Any) -> Any:
+    if field in _JSON_FIELDS:
+        return json.loads(stored) if stored else {}
+    return stored
+
+
+def in_(conn: Connection, col: Any, values: Sequence[Any]) -> Any:
+    """``col IN (…)``; on PostgreSQL one array parameter (``= ANY``), so the statement text is
+    constant (prepared once) instead of one bind per element."""
+    if conn.dialect.name == "postgresql":
+        return col == any_(bindparam(None, list(values), type_=ARRAY(col.type)))
+    return col.in_(list(values))
+
+
+def person_key(resident_id: str | None, municipality_code: str | None) -> str | None:
+    """宛名番号 are unique within a municipality; prefix the code when the decision has one."""
+    if not resident_id:
+        return None
+    return f"{municipality_code}:{resident_id}" if municipality_code else str(resident_id)
+
+
+def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime) -> int:
+    """Apply one stream's newly gap-free events (in seq order).  Returns how many were applied."""
+    by_type: dict[str, list[WireEvent]] = {}
+    for e in events:
+        by_type.setdefault(e.type, []).append(e)
+    _registrations(conn, by_type.get("evacuee.registered", []), now)
+    _stays(conn, by_type.get("stay.recorded", []), now)
+    _decisions(conn, by_type.get("match.decided", []), now)
+    _certificates(conn, by_type.get("certificate.issued", []), by_type.get("certificate.voided", []))
+    edits: list[tuple[WireEvent, str, dict[str, Any]]] = []
+    for e in events:  # order-sensitive edits: applied in seq order (in memory), written once
+        if e.type == "evacuee.updated":
+            changes = e.data.get("changes") or {}
+            if isinstance(changes, dict) and e.data.get("evacuee_id"):
+                edits.append((e, str(e.data["evacuee_id"]), changes))
+        elif e.type == "consent.changed" and e.data.get("evacuee_id"):
+            edits.append((e, str(e.data["evacuee_id"]), {"consents": {"new": e.data.get("consents") or {}}}))
+    _edits(conn, edits, now)
+    return len(events)
+
+
+# ---- registrations ------------------------------------------------------------------------------------
+def _registrations(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+    if not events:
+        return
+    ids = [str(e.data.get("evacuee_id")) for e in events if e.data.get("evacuee_id")]
+    existing = {r[0]: r for r in conn.execute(
+        select(hub_evacuee.c.evacuee_id, hub_evacuee.c.provenance).where(in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
+    rows: dict[str, dict[str, Any]] = {}
+    late: list[WireEvent] = []
+    for e in events:
+        d = e.data
+        eid = d.get("evacuee_id")
+        if not eid:
+            continue
+        if eid in existing or eid in rows:
+            late.append(e)
+            continue
+        at = d.get("registered_at") or e.recorded_at
+        rows[eid] = dict(
+            evacuee_id=eid, device_id=e.device_id, registered=True,
+            **{f: _col_value(f, d.get(f)) for f in _REG_FIELDS},
+            provenance=_dump({f: [at, e.event_id] for f in _REG_FIELDS if f in d}),
+            extra=_dump({k: v for k, v in d.items() if k not in _REG_FIELDS and k not in ("evacuee_id", "v")}),
+            status="in_shelter", current_shelter_code=d.get("shelter_code"), updated_at=now)
+    if rows:
+        bulk_insert(conn, hub_evacuee, list(rows.values()))
+    for e in late:
+        _fill_stub(conn, e, now)
+
+
+def _fill_stub(conn: Connection, e: WireEvent, now: datetime) -> None:
+    """A registration for an evacuee already known (stub from an early update, or re-registration):
+    fill only the fields nobody has written yet."""
+    d = e.data
+    row = conn.execute(select(hub_evacuee).where(hub_evacuee.c.evacuee_id == d["evacuee_id"])).mappings().first()
+    if row is None:
+        return
+    prov = json.loads(row["provenance"] or "{}")
+    at = d.get("registered_at") or e.recorded_at
+    values: dict[str, Any] = {"registered": True, "updated_at": now}
+    for f in _REG_FIELDS:
+        if f in d and f not in prov:
+            values[f] = _col_value(f, d.get(f))
+            prov[f] = [at, e.event_id]
+    if row["device_id"] is None:
+        values["device_id"] = e.device_id
+    values["provenance"] = _dump(prov)
+    conn.execute(update(hub_evacuee).where(hub_evacuee.c.evacuee_id == d["evacuee_id"]).values(**values))
+
+
+# ---- stays ---------------------------------------------------------------------------------------------
+_STATUS = {"check_in": "in_shelter", "check_out": "left", "transfer": "transferred"}
+
+
+def _stays(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+    """Append stays; move each evacuee's status to its latest stay by (at, stay_id).
+
+    The update is guarded (``last_stay_key < new key``), so applying stays in any order ends
+    in the same status without reading the evacuee's whole stay history.  A stay for an
+    evacuee the hub has not seen registered yet (another laptop's stream is behind) creates
+    a stub row that carries the status until the registration fills it in.
+    """
+    rows = {}
+    for e in events:
+        d = e.data
+        if not d.get("stay_id") or not d.get("evacuee_id"):
+            continue
+        rows[d["stay_id"]] = dict(stay_id=d["stay_id"], evacuee_id=d["evacuee_id"], kind=str(d.get("kind")),
+                                  shelter_code=d.get("shelter_code"), destination=d.get("destination"),
+                                  at=str(d.get("at") or e.recorded_at), event_id=e.event_id, device_id=e.device_id)
+    if not rows:
+        return
+    bulk_insert(conn, hub_stay, list(rows.values()))
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows.values():
+        key = f"{r['at']}|{r['stay_id']}"
+        if r["evacuee_id"] not in latest or key > latest[r["evacuee_id"]]["last_stay_key"]:
+            kind = r["kind"]
+            latest[r["evacuee_id"]] = {
+                "evacuee_id": r["evacuee_id"], "status": _STATUS.get(kind, kind), "last_stay_key": key,
+                # shelter code only when the stay named one (else keep the registering shelter)
+                "current_shelter_code": r["destination"] if kind == "transfer" else r["shelter_code"]}
+    bulk_insert(conn, hub_evacuee, [dict(evacuee_id=eid, registered=False, provenance="{}", extra="{}", care="{}",
+                                         consents="{}", updated_at=now) for eid in latest])
+    bulk_update(conn, hub_evacuee, "evacuee_id", list(latest.values()),
+                ["status", "last_stay_key", "current_shelter_code"], coalesce=("current_shelter_code",),
+                guard="last_stay_key")
+
+
+# ---- decisions and person links ------------------------------------------------------------------------
+def _decisions(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+    rows = {}
+    for e in events:
+        d = e.data
+        if not d.get("decision_id") or not d.get("evacuee_id"):
+            continue
+        score = d.get("score")
+        rows[d["decision_id"]] = dict(
+            decision_id=d["decision_id"], evacuee_id=d["evacuee_id"], resident_id=d.get("resident_id"),
+            municipality_code=d.get("municipality_code"),
+            person_key=person_key(d.get("resident_id"), d.get("municipality_code")),
+            snapshot_as_of=d.get("snapshot_as_of"), decision=str(d.get("decision")),
+            score=float(score) if isinstance(score, (int, float)) else None,
+            reasons=d.get("reasons") if isinstance(d.get("reasons"), (str, type(None))) else _dump(d.get("reasons")),
+            by_user=d.get("by_user"), at=str(d.get("at") or e.recorded_at), event_id=e.event_id, device_id=e.device_id)
+    if not rows:
+        return
+    bulk_insert(conn, hub_decision, list(rows.values()))
+    relink(conn, {r["evacuee_id"] for r in rows.values()}, now)
+
+
+def desired_link(decisions: Sequence[Any]) -> Any | None:
+    """Fold one evacuee's decisions (sorted by at, decision_id) into the link they imply."""
+    current = None
+    for d in decisions:
+        if d.decision in LINKING_DECISIONS and d.person_key:
+            current = d
+        elif d.decision in UNLINKING_DECISIONS:
+            current = None
+        elif d.decision == "rejected":
+            if current is not None and (d.person_key is None or d.person_key == current.person_key):
+                current = None
+    return current
+
+
+def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime) -> None:
+    """Make each evacuee's active link match its decisions; changes are new rows + revocations."""
+    ids = list(evacuee_ids)
+    if not ids:
+        return
+    by_ev: dict[str, list[Any]] = {}
+    for r in conn.execute(select(hub_decision.c.decision_id, hub_decision.c.evacuee_id, hub_decision.c.decision,
+                                 hub_decision.c.person_key, hub_decision.c.resident_id,
+                                 hub_decision.c.municipality_code, hub_decision.c.at)
+                          .where(in_(conn, hub_decision.c.evacuee_id, ids))).all():
+        by_ev.setdefault(r.evacuee_id, []).append(r)
+    active = {r.evacuee_id: r for r in conn.execute(
+        select(hub_person_link.c.link_id, hub_person_link.c.evacuee_id, hub_person_link.c.person_key)
+        .where(in_(conn, hub_person_link.c.evacuee_id, ids), hub_person_link.c.revoked_at.is_(None))).all()}
+    revoke: list[dict[str, Any]] = []
+    insert: list[dict[str, Any]] = []
+    for eid in ids:
+        decs = sorted(by_ev.get(eid, []), key=lambda d: (d.at, d.decision_id))
+        want = desired_link(decs)
+        have = active.get(eid)
+        if want is not None and have is not None and have.person_key == want.person_key:
+            continue
+        if have is not None:
+            last = decs[-1].decision_id if decs else None
+            revoke.append({"b_link": have.link_id, "revoked_at": now, "revoked_by_decision_id": last})
+        if want is not None:
+            insert.append(dict(evacuee_id=eid, person_key=want.person_key, resident_id=want.resident_id,
+                               municipality_code=want.municipality_code, decision_id=want.decision_id, linked_at=now))
+    if revoke:
+        conn.execute(update(hub_person_link).where(hub_person_link.c.link_id == bindparam("b_link"))
+                     .values(revoked_at=bindparam("revoked_at"),
+                             revoked_by_decision_id=bindparam("revoked_by_decision_id")), revoke)
+    if insert:
+        bulk_insert(conn, hub_person_link, insert, on_conflict_nothing=False)
+
+
+# ---- certificates --------------------------------------------------------------------------------------
+def _certificates(conn: Connection, issued: list[WireEvent], voided: list[WireEvent]) -> None:
+    for e in issued:
+        d = e.data
+        if not d.get("number"):
+            continue
+        row = conn.execute(select(hub_certificate.c.status).where(hub_certificate.c.number == d["number"])).first()
+        values = dict(kind=d.get("kind"), resident_id=d.get("resident_id"), household_id=d.get("household_id"),
+                      issued_at=d.get("issued_at") or e.recorded_at, device_id=e.device_id, payload=e.payload)
+        if row is None:
+            conn.execute(hub_certificate.insert().values(number=d["number"], status="issued", **values))
+        else:  # void arrived first (or a duplicate): fill details, never un-void
+            conn.execute(update(hub_certificate).where(hub_certificate.c.number == d["number"]).values(**values))
+    for e in voided:
+        d = e.data
+        if not d.get("number"):
+            continue
+        row = conn.execute(select(hub_certificate.c.status).where(hub_certificate.c.number == d["number"])).first()
+        values = dict(status="voided", voided_at=d.get("voided_at") or e.recorded_at, void_reason=d.get("reason"))
+        if row is None:
+            conn.execute(hub_certificate.insert().values(number=d["number"], kind=d.get("kind"),
+                                                         resident_id=d.get("resident_id"),
+                                                         household_id=d.get("household_id"), **values))
+        else:
+            conn.execute(update(hub_certificate).where(hub_certificate.c.number == d["number"]).values(**values))
+
+
+# ---- field edits and conflicts -------------------------------------------------------------------------
+_EDIT_COLS = [*EVACUEE_FIELDS, "provenance", "extra", "updated_at"]
+
+
+def _edits(conn: Connection, edits: list[tuple[WireEvent, str, dict[str, Any]]], now: datetime) -> None:
+    """Apply field edits in seq order against in-memory copies of the rows, then write once."""
+    if not edits:
+        return
+    ids = list(dict.fromkeys(eid for _, eid, _ in edits))
+    rows = {r["evacuee_id"]: dict(r) for r in conn.execute(
+        select(hub_evacuee).where(in_(conn, hub_evacuee.c.evacuee_id, ids))).mappings()}
+    stubs = [dict(evacuee_id=eid, registered=False, provenance="{}", extra="{}", care="{}", consents="{}",
+                  updated_at=now) for eid in ids if eid not in rows]
+    if stubs:  # edit arrived before the registration (another stream): keep a stub
+        bulk_insert(conn, hub_evacuee, stubs, on_conflict_nothing=False)
+        for st in stubs:
+            rows[st["evacuee_id"]] = {c.name: None for c in hub_evacuee.c} | st
+    state: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    history: list[dict[str, Any]] = []
+    for e, eid, changes in edits:
+        row = rows[eid]
+        if eid not in state:
+            state[eid] = (json.loads(row["provenance"] or "{}"), json.loads(row["extra"] or "{}"))
+        prov, extra = state[eid]
+        at = str(e.data.get("at") or e.recorded_at)
+        for fname, change in changes.items():
+            if not isinstance(change, dict) or "new" not in change:
+                continue
+            new = change["new"]
+            known = fname in EVACUEE_FIELDS
+            shown = _shown_value(fname, row[fname]) if known else extra.get(fname)
+            conflict = fname in prov and "old" in change and shown != change["old"] and shown != new
+            history.append(dict(evacuee_id=eid, field=fname, old=_dump(change.get("old")), new=_dump(new),
+                                conflict=conflict, event_id=e.event_id, device_id=e.device_id, at=at))
+            take = True
+            if conflict:
+                held_at, held_id = prov.get(fname, ["", ""])
+                _open_review(conn, eid, fname, [
+                    {"value": shown, "event_id": held_id, "at": held_at},
+                    {"value": new, "event_id": e.event_id, "device_id": e.device_id, "at": at}], now)
+                take = (at, e.event_id) > (held_at, held_id)
+            if take:
+                prov[fname] = [at, e.event_id]
+                if known:
+                    row[fname] = _col_value(fname, new)
+                else:
+                    extra[fname] = new
+    if history:
+        bulk_insert(conn, hub_evacuee_value, history, on_conflict_nothing=False)
+    out = []
+    for eid, (prov, extra) in state.items():
+        row = rows[eid]
+        row.update(provenance=_dump(prov), extra=_dump(extra), updated_at=now)
+        out.append(row)
+    bulk_update(conn, hub_evacuee, "evacuee_id", out, _EDIT_COLS)
+
+
+def _open_review(conn: Connection, evacuee_id: str, fname: str, candidates: list[dict[str, Any]], now: datetime) -> None:
+    """One open review item per (evacuee, field); later conflicting values join it."""
+    item = conn.execute(select(hub_review_item.c.item_id, hub_review_item.c.candidates).where(
+        hub_review_item.c.kind == "field_conflict", hub_review_item.c.evacuee_id == evacuee_id,
+        hub_review_item.c.field == fname, hub_review_item.c.status == "open")).first()
+    if item is None:
+        conn.execute(hub_review_item.insert().values(kind="field_conflict", evacuee_id=evacuee_id, field=fname,
+                                                     status="open", candidates=_dump(candidates),
+                                                     created_at=now, updated_at=now))
+        return
+    have = json.loads(item[1])
+    seen = {c.get("event_id") for c in have}
+    merged = have + [c for c in candidates if c.get("event_id") not in seen]
+    conn.execute(update(hub_review_item).where(hub_review_item.c.item_id == item[0])
+                 .values(candidates=_dump(merged), updated_at=now))

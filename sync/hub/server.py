@@ -1,0 +1,156 @@
+"""The hub's HTTP face (FastAPI).  Thin: every route calls plain functions in ``store``.
+
+Routes (all JSON):
+
+- ``GET  /healthz``  liveness, no personal data
+- ``GET  /v1/hub``   hub id, public keys, hub time (public: laptops check clock skew here)
+- ``POST /v1/enroll`` one-time code + device public key, self-signed → hub public keys
+- ``POST /v1/push``  signed; ``{"events": [...]}`` → acks per stream, *after* commit
+- ``GET  /v1/acks``  signed; the gap-free watermark per stream of the calling device
+- ``GET  /v1/pull?after=N&limit=M`` signed; other shelters' events by hub sequence
+
+Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
+Test hook: ``ANPI_HUB_CRASH_AFTER_COMMIT=N`` makes the process ``os._exit`` right after the
+N-th push batch is committed and before the reply is sent — the worst moment for a client.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from sync.errors import AuthError, EnrollmentError, IngestError
+from sync.hub import store
+
+CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
+MAX_BODY = 64 * 1024 * 1024
+
+
+def _signed_path(request: Request) -> str:
+    """The path a client signed: from ``/v1/`` on (survives a reverse-proxy prefix) plus query."""
+    path = request.url.path
+    i = path.find("/v1/")
+    path = path[i:] if i >= 0 else path
+    qs = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{qs}" if qs else path
+
+
+def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
+                   engine: Any = None) -> FastAPI:
+    """Build the hub app; creates tables and hub keys on first start."""
+    engine = engine or store.open_hub_engine(database_url)
+    identity = store.hub_identity(engine)
+    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    commits = {"n": 0}
+    lock = threading.Lock()
+
+    app = FastAPI(title="Anpi hub", version="1")
+    app.state.engine = engine
+    app.state.identity = identity
+
+    def crash_hook() -> None:
+        if not crash_after:
+            return
+        with lock:
+            commits["n"] += 1
+            if commits["n"] >= crash_after:
+                os._exit(86)  # committed, reply never sent
+
+    def refuse(exc: AuthError) -> JSONResponse:
+        return JSONResponse({"error": exc.reason, "detail": exc.detail, "hub_time": clock()}, status_code=exc.status)
+
+    async def authed(request: Request) -> tuple[Any, bytes]:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise AuthError("too_large", "request body too large", 413)
+        dev = await run_in_threadpool(store.authenticate, engine, request.headers, request.method,
+                                      _signed_path(request), body, clock())
+        return dev, body
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "role": "hub", "time": clock()}
+
+    @app.get("/v1/hub")
+    def hub_info() -> dict[str, Any]:
+        return {**identity.public_info(), "time": clock()}
+
+    @app.post("/v1/enroll")
+    async def enroll(request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body())
+            result = await run_in_threadpool(
+                store.complete_enrolment, engine, identity, code_id=str(body["code_id"]),
+                device_id=str(body["device_id"]), public_key=str(body["public_key"]),
+                shelter_name=body.get("shelter_name"), signature=str(body["signature"]), mac=str(body["mac"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "bad_request", "detail": f"malformed enrolment: {exc}"}, status_code=400)
+        except EnrollmentError as exc:
+            return JSONResponse({"error": "enrollment_refused", "detail": str(exc)}, status_code=403)
+        return JSONResponse({**result, "time": clock()})
+
+    @app.post("/v1/push")
+    async def push(request: Request) -> JSONResponse:
+        try:
+            dev, body = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        try:
+            doc = json.loads(body)
+            events = doc["events"]
+            if not isinstance(events, list):
+                raise TypeError("events must be a list")
+            result = await run_in_threadpool(store.ingest, engine, dev["device_id"], events, via="http",
+                                             after_commit=crash_hook)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+        except IngestError as exc:
+            return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
+        return JSONResponse({**result.as_dict(), "hub_time": clock()})
+
+    @app.get("/v1/acks")
+    async def acks(request: Request) -> JSONResponse:
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"])
+        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock()})
+
+    @app.get("/v1/pull")
+    async def pull(request: Request, after: int = 0, limit: int = 500) -> JSONResponse:
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        feed = await run_in_threadpool(store.pull_feed, engine, dev["device_id"], after, limit)
+        return JSONResponse({**feed, "hub_time": clock()})
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (multi-worker): reads ``ANPI_HUB_DATABASE_URL``."""
+    return create_hub_app(os.environ["ANPI_HUB_DATABASE_URL"])
+
+
+def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,
+          log_level: str = "info") -> None:
+    """Run the hub with uvicorn (blocking)."""
+    import uvicorn
+
+    if workers > 1:
+        os.environ["ANPI_HUB_DATABASE_URL"] = database_url
+        eng = store.open_hub_engine(database_url)  # tables and keys once, not racing in workers
+        store.hub_identity(eng)
+        eng.dispose()
+        uvicorn.run("sync.hub.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    else:
+        uvicorn.run(create_hub_app(database_url), host=host, port=port, log_level=log_level)

@@ -1,0 +1,220 @@
+"""The shelter outbox: every change becomes an immutable, numbered event.
+
+Services call :func:`append` inside their own transaction, so an event exists exactly when
+the change it describes was committed (no dual-write gap).  Numbering is gap-free per stream
+``(device_id, epoch)``: the counter lives on the ``sync_device`` row and is bumped with an
+``UPDATE … RETURNING`` that takes SQLite's write lock first, so two writers are serialised
+and a rolled-back transaction gives its number back.  A laptop restored from a backup calls
+:func:`start_new_epoch`, after which numbering restarts at 1 in a stream that cannot collide
+with the numbers the lost laptop may already have sent to the hub.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Mapping, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+from ulid import ULID
+
+from sync.canonical import canonical_json, sha256_hex
+from sync.crypto import new_signing_key, signing_key_to_b64
+from sync.events import Event
+from sync.models import OutboxEvent, SyncCursor, SyncDevice
+
+_DEVICE_TABLE = SyncDevice.__table__
+_CURSOR_TABLE = SyncCursor.__table__
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ack_cursor_name(device_id: str, epoch: int) -> str:
+    return f"ack/{device_id}/{epoch}"
+
+
+def get_device(session: Session) -> SyncDevice | None:
+    """The laptop identity, or None if no event was ever recorded and it never enrolled."""
+    return session.get(SyncDevice, 1)
+
+
+def ensure_device(session: Session) -> SyncDevice:
+    """Return the device identity, creating one lazily (random ULID, epoch 1, new key).
+
+    Offline shelters that never enrolled still record events under a stable identity; the
+    identity is later bound to a hub slot by ``anpi enroll``.  Does not commit.
+    """
+    dev = session.get(SyncDevice, 1)
+    if dev is not None:
+        return dev
+    values = dict(
+        id=1, device_id=str(ULID()), epoch=1, last_seq=0,
+        signing_key=signing_key_to_b64(new_signing_key()), created_at=_now(),
+    )
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        # a concurrent first writer may have created it: keep theirs
+        session.execute(sqlite_insert(_DEVICE_TABLE).values(**values).on_conflict_do_nothing())
+    else:
+        session.execute(_DEVICE_TABLE.insert().values(**values))
+    dev = session.get(SyncDevice, 1, populate_existing=True)
+    assert dev is not None
+    return dev
+
+
+def _expire_device(session: Session) -> None:
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, SyncDevice):
+            session.expire(obj)
+
+
+def _next_number(session: Session) -> tuple[str, int, int]:
+    """Bump the stream counter (takes the write lock) and return (device_id, epoch, seq)."""
+    ensure_device(session)
+    row = session.execute(
+        update(_DEVICE_TABLE)
+        .where(_DEVICE_TABLE.c.id == 1)
+        .values(last_seq=_DEVICE_TABLE.c.last_seq + 1)
+        .returning(_DEVICE_TABLE.c.device_id, _DEVICE_TABLE.c.epoch, _DEVICE_TABLE.c.last_seq)
+    ).one()
+    _expire_device(session)
+    return row[0], int(row[1]), int(row[2])
+
+
+def append(session: Session, event: Event) -> OutboxEvent:
+    """Record ``event`` in the outbox as part of the caller's transaction (never commits).
+
+    Assigns a ULID event id and the next gap-free ``seq`` of the stream (device_id, epoch),
+    stores the canonical JSON payload and its SHA-256.  If the transaction rolls back, the
+    event and its number vanish together.
+    """
+    payload = canonical_json(event.to_dict())
+    device_id, epoch, seq = _next_number(session)
+    row = OutboxEvent(
+        event_id=str(ULID()), device_id=device_id, epoch=epoch, seq=seq, type=event.type,
+        recorded_at=_now().isoformat(), payload=payload, payload_sha256=sha256_hex(payload),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def start_new_epoch(session: Session) -> int:
+    """Begin a new stream after a backup restore: epoch+1, numbering restarts at 1.
+
+    Old-epoch events that are still unacknowledged stay pending and are sent as before; only
+    new events use the new epoch.  Does not commit (call inside the restore transaction).
+    """
+    ensure_device(session)
+    row = session.execute(
+        update(_DEVICE_TABLE).where(_DEVICE_TABLE.c.id == 1)
+        .values(epoch=_DEVICE_TABLE.c.epoch + 1, last_seq=0)
+        .returning(_DEVICE_TABLE.c.epoch)
+    ).one()
+    _expire_device(session)
+    return int(row[0])
+
+
+def pending_count(session: Session) -> int:
+    """Events not yet acknowledged by the hub (exports to USB do not count as delivered)."""
+    return int(session.execute(
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.acked_at.is_(None))  # type: ignore[union-attr]
+    ).scalar_one())
+
+
+def last_sync(session: Session) -> datetime | None:
+    """When the hub last acknowledged this laptop's events (online or by receipt)."""
+    dev = session.get(SyncDevice, 1)
+    if dev is None or dev.last_sync_at is None:
+        return None
+    ts = dev.last_sync_at
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def pending_events(session: Session, limit: int | None = None) -> list[OutboxEvent]:
+    """Unacknowledged events in delivery order: older epochs first, then by seq."""
+    stmt = (select(OutboxEvent).where(OutboxEvent.acked_at.is_(None))  # type: ignore[union-attr]
+            .order_by(OutboxEvent.epoch, OutboxEvent.seq))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.execute(stmt).scalars())
+
+
+def get_cursor(session: Session, name: str) -> int:
+    cur = session.get(SyncCursor, name)
+    return int(cur.value) if cur else 0
+
+
+def set_cursor(session: Session, name: str, value: int) -> None:
+    now = _now()
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        stmt = sqlite_insert(_CURSOR_TABLE).values(name=name, value=value, updated_at=now)
+        session.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                                   set_={"value": value, "updated_at": now}))
+    else:  # pragma: no cover - shelters are SQLite
+        cur = session.get(SyncCursor, name)
+        if cur is None:
+            session.add(SyncCursor(name=name, value=value, updated_at=now))
+        else:
+            cur.value, cur.updated_at = value, now
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, SyncCursor) and obj.name == name:
+            session.expire(obj)
+
+
+def apply_acks(session: Session, device_id: str, acks: Iterable[tuple[int, int]], *,
+               authoritative: bool, caps: Mapping[int, int] | None = None,
+               now: datetime | None = None) -> int:
+    """Record the hub's acknowledgement watermark per epoch; returns events newly acked.
+
+    Raising a watermark is capped by ``caps[epoch]``: the highest seq whose *content* the hub
+    just compared (the batch we pushed, the bundle a receipt covers).  Without that cap a
+    laptop restored from a backup (same stream, new events at old numbers) would mark its new
+    events delivered because the hub holds *other* events under those numbers.  ``caps=None``
+    means uncapped; an epoch missing from ``caps`` is never raised.
+
+    ``authoritative`` acks come straight from the hub over the network and may move a
+    watermark *down* (a hub restored from its own backup asks us to resend).  Receipts from
+    USB bundles can be old, so they never lower a watermark.
+    """
+    now = now or _now()
+    newly = 0
+    tbl = OutboxEvent.__table__
+    for epoch, seq in acks:
+        name = ack_cursor_name(device_id, epoch)
+        current = get_cursor(session, name)
+        if seq < current:
+            target = seq if authoritative else current
+        else:
+            limit = seq if caps is None else caps.get(epoch, current)
+            target = max(current, min(seq, limit))
+        if target != current:
+            set_cursor(session, name, target)
+        res = session.execute(
+            update(tbl).where(tbl.c.device_id == device_id, tbl.c.epoch == epoch,
+                              tbl.c.seq <= target, tbl.c.acked_at.is_(None)).values(acked_at=now)
+        )
+        newly += res.rowcount or 0
+        if authoritative:
+            session.execute(
+                update(tbl).where(tbl.c.device_id == device_id, tbl.c.epoch == epoch,
+                                  tbl.c.seq > target, tbl.c.acked_at.is_not(None)).values(acked_at=None)
+            )
+    return newly
+
+
+def streams(session: Session) -> Sequence[tuple[str, int, int]]:
+    """(device_id, epoch, max seq) of every stream held locally."""
+    rows = session.execute(
+        select(OutboxEvent.device_id, OutboxEvent.epoch, func.max(OutboxEvent.seq))
+        .group_by(OutboxEvent.device_id, OutboxEvent.epoch)
+    ).all()
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def mark_synced(session: Session, when: datetime | None = None) -> None:
+    session.execute(update(_DEVICE_TABLE).where(_DEVICE_TABLE.c.id == 1).values(last_sync_at=when or _now()))
+    _expire_device(session)

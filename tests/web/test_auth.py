@@ -1,0 +1,182 @@
+"""交代 (switch user), PINs, lockout, auto-lock and drafts, through the HTTP face."""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.audit_models import AuditEntry
+from tests.web.helpers import api_csrf, build_shelter, csrf_of, login
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+@pytest.fixture
+def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return build_shelter(tmp_path, evacuees=False)
+
+
+@pytest.fixture
+def app(shelter):  # type: ignore[no-untyped-def]
+    from app.main import create_app
+
+    a = create_app(shelter.db_path, auto_lock_seconds=300)
+    yield a
+    a.state.engine.dispose()
+
+
+def actions(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with Session(app.state.engine) as s:
+        return [(e.user_name, e.action) for e in s.exec(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_switch_screen_lists_active_staff_only(app, shelter) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    login(client, "管理")
+    r = client.post("/admin/users/" + shelter.user_ids["鈴木"] + "/disable", data={"csrf_token": csrf_of(client.get("/admin/users").text)},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    page = TestClient(app).get("/switch").text
+    assert 'lang="ja"' in page
+    assert "佐藤" in page and "鈴木" not in page
+    assert "初回" in page  # 新人 has no PIN yet
+
+
+def test_login_rotates_the_session_and_lands_on_the_dashboard(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    client.get("/switch")
+    before = client.cookies.get("anpi_session")
+    r = login(client, "佐藤")
+    assert r.headers["location"] == "/dashboard"
+    assert client.cookies.get("anpi_session") != before
+    page = client.get("/dashboard").text
+    assert "佐藤" in page and "ダッシュボード" in page
+    assert ("佐藤", "login") in actions(app)
+
+
+def test_wrong_pin_message_then_lockout(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    r = login(client, "佐藤", "0000", expect=401)
+    assert "暗証番号が違います" in r.text and "あと4回" in r.text
+    assert 'aria-invalid="true"' in r.text
+    for _ in range(4):
+        r = login(client, "佐藤", "0000", expect=401)
+    assert "5分間ロック" in r.text
+    r = login(client, "佐藤", "1234", expect=403)  # even the right PIN is refused while locked
+    assert "ロック" in r.text
+    assert actions(app).count(("佐藤", "login_failed")) == 5
+
+
+def test_first_use_sets_a_pin(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    r = login(client, "新人", "", expect=200)
+    assert "初めての利用です" in r.text and 'action="/switch/pin"' in r.text
+    uid = re.search(r'name="user_id" value="([^"]+)"', r.text).group(1)
+    token = csrf_of(r.text)
+    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "12", "pin2": "12"})
+    assert r.status_code == 422 and "4〜6桁" in r.text
+    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "4321", "pin2": "4322"})
+    assert r.status_code == 422 and "一致しません" in r.text
+    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "4321", "pin2": "4321"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+    # once set, the first-use screen cannot be used to overwrite it
+    other = TestClient(app)
+    t2 = csrf_of(other.get("/switch").text)
+    r = other.post("/switch/pin", data={"csrf_token": t2, "user_id": uid, "pin": "9999", "pin2": "9999"})
+    assert r.status_code == 422 and "設定済み" in r.text
+    login(TestClient(app), "新人", "4321")
+
+
+def test_auto_lock_after_inactivity_and_back_to_the_same_page(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    login(client, "佐藤")
+    assert client.get("/roster").status_code == 200
+    app.state.sessions.auto_lock_seconds = 0.2
+    time.sleep(0.3)
+    r = client.get("/roster?q=高橋", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/switch?next=/roster")
+    assert client.get("/api/status").status_code == 401
+    page = client.get("/switch?next=/roster").text
+    assert "ロックしました" in page
+    app.state.sessions.auto_lock_seconds = 300
+    token = csrf_of(page)
+    uid = re.search(r'name="user_id" value="([^"]+)" data-pin-set="1" checked', page).group(1)
+    r = client.post("/switch", data={"csrf_token": token, "user_id": uid, "pin": "1234", "next": "/roster"},
+                    follow_redirects=False)
+    assert r.headers["location"] == "/roster"  # the same person comes back to where they were
+    assert ("佐藤", "lock") in actions(app)
+
+
+def test_next_page_is_not_given_to_another_user(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    login(client, "佐藤")
+    token = csrf_of(client.get("/dashboard").text)
+    r = client.post("/lock", data={"csrf_token": token, "next": "/roster/SOMEONE"}, follow_redirects=False)
+    assert r.headers["location"] == "/switch?next=/roster/SOMEONE"
+    page = client.get(r.headers["location"]).text
+    token = csrf_of(page)
+    uid = re.search(r'name="user_id" value="([^"]+)"[^>]*>\s*<span class="tile-num"[^>]*>[^<]*</span>\s*<span class="tile-name">鈴木<', page).group(1)
+    r = client.post("/switch", data={"csrf_token": token, "user_id": uid, "pin": "5678", "next": "/roster/SOMEONE"},
+                    follow_redirects=False)
+    assert r.headers["location"] == "/dashboard"
+
+
+def test_polling_does_not_keep_the_session_alive(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    login(client, "管理")
+    app.state.sessions.auto_lock_seconds = 0.4
+    for _ in range(3):
+        time.sleep(0.15)
+        client.get("/api/registry/jobs/x", headers={"X-Anpi-Poll": "1"})
+    assert client.get("/api/status").status_code == 401
+
+
+def test_drafts_belong_to_their_user(app) -> None:  # type: ignore[no-untyped-def]
+    a, b = TestClient(app), TestClient(app)
+    login(a, "佐藤")
+    login(b, "鈴木")
+    ta, tb = api_csrf(a), api_csrf(b)
+    assert a.put("/api/session/drafts/intake", json={"m-0-name": "途中の人"}, headers={"X-CSRF-Token": ta}).status_code == 200
+    assert b.get("/api/session/drafts/intake").json()["data"] is None
+    assert "途中の人" not in b.get("/intake").text
+    assert 'value="途中の人"' in a.get("/intake").text  # the owner's form comes back filled in
+    # the same browser switching person: the next user does not see it either
+    token = csrf_of(a.get("/dashboard").text)
+    a.post("/lock", data={"csrf_token": token})
+    login(a, "鈴木")
+    assert "途中の人" not in a.get("/intake").text
+
+
+def test_disabled_user_is_logged_out_at_once(app, shelter) -> None:  # type: ignore[no-untyped-def]
+    staff, admin = TestClient(app), TestClient(app)
+    login(staff, "佐藤")
+    login(admin, "管理")
+    assert staff.get("/api/status").status_code == 200
+    r = admin.post(f"/api/users/{shelter.user_ids['佐藤']}/disable", headers={"X-CSRF-Token": api_csrf(admin)})
+    assert r.status_code == 200
+    assert staff.get("/api/status").status_code == 401
+    r = admin.post(f"/api/users/{shelter.user_ids['管理']}/disable", headers={"X-CSRF-Token": api_csrf(admin)})
+    assert r.status_code == 409  # nobody locks themselves out
+
+
+def test_json_login_for_other_clients(app) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    info = client.get("/api/session").json()
+    assert info["user"] is None
+    r = client.post("/api/session", json={"user": "本部", "pin": "2222"}, headers={"X-CSRF-Token": info["csrf_token"]})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "hq"
+    new_token = r.json()["csrf_token"]
+    assert new_token != info["csrf_token"]
+    assert client.get("/api/session").json()["user"]["name"] == "本部"
+    assert client.get("/api/evacuees/export.csv").status_code == 200
+    r = client.post("/api/session", json={"user": "佐藤", "pin": "1111"}, headers={"X-CSRF-Token": new_token})
+    assert r.status_code == 401 and r.json()["detail_ja"] == "暗証番号が違います"
+    r = client.post("/api/session", json={"user": "新人", "pin": ""}, headers={"X-CSRF-Token": new_token})
+    assert r.status_code == 422 and r.json()["field"] == "new_pin"
