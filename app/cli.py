@@ -23,7 +23,7 @@ from app.db import open_shelter_db, session as db_session
 from app.formats.errors import FileFormatError
 from app.services.errors import AlreadyDone, AnpiError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Anpi: shelter registration and safety confirmation.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Anpi: shelter registration and safety confirmation.")
 registry_app = typer.Typer(no_args_is_help=True, help="Resident registry snapshots (住民基本台帳).")
 roster_app = typer.Typer(no_args_is_help=True, help="Evacuee rosters typed in Excel/CSV (避難者名簿).")
 app.add_typer(registry_app, name="registry")
@@ -128,7 +128,8 @@ def registry_import(
     engine = engine_for(ctx)
     with progress_bar(f"importing {file.name}") as progress:
         result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
-                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress)
+                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress,
+                                 workers=os.cpu_count() or 1)
     snap = result.snapshot
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
                f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
@@ -209,7 +210,7 @@ def reconcile(
 
     from app.services.reconcile import reconcile_all, write_reconcile_csv
 
-    rows = reconcile_all(engine_for(ctx), by=os.environ.get("USER", ""))
+    rows = reconcile_all(engine_for(ctx), workers=os.cpu_count() or 1)
     if out:
         write_reconcile_csv(rows, out)
     counts = Counter(r.decision for r in rows)
@@ -308,8 +309,18 @@ def serve(
     import uvicorn
 
     from app.main import create_app
+    from sync.client import BackgroundSyncer
 
-    uvicorn.run(create_app(db_path(ctx)), host=host, port=port, log_level="warning")
+    api = create_app(db_path(ctx))
+    # Pushes to the hub whenever one is enrolled and reachable; idle otherwise.
+    syncer = BackgroundSyncer(lambda: db_session(api.state.engine),
+                              interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")))
+    api.state.syncer = syncer
+    syncer.start()
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+    finally:
+        syncer.stop()
 
 
 @app.command("demo")

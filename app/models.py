@@ -56,9 +56,17 @@ class RegistrySnapshot(SQLModel, table=True):
     imported_at: datetime = Field(default_factory=utcnow)
     imported_by: str = ""
     gaiji_map: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    header: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # as in the file
 
 
 class Resident(SQLModel, table=True):
+    def raw_fields(self, header: list[str]) -> dict[str, str]:
+        """Every column of the imported row by header name, unknown vendor columns included."""
+        import csv
+
+        cells = next(csv.reader([self.raw_line]), [])
+        return dict(zip(header, cells))
+
     """One person in one snapshot: raw fields as imported plus the matching keys.
 
     Keys (`k_*`) are computed once at import by `matching.person.registry_keys`, so
@@ -87,18 +95,12 @@ class Resident(SQLModel, table=True):
     postal_code: str = ""
     address: str = ""
     restricted: bool = False  # 閲覧制限 (DV等支援措置): never disclosed outside HQ's internal view
-    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    raw_line: str = ""  # the record exactly as in the file; with the snapshot's header, every column
     # matching keys
-    k_kanji_exact: str = ""
-    k_kanji_variant: str = ""
     k_family_variant: str = ""
     k_given_variant: str = ""
-    k_kana_strict: str = ""
-    k_kana_loose: str = ""
-    k_family_kana: str = ""
+    k_family_kana: str = ""  # loose reading keys, per part
     k_given_kana: str = ""
-    k_kana_devoiced: str = ""
-    k_romaji: str = ""
     k_alpha: str = ""
     k_town: str = ""
 
@@ -143,6 +145,7 @@ class Evacuee(SQLModel, table=True):
     birth_year_min: Optional[int] = None
     birth_year_max: Optional[int] = None
     sex: str = ""
+    address: str = ""  # as typed, or the address a "同上" (same as above) row refers to
     # 様式第1号 items beyond the basic four
     nationality: str = ""
     injury: str = ""  # 負傷・疾病

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import multiprocessing as mp
+
 from matching.model import DEFAULT_MODEL, Model
 from matching.query import PreparedQuery, Query, QueryContext, prepare
 from matching.readings import ReadingModel
@@ -21,6 +23,8 @@ from matching.registry_index import BLOCK_CAP, RegistryIndex
 from matching.score import Candidate, FieldScore, Scorer
 
 TOP_K = 5
+EXACT_BIRTH_BLOCK = 60
+KEEP = 12  # candidates kept per query after scoring
 
 
 @dataclass
@@ -103,17 +107,23 @@ class Matcher:
                     take(ix.by_family_year.get((fk, y)))
                 if f.given_kana:
                     take(ix.by_given_year.get((f.given_kana, y)))
+            if f.skeleton_family and f.skeleton_given:
+                take(ix.by_skeleton.get(f"{f.skeleton_family}|{f.skeleton_given}"))
             name_parts.update(x for x in (f.family_kana, f.given_kana, f.family_kanji, f.given_kanji) if x)
         for tok in pq.alpha.split():
             take(ix.by_alpha_token.get(tok))
         if pq.birth_iso:
-            for iso in [pq.birth_iso, *(v for v, _ in pq.birth_variants)]:
+            # The exact date's block is taken whole while it is small (a name typed beyond
+            # recognition still finds its person); the tired-typist variants, and any large
+            # block, only with a second key: a shared surname or given name.
+            for n, iso in enumerate([pq.birth_iso, *(v for v, _ in pq.birth_variants)]):
                 block = ix.by_birth.get(iso)
-                if len(block) <= BLOCK_CAP:
+                if n == 0 and len(block) <= EXACT_BIRTH_BLOCK:
                     found.update(block)
-                elif name_parts:  # an oversized block is only used together with a second key
-                    found.update(i for i in block if ix.family_kana[i] in name_parts or ix.given_kana[i] in name_parts
-                                 or ix.family_kanji[i] in name_parts or ix.given_kanji[i] in name_parts)
+                elif name_parts and len(block) <= BLOCK_CAP * 10:
+                    fk, gk, fj, gj = ix.family_kana, ix.given_kana, ix.family_kanji, ix.given_kanji
+                    found.update(i for i in block if fk[i] in name_parts or gk[i] in name_parts
+                                 or fj[i] in name_parts or gj[i] in name_parts)
         return found
 
     def _surname_prefixes(self, full_kana: str) -> list[str]:
@@ -148,8 +158,11 @@ class Matcher:
         if pq.birth_iso and self.as_of and pq.birth_iso > self.as_of.isoformat():
             return MatchResult(q.key, "none", None, 0.0, f"born after the registry snapshot ({self.as_of})", cands[:TOP_K])
         name_ok = all(top.level(p) not in ("different", "missing") for p in ("family", "given")) or top.level("alpha") == "exact"
-        birth_level = top.level("birth")
-        needed = m.auto_probability if birth_level != "missing" else 1 - (1 - m.auto_probability) / 100
+        # Without any birth information a name alone must be backed by a second field (sex or
+        # town) before a link can be automatic: a namesake visitor is the danger here.
+        if top.level("birth") == "missing" and not (top.level("town") == "agree" or top.level("sex") == "agree"):
+            name_ok = False
+        needed = m.auto_probability
         runner = cands[1].probability if len(cands) > 1 else 0.0
         summary = f"{reasons}; p={top.probability:.4f}" + (f"; runner-up p={runner:.4f}" if len(cands) > 1 else "")
         if top.probability >= needed and not top.contradictions and name_ok:
@@ -170,20 +183,38 @@ class Matcher:
 
     # --- many queries -----------------------------------------------------------------------
     def reconcile(self, queries: list[Query], *, rejected: Mapping[str, Iterable[str]] | None = None,
-                  taken: Mapping[str, str] | None = None) -> list[MatchResult]:
+                  taken: Mapping[str, str] | None = None, workers: int = 1) -> list[MatchResult]:
         """Decide every query jointly: households support each other, no resident is taken twice.
 
         `rejected`: query key → resident ids staff rejected for it (never proposed again).
         `taken`: resident id → query key already confirmed by staff (not auto-linked to anyone else).
+        `workers` > 1 scores in forked processes that share this index copy-on-write (CLI only:
+        never fork a process that runs a web server's threads).
         """
         rejected = rejected or {}
         taken = dict(taken or {})
-        prepared = [self.prepare(q) for q in queries]
-        scored = [self.scored(pq, rejected.get(pq.query.key, ())) for pq in prepared]
+        prepared, scored = self._prepare_and_score(queries, rejected, workers)
         self._household_support(prepared, scored)
         results = [self.decide(pq, c) for pq, c in zip(prepared, scored)]
         self._no_double_links(results, taken)
         return results
+
+    def _prepare_and_score(self, queries: list[Query], rejected: Mapping[str, Iterable[str]],
+                           workers: int) -> tuple[list[PreparedQuery], list[list[Candidate]]]:
+        if workers > 1 and len(queries) >= 200 and "fork" in mp.get_all_start_methods():
+            global _FORKED
+            if self.ctx.readings is not None:
+                self.ctx.readings.dictionary_reading("山")  # load pykakasi once, before forking
+            _FORKED = (self, rejected)
+            size = max(50, len(queries) // (workers * 4))
+            chunks = [queries[i:i + size] for i in range(0, len(queries), size)]
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_score_chunk, chunks)
+            _FORKED = None
+            pairs = [p for part in parts for p in part]
+        else:
+            pairs = _score_with(self, rejected, queries)
+        return [p for p, _ in pairs], [c for _, c in pairs]
 
     def _group_key(self, pq: PreparedQuery) -> str:
         if pq.query.household_key:
@@ -250,3 +281,23 @@ class Matcher:
                     r.flags.append("possible-duplicate")
                     r.reasons += f"; same resident as evacuees {others}: possible duplicate registration"
 
+
+
+# Set just before forking worker processes, which inherit it (copy-on-write, nothing pickled).
+_FORKED: "tuple[Matcher, Mapping[str, Iterable[str]]] | None" = None
+
+
+def _score_with(m: Matcher, rejected: Mapping[str, Iterable[str]],
+                queries: list[Query]) -> list[tuple[PreparedQuery, list[Candidate]]]:
+    """Prepare and score; keeps the strongest candidates only (the tail no longer moves the
+    posterior, and shipping it back from a worker process costs more than scoring it)."""
+    out = []
+    for q in queries:
+        pq = m.prepare(q)
+        out.append((pq, m.scored(pq, rejected.get(q.key, ()))[:KEEP]))
+    return out
+
+
+def _score_chunk(queries: list[Query]) -> list[tuple[PreparedQuery, list[Candidate]]]:
+    assert _FORKED is not None
+    return _score_with(_FORKED[0], _FORKED[1], queries)

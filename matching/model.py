@@ -54,16 +54,26 @@ class Model:
     household_against: float = -1.0
     # prior: share of evacuees who are residents of this registry
     p_resident: float = 0.85
+    # u-probabilities are smoothed towards population-wide rates with this many pseudo-people, so
+    # a small registry (a village, a test) does not take "3 of 6 residents are 高橋" as the truth
+    pseudo_people: float = 1000.0
+    p0_name: float = 1 / 3000  # share of people with one given surname or given name, typically
+    p0_birth: float = 1 / (365 * 90)
+    p0_town: float = 1 / 50
     # decisions
     auto_probability: float = 0.999
     review_probability: float = 0.02
     review_min_bits: float = 6.0
 
+    def _u(self, freq: int, n: int, p0: float) -> float:
+        k = self.pseudo_people
+        return (max(freq, 1) + k * p0) / (n + k)
+
     def name_exact(self, freq: int, n: int) -> float:
-        return bits(self.m_name_exact, max(freq, 1) / n)
+        return bits(self.m_name_exact, self._u(freq, n, self.p0_name))
 
     def name_devoiced(self, freq: int, n: int) -> float:
-        return bits(self.m_name_devoiced, min(1.0, 3 * max(freq, 1) / n))
+        return bits(self.m_name_devoiced, min(1.0, 3 * self._u(freq, n, self.p0_name)))
 
     @property
     def name_fuzzy(self) -> float:
@@ -73,10 +83,10 @@ class Model:
         return bits(self.m_name_diff, 1.0)
 
     def birth_exact(self, freq: int, known: int) -> float:
-        return bits(self.m_birth_exact, max(freq, 1) / known)
+        return bits(self.m_birth_exact, self._u(freq, known, self.p0_birth))
 
     def birth_variant(self, freq: int, known: int) -> float:
-        return bits(self.m_birth_variant, min(1.0, self.variant_share * max(freq, 1) / known))
+        return bits(self.m_birth_variant, min(1.0, self.variant_share * self._u(freq, known, self.p0_birth)))
 
     @property
     def birth_diff(self) -> float:
@@ -98,7 +108,7 @@ class Model:
         return bits(self.m_sex_diff, 0.5)
 
     def town_agree(self, freq: int, known: int) -> float:
-        return bits(self.m_town_agree, max(freq, 1) / known)
+        return bits(self.m_town_agree, self._u(freq, known, self.p0_town))
 
     @property
     def town_diff(self) -> float:

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from matching.romaji import kana_to_skeleton
+
 # A block bigger than this is too common to be useful on its own (e.g. everyone born on
 # 1950-01-01 in a registry that used it as a placeholder); it is used only through a second key.
 BLOCK_CAP = 400
@@ -37,6 +39,10 @@ class RegistryRecord:
     sex: str  # "M" | "F" | ""
     town: str  # 町字 key
     restricted: bool = False  # 閲覧制限: matched like anyone, but never disclosed outside HQ
+
+    def __iter__(self) -> Iterator[object]:
+        """Field values in order, so a record and a database row tuple are interchangeable."""
+        return (getattr(self, f) for f in self.__slots__)  # type: ignore[attr-defined]
 
 
 class Postings:
@@ -59,6 +65,27 @@ class Postings:
         else:
             cur.append(idx)
 
+    @classmethod
+    def build(cls, keys: Iterable[object]) -> "Postings":
+        p = cls()
+        p.extend(keys)
+        return p
+
+    def extend(self, keys: Iterable[object]) -> None:
+        """Add keys for residents 0, 1, 2, ... (inlined: this runs millions of times at start-up)."""
+        d = self._d
+        get = d.get
+        for i, key in enumerate(keys):
+            if not key:
+                continue
+            cur = get(key)
+            if cur is None:
+                d[key] = i
+            elif cur.__class__ is int:
+                d[key] = array("I", (cur, i))
+            else:
+                cur.append(i)
+
     def get(self, key: object) -> "list[int] | array[int]":
         cur = self._d.get(key) if key else None
         if cur is None:
@@ -69,95 +96,73 @@ class Postings:
         return len(self._d)
 
 
-def _birth_year(iso: str) -> int | None:
-    return int(iso[:4]) if len(iso) >= 4 and iso[:4].isdigit() else None
+def _counts(values: list[str]) -> Counter[str]:
+    c = Counter(values)
+    c.pop("", None)
+    return c
 
 
 class RegistryIndex:
     """All residents of one snapshot, ready for candidate lookup and frequency-scaled scoring."""
 
-    def __init__(self, records: Iterable[RegistryRecord]) -> None:
-        self.resident_id: list[str] = []
-        self.household_id: list[str] = []
-        self.family_kana: list[str] = []
-        self.given_kana: list[str] = []
-        self.family_kanji: list[str] = []
-        self.given_kanji: list[str] = []
-        self.alpha: list[str] = []
-        self.birth: list[str] = []
-        self.sex: list[str] = []
-        self.town: list[str] = []
-        self.restricted: list[bool] = []
-        self.by_id: dict[str, int] = {}
-        # blocks
-        self.by_full_kana = Postings()
-        self.by_full_kanji = Postings()
-        self.by_family = Postings()  # surname alone (kana or kanji): for partial input as staff type
-        self.by_birth = Postings()
-        self.by_family_year = Postings()
-        self.by_given_year = Postings()
-        self.by_alpha_token = Postings()
-        self.by_household = Postings()
-        # frequencies for u-probabilities (how common a value is in *this* registry)
-        self.freq_family_kana: Counter[str] = Counter()
-        self.freq_given_kana: Counter[str] = Counter()
-        self.freq_family_kanji: Counter[str] = Counter()
-        self.freq_given_kanji: Counter[str] = Counter()
-        self.freq_birth: Counter[str] = Counter()
-        self.freq_town: Counter[str] = Counter()
-        self.freq_alpha_token: Counter[str] = Counter()
+    def __init__(self, records: Iterable[RegistryRecord | tuple]) -> None:
+        """`records` may be RegistryRecord objects or plain tuples in the same field order
+        (the service streams tuples straight from SQLite, which is much faster)."""
+        cols: list[list] = [[] for _ in range(11)]
+        appends = [c.append for c in cols]
+        pool: dict[str, str] = {}
+        shared = pool.setdefault  # interning: one string object per distinct surname, date, town
         for r in records:
-            self._add(r)
-        self.size = len(self.resident_id)
+            rid, hh, fk, gk, fj, gj, alpha, birth, sex, town, restricted = r
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 = appends
+            a0(rid)
+            a1(hh)
+            a2(shared(fk, fk))
+            a3(shared(gk, gk))
+            a4(shared(fj, fj))
+            a5(shared(gj, gj))
+            a6(alpha)
+            a7(shared(birth, birth))
+            a8(shared(sex, sex))
+            a9(shared(town, town))
+            a10(bool(restricted))
+        (self.resident_id, self.household_id, self.family_kana, self.given_kana, self.family_kanji,
+         self.given_kanji, self.alpha, self.birth, self.sex, self.town, self.restricted) = cols
+        self.size = n = len(self.resident_id)
+        self.by_id: dict[str, int] = dict(zip(self.resident_id, range(n)))
+        fk, gk, fj, gj = self.family_kana, self.given_kana, self.family_kanji, self.given_kanji
+        years = [int(b[:4]) if b else 0 for b in self.birth]
+        # blocks
+        self.by_full_kana = Postings.build(f + g for f, g in zip(fk, gk))
+        self.by_full_kanji = Postings.build(f + g for f, g in zip(fj, gj))
+        # surname alone (kana or kanji): for partial input while staff are still typing
+        self.by_family = Postings.build(fk)
+        self.by_family.extend(fj)
+        self.by_birth = Postings.build(self.birth)
+        self.by_family_year = Postings.build((f, y) if f and y else None for f, y in zip(fk, years))
+        self.by_given_year = Postings.build((g, y) if g and y else None for g, y in zip(gk, years))
+        self.by_household = Postings.build(self.household_id)
+        # names typed in romaji: skeletons of each distinct reading, computed once per reading
+        skel: dict[str, str] = {}
+        for part in set(fk) | set(gk):
+            skel[part] = kana_to_skeleton(part) if part else ""
+        self.by_skeleton = Postings.build(f"{skel[f]}|{skel[g]}" if f and g else None for f, g in zip(fk, gk))
+        self.by_alpha_token = Postings()
+        self.freq_alpha_token: Counter[str] = Counter()
+        for i, a in enumerate(self.alpha):
+            if a:
+                for tok in a.split():
+                    self.by_alpha_token.add(tok, i)
+                    self.freq_alpha_token[tok] += 1
+        # frequencies for u-probabilities (how common a value is in *this* registry)
+        self.freq_family_kana = _counts(fk)
+        self.freq_given_kana = _counts(gk)
+        self.freq_family_kanji = _counts(fj)
+        self.freq_given_kanji = _counts(gj)
+        self.freq_birth = _counts(self.birth)
+        self.freq_town = _counts(self.town)
         self.known_births = max(1, sum(self.freq_birth.values()))
         self.known_towns = max(1, sum(self.freq_town.values()))
-
-    def _add(self, r: RegistryRecord) -> None:
-        i = len(self.resident_id)
-        fk, gk = sys.intern(r.family_kana), sys.intern(r.given_kana)
-        fj, gj = sys.intern(r.family_kanji), sys.intern(r.given_kanji)
-        birth, town = sys.intern(r.birth), sys.intern(r.town)
-        self.resident_id.append(r.resident_id)
-        self.household_id.append(r.household_id)
-        self.family_kana.append(fk)
-        self.given_kana.append(gk)
-        self.family_kanji.append(fj)
-        self.given_kanji.append(gj)
-        self.alpha.append(sys.intern(r.alpha) if r.alpha else "")
-        self.birth.append(birth)
-        self.sex.append(sys.intern(r.sex))
-        self.town.append(town)
-        self.restricted.append(r.restricted)
-        self.by_id[r.resident_id] = i
-        if fk or gk:
-            self.by_full_kana.add(fk + gk, i)
-        if fj or gj:
-            self.by_full_kanji.add(fj + gj, i)
-        self.by_family.add(fk, i)
-        self.by_family.add(fj, i)
-        self.by_birth.add(birth, i)
-        year = _birth_year(birth)
-        if year is not None:
-            if fk:
-                self.by_family_year.add((fk, year), i)
-            if gk:
-                self.by_given_year.add((gk, year), i)
-        for tok in r.alpha.split():
-            self.by_alpha_token.add(tok, i)
-            self.freq_alpha_token[tok] += 1
-        self.by_household.add(r.household_id, i)
-        if fk:
-            self.freq_family_kana[fk] += 1
-        if gk:
-            self.freq_given_kana[gk] += 1
-        if fj:
-            self.freq_family_kanji[fj] += 1
-        if gj:
-            self.freq_given_kanji[gj] += 1
-        if birth:
-            self.freq_birth[birth] += 1
-        if town:
-            self.freq_town[town] += 1
 
     def record(self, i: int) -> RegistryRecord:
         return RegistryRecord(

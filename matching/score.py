@@ -7,6 +7,7 @@ field ("kana=exact; birth=day±1; sex=agree").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
@@ -58,6 +59,19 @@ def _similar(a: str, b: str) -> bool:
     return Levenshtein.normalized_similarity(a, b) >= 0.8
 
 
+@lru_cache(maxsize=200_000)
+def _skeletons(loose_kana: str) -> tuple[str, str]:
+    """Romaji skeletons of a registry reading held as a loose key.
+
+    A loose key has turned ッ into ツ (ハットリ → ハツトリ), so the skeleton of the key alone
+    (HATUTORI) would miss the typed HATTORI; the second skeleton reads each ツ before another
+    kana as ッ. A query skeleton equal to either one agrees.
+    """
+    plain = romaji.kana_to_skeleton(loose_kana)
+    sokuon = loose_kana[:-1].replace("ツ", "ッ") + loose_kana[-1:] if "ツ" in loose_kana[:-1] else loose_kana
+    return plain, romaji.kana_to_skeleton(sokuon) if sokuon != loose_kana else plain
+
+
 def _kanji_equal(a: str, b: str) -> bool:
     """Equal, treating an unmapped gaiji (wildcard) as matching any one character."""
     if a == b:
@@ -81,7 +95,7 @@ class Scorer:
             return "missing", 0.0
         if q == r:
             return "exact", self.m.name_exact(freq.get(r, 1), self.n)
-        if kana.devoiced_key(q) == kana.devoiced_key(r):
+        if kana.devoice(q) == kana.devoice(r):  # both are loose keys already
             return "devoiced", self.m.name_devoiced(freq.get(r, 1), self.n)
         if _similar(q, r):
             return "fuzzy", self.m.name_fuzzy
@@ -156,8 +170,8 @@ class Scorer:
             if not q or not r_kana:
                 out.append(FieldScore(name, "missing", 0.0))
                 continue
-            r = romaji.kana_to_skeleton(r_kana)
-            if q == r:
+            r, r_sokuon = _skeletons(r_kana)
+            if q == r or q == r_sokuon:
                 lv, w = "romaji", self.m.name_exact(freq.get(r_kana, 1), self.n) - 0.5
             elif _similar(q, r):
                 lv, w = "romaji-fuzzy", self.m.name_fuzzy

@@ -23,8 +23,14 @@ SPACES = (" ", "\u3000")
 @dataclass(slots=True)
 class RegistryRow:
     line: int
-    fields: dict[str, str]  # profile field -> text (stripped)
-    raw: dict[str, str]  # every column as imported, by header name
+    cells: list[str]
+    raw: str  # the record's text exactly as in the file (decoded), every column included
+    columns: dict[str, list[int]]  # profile field -> column indexes (shared by all rows)
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Profile field -> text (stripped); computed on demand, it is the costly part."""
+        return fields_of(self.cells, self.columns)
 
 
 def _header_key(name: str) -> str:
@@ -58,6 +64,8 @@ class RegistryReader:
         self.encoding = resolve_encoding(path, encoding)
         self._profile_arg = profile
         self.profile: Profile | None = None
+        self.header: list[str] = []
+        self.columns: dict[str, list[int]] = {}
 
     def rows(self) -> Iterator[RegistryRow]:
         with self.path.open("rb") as stream:
@@ -71,9 +79,11 @@ class RegistryReader:
             except csv.Error as exc:
                 raise FileFormatError([RowProblem(self.name, 1, "", f"CSV error: {exc}", "CSVの形式が正しくありません")]) from None
             header = [h.strip() for h in header]
+            self.header = header
+            counted.take()
             profile_name = guess_profile(header) if self._profile_arg == "auto" else self._profile_arg
             self.profile = load_profile(profile_name)
-            columns = self._map_columns(header, self.profile)
+            columns = self.columns = self._map_columns(header, self.profile)
             width = len(header)
             start = counted.line_no + 1
             while True:
@@ -85,13 +95,14 @@ class RegistryReader:
                     raise FileFormatError([RowProblem(self.name, start, "", f"CSV error: {exc}", "CSVの形式が正しくありません")]) from None
                 line = start
                 start = counted.line_no + 1
+                raw = counted.take()
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue  # blank line
                 if len(cells) != width:
                     raise FileFormatError([RowProblem(
                         self.name, line, "", f"row has {len(cells)} columns, header has {width}",
                         f"列の数が見出し({width}列)と合いません({len(cells)}列)")])
-                yield RegistryRow(line, self._fields(cells, columns), dict(zip(header, cells)))
+                yield RegistryRow(line, cells, raw, columns)
 
     def _map_columns(self, header: list[str], profile: Profile) -> dict[str, list[int]]:
         index = {}
@@ -114,32 +125,39 @@ class RegistryReader:
                 f"見出しに宛名番号の列 ({wanted}) がありません")])
         return columns
 
-    @staticmethod
-    def _fields(cells: list[str], columns: dict[str, list[int]]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for fld, idx in columns.items():
-            out[fld] = "".join(cells[i].strip() for i in idx) if len(idx) > 1 else cells[idx[0]].strip()
-        if "full_name" in out:
-            fam, giv = split_full(out.pop("full_name"))
-            out.setdefault("family_name", fam)
-            out.setdefault("given_name", giv)
-        if "full_name_kana" in out:
-            fam, giv = split_full(out.pop("full_name_kana"))
-            out.setdefault("family_name_kana", fam)
-            out.setdefault("given_name_kana", giv)
-        return out
-
-
 class _LineCounter:
     """Feeds decoded lines to csv.reader and remembers the physical line number reached."""
 
     def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
         self._lines = lines
         self.line_no = 0
+        self._taken: list[str] = []
 
     def __iter__(self) -> "_LineCounter":
         return self
 
     def __next__(self) -> str:
         self.line_no, text = next(self._lines)
+        self._taken.append(text)
         return text
+
+    def take(self) -> str:
+        """The text of the lines consumed since the last call (one CSV record), line ending removed."""
+        text = "".join(self._taken).rstrip("\r\n")
+        self._taken.clear()
+        return text
+
+
+def fields_of(cells: list[str], columns: dict[str, list[int]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for fld, idx in columns.items():
+        out[fld] = "".join(cells[i].strip() for i in idx) if len(idx) > 1 else cells[idx[0]].strip()
+    if "full_name" in out:
+        fam, giv = split_full(out.pop("full_name"))
+        out.setdefault("family_name", fam)
+        out.setdefault("given_name", giv)
+    if "full_name_kana" in out:
+        fam, giv = split_full(out.pop("full_name_kana"))
+        out.setdefault("family_name_kana", fam)
+        out.setdefault("given_name_kana", giv)
+    return out

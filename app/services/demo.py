@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from app.models import Staff
 from app.services.accounts import add_user
 from app.services.registry import import_registry
+from app.services.reconcile import reconcile_all
 from app.services.roster import import_roster
 from app.services.shelters import current_shelter
 
@@ -40,4 +41,5 @@ def build_demo(engine: Engine, residents: int = 3000, seed: int = 2011) -> list[
         import_registry(engine, ds.registry_path, encoding="cp932", gaiji_map=ds.gaiji_map_path,
                         as_of=date(2026, 10, 31), imported_by="demo")
         import_roster(engine, ds.roster_path, shelter_code="DEMO-01", by="demo", rejects_out=Path(tmp) / "rejects.csv")
+    reconcile_all(engine)  # so the review queue and the dashboard have something to show
     return list(DEMO_ACCOUNTS)

@@ -24,7 +24,7 @@ def evacuee_registered(session: Session, ev: Evacuee, shelter: Shelter) -> None:
         evacuee_id=ev.id, shelter_code=shelter.code, external_key=ev.external_key or None,
         name=_full_name(ev) or None, name_kana=ev.name_kana or ev.name_kana_raw or None,
         birth_date_raw=ev.birth_raw or None, birth_date=ev.birth_date, sex=ev.sex or None,
-        address=ev.address_raw or None, phone=ev.phone_raw or None, household_key=ev.household_key or None,
+        address=ev.address or ev.address_raw or None, phone=ev.phone_raw or None, household_key=ev.household_key or None,
         care=dict(ev.care_flags), registered_at=ev.created_at,
         consents={"relatives": ev.consent_relatives, "acquaintances": ev.consent_acquaintances,
                   "public": ev.consent_public},
@@ -38,11 +38,20 @@ def stay_recorded(session: Session, stay: StayEvent, shelter_code: str | None = 
     ))
 
 
-def match_decided(session: Session, d: MatchDecision, snapshot_as_of: str | None) -> None:
-    outbox.append(session, events.MatchDecided(
+def _match_event(d: MatchDecision, snapshot_as_of: str | None) -> events.MatchDecided:
+    return events.MatchDecided(
         decision_id=d.id, evacuee_id=d.evacuee_id, resident_id=d.resident_id, decision=d.decision,
         at=d.at, snapshot_as_of=snapshot_as_of, score=d.score, reasons=d.reasons, by_user=d.by_user or None,
-    ))
+    )
+
+
+def match_decided(session: Session, d: MatchDecision, snapshot_as_of: str | None) -> None:
+    outbox.append(session, _match_event(d, snapshot_as_of))
+
+
+def matches_decided(session: Session, decisions: list[MatchDecision], snapshot_as_of: str | None) -> None:
+    """One outbox batch for a whole reconciliation run."""
+    outbox.append_many(session, [_match_event(d, snapshot_as_of) for d in decisions])
 
 
 def pending_count(session: Session) -> int:

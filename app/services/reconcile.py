@@ -22,7 +22,7 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.registry import newest_snapshot
 from matching.engine import Matcher, MatchResult
 from matching.query import Query
-from matching.registry_index import RegistryIndex, RegistryRecord
+from matching.registry_index import RegistryIndex
 
 STAFF_FINAL = ("confirmed", "not_resident")
 
@@ -45,7 +45,7 @@ def load_matcher(engine: Engine, snapshot: RegistrySnapshot) -> Matcher:
                 "k_alpha, COALESCE(birth_date, ''), sex, k_town, restricted FROM resident WHERE snapshot_id = ?",
                 (snapshot.id,),
             )
-            index = RegistryIndex(RegistryRecord(*row[:10], bool(row[10])) for row in cur)
+            index = RegistryIndex(cur)
         finally:
             raw.close()
         matcher = Matcher(index, readings=Matcher.learn_readings(index), as_of=snapshot.as_of)
@@ -65,7 +65,7 @@ def current_matcher(engine: Engine) -> tuple[Matcher, RegistrySnapshot]:
 
 def evacuee_query(ev: Evacuee) -> Query:
     return Query(name=ev.name_raw, name_kana=ev.name_kana_raw, birth=ev.birth_raw, sex=ev.sex_raw,
-                 address=ev.address_raw, key=ev.id, household_key=ev.household_key)
+                 address=ev.address or ev.address_raw, key=ev.id, household_key=ev.household_key)
 
 
 def latest_decisions(session: Session) -> dict[str, MatchDecision]:
@@ -90,7 +90,7 @@ class ReconcileRow:
     reasons: str
 
 
-def reconcile_all(engine: Engine, *, by: str = "") -> list[ReconcileRow]:
+def reconcile_all(engine: Engine, *, workers: int = 1) -> list[ReconcileRow]:
     """Match every evacuee; writes a new decision only where the engine's view changed."""
     matcher, snap = current_matcher(engine)
     with Session(engine, expire_on_commit=False) as s:
@@ -100,8 +100,9 @@ def reconcile_all(engine: Engine, *, by: str = "") -> list[ReconcileRow]:
         taken = {d.resident_id: ev_id for ev_id, d in latest.items() if d.decision == "confirmed" and d.resident_id}
         open_evacuees = [e for e in evacuees if not (e.id in latest and latest[e.id].decision in STAFF_FINAL)]
         results = {r.key: r for r in matcher.reconcile([evacuee_query(e) for e in open_evacuees],
-                                                       rejected=rejected, taken=taken)}
+                                                       rejected=rejected, taken=taken, workers=workers)}
         rows: list[ReconcileRow] = []
+        new: list[MatchDecision] = []
         for ev in evacuees:
             prev = latest.get(ev.id)
             if ev.id not in results:
@@ -115,18 +116,16 @@ def reconcile_all(engine: Engine, *, by: str = "") -> list[ReconcileRow]:
             if prev is not None and prev.decision == r.decision and prev.resident_id == r.resident_id \
                     and prev.snapshot_id == snap.id:
                 continue
-            record_engine_decision(s, ev, r, snap, by=by)
+            new.append(engine_decision(ev, r, snap))
+        s.add_all(new)
+        journal.matches_decided(s, new, snap.as_of.isoformat())
         s.commit()
     return rows
 
 
-def record_engine_decision(session: Session, ev: Evacuee, r: MatchResult, snap: RegistrySnapshot, by: str = "") -> MatchDecision:
-    d = MatchDecision(evacuee_id=ev.id, resident_id=r.resident_id, snapshot_id=snap.id, decision=r.decision,
-                      score=r.probability, reasons=r.reasons, candidates=r.candidate_dicts(), by_user="")
-    session.add(d)
-    session.flush()
-    journal.match_decided(session, d, snap.as_of.isoformat())
-    return d
+def engine_decision(ev: Evacuee, r: MatchResult, snap: RegistrySnapshot) -> MatchDecision:
+    return MatchDecision(evacuee_id=ev.id, resident_id=r.resident_id, snapshot_id=snap.id, decision=r.decision,
+                         score=r.probability, reasons=r.reasons, candidates=r.candidate_dicts(), by_user="")
 
 
 def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:

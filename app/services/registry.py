@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import multiprocessing as mp
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from itertools import islice
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -19,7 +24,7 @@ from sqlmodel import Session, func, select
 
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.gaiji import read_gaiji_map
-from app.formats.registry_file import RegistryReader
+from app.formats.registry_file import RegistryReader, RegistryRow, fields_of
 from app.ids import utcnow
 from app.models import RegistrySnapshot, Resident
 from app.services.errors import AlreadyDone, InvalidInput
@@ -27,6 +32,8 @@ from matching.dates import DateError, parse_date
 from matching.person import parse_sex, registry_keys
 
 MAX_PROBLEMS = 50
+# Dates of birth repeat thousands of times in a registry: parse each distinct text once.
+_parse_birth = lru_cache(maxsize=100_000)(parse_date)
 BATCH = 5000
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "有", "あり", "○", "〇", "対象"})
 UNKNOWN_SEX = frozenset({"", "0", "9", "不明", "不詳"})
@@ -36,9 +43,8 @@ Progress = Callable[[int], None]
 _RESIDENT_COLUMNS = [
     "snapshot_id", "line_no", "resident_id", "household_id", "family_name", "given_name",
     "family_name_kana", "given_name_kana", "alpha_name", "birth_date", "birth_raw", "sex",
-    "relationship", "postal_code", "address", "restricted", "raw",
-    "k_kanji_exact", "k_kanji_variant", "k_family_variant", "k_given_variant", "k_kana_strict",
-    "k_kana_loose", "k_family_kana", "k_given_kana", "k_kana_devoiced", "k_romaji", "k_alpha", "k_town",
+    "relationship", "postal_code", "address", "restricted",
+    "k_family_variant", "k_given_variant", "k_family_kana", "k_given_kana", "k_alpha", "k_town", "raw_line",
 ]
 _INSERT = (f"INSERT INTO resident ({', '.join(_RESIDENT_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _RESIDENT_COLUMNS)})")
@@ -63,7 +69,7 @@ def _flag(text: str) -> bool:
 
 
 def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list[RowProblem],
-                gaiji: dict[str, str]) -> tuple | None:
+                gaiji: dict[str, str]) -> tuple | None:  # noqa: C901
     """Validate one row and compute its stored values; append problems instead of raising."""
     f = row_fields
     rid = f.get("resident_id", "")
@@ -74,7 +80,7 @@ def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list
     birth: date | None = None
     if not _flag(f.get("birth_date_unknown", "")):
         try:
-            parsed = parse_date(birth_raw)
+            parsed = _parse_birth(birth_raw)
         except DateError as exc:
             problems.append(RowProblem(file, line, "生年月日", f"impossible date {birth_raw!r}: {exc}",
                                        f"生年月日 {birth_raw} は存在しない日付です", birth_raw))
@@ -91,7 +97,7 @@ def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list
         problems.append(RowProblem(file, line, "性別", f"unknown sex value {sex_raw!r} (use 1/2, 男/女, M/F)",
                                    f"性別 {sex_raw} を読み取れません (1/2, 男/女)", sex_raw))
         return None
-    keys = registry_keys(
+    k = registry_keys(
         f.get("family_name", ""), f.get("given_name", ""), f.get("family_name_kana", ""),
         f.get("given_name_kana", ""), f.get("alpha_name", ""), birth, sex, f.get("address", ""), gaiji,
     )
@@ -100,7 +106,56 @@ def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list
         f.get("family_name_kana", ""), f.get("given_name_kana", ""), f.get("alpha_name", ""),
         birth.isoformat() if birth else None, birth_raw, sex, f.get("relationship", ""),
         f.get("postal_code", ""), f.get("address", ""), _flag(f.get("restricted", "")),
-    ), keys
+        k.family_variant, k.given_variant, k.family_kana_loose, k.given_kana_loose, k.alpha_tokens, k.town,
+    )
+
+
+CHUNK = 2000
+# Set just before forking worker processes, which inherit them (nothing is pickled).
+_FORK_GAIJI: dict[str, str] = {}
+_FORK_FILE = ""
+_FORK_COLUMNS: dict[str, list[int]] = {}
+
+
+def _check_chunk(chunk: list[tuple[int, list[str]]]) -> list[tuple[tuple | None, list[RowProblem]]]:
+    out = []
+    for line, cells in chunk:
+        problems: list[RowProblem] = []
+        out.append((_row_values(fields_of(cells, _FORK_COLUMNS), _FORK_FILE, line, problems, _FORK_GAIJI), problems))
+    return out
+
+
+def _checked_rows(reader: RegistryReader, file: str, gaiji: dict[str, str],
+                  workers: int) -> Iterator[tuple[RegistryRow, tuple | None, list[RowProblem]]]:
+    """Rows with their stored values (or their problems), in file order.
+
+    With workers, a bounded number of chunks is in flight at once, so memory stays flat
+    however large the file is.
+    """
+    rows = reader.rows()
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        for row in rows:
+            problems: list[RowProblem] = []
+            yield row, _row_values(row.fields, file, row.line, problems, gaiji), problems
+        return
+    first = list(islice(rows, CHUNK))  # reads the header, so the column map is known
+    global _FORK_GAIJI, _FORK_FILE, _FORK_COLUMNS
+    _FORK_GAIJI, _FORK_FILE, _FORK_COLUMNS = gaiji, file, reader.columns
+    with mp.get_context("fork").Pool(workers) as pool:
+        inflight: deque[tuple[list[RegistryRow], AsyncResult]] = deque()
+
+        def submit(chunk: list[RegistryRow]) -> None:
+            if chunk:
+                inflight.append((chunk, pool.apply_async(_check_chunk, ([(r.line, r.cells) for r in chunk],))))
+
+        submit(first)
+        for _ in range(workers * 3):
+            submit(list(islice(rows, CHUNK)))
+        while inflight:
+            chunk, pending = inflight.popleft()
+            submit(list(islice(rows, CHUNK)))
+            for row, (result, problems) in zip(chunk, pending.get()):
+                yield row, result, problems
 
 
 def import_registry(
@@ -113,8 +168,13 @@ def import_registry(
     as_of: date | None = None,
     imported_by: str = "",
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> ImportResult:
-    """Load `path` as a new snapshot. Raises FileFormatError (nothing stored) or AlreadyDone."""
+    """Load `path` as a new snapshot. Raises FileFormatError (nothing stored) or AlreadyDone.
+
+    `workers` > 1 checks rows and computes matching keys in forked processes while this one
+    reads and inserts (CLI only: never fork a process that runs a web server's threads).
+    """
     started = utcnow()
     path = Path(path)
     if not path.is_file():
@@ -140,24 +200,19 @@ def import_registry(
         cur = raw_conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         cur.execute(
-            "INSERT INTO registrysnapshot (as_of, source_file, sha256, encoding, profile, row_count, imported_at, imported_by, gaiji_map) "
-            "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            "INSERT INTO registrysnapshot (as_of, source_file, sha256, encoding, profile, row_count, imported_at, imported_by, gaiji_map, header) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, '[]')",
             ((as_of or date.today()).isoformat(), path.name, sha, reader.encoding, profile, started.isoformat(sep=" "),
              imported_by, json.dumps(gaiji, ensure_ascii=False)),
         )
         snapshot_id = cur.lastrowid
         batch: list[tuple] = []
-        row_problems: list[RowProblem] = []
-        for row in reader.rows():
-            row_problems.clear()
-            rid = row.fields.get("resident_id", "")
-            if rid and rid in seen:
-                row_problems.append(RowProblem(path.name, row.line, "宛名番号",
-                                               f"duplicate resident id {rid!r} (first on line {seen[rid]})",
-                                               f"宛名番号 {rid} が重複しています ({seen[rid]}行目と同じ)", rid))
-                result = None
-            else:
-                result = _row_values(row.fields, path.name, row.line, row_problems, gaiji)
+        for row, result, row_problems in _checked_rows(reader, path.name, gaiji, workers):
+            rid = result[0] if result else ""
+            if not row_problems and rid in seen:
+                row_problems = [RowProblem(path.name, row.line, "宛名番号",
+                                           f"duplicate resident id {rid!r} (first on line {seen[rid]})",
+                                           f"宛名番号 {rid} が重複しています ({seen[rid]}行目と同じ)", rid)]
             if row_problems:
                 total_problems += len(row_problems)
                 problems.extend(row_problems[: max(0, MAX_PROBLEMS - len(problems))])
@@ -167,11 +222,7 @@ def import_registry(
             if problems:
                 continue  # already refused: keep scanning only to report more problems
             seen[rid] = row.line
-            values, k = result
-            batch.append((snapshot_id, row.line, *values, json.dumps(row.raw, ensure_ascii=False),
-                          k.kanji_exact, k.kanji_variant, k.family_variant, k.given_variant, k.kana_strict,
-                          k.kana_loose, k.family_kana_loose, k.given_kana_loose, k.kana_devoiced, k.romaji,
-                          k.alpha_tokens, k.town))
+            batch.append((snapshot_id, row.line, *result, row.raw))
             count += 1
             if len(batch) >= BATCH:
                 cur.executemany(_INSERT, batch)
@@ -186,8 +237,9 @@ def import_registry(
             cur.executemany(_INSERT, batch)
         if progress:
             progress(count)
-        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ? WHERE id = ?",
-                    (count, reader.profile.name if reader.profile else profile, snapshot_id))
+        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ? WHERE id = ?",
+                    (count, reader.profile.name if reader.profile else profile,
+                     json.dumps(reader.header, ensure_ascii=False), snapshot_id))
         raw_conn.commit()
     except BaseException:
         raw_conn.rollback()

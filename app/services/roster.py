@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.formats.errors import FileFormatError, RowProblem
-from app.formats.roster_file import ROSTER_COLUMNS, read_roster
+from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
 from app.ids import new_id, utcnow
 from app.models import Evacuee, RosterImport, StayEvent
 from app.services import journal
@@ -31,6 +31,8 @@ from matching.names import split_full_name
 from matching.person import parse_sex
 
 KNOWN_SEX = frozenset({"", "不明", "不詳", "?", "？"})
+# What volunteers write for "same address as the row above" (a family registered together).
+SAME_AS_ABOVE = frozenset({"同上", "〃", "同", "仝", "同じ", "″", "ditto", "same"})
 
 
 @dataclass
@@ -87,6 +89,7 @@ def parse_evacuee(data: EvacueeInput, *, today: datetime | None = None) -> tuple
     if not sex and data.sex.strip() not in KNOWN_SEX:
         errors.append(FieldError("sex", f"unknown sex {data.sex!r} (男/女, M/F, 1/2)", "性別を読み取れません: 男・女 で入力してください"))
     parsed["sex"] = sex
+    parsed["address"] = data.address.strip()
     return parsed, errors
 
 
@@ -171,13 +174,13 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
         s.add(imp)
         s.flush()
         seen_in_file: dict[str, int] = {}
-        for row in rows:
+        for row, address, household in _resolve_same_as_above(rows):
             total += 1
             f = row.fields
             data = EvacueeInput(
                 name=f.get("name", ""), name_kana=f.get("name_kana", ""), birth_date=f.get("birth_date", ""),
                 sex=f.get("sex", ""), address=f.get("address", ""), phone=f.get("phone", ""),
-                external_key=f.get("evacuee_id", ""), household_key=f.get("household", ""),
+                external_key=f.get("evacuee_id", ""), household_key=f.get("household", "") or household,
                 relationship=f.get("relationship", ""), nationality=f.get("nationality", ""),
             )
             key = data.external_key.strip()
@@ -199,6 +202,7 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
                 continue
             if key:
                 seen_in_file[key] = row.line
+            parsed["address"] = address
             _register_parsed(s, data, parsed, by=by, shelter_code=shelter.code, source="roster",
                              roster_import_id=imp.id, roster_line=row.line)
             accepted += 1
@@ -210,6 +214,27 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
         rejects_file = rejects_out or path.with_name(path.stem + ".rejects.csv")
         write_rejects(rejects, rejects_file)
     return RosterResult(imp.id, total, accepted, rejects, rejects_file)
+
+
+def _resolve_same_as_above(rows: Iterable[RosterRow]) -> Iterator[tuple[RosterRow, str, str]]:
+    """Rows with the address the volunteer meant, and a household key for "同上" runs.
+
+    A family written one person per row often says 同上 under the first member's address: that
+    is both their address and the sign that they arrived together.
+    """
+    rows = list(rows)
+    addresses: list[str] = []
+    households = [""] * len(rows)
+    for n, row in enumerate(rows):
+        typed = row.fields.get("address", "").strip()
+        if typed in SAME_AS_ABOVE and n > 0:
+            addresses.append(addresses[-1])
+            households[n - 1] = households[n - 1] or new_id()
+            households[n] = households[n - 1]
+        else:
+            addresses.append(typed)
+    for row, address, household in zip(rows, addresses, households):
+        yield row, address, household
 
 
 _FIELD_OF = {"name": "name", "birth_date": "birth_date", "sex": "sex"}

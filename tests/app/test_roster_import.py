@@ -92,3 +92,20 @@ def test_roster_encodings(tmp_path: Path, cli: Cli, encoding: str) -> None:
     assert code == 0, err
     con = sqlite3.connect(cli.db)
     assert con.execute("SELECT name_raw FROM evacuee").fetchone()[0] == "髙橋 一郎"
+
+
+def test_same_as_above_address_means_same_household(tmp_path: Path, cli: Cli) -> None:
+    rows = [HEADER,
+            ["B-1", "佐藤 一", "", "S30.1.1", "男", "高田町字大町3-1", ""],
+            ["B-2", "佐藤 花", "", "S33.2.2", "女", "同上", ""],
+            ["B-3", "佐藤 次郎", "", "H2.3.3", "男", "〃", ""],
+            ["B-4", "鈴木 実", "", "S40.4.4", "男", "米崎町1", ""]]
+    f = write_csv(tmp_path / "family.csv", rows)
+    assert cli("roster", "import", f)[0] == 0
+    con = sqlite3.connect(cli.db)
+    got = dict((k, (a, raw, h)) for k, a, raw, h in con.execute(
+        "SELECT external_key, address, address_raw, household_key FROM evacuee"))
+    assert got["B-2"][:2] == ("高田町字大町3-1", "同上")  # what was meant, and what was typed
+    assert got["B-3"][0] == "高田町字大町3-1"
+    assert got["B-1"][2] and got["B-1"][2] == got["B-2"][2] == got["B-3"][2]
+    assert got["B-4"][2] == ""

@@ -31,12 +31,21 @@ def rec(rid: str, hh: str, fam: str, giv: str, fam_k: str, giv_k: str, birth: st
                           k.alpha_tokens, k.birth, k.sex, k.town)
 
 
+MORAE = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワ"
+
+
 def filler(n: int, seed: int = 7) -> list[RegistryRecord]:
+    """A registry whose names are as varied as a real one: a quarter from the common lists
+    above (so namesakes exist), the rest kana-only names made of random morae."""
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        fam, fam_k = rnd.choice(FAMILIES)
-        giv, giv_k, sex = rnd.choice(GIVENS)
+        if rnd.random() < 0.25:
+            fam, fam_k = rnd.choice(FAMILIES)
+            giv, giv_k, sex = rnd.choice(GIVENS)
+        else:
+            fam, fam_k = "", "".join(rnd.choice(MORAE) for _ in range(rnd.randint(2, 4)))
+            giv, giv_k, sex = "", "".join(rnd.choice(MORAE) for _ in range(rnd.randint(2, 3))), rnd.choice("MF")
         birth = date(rnd.randint(1930, 2020), rnd.randint(1, 12), rnd.randint(1, 28)).isoformat()
         out.append(rec(f"F{i:05d}", f"FH{i // 3:05d}", fam, giv, fam_k, giv_k, birth, sex,
                        f"高田町{rnd.choice(['字館の沖', '字大町', '字鳴石'])}{rnd.randint(1, 40)}"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 10:09:12.400968
+Create Date: 2026-11-26 10:25:10.366195
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('imported_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('gaiji_map', sa.JSON(), nullable=False),
+    sa.Column('header', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('registrysnapshot', schema=None) as batch_op:
@@ -162,17 +163,11 @@ def upgrade() -> None:
     sa.Column('postal_code', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('restricted', sa.Boolean(), nullable=False),
-    sa.Column('raw', sa.JSON(), nullable=False),
-    sa.Column('k_kanji_exact', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('k_kanji_variant', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('raw_line', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_family_variant', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_given_variant', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('k_kana_strict', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('k_kana_loose', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_family_kana', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_given_kana', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('k_kana_devoiced', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('k_romaji', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_alpha', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_town', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.ForeignKeyConstraint(['snapshot_id'], ['registrysnapshot.id'], ),
@@ -215,6 +210,7 @@ def upgrade() -> None:
     sa.Column('birth_year_min', sa.Integer(), nullable=True),
     sa.Column('birth_year_max', sa.Integer(), nullable=True),
     sa.Column('sex', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('nationality', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('injury', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('injury_state', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
