@@ -158,9 +158,9 @@ class Matcher:
         if pq.birth_iso and self.as_of and pq.birth_iso > self.as_of.isoformat():
             return MatchResult(q.key, "none", None, 0.0, f"born after the registry snapshot ({self.as_of})", cands[:TOP_K])
         name_ok = all(top.level(p) not in ("different", "missing") for p in ("family", "given")) or top.level("alpha") == "exact"
-        # Without any birth information a name alone must be backed by a second field (sex or
-        # town) before a link can be automatic: a namesake visitor is the danger here.
-        if top.level("birth") == "missing" and not (top.level("town") == "agree" or top.level("sex") == "agree"):
+        # Without any birth information a name alone must be backed by the address (町字) before
+        # a link can be automatic: a namesake visitor is the danger here.
+        if top.level("birth") == "missing" and top.level("town") != "agree":
             name_ok = False
         needed = m.auto_probability
         runner = cands[1].probability if len(cands) > 1 else 0.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, text
 from sqlmodel import Session, select
 
 from app.ids import utcnow
@@ -122,23 +122,30 @@ def list_evacuees(session: Session, f: RosterFilter | None = None, *, limit: int
     return rows[:limit]
 
 
-def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[str] | None = None) -> list[Evacuee]:
-    """Evacuees already in this shelter with the same name (kanji or kana) and date of birth."""
+def _name_and_day(name: str, birth: str) -> date | None:
+    """The day of birth when both a name and a full date were typed (duplicate checks need both)."""
     from matching.dates import DateError, parse_date
-    from matching.kana import to_katakana
 
     if not name.strip() or not birth.strip():
-        return []
+        return None
     try:
         pd = parse_date(birth)
     except DateError:
-        return []
-    if pd.kind != "day" or pd.value is None:
+        return None
+    return pd.value if pd.kind == "day" else None
+
+
+def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[str] | None = None) -> list[Evacuee]:
+    """Evacuees already in this shelter with the same name (kanji or kana) and date of birth."""
+    from matching.kana import to_katakana
+
+    day = _name_and_day(name, birth)
+    if day is None:
         return []
     want = _fold(name)
     want_kana = _fold(to_katakana(name))
     out = []
-    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_date == pd.value)):
+    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_date == day)):
         if exclude and ev.id in exclude:
             continue
         names = {_fold(ev.name_raw), _fold(ev.family_name + ev.given_name)}
@@ -442,4 +449,27 @@ def export_rows(session: Session, evacuees: list[Evacuee]) -> list[list[str]]:
                     DECISION_JA.get(d.decision, d.decision) if d else "",
                     (d.resident_id or "") if d and d.decision in ("auto", "confirmed") else "",
                     e.created_at.isoformat(timespec="minutes")])
+    return out
+
+
+def registered_elsewhere(session: Session, name: str, birth: str) -> list[dict[str, str]]:
+    """People with this name and date of birth whom *other* shelters registered, as pulled from
+    the hub ("already registered at 第二中学校"): evacuees move, and the desk should know."""
+    from matching.kana import to_katakana
+
+    day = _name_and_day(name, birth)
+    if day is None:
+        return []
+    want = {_fold(name), _fold(to_katakana(name))}
+    rows = session.exec(text(  # type: ignore[call-overload]
+        "SELECT shelter_code, shelter_name, json_extract(payload, '$.name'), json_extract(payload, '$.name_kana'), "
+        "json_extract(payload, '$.registered_at') FROM remote_event "
+        "WHERE type = 'evacuee.registered' AND json_extract(payload, '$.birth_date') = :birth ORDER BY hub_seq"
+    ).bindparams(birth=day.isoformat()))
+    out = []
+    for code, shelter_name, rname, rkana, at in rows:
+        names = {_fold(rname or ""), _fold(to_katakana(rkana or "")), _fold(to_katakana(rname or ""))}
+        if want & (names - {""}):
+            out.append({"shelter_code": code or "", "shelter_name": shelter_name or code or "",
+                        "registered_at": at or ""})
     return out

@@ -150,10 +150,17 @@
       if (!box) { return; }
       box.textContent = "";
       var d = (result && result.duplicates) || [];
-      if (!d.length) { return; }
-      var p = el("p", { "class": "alert alert-warn" }, "すでに在所中の方に同じ氏名・生年月日の方がいます: ");
-      d.forEach(function (x) { p.appendChild(el("a", { href: "/roster/" + x.id }, x.name + " (" + (x.birth_date || "") + ")")); });
-      box.appendChild(p);
+      var away = (result && result.elsewhere) || [];
+      if (d.length) {
+        var p = el("p", { "class": "alert alert-warn" }, "すでに在所中の方に同じ氏名・生年月日の方がいます: ");
+        d.forEach(function (x) { p.appendChild(el("a", { href: "/roster/" + x.id }, x.name + " (" + (x.birth_date || "") + ")")); });
+        box.appendChild(p);
+      }
+      if (away.length) {
+        var q = el("p", { "class": "alert alert-warn" }, "他の避難所で登録済みの可能性があります: ");
+        q.appendChild(document.createTextNode(away.map(function (x) { return x.shelter_name; }).join("、")));
+        box.appendChild(q);
+      }
     };
 
     var lookup = function (i) {

@@ -60,15 +60,18 @@ def list_evacuees(request: Request, q: str = "", status: str = "in_shelter", car
 @router.get("/evacuees/duplicates")
 def duplicates(request: Request, name: str = "", birth: str = "", user: CurrentUser = Depends(require("register")),
                session: Session = Depends(get_session)) -> dict[str, Any]:
-    """People already in this shelter with the same name and date of birth (intake warns while typing)."""
+    """People already in this shelter with the same name and date of birth (intake warns while typing),
+    and the other shelters that registered such a person (pulled from the hub)."""
     found = evacuees.find_duplicates(session, name, birth)
+    elsewhere = evacuees.registered_elsewhere(session, name, birth)
     if found:
         audit.record(session, user, "search", _screen(request), [f"evacuee:{e.id}" for e in found],
                      {"query": {"name": name, "birth": birth}, "purpose": "duplicate check"})
         session.commit()
     return {"duplicates": [{"id": e.id, "name": evacuees.full_name(e), "name_kana": e.name_kana or e.name_kana_raw,
                             "birth_date": e.birth_date.isoformat() if e.birth_date else None,
-                            "created_at": e.created_at.isoformat()} for e in found]}
+                            "created_at": e.created_at.isoformat()} for e in found],
+            "elsewhere": elsewhere}
 
 
 class MemberIn(BaseModel):
