@@ -128,8 +128,7 @@ def registry_import(
     engine = engine_for(ctx)
     with progress_bar(f"importing {file.name}") as progress:
         result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
-                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress,
-                                 workers=os.cpu_count() or 1)
+                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress)
     snap = result.snapshot
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
                f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
@@ -210,7 +209,7 @@ def reconcile(
 
     from app.services.reconcile import reconcile_all, write_reconcile_csv
 
-    rows = reconcile_all(engine_for(ctx), workers=os.cpu_count() or 1)
+    rows = reconcile_all(engine_for(ctx))
     if out:
         write_reconcile_csv(rows, out)
     counts = Counter(r.decision for r in rows)

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-import multiprocessing as mp
-
 from matching.model import DEFAULT_MODEL, Model
 from matching.query import PreparedQuery, Query, QueryContext, prepare
 from matching.readings import ReadingModel
@@ -183,38 +181,20 @@ class Matcher:
 
     # --- many queries -----------------------------------------------------------------------
     def reconcile(self, queries: list[Query], *, rejected: Mapping[str, Iterable[str]] | None = None,
-                  taken: Mapping[str, str] | None = None, workers: int = 1) -> list[MatchResult]:
+                  taken: Mapping[str, str] | None = None) -> list[MatchResult]:
         """Decide every query jointly: households support each other, no resident is taken twice.
 
         `rejected`: query key → resident ids staff rejected for it (never proposed again).
         `taken`: resident id → query key already confirmed by staff (not auto-linked to anyone else).
-        `workers` > 1 scores in forked processes that share this index copy-on-write (CLI only:
-        never fork a process that runs a web server's threads).
         """
         rejected = rejected or {}
         taken = dict(taken or {})
-        prepared, scored = self._prepare_and_score(queries, rejected, workers)
+        pairs = _score_with(self, rejected, queries)
+        prepared, scored = [p for p, _ in pairs], [c for _, c in pairs]
         self._household_support(prepared, scored)
         results = [self.decide(pq, c) for pq, c in zip(prepared, scored)]
         self._no_double_links(results, taken)
         return results
-
-    def _prepare_and_score(self, queries: list[Query], rejected: Mapping[str, Iterable[str]],
-                           workers: int) -> tuple[list[PreparedQuery], list[list[Candidate]]]:
-        if workers > 1 and len(queries) >= 200 and "fork" in mp.get_all_start_methods():
-            global _FORKED
-            if self.ctx.readings is not None:
-                self.ctx.readings.dictionary_reading("山")  # load pykakasi once, before forking
-            _FORKED = (self, rejected)
-            size = max(50, len(queries) // (workers * 4))
-            chunks = [queries[i:i + size] for i in range(0, len(queries), size)]
-            with mp.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_score_chunk, chunks)
-            _FORKED = None
-            pairs = [p for part in parts for p in part]
-        else:
-            pairs = _score_with(self, rejected, queries)
-        return [p for p, _ in pairs], [c for _, c in pairs]
 
     def _group_key(self, pq: PreparedQuery) -> str:
         if pq.query.household_key:
@@ -282,22 +262,12 @@ class Matcher:
                     r.reasons += f"; same resident as evacuees {others}: possible duplicate registration"
 
 
-
-# Set just before forking worker processes, which inherit it (copy-on-write, nothing pickled).
-_FORKED: "tuple[Matcher, Mapping[str, Iterable[str]]] | None" = None
-
-
 def _score_with(m: Matcher, rejected: Mapping[str, Iterable[str]],
                 queries: list[Query]) -> list[tuple[PreparedQuery, list[Candidate]]]:
     """Prepare and score; keeps the strongest candidates only (the tail no longer moves the
-    posterior, and shipping it back from a worker process costs more than scoring it)."""
+    posterior, and household reasoning only ever looks at the top)."""
     out = []
     for q in queries:
         pq = m.prepare(q)
         out.append((pq, m.scored(pq, rejected.get(q.key, ()))[:KEEP]))
     return out
-
-
-def _score_chunk(queries: list[Query]) -> list[tuple[PreparedQuery, list[Candidate]]]:
-    assert _FORKED is not None
-    return _score_with(_FORKED[0], _FORKED[1], queries)

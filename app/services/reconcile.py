@@ -90,7 +90,7 @@ class ReconcileRow:
     reasons: str
 
 
-def reconcile_all(engine: Engine, *, workers: int = 1) -> list[ReconcileRow]:
+def reconcile_all(engine: Engine) -> list[ReconcileRow]:
     """Match every evacuee; writes a new decision only where the engine's view changed."""
     matcher, snap = current_matcher(engine)
     with Session(engine, expire_on_commit=False) as s:
@@ -100,7 +100,7 @@ def reconcile_all(engine: Engine, *, workers: int = 1) -> list[ReconcileRow]:
         taken = {d.resident_id: ev_id for ev_id, d in latest.items() if d.decision == "confirmed" and d.resident_id}
         open_evacuees = [e for e in evacuees if not (e.id in latest and latest[e.id].decision in STAFF_FINAL)]
         results = {r.key: r for r in matcher.reconcile([evacuee_query(e) for e in open_evacuees],
-                                                       rejected=rejected, taken=taken, workers=workers)}
+                                                       rejected=rejected, taken=taken)}
         rows: list[ReconcileRow] = []
         new: list[MatchDecision] = []
         for ev in evacuees:
