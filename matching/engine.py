@@ -22,6 +22,7 @@ from matching.score import Candidate, FieldScore, Scorer
 
 TOP_K = 5
 EXACT_BIRTH_BLOCK = 60
+YEAR_BLOCK_CAP = 60  # "佐藤 + 1950" is too common to be worth scoring whole
 KEEP = 12  # candidates kept per query after scoring
 
 
@@ -76,8 +77,7 @@ class Matcher:
     # --- candidates ---------------------------------------------------------------------------
     def _years(self, pq: PreparedQuery) -> list[int]:
         if pq.birth_iso:
-            y = int(pq.birth_iso[:4])
-            return [y - 1, y, y + 1]
+            return [int(pq.birth_iso[:4])]  # a mistyped year is covered by the birth-date variants
         if pq.year_min is not None and pq.year_max is not None and pq.year_max - pq.year_min <= 3:
             return list(range(pq.year_min, pq.year_max + 1))
         return []
@@ -90,6 +90,10 @@ class Matcher:
             if len(block) <= BLOCK_CAP:
                 found.update(block)
 
+        def take_small(block: Sequence[int]) -> None:
+            if len(block) <= YEAR_BLOCK_CAP:
+                found.update(block)
+
         years = self._years(pq)
         name_parts: set[str] = set()
         for f in pq.forms:
@@ -100,11 +104,11 @@ class Matcher:
                 take(ix.by_family.get(f.family_kana or f.full_kana))
                 take(ix.by_family.get(f.family_kanji or f.full_kanji))
             fams = [f.family_kana] if f.family_kana else self._surname_prefixes(f.full_kana)
-            for y in years:
+            for y in years:  # one name part plus the year: finds people whose other part was mistyped
                 for fk in fams:
-                    take(ix.by_family_year.get((fk, y)))
+                    take_small(ix.by_family_year.get((fk, y)))
                 if f.given_kana:
-                    take(ix.by_given_year.get((f.given_kana, y)))
+                    take_small(ix.by_given_year.get((f.given_kana, y)))
             if f.skeleton_family and f.skeleton_given:
                 take(ix.by_skeleton.get(f"{f.skeleton_family}|{f.skeleton_given}"))
             name_parts.update(x for x in (f.family_kana, f.given_kana, f.family_kanji, f.given_kanji) if x)
