@@ -16,7 +16,6 @@ from app.api.routes import evacuees as evacuees_api
 from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db
-from app.services import audit
 from app.web import admin, dashboard, intake, review, roster, session_views
 from app.web.common import STATIC_DIR
 

@@ -11,7 +11,6 @@ and birth year, ...). No query ever loops over every resident.
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.audit_models import AuditEntry

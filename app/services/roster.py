@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from app.formats.errors import FileFormatError, RowProblem
+from app.formats.errors import RowProblem
 from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
 from app.ids import new_id, utcnow
 from app.models import Evacuee, RosterImport, StayEvent
