@@ -158,6 +158,32 @@ def registry_keys(
     )
 
 
+def stored_keys(
+    family: str,
+    given: str,
+    family_kana: str,
+    given_kana: str,
+    alpha_name: str,
+    address: str,
+    gaiji_map: Mapping[str, str] | None = None,
+) -> tuple[str, str, str, str, str, str]:
+    """Only the keys the registry import stores for the matching index, in its column order:
+    (family variant, given variant, family loose kana, given loose kana, alpha tokens, town).
+
+    The same values as :func:`registry_keys` gives, without the whole-name keys the index
+    derives itself: the import calls this a million times, so it does no more than it must.
+    """
+    if gaiji_map:
+        family = apply_gaiji(family, gaiji_map)
+        given = apply_gaiji(given, gaiji_map)
+    fv = _kanji_part(family)[1] if family else ""
+    gv = _kanji_part(given)[1] if given else ""
+    fl = _kana_part(family_kana)[1] if family_kana else ""
+    gl = _kana_part(given_kana)[1] if given_kana else ""
+    alpha = " ".join(sorted(alpha_tokens(alpha_name))) if alpha_name else ""
+    return fv, gv, fl, gl, alpha, (town_key(address) or "") if address else ""
+
+
 def surname_keys(family: str, family_kana: str = "") -> tuple[str, ...]:
     """The keys of one registry family name to put in the ``surnames`` collection of
     :func:`query_keys`: its variant key and its strict kana key (either may be missing).

@@ -25,7 +25,7 @@ from app.ids import utcnow
 from app.models import RegistrySnapshot, Resident
 from app.services.errors import AlreadyDone, InvalidInput
 from matching.dates import DateError, parse_date
-from matching.person import parse_sex, registry_keys
+from matching.person import parse_sex, stored_keys
 
 MAX_PROBLEMS = 50
 # Dates of birth repeat thousands of times in a registry: parse each distinct text once.
@@ -93,16 +93,14 @@ def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list
         problems.append(RowProblem(file, line, "性別", f"unknown sex value {sex_raw!r} (use 1/2, 男/女, M/F)",
                                    f"性別 {sex_raw} を読み取れません (1/2, 男/女)", sex_raw))
         return None
-    k = registry_keys(
-        f.get("family_name", ""), f.get("given_name", ""), f.get("family_name_kana", ""),
-        f.get("given_name_kana", ""), f.get("alpha_name", ""), birth, sex, f.get("address", ""), gaiji,
-    )
+    family, given = f.get("family_name", ""), f.get("given_name", "")
+    family_kana, given_kana = f.get("family_name_kana", ""), f.get("given_name_kana", "")
+    alpha, address = f.get("alpha_name", ""), f.get("address", "")
     return (
-        rid, f.get("household_id", ""), f.get("family_name", ""), f.get("given_name", ""),
-        f.get("family_name_kana", ""), f.get("given_name_kana", ""), f.get("alpha_name", ""),
+        rid, f.get("household_id", ""), family, given, family_kana, given_kana, alpha,
         birth.isoformat() if birth else None, birth_raw, sex, f.get("relationship", ""),
-        f.get("postal_code", ""), f.get("address", ""), _flag(f.get("restricted", "")),
-        k.family_variant, k.given_variant, k.family_kana_loose, k.given_kana_loose, k.alpha_tokens, k.town,
+        f.get("postal_code", ""), address, _flag(f.get("restricted", "")),
+        *stored_keys(family, given, family_kana, given_kana, alpha, address, gaiji),
     )
 
 

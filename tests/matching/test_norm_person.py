@@ -173,3 +173,19 @@ def test_query_keys_spaced_kana_and_mixed_names() -> None:
     assert q.script == "mixed"
     assert q.splits[0] == ("佐藤", "さくら")
     assert q.readings == ("サトウサクラ",)
+
+
+def test_stored_keys_equal_registry_keys() -> None:
+    """The import's lean key function must store exactly what registry_keys computes."""
+    from datetime import date
+
+    from matching.person import registry_keys, stored_keys
+
+    gaiji = {"\ue000": "𠮷"}
+    cases = [("髙橋", "一郎", "タカハシ", "イチロウ", "", "岩手県陸前高田市高田町字館の沖12-3"),
+             ("\ue000田", "", "ヨシダ", "", "", ""),
+             ("グエン", "ヴァン アン", "グエン", "ヴァンアン", "NGUYEN VAN AN", "高田町1")]
+    for fam, giv, fk, gk, alpha, addr in cases:
+        k = registry_keys(fam, giv, fk, gk, alpha, date(1970, 3, 1), "1", addr, gaiji)
+        assert stored_keys(fam, giv, fk, gk, alpha, addr, gaiji) == (
+            k.family_variant, k.given_variant, k.family_kana_loose, k.given_kana_loose, k.alpha_tokens, k.town)
