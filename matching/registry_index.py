@@ -127,8 +127,7 @@ class RegistryIndex:
             a10(bool(restricted))
         (self.resident_id, self.household_id, self.family_kana, self.given_kana, self.family_kanji,
          self.given_kanji, self.alpha, self.birth, self.sex, self.town, self.restricted) = cols
-        self.size = n = len(self.resident_id)
-        self.by_id: dict[str, int] = dict(zip(self.resident_id, range(n)))
+        self.size = len(self.resident_id)
         fk, gk, fj, gj = self.family_kana, self.given_kana, self.family_kanji, self.given_kanji
         years = [int(b[:4]) if b else 0 for b in self.birth]
         # blocks
@@ -140,7 +139,6 @@ class RegistryIndex:
         self.by_birth = Postings.build(self.birth)
         self.by_family_year = Postings.build((f, y) if f and y else None for f, y in zip(fk, years))
         self.by_given_year = Postings.build((g, y) if g and y else None for g, y in zip(gk, years))
-        self.by_household = Postings.build(self.household_id)
         # names typed in romaji: skeletons of each distinct reading, computed once per reading
         skel: dict[str, str] = {}
         for part in set(fk) | set(gk):
@@ -162,24 +160,3 @@ class RegistryIndex:
         self.freq_town = _counts(self.town)
         self.known_births = max(1, sum(self.freq_birth.values()))
         self.known_towns = max(1, sum(self.freq_town.values()))
-
-    def record(self, i: int) -> RegistryRecord:
-        return RegistryRecord(
-            self.resident_id[i], self.household_id[i], self.family_kana[i], self.given_kana[i],
-            self.family_kanji[i], self.given_kanji[i], self.alpha[i], self.birth[i], self.sex[i], self.town[i],
-            self.restricted[i],
-        )
-
-    def household_members(self, household_id: str) -> list[int]:
-        return list(self.by_household.get(household_id))
-
-    def records(self) -> Iterator[RegistryRecord]:
-        for i in range(self.size):
-            yield self.record(i)
-
-    def surnames_kanji(self) -> set[str]:
-        """Registered surnames, used to split names typed without a space."""
-        return set(self.freq_family_kanji)
-
-    def surnames_kana(self) -> set[str]:
-        return set(self.freq_family_kana)
