@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from rapidfuzz.distance import Levenshtein
+
 from matching.model import DEFAULT_MODEL, Model
 from matching.query import PreparedQuery, Query, QueryContext, prepare
 from matching.readings import ReadingModel
@@ -90,9 +92,15 @@ class Matcher:
             if len(block) <= BLOCK_CAP:
                 found.update(block)
 
-        def take_small(block: Sequence[int]) -> None:
-            if len(block) <= YEAR_BLOCK_CAP:
+        def take_similar(block: Sequence[int], other: list[str], want: str) -> None:
+            """Members of a name-part + year block whose *other* name part is within two edits of
+            what was typed: the block exists to forgive a slip in that part, nothing more."""
+            if len(block) > YEAR_BLOCK_CAP:
+                return
+            if not want:
                 found.update(block)
+                return
+            found.update(i for i in block if Levenshtein.distance(other[i], want, score_cutoff=2) <= 2)
 
         years = self._years(pq)
         name_parts: set[str] = set()
@@ -103,12 +111,13 @@ class Matcher:
                 # only a surname so far (staff still typing): its block, when small enough
                 take(ix.by_family.get(f.family_kana or f.full_kana))
                 take(ix.by_family.get(f.family_kanji or f.full_kanji))
-            fams = [f.family_kana] if f.family_kana else self._surname_prefixes(f.full_kana)
+            fams = ([(f.family_kana, f.given_kana)] if f.family_kana
+                    else [(p, f.full_kana[len(p):]) for p in self._surname_prefixes(f.full_kana)])
             for y in years:  # one name part plus the year: finds people whose other part was mistyped
-                for fk in fams:
-                    take_small(ix.by_family_year.get((fk, y)))
+                for fk, rest in fams:
+                    take_similar(ix.by_family_year.get((fk, y)), ix.given_kana, rest)
                 if f.given_kana:
-                    take_small(ix.by_given_year.get((f.given_kana, y)))
+                    take_similar(ix.by_given_year.get((f.given_kana, y)), ix.family_kana, f.family_kana)
             if f.skeleton_family and f.skeleton_given:
                 take(ix.by_skeleton.get(f"{f.skeleton_family}|{f.skeleton_given}"))
             name_parts.update(x for x in (f.family_kana, f.given_kana, f.family_kanji, f.given_kanji) if x)

@@ -88,27 +88,52 @@ class Scorer:
         self.ix = index
         self.m = model
         self.n = max(index.size, 1)
+        # Weights depend only on how many residents share a value: computed once per count.
+        self._name_diff = model.name_diff(self.n)
+        self._name_fuzzy, self._birth_diff, self._year_diff = model.name_fuzzy, model.birth_diff, model.year_diff
+        self._sex_agree, self._sex_diff, self._town_diff = model.sex_agree, model.sex_diff, model.town_diff
+        self._exact_cache: dict[int, float] = {}
+        self._birth_cache: dict[int, float] = {}
+        self._town_cache: dict[int, float] = {}
+
+    def _name_exact(self, freq: int) -> float:
+        w = self._exact_cache.get(freq)
+        if w is None:
+            w = self._exact_cache[freq] = self.m.name_exact(freq, self.n)
+        return w
+
+    def _birth_exact(self, freq: int) -> float:
+        w = self._birth_cache.get(freq)
+        if w is None:
+            w = self._birth_cache[freq] = self.m.birth_exact(freq, self.ix.known_births)
+        return w
+
+    def _town_agree(self, freq: int) -> float:
+        w = self._town_cache.get(freq)
+        if w is None:
+            w = self._town_cache[freq] = self.m.town_agree(freq, self.ix.known_towns)
+        return w
 
     # --- names ----------------------------------------------------------------------------
     def _kana_part(self, q: str, r: str, freq: dict[str, int]) -> tuple[str, float]:
         if not q or not r:
             return "missing", 0.0
         if q == r:
-            return "exact", self.m.name_exact(freq.get(r, 1), self.n)
+            return "exact", self._name_exact(freq.get(r, 1))
         if kana.devoice(q) == kana.devoice(r):  # both are loose keys already
             return "devoiced", self.m.name_devoiced(freq.get(r, 1), self.n)
         if _similar(q, r):
-            return "fuzzy", self.m.name_fuzzy
-        return "different", self.m.name_diff(self.n)
+            return "fuzzy", self._name_fuzzy
+        return "different", self._name_diff
 
     def _kanji_part(self, q: str, r: str, freq: dict[str, int]) -> tuple[str, float]:
         if not q or not r:
             return "missing", 0.0
         if _kanji_equal(q, r):
-            return "exact", self.m.name_exact(freq.get(r, 1), self.n)
+            return "exact", self._name_exact(freq.get(r, 1))
         if _similar(q, r):
-            return "fuzzy", self.m.name_fuzzy
-        return "different", self.m.name_diff(self.n)
+            return "fuzzy", self._name_fuzzy
+        return "different", self._name_diff
 
     @staticmethod
     def _split_by(full: str, r_fam: str, r_giv: str) -> tuple[str, str]:
@@ -137,7 +162,7 @@ class Scorer:
         if jl == "exact":
             return f"kanji-exact/kana-{kl}", jw - (1.0 if kl == "fuzzy" else 3.0)
         if kl == "fuzzy" or jl == "fuzzy":
-            return "fuzzy", self.m.name_fuzzy
+            return "fuzzy", self._name_fuzzy
         return "different", min(kw, jw)
 
     def _name_form(self, f: NameForm, i: int) -> tuple[float, list[FieldScore]]:
@@ -172,11 +197,11 @@ class Scorer:
                 continue
             r, r_sokuon = _skeletons(r_kana)
             if q == r or q == r_sokuon:
-                lv, w = "romaji", self.m.name_exact(freq.get(r_kana, 1), self.n) - 0.5
+                lv, w = "romaji", self._name_exact(freq.get(r_kana, 1)) - 0.5
             elif _similar(q, r):
-                lv, w = "romaji-fuzzy", self.m.name_fuzzy
+                lv, w = "romaji-fuzzy", self._name_fuzzy
             else:
-                lv, w = "different", self.m.name_diff(self.n)
+                lv, w = "different", self._name_diff
             total += w
             out.append(FieldScore(name, lv, w))
         return total, out
@@ -201,18 +226,18 @@ class Scorer:
         if pq.birth_iso:
             freq = self.ix.freq_birth.get(r, 1)
             if r == pq.birth_iso:
-                return FieldScore("birth", "exact", self.m.birth_exact(freq, self.ix.known_births), era.strip())
+                return FieldScore("birth", "exact", self._birth_exact(freq), era.strip())
             for iso, label in pq.birth_variants:
                 if iso == r:
                     return FieldScore("birth", f"variant({label})", self.m.birth_variant(freq, self.ix.known_births))
-            return FieldScore("birth", "different", self.m.birth_diff)
+            return FieldScore("birth", "different", self._birth_diff)
         if pq.year_min is not None and pq.year_max is not None:
             year = int(r[:4])
             span = pq.year_max - pq.year_min + 1
             kind = pd.kind if pd is not None else "year"
             if pq.year_min <= year <= pq.year_max:
                 return FieldScore("birth", f"{kind}-agrees", self.m.year_agree(span))
-            return FieldScore("birth", f"{kind}-different", self.m.year_diff)
+            return FieldScore("birth", f"{kind}-different", self._year_diff)
         return FieldScore("birth", "missing", 0.0)
 
     def _sex(self, pq: PreparedQuery, i: int) -> FieldScore:
@@ -220,16 +245,16 @@ class Scorer:
         if not pq.sex or not r:
             return FieldScore("sex", "missing", 0.0)
         if pq.sex == r:
-            return FieldScore("sex", "agree", self.m.sex_agree)
-        return FieldScore("sex", "different", self.m.sex_diff)
+            return FieldScore("sex", "agree", self._sex_agree)
+        return FieldScore("sex", "different", self._sex_diff)
 
     def _town(self, pq: PreparedQuery, i: int) -> FieldScore:
         r = self.ix.town[i]
         if not pq.town or not r:
             return FieldScore("town", "missing", 0.0)
         if pq.town == r or r.startswith(pq.town) or pq.town.startswith(r):
-            return FieldScore("town", "agree", self.m.town_agree(self.ix.freq_town.get(r, 1), self.ix.known_towns))
-        return FieldScore("town", "different", self.m.town_diff)
+            return FieldScore("town", "agree", self._town_agree(self.ix.freq_town.get(r, 1)))
+        return FieldScore("town", "different", self._town_diff)
 
     def score(self, pq: PreparedQuery, i: int) -> Candidate:
         best_w, best_fields = float("-inf"), [FieldScore("name", "missing", 0.0)]
