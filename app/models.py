@@ -103,6 +103,7 @@ class Resident(SQLModel, table=True):
     k_given_kana: str = ""
     k_alpha: str = ""
     k_town: str = ""
+    k_house: str = ""  # 町字 + 番地・号: the same house
 
 
 class RosterImport(SQLModel, table=True):

@@ -213,3 +213,31 @@ def town_keys_compatible(a: str | None, b: str | None) -> bool:
         return False
     short, long_ = (sa, sb) if len(sa) <= len(sb) else (sb, sa)
     return len(short) >= 2 and long_.endswith(short) and long_[: -len(short)][-1:] in "町村市区郡"
+
+
+_NUMBER_RUN = re.compile(r"\d+(?:-\d+)*")
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+@lru_cache(maxsize=65536)
+def house_key(s: str) -> str | None:
+    """The town key plus the lot and house numbers (番地・号): "高田町館ノ沖|12-3".
+
+    Two people with the same house key live at the same address, which is much stronger evidence
+    than sharing a 町字. None when the address has no number after its town (a partial address).
+    The 丁目 number, already part of the town key, is not repeated in the house part.
+    """
+    town = town_key(s)
+    if not town:
+        return None
+    runs = _NUMBER_RUN.findall(normalize_address(s))
+    if not runs:
+        return None
+    house = runs[-1]
+    chome = _TRAILING_NUMBER.search(town)
+    if chome is not None:
+        if house == chome.group(1) and len(runs) == 1:
+            return None  # only the 丁目 was given
+        if house.startswith(chome.group(1) + "-"):
+            house = house[len(chome.group(1)) + 1:]
+    return f"{town}|{house}"

@@ -171,7 +171,7 @@ class Matcher:
         name_ok = all(top.level(p) not in ("different", "missing") for p in ("family", "given")) or top.level("alpha") == "exact"
         # Without any birth information a name alone must be backed by the address (町字) before
         # a link can be automatic: a namesake visitor is the danger here.
-        if top.level("birth") == "missing" and top.level("town") != "agree":
+        if top.level("birth") == "missing" and top.level("town") not in ("agree", "same-address"):
             name_ok = False
         needed = m.auto_probability
         runner = cands[1].probability if len(cands) > 1 else 0.0

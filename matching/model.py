@@ -49,6 +49,7 @@ class Model:
     # address (町字)
     m_town_agree: float = 0.75
     m_town_diff: float = 0.25
+    m_house_agree: float = 0.6  # full address typed and equal to the registered one (番地・号 too)
     # household reasoning (evacuees who arrived together)
     household_support: float = 3.0
     household_against: float = -1.0
@@ -60,6 +61,7 @@ class Model:
     p0_name: float = 1 / 3000  # share of people with one given surname or given name, typically
     p0_birth: float = 1 / (365 * 90)
     p0_town: float = 1 / 50
+    p0_house: float = 1 / 20000
     # decisions
     auto_probability: float = 0.999
     review_probability: float = 0.02
@@ -109,6 +111,9 @@ class Model:
 
     def town_agree(self, freq: int, known: int) -> float:
         return bits(self.m_town_agree, self._u(freq, known, self.p0_town))
+
+    def house_agree(self, freq: int, known: int) -> float:
+        return bits(self.m_house_agree, self._u(freq, known, self.p0_house))
 
     @property
     def town_diff(self) -> float:

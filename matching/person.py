@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from .address import town_key
+from .address import house_key, town_key
 from .dates import DateError, ParsedDate, parse_date
 from .kana import devoice, join_loose, loose_from_strict, pre_skeleton, strict_key
 from .kanji import exact_key, variant_from_exact
@@ -166,9 +166,9 @@ def stored_keys(
     alpha_name: str,
     address: str,
     gaiji_map: Mapping[str, str] | None = None,
-) -> tuple[str, str, str, str, str, str]:
+) -> tuple[str, str, str, str, str, str, str]:
     """Only the keys the registry import stores for the matching index, in its column order:
-    (family variant, given variant, family loose kana, given loose kana, alpha tokens, town).
+    (family variant, given variant, family loose kana, given loose kana, alpha tokens, town, house).
 
     The same values as :func:`registry_keys` gives, without the whole-name keys the index
     derives itself: the import calls this a million times, so it does no more than it must.
@@ -181,7 +181,9 @@ def stored_keys(
     fl = _kana_part(family_kana)[1] if family_kana else ""
     gl = _kana_part(given_kana)[1] if given_kana else ""
     alpha = " ".join(sorted(alpha_tokens(alpha_name))) if alpha_name else ""
-    return fv, gv, fl, gl, alpha, (town_key(address) or "") if address else ""
+    if not address:
+        return fv, gv, fl, gl, alpha, "", ""
+    return fv, gv, fl, gl, alpha, town_key(address) or "", house_key(address) or ""
 
 
 def surname_keys(family: str, family_kana: str = "") -> tuple[str, ...]:

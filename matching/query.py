@@ -61,6 +61,7 @@ class PreparedQuery:
     year_max: int | None = None
     sex: str = ""
     town: str = ""
+    house: str = ""
     birth_error: str = ""
 
     @property
@@ -171,7 +172,8 @@ def prepare(q: Query, ctx: QueryContext | None = None) -> PreparedQuery:
     elif kanji_forms:
         forms += _reading_forms(kanji_forms, name, ctx)
     pq = PreparedQuery(query=q, forms=forms, alpha=alpha, sex=parse_sex(q.sex),
-                       town=address_mod.town_key(q.address) or "" if q.address else "")
+                       town=address_mod.town_key(q.address) or "" if q.address else "",
+                       house=address_mod.house_key(q.address) or "" if q.address else "")
     try:
         pd = dates.parse_date(q.birth, today=ctx.today)
     except dates.DateError as exc:

@@ -38,6 +38,7 @@ class RegistryRecord:
     sex: str  # "M" | "F" | ""
     town: str  # 町字 key
     restricted: bool = False  # 閲覧制限: matched like anyone, but never disclosed outside HQ
+    house: str = ""  # 町字 + 番地・号 key ("" when the registered address has no number)
 
     def __iter__(self) -> Iterator[object]:
         """Field values in order, so a record and a database row tuple are interchangeable."""
@@ -107,13 +108,13 @@ class RegistryIndex:
     def __init__(self, records: Iterable[RegistryRecord | tuple]) -> None:
         """`records` may be RegistryRecord objects or plain tuples in the same field order
         (the service streams tuples straight from SQLite, which is much faster)."""
-        cols: list[list] = [[] for _ in range(11)]
+        cols: list[list] = [[] for _ in range(12)]
         appends = [c.append for c in cols]
         pool: dict[str, str] = {}
         shared = pool.setdefault  # interning: one string object per distinct surname, date, town
         for r in records:
-            rid, hh, fk, gk, fj, gj, alpha, birth, sex, town, restricted = r
-            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 = appends
+            rid, hh, fk, gk, fj, gj, alpha, birth, sex, town, restricted, house = r
+            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = appends
             a0(rid)
             a1(hh)
             a2(shared(fk, fk))
@@ -125,8 +126,9 @@ class RegistryIndex:
             a8(shared(sex, sex))
             a9(shared(town, town))
             a10(bool(restricted))
+            a11(shared(house, house))
         (self.resident_id, self.household_id, self.family_kana, self.given_kana, self.family_kanji,
-         self.given_kanji, self.alpha, self.birth, self.sex, self.town, self.restricted) = cols
+         self.given_kanji, self.alpha, self.birth, self.sex, self.town, self.restricted, self.house) = cols
         self.size = len(self.resident_id)
         fk, gk, fj, gj = self.family_kana, self.given_kana, self.family_kanji, self.given_kanji
         years = [int(b[:4]) if b else 0 for b in self.birth]
@@ -158,5 +160,7 @@ class RegistryIndex:
         self.freq_given_kanji = _counts(gj)
         self.freq_birth = _counts(self.birth)
         self.freq_town = _counts(self.town)
+        self.freq_house = _counts(self.house)
         self.known_births = max(1, sum(self.freq_birth.values()))
         self.known_towns = max(1, sum(self.freq_town.values()))
+        self.known_houses = max(1, sum(self.freq_house.values()))

@@ -95,6 +95,7 @@ class Scorer:
         self._exact_cache: dict[int, float] = {}
         self._birth_cache: dict[int, float] = {}
         self._town_cache: dict[int, float] = {}
+        self._house_cache: dict[int, float] = {}
 
     def _name_exact(self, freq: int) -> float:
         w = self._exact_cache.get(freq)
@@ -106,6 +107,12 @@ class Scorer:
         w = self._birth_cache.get(freq)
         if w is None:
             w = self._birth_cache[freq] = self.m.birth_exact(freq, self.ix.known_births)
+        return w
+
+    def _house_agree(self, freq: int) -> float:
+        w = self._house_cache.get(freq)
+        if w is None:
+            w = self._house_cache[freq] = self.m.house_agree(freq, self.ix.known_houses)
         return w
 
     def _town_agree(self, freq: int) -> float:
@@ -252,6 +259,9 @@ class Scorer:
         r = self.ix.town[i]
         if not pq.town or not r:
             return FieldScore("town", "missing", 0.0)
+        house = self.ix.house[i]
+        if pq.house and pq.house == house:
+            return FieldScore("town", "same-address", self._house_agree(self.ix.freq_house.get(house, 1)))
         if pq.town == r or r.startswith(pq.town) or pq.town.startswith(r):
             return FieldScore("town", "agree", self._town_agree(self.ix.freq_town.get(r, 1)))
         return FieldScore("town", "different", self._town_diff)

@@ -47,7 +47,7 @@ def load_matcher(engine: Engine, snapshot: RegistrySnapshot) -> Matcher:
             cur = raw.cursor()
             cur.execute(
                 "SELECT resident_id, household_id, k_family_kana, k_given_kana, k_family_variant, k_given_variant, "
-                "k_alpha, COALESCE(birth_date, ''), sex, k_town, restricted FROM resident WHERE snapshot_id = ?",
+                "k_alpha, COALESCE(birth_date, ''), sex, k_town, restricted, k_house FROM resident WHERE snapshot_id = ?",
                 (snapshot.id,),
             )
             index = RegistryIndex(cur)

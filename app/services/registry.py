@@ -40,7 +40,7 @@ _RESIDENT_COLUMNS = [
     "snapshot_id", "line_no", "resident_id", "household_id", "family_name", "given_name",
     "family_name_kana", "given_name_kana", "alpha_name", "birth_date", "birth_raw", "sex",
     "relationship", "postal_code", "address", "restricted",
-    "k_family_variant", "k_given_variant", "k_family_kana", "k_given_kana", "k_alpha", "k_town", "raw_line",
+    "k_family_variant", "k_given_variant", "k_family_kana", "k_given_kana", "k_alpha", "k_town", "k_house", "raw_line",
 ]
 _INSERT = (f"INSERT INTO resident ({', '.join(_RESIDENT_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _RESIDENT_COLUMNS)})")

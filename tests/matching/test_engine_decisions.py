@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from matching.address import house_key
 from matching.engine import Matcher
 from matching.person import registry_keys
 from matching.query import Query
@@ -28,7 +29,7 @@ def rec(rid: str, hh: str, fam: str, giv: str, fam_k: str, giv_k: str, birth: st
         address: str = "岩手県陸前高田市高田町字館の沖1", alpha: str = "") -> RegistryRecord:
     k = registry_keys(fam, giv, fam_k, giv_k, alpha, date.fromisoformat(birth) if birth else None, sex, address)
     return RegistryRecord(rid, hh, k.family_kana_loose, k.given_kana_loose, k.family_variant, k.given_variant,
-                          k.alpha_tokens, k.birth, k.sex, k.town)
+                          k.alpha_tokens, k.birth, k.sex, k.town, False, house_key(address) or "")
 
 
 MORAE = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワ"

@@ -179,6 +179,7 @@ def test_stored_keys_equal_registry_keys() -> None:
     """The import's lean key function must store exactly what registry_keys computes."""
     from datetime import date
 
+    from matching.address import house_key
     from matching.person import registry_keys, stored_keys
 
     gaiji = {"\ue000": "𠮷"}
@@ -188,4 +189,5 @@ def test_stored_keys_equal_registry_keys() -> None:
     for fam, giv, fk, gk, alpha, addr in cases:
         k = registry_keys(fam, giv, fk, gk, alpha, date(1970, 3, 1), "1", addr, gaiji)
         assert stored_keys(fam, giv, fk, gk, alpha, addr, gaiji) == (
-            k.family_variant, k.given_variant, k.family_kana_loose, k.given_kana_loose, k.alpha_tokens, k.town)
+            k.family_variant, k.given_variant, k.family_kana_loose, k.given_kana_loose, k.alpha_tokens, k.town,
+            house_key(addr) or "")

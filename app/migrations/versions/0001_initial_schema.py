@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 10:25:10.366195
+Create Date: 2026-11-26 11:05:45.053804
 """
 from __future__ import annotations
 
@@ -170,6 +170,7 @@ def upgrade() -> None:
     sa.Column('k_given_kana', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_alpha', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('k_town', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('k_house', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.ForeignKeyConstraint(['snapshot_id'], ['registrysnapshot.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('snapshot_id', 'resident_id', name='uq_resident_snapshot_rid')
