@@ -38,6 +38,10 @@ def _mount_sub_apps() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(hub_app, name="hub")
     register_shelter_commands(app)
+    from app import cli_backup, cli_certificate, cli_export, cli_pfif
+
+    for module in (cli_export, cli_certificate, cli_pfif, cli_backup):
+        module.register(app)
 
 
 _mount_sub_apps()

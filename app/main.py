@@ -16,7 +16,7 @@ from app.api.routes import evacuees as evacuees_api
 from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db
-from app.web import admin, dashboard, intake, review, roster, session_views
+from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, sought
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -52,7 +52,8 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     api.include_router(health.router)
     for r in (session.router, status.router, search.router, evacuees_api.router, admin_api.router):
         api.include_router(r)
-    for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router):
+    for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
+              hq.router, inquiry.router, certificates.router, sought.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return api

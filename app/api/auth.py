@@ -53,7 +53,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "roster.print": frozenset({"staff", "hq", "admin"}),
     "export": frozenset({"hq", "admin"}),
     "restricted": frozenset({"hq", "admin"}),  # see 閲覧制限 residents' address
-    "admin": frozenset({"admin"}),  # users, registry import, audit log
+    "admin": frozenset({"admin"}),  # users, registry import, audit log, backups
+    "hq.list": frozenset({"hq", "admin"}),  # 安否確認 list of every resident, counts per 町字
+    "hq.confirm": frozenset({"hq", "admin"}),  # record 他の手段で確認 / 死亡・行方不明
+    "inquiry": frozenset({"desk", "hq", "admin"}),  # 安否照会 desk
+    "certificate": frozenset({"desk", "hq", "admin"}),  # り災証明書 / 被災証明書
+    "sought": frozenset({"desk", "hq", "admin"}),  # PFIF imports and their links
 }
 
 
