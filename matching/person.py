@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from .address import house_key, town_key
+from .address import address_keys, town_key
 from .dates import DateError, ParsedDate, parse_date
 from .kana import devoice, join_loose, loose_from_strict, pre_skeleton, strict_key
 from .kanji import exact_key, variant_from_exact
@@ -183,7 +183,8 @@ def stored_keys(
     alpha = " ".join(sorted(alpha_tokens(alpha_name))) if alpha_name else ""
     if not address:
         return fv, gv, fl, gl, alpha, "", ""
-    return fv, gv, fl, gl, alpha, town_key(address) or "", house_key(address) or ""
+    town, house = address_keys(address)
+    return fv, gv, fl, gl, alpha, town or "", house or ""
 
 
 def surname_keys(family: str, family_kana: str = "") -> tuple[str, ...]:

@@ -51,10 +51,15 @@ def resolve_encoding(path: Path, requested: str) -> str:
     return enc
 
 
-def decoded_lines(stream: BinaryIO, encoding: str, file_name: str) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for each physical line; raise on the first undecodable line."""
-    first = True
-    for line_no, raw in enumerate(stream, start=1):
+def decoded_lines(stream: BinaryIO, encoding: str, file_name: str, *,
+                  start_line: int = 1) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for each physical line; raise on the first undecodable line.
+
+    `start_line` numbers the lines of a stream that starts in the middle of a file (the registry
+    import reads a large file in two parts at once).
+    """
+    first = start_line == 1
+    for line_no, raw in enumerate(stream, start=start_line):
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
