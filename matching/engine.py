@@ -200,9 +200,18 @@ class Matcher:
         `rejected`: query key → resident ids staff rejected for it (never proposed again).
         `taken`: resident id → query key already confirmed by staff (not auto-linked to anyone else).
         """
-        rejected = rejected or {}
+        return self.decide_all(self.score_all(queries, rejected=rejected), taken=taken)
+
+    def score_all(self, queries: list[Query], *, rejected: Mapping[str, Iterable[str]] | None = None
+                  ) -> list[tuple[PreparedQuery, list[Candidate]]]:
+        """The per-query half of :meth:`reconcile`: independent for each query, so a caller may
+        split the queries between processes and concatenate the results in order."""
+        return _score_with(self, rejected or {}, queries)
+
+    def decide_all(self, pairs: list[tuple[PreparedQuery, list[Candidate]]], *,
+                   taken: Mapping[str, str] | None = None) -> list[MatchResult]:
+        """The joint half of :meth:`reconcile`: households, decisions, no double links."""
         taken = dict(taken or {})
-        pairs = _score_with(self, rejected, queries)
         prepared, scored = [p for p, _ in pairs], [c for _, c in pairs]
         self._household_support(prepared, scored)
         results = [self.decide(pq, c) for pq, c in zip(prepared, scored)]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import gc
+import os
+import pickle
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,8 @@ from app.services import journal
 from app.services.errors import InvalidInput, NotFound
 from app.services.registry import newest_snapshot
 from matching.engine import Matcher, MatchResult
-from matching.query import Query
+from matching.query import PreparedQuery, Query
+from matching.score import Candidate
 from matching.registry_index import RegistryIndex
 
 STAFF_FINAL = ("confirmed", "not_resident")
@@ -88,6 +92,53 @@ def rejected_by_staff(session: Session) -> dict[str, set[str]]:
     return out
 
 
+#: below this many evacuees a second process costs more than it saves
+PARALLEL_MIN_QUERIES = 1000
+
+
+def score_in_parallel(matcher: Matcher, queries: list[Query], rejected: Mapping[str, Iterable[str]], *,
+                      stats: dict[str, int] | None = None) -> list[tuple[PreparedQuery, list[Candidate]]]:
+    """Score the queries in this process and a forked copy of it, half each.
+
+    Why fork: the child shares the already-built index (frozen out of the garbage collector's
+    sight, so its pages stay shared) instead of building a second one; queries are independent,
+    and the joint decisions (households, no double links) stay in this process. Only where it
+    is safe: a platform with fork, no other thread running (the web server reconciles with
+    one process), and enough queries to pay for the copy. `stats["processes"]` says which way
+    it went.
+    """
+    if stats is not None:
+        stats["processes"] = 1
+    if (len(queries) < PARALLEL_MIN_QUERIES or not hasattr(os, "fork") or threading.active_count() > 1
+            or os.environ.get("ANPI_RECONCILE_WORKERS", "2") == "1"):
+        return matcher.score_all(queries, rejected=rejected)
+    half = len(queries) // 2
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: score the second half, send it, leave without cleanup handlers
+        status = 0
+        try:
+            os.close(read_fd)
+            data = pickle.dumps(matcher.score_all(queries[half:], rejected=rejected), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001 - the parent sees a short read and scores it itself
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    first = matcher.score_all(queries[:half], rejected=rejected)
+    with os.fdopen(read_fd, "rb") as inp:
+        data = inp.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
+        return first + matcher.score_all(queries[half:], rejected=rejected)
+    second = pickle.loads(data)  # noqa: S301 - our own forked child, over a private pipe
+    if stats is not None:
+        stats["processes"] = 2
+    return first + second
+
+
 @dataclass
 class ReconcileRow:
     evacuee: Evacuee
@@ -106,8 +157,8 @@ def reconcile_all(engine: Engine) -> list[ReconcileRow]:
         rejected = rejected_by_staff(s)
         taken = {d.resident_id: ev_id for ev_id, d in latest.items() if d.decision == "confirmed" and d.resident_id}
         open_evacuees = [e for e in evacuees if not (e.id in latest and latest[e.id].decision in STAFF_FINAL)]
-        results = {r.key: r for r in matcher.reconcile([evacuee_query(e) for e in open_evacuees],
-                                                       rejected=rejected, taken=taken)}
+        pairs = score_in_parallel(matcher, [evacuee_query(e) for e in open_evacuees], rejected)
+        results = {r.key: r for r in matcher.decide_all(pairs, taken=taken)}
         rows: list[ReconcileRow] = []
         new: list[MatchDecision] = []
         for ev in evacuees:
