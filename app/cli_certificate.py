@@ -1,9 +1,213 @@
-"""`anpi certificate issue|list|reissue|void` (DESIGN §2). Owner: certificate work."""
+"""`anpi certificate issue|list|reissue|void` (DESIGN §2): a thin face over app.services.certificates.
+
+Every command opens one transaction: the certificate, its number, its history, the sync event and
+the audit entry commit together; a PDF is written (atomically, via a temporary file) only after
+that commit, so a file on disk always belongs to a certificate that exists.
+"""
 
 from __future__ import annotations
 
+import functools
+import getpass
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
 import typer
+from sqlmodel import Session
+
+from app.db import open_shelter_db, session as db_session
+from app.services.errors import AnpiError, InvalidInput
+
+certificate_app = typer.Typer(no_args_is_help=True, help="Disaster certificates (り災証明書 / 被災証明書).")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's commands to the `anpi` app."""
+    app.add_typer(certificate_app, name="certificate")
+
+
+def _errors(func: F) -> F:
+    """Our exceptions become one line on stderr and exit code 1; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AnpiError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - containers without a login name
+        return "cli"
+
+
+@contextmanager
+def _session(ctx: typer.Context) -> Iterator[Session]:
+    """One session on the shelter database; the engine is disposed after, so no file handle outlives
+    the command (`anpi restore` refuses a database that is still open)."""
+    engine = open_shelter_db(Path((ctx.obj or {}).get("db_path", "anpi.db")))
+    try:
+        with db_session(engine) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
+def _write(out: Path, data: bytes) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+
+
+def _write_pdf(ctx: typer.Context, number: str, out: Path, by: str) -> None:
+    from app.services import certificates
+
+    with _session(ctx) as s:
+        data = certificates.pdf(s, number, by=by, screen="cli certificate")
+        s.commit()
+    _write(out, data)
+    typer.echo(f"wrote {out}", err=True)
+
+
+BY = typer.Option(None, "--by", help="Who does this (default: the OS user).")
+
+
+@certificate_app.command("issue")
+@_errors
+def issue_cmd(
+    ctx: typer.Context,
+    kind: str = typer.Option(..., "--kind", help="risai (り災証明書) or hisai (被災証明書)."),
+    cause: str = typer.Option(..., "--cause", help="罹災原因, e.g. 令和8年11月20日の地震."),
+    resident_id: Optional[str] = typer.Option(None, "--resident-id", help="宛名番号 of the applicant."),
+    damage: Optional[str] = typer.Option(None, "--damage", help="り災 only: 全壊 大規模半壊 中規模半壊 半壊 準半壊 一部損壊, "
+                                                               "or zenkai/daikibo/chukibo/hankai/junhankai/ichibu."),
+    location: str = typer.Option("", "--location", help="被災住家の所在地 (default: the head's address)."),
+    in_person: bool = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
+                                                             "(needed when no match links the resident to an evacuee)."),
+    id_note: str = typer.Option("", "--id-note", help="How identity was checked, e.g. 運転免許証."),
+    no_members: bool = typer.Option(False, "--no-members", help="Leave the 世帯構成員 table off."),
+    manual: bool = typer.Option(False, "--manual", help="Manual path: the registry does not know the applicant."),
+    name: str = typer.Option("", "--name", help="Manual path: 世帯主氏名 as declared."),
+    address: str = typer.Option("", "--address", help="Manual path: 世帯主住所 as declared."),
+    member: list[str] = typer.Option([], "--member", help="Manual path, repeatable: '氏名,続柄,生年月日'."),
+    note: str = typer.Option("", "--note", help="Manual path: why the registry could not be used."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate PDF here."),
+    by: Optional[str] = BY,
+) -> None:
+    """Issue a certificate to the resident's household; prints its number."""
+    from app.services import certificates
+
+    who = by or _default_user()
+    with _session(ctx) as s:
+        if manual:
+            if resident_id:
+                raise InvalidInput("--manual and --resident-id exclude each other", field="resident_id")
+            members = certificates.parse_members("\n".join(member))
+            cert = certificates.issue_manual(s, kind=kind, cause=cause, name=name, address=address, damage=damage,
+                                             location=location, members=members, note=note, by=who,
+                                             screen="cli certificate issue")
+        else:
+            if not resident_id:
+                raise InvalidInput(
+                    "--resident-id is required (or --manual --name … --address … for people the registry does not know)",
+                    field="resident_id")
+            if name or address or member:
+                raise InvalidInput("--name/--address/--member belong to --manual", field="manual")
+            cert = certificates.issue(s, resident_id=resident_id, kind=kind, cause=cause, damage=damage,
+                                      location=location, in_person=in_person, identity_note=id_note,
+                                      include_members=not no_members, by=who, screen="cli certificate issue")
+        s.commit()
+        number = cert.number
+    typer.echo(number)
+    if out is not None:
+        _write_pdf(ctx, number, out, who)
+
+
+def _row(c: Any) -> dict[str, Any]:
+    from app.services.certificates import DAMAGE_JA, KIND_JA
+
+    return {"number": c.number, "kind": c.kind, "kind_ja": KIND_JA.get(c.kind, c.kind), "status": c.status,
+            "resident_id": c.resident_id, "household_id": c.household_id, "head_name": c.head_name,
+            "head_address": c.head_address, "cause": c.cause, "location": c.location, "damage": c.damage,
+            "damage_ja": DAMAGE_JA.get(c.damage, ""), "members": c.members, "manual": c.manual,
+            "identity": c.identity, "issued_at": c.issued_at.isoformat(timespec="seconds"), "issued_by": c.issued_by,
+            "reissue_count": c.reissue_count, "void_reason": c.void_reason}
+
+
+@certificate_app.command("list")
+@_errors
+def list_cmd(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+    kind: str = typer.Option("", "--kind", help="risai or hisai."),
+    status: str = typer.Option("", "--status", help="issued or void."),
+    q: str = typer.Option("", "--q", help="Part of the number, name or address, or a 宛名番号."),
+    by: Optional[str] = BY,
+) -> None:
+    """Issued certificates, newest first."""
+    from app.services import audit, certificates
+
+    with _session(ctx) as s:
+        rows = certificates.list_certificates(s, certificates.CertificateFilter(q=q, kind=kind, status=status))
+        audit.record(s, by or _default_user(), "view", "cli certificate list",
+                     [f"certificate:{c.number}" for c in rows], {"q": q, "kind": kind, "status": status})
+        s.commit()
+    data = [_row(c) for c in rows]
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for r in data:
+        flags = "".join([" 手動" if r["manual"] else "", f" 再発行{r['reissue_count']}" if r["reissue_count"] else "",
+                         " 無効" if r["status"] == "void" else ""])
+        typer.echo(f"{r['number']}  {r['kind_ja']}  {r['damage_ja'] or '-'}  {r['head_name']}  {r['issued_at']}{flags}")
+
+
+@certificate_app.command("reissue")
+@_errors
+def reissue_cmd(
+    ctx: typer.Context,
+    number: str = typer.Argument(..., help="整理番号."),
+    reason: str = typer.Option("", "--reason", help="Why (e.g. 紛失)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the reissued PDF here."),
+    by: Optional[str] = BY,
+) -> None:
+    """Reissue under the same number (logged; the paper says 再発行)."""
+    from app.services import certificates
+
+    who = by or _default_user()
+    with _session(ctx) as s:
+        cert = certificates.reissue(s, number, by=who, reason=reason, screen="cli certificate reissue")
+        s.commit()
+        number, count = cert.number, cert.reissue_count
+    typer.echo(f"{number} reissued (reissue {count})")
+    if out is not None:
+        _write_pdf(ctx, number, out, who)
+
+
+@certificate_app.command("void")
+@_errors
+def void_cmd(
+    ctx: typer.Context,
+    number: str = typer.Argument(..., help="整理番号."),
+    reason: str = typer.Option("", "--reason", help="Why the certificate is void (required)."),
+    by: Optional[str] = BY,
+) -> None:
+    """Mark a certificate void (kept, never printed again); a reason is required."""
+    from app.services import certificates
+
+    with _session(ctx) as s:
+        cert = certificates.void(s, number, reason, by=by or _default_user(), screen="cli certificate void")
+        s.commit()
+    typer.echo(f"{cert.number} void: {cert.void_reason}")

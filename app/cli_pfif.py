@@ -1,9 +1,156 @@
-"""`anpi pfif import FILE` and friends: Person Finder interchange. Owner: PFIF work."""
+"""`anpi pfif import FILE`, `anpi pfif links`, `anpi pfif export --out FILE`: Person Finder interchange.
+
+A thin face over app.services.pfif. Mounted by app/cli.py through `register(app)`, which runs
+while app.cli is still being imported, so app.cli's helpers are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+pfif_app = typer.Typer(no_args_is_help=True, help="Google Person Finder (PFIF): sought persons in, safety notes out.")
 
 
 def register(app: typer.Typer) -> None:
     """Adds this module's commands to the `anpi` app."""
+    app.add_typer(pfif_app, name="pfif")
+
+
+def _user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "cli"
+
+
+def _engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from app.db import open_shelter_db
+
+    return open_shelter_db(Path((ctx.obj or {}).get("db_path", "anpi.db")))
+
+
+def _guard(func: Any) -> Any:
+    """app.cli's error handling (one line on stderr, exit code), imported late to avoid a cycle."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from app.cli import cli_errors
+
+        return cli_errors(func)(*args, **kwargs)
+
+    return wrapper
+
+
+@pfif_app.command("import")
+@_guard
+def import_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="PFIF 1.1-1.4 XML, or Person Finder's CSV import format."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    csv_domain: Optional[str] = typer.Option(None, "--csv-domain",
+                                             help="Domain for bare CSV record ids (default: from source_name)."),
+) -> None:
+    """Load sought persons (捜索依頼) and link them to residents and evacuees."""
+    from app.db import session as db_session
+    from app.services.pfif import import_pfif
+
+    with db_session(_engine(ctx)) as s:
+        r = import_pfif(s, file, by_user=_user(), csv_domain=csv_domain)
+    for w in r.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if as_json:
+        typer.echo(json.dumps(r.as_dict(), ensure_ascii=False))
+        return
+    typer.echo(f"{r.file} (PFIF {r.version}): {r.persons} persons ({r.persons_new} new, {r.persons_updated} updated, "
+               f"{r.persons_unchanged} unchanged), {r.notes} notes ({r.notes_new} new, {r.notes_updated} updated, "
+               f"{r.notes_orphan} about persons not held here)")
+    typer.echo(f"linked: {r.linked_auto} auto, {r.linked_review} to review")
+
+
+@pfif_app.command("links")
+@_guard
+def links_cmd(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+    relink: bool = typer.Option(False, "--relink", help="Match every sought person again first."),
+    include_restricted: bool = typer.Option(False, "--include-restricted",
+                                            help="Also show links touching 閲覧制限 (HQ only)."),
+    only: str = typer.Option("", "--only", help="linked or open (without a link)."),
+) -> None:
+    """Sought persons with their current links (auto, review, confirmed)."""
+    from app.db import session as db_session
+    from app.services import audit
+    from app.services.pfif import relink_all, sought_overview
+
+    engine = _engine(ctx)
+    if relink:
+        with db_session(engine) as s:
+            n = relink_all(s, by_user=_user())
+        typer.echo(f"relinked: {n} link rows written", err=True)
+    with db_session(engine) as s:
+        views = sought_overview(s, reveal_restricted=include_restricted, only=only if only in ("linked", "open") else "")
+        subjects = [f"sought:{v.person.id}" for v in views] + [f"{lv.link.target_kind}:{lv.link.target_id}"
+                                                              for v in views for lv in v.links]
+        audit.record(s, _user(), "view", "cli: anpi pfif links", subjects,
+                     {"count": len(views), "include_restricted": include_restricted})
+        s.commit()
+    rows = [{
+        "sought_id": v.person.id, "pfif_record_id": v.person.pfif_record_id, "name": v.name,
+        "status": v.person.latest_status, "source_file": v.person.source_file,
+        "links": [{"kind": lv.link.target_kind, "target_id": lv.link.target_id, "decision": lv.link.decision,
+                   "score": lv.link.score, "reasons": lv.link.reasons, "by_user": lv.link.by_user,
+                   "name": lv.target.get("name", ""), "restricted": lv.restricted} for lv in v.links],
+    } for v in views]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['sought_id']}  {r['name']}  [{r['status'] or '-'}]  {r['pfif_record_id']}")
+        for lk in r["links"]:
+            flag = " (閲覧制限)" if lk["restricted"] else ""
+            typer.echo(f"    {lk['decision']:<9} {lk['kind']:<8} {lk['target_id']}  {lk['name']}{flag}  "
+                       f"{(lk['score'] or 0):.3f}  {lk['reasons']}")
+    typer.echo(f"{len(rows)} sought persons", err=True)
+
+
+@pfif_app.command("decide")
+@_guard
+def decide_cmd(
+    ctx: typer.Context,
+    sought_id: str = typer.Argument(...),
+    kind: str = typer.Argument(..., help="resident or evacuee"),
+    target_id: str = typer.Argument(..., help="宛名番号 or evacuee id"),
+    decision: str = typer.Argument(..., help="confirmed, rejected or undo"),
+) -> None:
+    """Confirm or reject a proposed link, or undo the last staff decision on it."""
+    from app.db import session as db_session
+    from app.services.pfif import decide_link
+
+    with db_session(_engine(ctx)) as s:
+        row = decide_link(s, sought_id, kind, target_id, decision, by_user=_user(), reveal_restricted=True,
+                          screen="cli: anpi pfif decide")
+        s.commit()
+    typer.echo(f"{kind} {target_id}: {row.decision}")
+
+
+@pfif_app.command("export")
+@_guard
+def export_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="PFIF 1.4 XML file to write."),
+    expiry_days: Optional[int] = typer.Option(None, "--expiry-days",
+                                              help="expiry_date = now + N days (default ANPI_PFIF_EXPIRY_DAYS or 365)."),
+) -> None:
+    """Evacuees who consented to publication (⑭) as PFIF 1.4 for Person Finder (never 閲覧制限)."""
+    from app.db import session as db_session
+    from app.services.pfif import export_pfif
+
+    with db_session(_engine(ctx)) as s:
+        n = export_pfif(s, out, by_user=_user(), expiry_days=expiry_days, screen="cli: anpi pfif export")
+    typer.echo(f"{n} persons written to {out}")

@@ -4,8 +4,9 @@ Thin wrappers over plain functions in :mod:`sync`; every failure becomes one lin
 and a non-zero exit.  Mounting into the main CLI (``app/cli.py``)::
 
     from app.cli_sync import hub_app, register_shelter_commands
-    register_shelter_commands(app)        # enroll, sync, bundle export|import
-    app.add_typer(hub_app, name="hub")    # hub serve|enroll|status|devices|revoke|bundle import
+    register_shelter_commands(app)        # enroll, sync, bundle export|import, registry pull
+    app.add_typer(hub_app, name="hub")    # hub serve|enroll|status|devices|revoke|bundle import|municipality|
+                                          # user|share|unshare|registry|export|crossmatch|data-key
 
 The shelter database path is read from ``ctx.obj["db_path"]`` (set by the root callback's
 ``--db``), falling back to env ``ANPI_DB`` and ``./anpi.db``.  ``python -m app.cli_sync`` runs
@@ -31,10 +32,23 @@ from sync.errors import BundleAlreadyImported, SyncError
 
 HUB_DB_ENV = "ANPI_HUB_DATABASE_URL"
 
-hub_app = typer.Typer(help="Data-center hub: serve, enrol devices, import USB bundles, status.",
-                      no_args_is_help=True)
+hub_app = typer.Typer(help="Data-center hub (自治体クラウド): serve, municipalities, devices, registry backups, "
+                           "agreements, HQ users, exports.", no_args_is_help=True)
 hub_bundle_app = typer.Typer(help="USB bundles arriving at the hub.", no_args_is_help=True)
 hub_app.add_typer(hub_bundle_app, name="bundle")
+hub_muni_app = typer.Typer(help="Municipalities (tenants) on this hub.", no_args_is_help=True)
+hub_app.add_typer(hub_muni_app, name="municipality")
+hub_user_app = typer.Typer(help="HQ staff accounts of one municipality (for the /v1/hq routes).", no_args_is_help=True)
+hub_app.add_typer(hub_user_app, name="user")
+hub_registry_app = typer.Typer(help="Registry backups held at the hub (encrypted at rest).", no_args_is_help=True)
+hub_app.add_typer(hub_registry_app, name="registry")
+hub_export_app = typer.Typer(help="Exports of one municipality's data.", no_args_is_help=True)
+hub_app.add_typer(hub_export_app, name="export")
+hub_key_app = typer.Typer(help="The hub data key that seals registry backups.", no_args_is_help=True)
+hub_app.add_typer(hub_key_app, name="data-key")
+hub_cross_app = typer.Typer(help="Cross-town matching (evacuees at other municipalities' shelters).",
+                            no_args_is_help=True)
+hub_app.add_typer(hub_cross_app, name="crossmatch")
 bundle_app = typer.Typer(help="USB bundles for shelters without a network.", no_args_is_help=True)
 
 
@@ -45,11 +59,24 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """Turn our exceptions (and file errors) into one line on stderr + exit status 1."""
+    """Turn our exceptions (and file errors) into one line on stderr + exit status 1.
+
+    A registry file refused by the shelter's checks names file, line and field on the first
+    line and lists a few more problems below it (as ``anpi registry import`` does)."""
+    from app.formats.errors import FileFormatError
+    from app.services.errors import AnpiError
+
     try:
         yield
     except SyncError as exc:
         raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except FileFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        for p in exc.problems[1:10]:
+            typer.echo(f"  {p}", err=True)
+        raise typer.Exit(1)
+    except AnpiError as exc:
+        raise _fail(str(exc).splitlines()[0])
     except OSError as exc:
         raise _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
@@ -158,11 +185,41 @@ def bundle_import_cmd(
                    f"(restored from a backup?); those were not marked delivered — run `anpi sync`", err=True)
 
 
+def registry_pull_cmd(
+    ctx: typer.Context,
+    hub: Optional[str] = typer.Option(None, "--hub", help="Override the enrolled hub URL"),
+) -> None:
+    """Fetch the newest registry backup of this laptop's municipality from the hub (verified by
+    the hub's signature and SHA-256) and import it; matching then works offline."""
+    from app.hub_registry import pull_into_shelter
+
+    path = _db_path(ctx)
+    with _one_line_errors():
+        from app.db import open_shelter_db
+
+        engine = open_shelter_db(path)
+        models.create_all(engine)
+        out = pull_into_shelter(engine, lambda: Session(engine), hub)
+    m = out.manifest
+    who = f"{m.get('municipality_name') or ''} ({m.get('municipality_code')})".strip()
+    if out.result is None:
+        typer.echo(f"already up to date: {m.get('source_file')} (as of {m.get('as_of')}) of {who}; {out.already}")
+        return
+    snap = out.result.snapshot
+    typer.echo(f"snapshot {snap.id}: {snap.row_count} residents of {who} as of {snap.as_of} from the hub "
+               f"(sha256 {m['sha256'][:16]}… verified) in {out.result.elapsed_s:.1f}s")
+
+
 def register_shelter_commands(app: typer.Typer) -> None:
-    """Mount ``enroll``, ``sync`` and ``bundle`` on the root ``anpi`` app."""
+    """Mount ``enroll``, ``sync``, ``bundle`` and ``registry pull`` on the root ``anpi`` app."""
     app.command("enroll")(enroll_cmd)
     app.command("sync")(sync_cmd)
     app.add_typer(bundle_app, name="bundle")
+    registry_group = next((g.typer_instance for g in app.registered_groups if g.name == "registry"), None)
+    if registry_group is None:
+        registry_group = typer.Typer(help="Resident registry snapshots (住民基本台帳).", no_args_is_help=True)
+        app.add_typer(registry_group, name="registry")
+    registry_group.command("pull")(registry_pull_cmd)
 
 
 # ---- hub commands -----------------------------------------------------------------------------------------
@@ -198,31 +255,41 @@ def hub_serve_cmd(
     serve(database_url or "", host=host, port=port, workers=workers)
 
 
+_MUNI_OPT = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
+
+
 @hub_app.command("enroll")
 def hub_enroll_cmd(
     name: str = typer.Argument(..., help="Device / shelter name, e.g. 第二中学校"),
-    municipality: Optional[str] = typer.Option(None, "--municipality", help="全国地方公共団体コード"),
+    municipality: Optional[str] = _MUNI_OPT,
     as_json: bool = typer.Option(False, "--json"),
     database_url: Optional[str] = _DB_OPT,
 ) -> None:
-    """Register a device slot and print its one-time enrolment code."""
+    """Register a device slot of one municipality and print its one-time enrolment code."""
     from sync.hub import store
 
     with _one_line_errors():
         slot = store.create_enrolment(_hub_engine(database_url), name, municipality)
     if as_json:
         typer.echo(json.dumps({"code": slot.code, "slot_id": slot.slot_id, "name": slot.name,
+                               "municipality": slot.municipality_code,
                                "expires_at": slot.expires_at.isoformat()}, ensure_ascii=False))
     else:
-        typer.echo(f"enrolment code for {slot.name!r}: {slot.code} (one use, expires {slot.expires_at:%Y-%m-%d})")
+        where = "" if slot.municipality_code == store.IMPLICIT_TENANT else f" of {slot.municipality_code}"
+        typer.echo(f"enrolment code for {slot.name!r}{where}: {slot.code} "
+                   f"(one use, expires {slot.expires_at:%Y-%m-%d})")
 
 
 @hub_app.command("status")
-def hub_status_cmd(as_json: bool = typer.Option(False, "--json"), database_url: Optional[str] = _DB_OPT) -> None:
+def hub_status_cmd(as_json: bool = typer.Option(False, "--json"),
+                   municipality: Optional[str] = typer.Option(None, "--municipality",
+                                                              help="Counts of one municipality only"),
+                   database_url: Optional[str] = _DB_OPT) -> None:
     """Devices, events, evacuees, people (after cross-shelter linking), forks, open review items."""
     from sync.hub import store
 
-    counts = store.status(_hub_engine(database_url))
+    with _one_line_errors():
+        counts = store.status(_hub_engine(database_url), municipality)
     if as_json:
         typer.echo(json.dumps(counts))
     else:
@@ -231,25 +298,30 @@ def hub_status_cmd(as_json: bool = typer.Option(False, "--json"), database_url: 
 
 
 @hub_app.command("devices")
-def hub_devices_cmd(as_json: bool = typer.Option(False, "--json"), database_url: Optional[str] = _DB_OPT) -> None:
+def hub_devices_cmd(as_json: bool = typer.Option(False, "--json"),
+                    municipality: Optional[str] = typer.Option(None, "--municipality", help="Only this municipality"),
+                    database_url: Optional[str] = _DB_OPT) -> None:
     """List device slots (pending, active, revoked)."""
     from sync.hub import store
 
-    rows = store.list_devices(_hub_engine(database_url))
+    with _one_line_errors():
+        rows = store.list_devices(_hub_engine(database_url), municipality)
     if as_json:
         typer.echo(json.dumps(rows, default=str, ensure_ascii=False))
         return
     for r in rows:
-        typer.echo(f"{r['slot_id']}  {r['status']:8} {r['device_id'] or '-':26}  {r['name']}")
+        typer.echo(f"{r['slot_id']}  {r['municipality_code']}  {r['status']:8} {r['device_id'] or '-':26}  {r['name']}")
 
 
 @hub_app.command("revoke")
 def hub_revoke_cmd(device: str = typer.Argument(..., help="Device id, slot id or name"),
+                   municipality: Optional[str] = _MUNI_OPT,
                    database_url: Optional[str] = _DB_OPT) -> None:
     """Refuse a lost or stolen laptop from now on (its stored events stay)."""
     from sync.hub import store
 
-    n = store.revoke_device(_hub_engine(database_url), device)
+    with _one_line_errors():
+        n = store.revoke_device(_hub_engine(database_url), device, municipality)
     if not n:
         raise _fail(f"no device matches {device!r}")
     typer.echo(f"revoked {n} device slot(s) matching {device!r}")
@@ -272,12 +344,218 @@ def hub_bundle_import_cmd(
         except BundleAlreadyImported as exc:  # harmless replay: say so, exit 0, re-issue the receipt
             typer.echo(f"{exc}{where}")
             return
+    if out.crossmatch_jobs:
+        _run_crossmatch(engine)
     if out.all_known:
         typer.echo(f"already imported: all {out.events} events of bundle {out.bundle_id} were already on the hub{where}")
         return
     forks = f", {out.forks} FORKS (see hub review)" if out.forks else ""
     typer.echo(f"imported bundle {out.bundle_id} from {out.device_name!r}: {out.events} events "
                f"({out.new} new, {out.duplicates} already on the hub{forks}){where}")
+
+
+def _run_crossmatch(engine: Engine) -> None:
+    """Cross-town work queued by an import: done now when the data key is configured."""
+    from sync.hub import crossmatch, registry
+
+    with _one_line_errors():
+        key = registry.load_data_key()
+    if key is None:
+        typer.echo("note: cross-town matching is queued; it runs where the hub data key is configured", err=True)
+        return
+    res = crossmatch.run_pending(engine, key)
+    typer.echo(f"cross-town matching: {res.processed} evacuees looked at, {res.linked} linked, "
+               f"{res.review} to review by their home municipality")
+
+
+# ---- municipalities, agreements, HQ users ------------------------------------------------------------
+def _actor() -> str:
+    return f"operator:{os.environ.get('USER') or 'unknown'}"
+
+
+@hub_muni_app.command("add")
+def hub_muni_add_cmd(code: str = typer.Argument(..., help="全国地方公共団体コード, 6 digits (e.g. 032026)"),
+                     name: str = typer.Argument(..., help="Name, e.g. 大船渡市"),
+                     database_url: Optional[str] = _DB_OPT) -> None:
+    """Add a municipality (tenant) to the hub."""
+    from sync.hub import tenants
+
+    with _one_line_errors():
+        m = tenants.add_municipality(_hub_engine(database_url), code, name, actor=_actor())
+    typer.echo(f"municipality {m['municipality_code']} {m['name']} added")
+
+
+@hub_muni_app.command("list")
+def hub_muni_list_cmd(as_json: bool = typer.Option(False, "--json"), database_url: Optional[str] = _DB_OPT) -> None:
+    """Municipalities on this hub."""
+    from sync.hub import tenants
+
+    rows = tenants.list_municipalities(_hub_engine(database_url))
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        typer.echo(f"{r['municipality_code']}  {r['name']}")
+
+
+@hub_app.command("share")
+def hub_share_cmd(home: str = typer.Option(..., "--home", help="Municipality whose registry is shared"),
+                  host: str = typer.Option(..., "--host", help="Municipality whose shelters' evacuees are matched"),
+                  database_url: Optional[str] = _DB_OPT) -> None:
+    """Let the hub match evacuees at HOST's shelters against HOME's registry (audited)."""
+    from sync.hub import tenants
+
+    engine = _hub_engine(database_url)
+    with _one_line_errors():
+        done = tenants.share(engine, home, host, actor=_actor())
+    typer.echo(f"agreement {home} → {host} {'recorded' if done else 'was already active'}")
+    if done:
+        _run_crossmatch(engine)
+
+
+@hub_app.command("unshare")
+def hub_unshare_cmd(home: str = typer.Option(..., "--home"), host: str = typer.Option(..., "--host"),
+                    database_url: Optional[str] = _DB_OPT) -> None:
+    """Revoke an agreement (kept on record as revoked; audited)."""
+    from sync.hub import tenants
+
+    with _one_line_errors():
+        done = tenants.unshare(_hub_engine(database_url), home, host, actor=_actor())
+    if not done:
+        raise _fail(f"no active agreement {home} → {host}")
+    typer.echo(f"agreement {home} → {host} revoked")
+
+
+@hub_user_app.command("add")
+def hub_user_add_cmd(name: str = typer.Option(..., "--name"),
+                     role: str = typer.Option(..., "--role", help="hq or admin"),
+                     municipality: Optional[str] = _MUNI_OPT,
+                     as_json: bool = typer.Option(False, "--json"),
+                     database_url: Optional[str] = _DB_OPT) -> None:
+    """Add an HQ account; prints its bearer token once (only a hash is stored)."""
+    from sync.hub import tenants
+
+    with _one_line_errors():
+        user, token = tenants.add_user(_hub_engine(database_url), municipality, name, role, actor=_actor())
+    if as_json:
+        typer.echo(json.dumps({"name": user.name, "role": user.role, "municipality": user.municipality_code,
+                               "token": token}, ensure_ascii=False))
+        return
+    typer.echo(f"user {user.name} ({user.role}) of {user.municipality_code} added; token (shown once): {token}")
+
+
+@hub_user_app.command("list")
+def hub_user_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
+                      database_url: Optional[str] = _DB_OPT) -> None:
+    """HQ accounts of one municipality."""
+    from sync.hub import tenants
+
+    with _one_line_errors():
+        rows = tenants.list_users(_hub_engine(database_url), municipality)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        typer.echo(f"{r['name']}\t{r['role']}\t{'disabled' if r['disabled'] else 'active'}")
+
+
+@hub_user_app.command("disable")
+def hub_user_disable_cmd(name: str = typer.Argument(...), municipality: Optional[str] = _MUNI_OPT,
+                         database_url: Optional[str] = _DB_OPT) -> None:
+    """Disable an HQ account (its token stops working at once)."""
+    from sync.hub import tenants
+
+    with _one_line_errors():
+        tenants.disable_user(_hub_engine(database_url), municipality, name, actor=_actor())
+    typer.echo(f"user {name} disabled")
+
+
+# ---- registry backups, exports ---------------------------------------------------------------------------
+@hub_key_app.command("create")
+def hub_key_create_cmd(out: Path = typer.Option(..., "--out", help="Key file to create (mode 0600)")) -> None:
+    """Create a new hub data key file; set ANPI_HUB_DATA_KEY_FILE to it.  Keep a copy offline."""
+    from sync.hub import registry
+
+    with _one_line_errors():
+        try:
+            key = registry.create_key_file(out)
+        except FileExistsError:
+            raise _fail(f"{out} exists; a data key is never overwritten") from None
+    typer.echo(f"hub data key {key.key_id} written to {out}; export {registry.DATA_KEY_FILE_ENV}={out}")
+
+
+@hub_registry_app.command("import")
+def hub_registry_import_cmd(
+    file: Path = typer.Argument(..., help="Registry CSV exported by the vendor"),
+    municipality: Optional[str] = _MUNI_OPT,
+    profile: str = typer.Option("auto", help="anpi, kihon, auto or the path of a TOML profile."),
+    encoding: str = typer.Option("auto", help="auto, utf-8, cp932 or euc-jp."),
+    gaiji_map: Optional[Path] = typer.Option(None, "--gaiji-map", help="CSV code,char for municipal gaiji."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Snapshot date YYYY-MM-DD (default: today)."),
+    database_url: Optional[str] = _DB_OPT,
+) -> None:
+    """Check a registry backup exactly as a shelter would and store it, encrypted, for one municipality."""
+    from app.hub_registry import store_at_hub
+    from app.services.registry import parse_as_of
+    from sync.hub import registry
+
+    engine = _hub_engine(database_url)
+    with _one_line_errors():
+        key = registry.load_data_key(required=True)
+        assert key is not None
+        info = store_at_hub(engine, key, municipality, file, profile=profile, encoding=encoding,
+                            gaiji_map=gaiji_map, as_of=parse_as_of(as_of), imported_by=_actor())
+    typer.echo(f"snapshot {info.snapshot_id} of {info.municipality_code}: {info.row_count} residents as of "
+               f"{info.as_of} from {info.source_file} ({info.encoding}, profile {info.profile}), "
+               f"sha256 {info.sha256[:16]}…, sealed with data key {info.key_id}")
+
+
+@hub_registry_app.command("list")
+def hub_registry_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
+                          database_url: Optional[str] = _DB_OPT) -> None:
+    """Registry backups held for one municipality (no personal data shown)."""
+    from sync.hub import registry, store
+
+    engine = _hub_engine(database_url)
+    with _one_line_errors(), engine.connect() as conn:
+        rows = [s.as_dict() for s in registry.list_snapshots(conn, store.resolve_municipality(conn, municipality))]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        typer.echo(f"{r['snapshot_id']}  {r['as_of']}  {r['row_count']:>9,}  {r['source_file']}  {r['sha256'][:16]}…")
+
+
+@hub_export_app.command("anpi-list")
+def hub_export_anpi_list_cmd(
+    municipality: Optional[str] = _MUNI_OPT,
+    fmt: str = typer.Option(..., "--format", help="csv or xlsx"),
+    encoding: str = typer.Option("utf-8-sig", "--encoding", help="csv: utf-8-sig or cp932"),
+    out: Path = typer.Option(..., "--out"),
+    database_url: Optional[str] = _DB_OPT,
+) -> None:
+    """HQ list of one municipality's residents across every shelter on the hub (audited)."""
+    from app.hub_export import FORMATS, export_anpi_list
+    from sync.hub import registry
+
+    if fmt not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}")
+    if fmt == "csv" and encoding not in ("utf-8-sig", "cp932"):
+        raise _fail("--encoding must be utf-8-sig or cp932")
+    engine = _hub_engine(database_url)
+    with _one_line_errors():
+        key = registry.load_data_key(required=True)
+        assert key is not None
+        res = export_anpi_list(engine, key, municipality, out, fmt=fmt, encoding=encoding, by=_actor())
+    extra = f"; {res.restricted_excluded} 閲覧制限 people left out" if res.restricted_excluded else ""
+    rep = f"; {len(res.result.replacements)} characters replaced (see report)" if res.result.replacements else ""
+    typer.echo(f"wrote {res.rows} residents of {res.municipality_code} ({res.safe} confirmed safe) to {out}{extra}{rep}")
+
+
+@hub_cross_app.command("run")
+def hub_cross_run_cmd(database_url: Optional[str] = _DB_OPT) -> None:
+    """Do the queued cross-town matching now (the server does it after each push)."""
+    _run_crossmatch(_hub_engine(database_url))
 
 
 # ---- stand-alone root (tests, and until app/cli.py mounts these) -----------------------------------------

@@ -17,6 +17,10 @@ class Settings:
     auto_lock_seconds: int
     max_pin_failures: int
     pin_lockout_seconds: int
+    # automatic backups while `anpi serve` runs (None = off); see app/services/backup.py
+    backup_dir: Path | None = None
+    backup_interval_minutes: float = 10
+    backup_keep: int = 24
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -27,4 +31,7 @@ class Settings:
             auto_lock_seconds=int(os.environ.get("ANPI_AUTO_LOCK_SECONDS", "300")),
             max_pin_failures=int(os.environ.get("ANPI_MAX_PIN_FAILURES", "5")),
             pin_lockout_seconds=int(os.environ.get("ANPI_PIN_LOCKOUT_SECONDS", "300")),
+            backup_dir=Path(os.environ["ANPI_BACKUP_DIR"]) if os.environ.get("ANPI_BACKUP_DIR") else None,
+            backup_interval_minutes=float(os.environ.get("ANPI_BACKUP_INTERVAL_MINUTES", "10")),
+            backup_keep=int(os.environ.get("ANPI_BACKUP_KEEP", "24")),
         )

@@ -13,6 +13,8 @@ from app.api import deps
 from app.api.auth import SessionStore
 from app.api.routes import admin as admin_api
 from app.api.routes import evacuees as evacuees_api
+from app.api.routes import inquiry as inquiry_api
+from app.api.routes import hq as hq_api
 from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db
@@ -50,7 +52,8 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
         return response
 
     api.include_router(health.router)
-    for r in (session.router, status.router, search.router, evacuees_api.router, admin_api.router):
+    for r in (session.router, status.router, search.router, evacuees_api.router, admin_api.router, inquiry_api.router,
+              hq_api.router):
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
               hq.router, inquiry.router, certificates.router, sought.router):

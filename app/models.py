@@ -149,6 +149,7 @@ class Evacuee(SQLModel, table=True):
     address: str = ""  # as typed, or the address a "同上" (same as above) row refers to
     # 様式第1号 items beyond the basic four
     nationality: str = ""
+    identifying_info: str = ""  # ⑦ 個人を識別するための情報 (通称, 旧姓, 特徴 …) as told
     injury: str = ""  # 負傷・疾病
     injury_state: str = ""
     current_location: str = ""  # 現在の居所
@@ -194,5 +195,234 @@ class MatchDecision(SQLModel, table=True):
     score: Optional[float] = None
     reasons: str = ""
     candidates: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    by_user: str = ""  # empty = the engine
+    at: datetime = Field(default_factory=utcnow)
+
+
+# --- Certificates (り災証明書 / 被災証明書) ---------------------------------------------------
+# Owner: certificate work. A certificate row carries what was printed (so a reissue prints the
+# same paper even after a newer registry snapshot); its history lives in CertificateEvent.
+
+
+class Certificate(SQLModel, table=True):
+    """One issued certificate. `status` and `reissue_count` change; everything else never does.
+
+    The number (整理番号) is `<R|H>-<short device id>-<sync epoch>-<seq>`, allocated from
+    CertificateCounter in the same transaction, so two laptops (or one restored from a backup)
+    never hand out the same number without talking to each other.
+    """
+
+    __table_args__ = (Index("ix_certificate_resident", "resident_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    number: str = Field(index=True, unique=True)  # 整理番号
+    kind: str  # risai (り災証明書) | hisai (被災証明書)
+    resident_id: str = ""  # 宛名番号 of the applicant; "" on the manual path
+    household_id: str = ""  # 世帯番号
+    head_address: str = ""  # 世帯主住所, as registered (or as declared on the manual path)
+    head_name: str = ""  # 世帯主氏名, registered form (old kanji and gaiji kept; folded only when printing)
+    cause: str = ""  # 罹災原因, e.g. 令和8年11月20日の地震
+    location: str = ""  # 被災住家の所在地
+    damage: str = ""  # 住家の被害の程度 code (zenkai … ichibu); "" for hisai
+    members: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # 世帯構成員
+    manual: bool = False  # 手動: the household was declared by the applicant, not taken from the registry
+    manual_reason: str = ""  # 台帳で確認できないため申請者の申告による
+    identity: str = ""  # match_auto | match_confirmed | in_person | manual: how the applicant was tied to the registry
+    identity_note: str = ""  # e.g. the ID document the desk looked at
+    evacuee_id: Optional[str] = None  # the evacuee whose match decision linked the resident, when there is one
+    snapshot_id: Optional[int] = Field(default=None, foreign_key="registrysnapshot.id")
+    device_id: str = ""  # sync device that allocated the number (full ULID; the number holds a 6-char hash)
+    epoch: int = 0
+    seq: int = 0
+    issued_at: datetime = Field(default_factory=utcnow)
+    issued_by: str = ""
+    reissue_count: int = 0
+    status: str = "issued"  # issued | void
+    void_reason: str = ""
+
+
+class CertificateEvent(SQLModel, table=True):
+    """issue / reissue / void of one certificate; append-only (the database refuses changes)."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    number: str = Field(index=True)
+    action: str  # issue | reissue | void
+    reason: str = ""
+    by_user: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+
+class CertificateCounter(SQLModel, table=True):
+    """The last sequence number handed out per number prefix (`R-7K3QXM-1`): gap-free, per laptop."""
+
+    prefix: str = Field(primary_key=True)
+    last_seq: int = 0
+
+
+# --- Safety inquiries (安否照会 desk) -----------------------------------------------------------
+
+
+class Inquiry(SQLModel, table=True):
+    """One 安否照会 at the desk and the answer given; append-only (an auditor's record).
+
+    `outcome` is the real reason (answered / refused / restricted / not_found / ambiguous); the
+    inquirer was only ever shown "no information" for anything but `answered`, so this column is
+    for auditors and must never reach the desk screen. `items_disclosed` and `answer_text` are
+    exactly what the screen showed, kept so the answer can be shown again without re-reading
+    consents that may have changed since.
+    """
+
+    __table_args__ = (Index("ix_inquiry_at", "at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    by_user: str = ""  # desk staff member
+    shelter_id: Optional[str] = Field(default=None, foreign_key="shelter.id")
+    # 照会者 (the person asking)
+    inquirer_name: str
+    inquirer_address: str = ""
+    inquirer_phone: str = ""
+    id_proof: str = ""  # 運転免許証 | マイナンバーカード | 健康保険証 | その他
+    id_proof_note: str = ""
+    relationship: str  # 同居の親族 | その他の親族・職場 | 知人 | その他
+    purpose: str = ""  # 照会の理由, as told
+    # 照会に係る者 (the person asked about), verbatim as given
+    sought_name: str = ""
+    sought_kana: str = ""
+    sought_birth: str = ""
+    sought_address: str = ""
+    evacuee_id: Optional[str] = Field(default=None, foreign_key="evacuee.id", index=True)
+    items_disclosed: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outcome: str = Field(index=True)
+    answer_text: str = ""
+
+
+# --- HQ confirmations (安否確認: 本部が他の手段で確認した記録) ------------------------------------
+
+
+class HqConfirmation(SQLModel, table=True):
+    """What disaster HQ learned about a resident outside the shelters; append-only.
+
+    `status`: confirmed_other (他の手段で確認: phone, visit …), dead (死亡), missing (行方不明), or
+    withdrawn, which undoes the previous HQ record of the same resident (a wrong entry is never
+    edited or deleted; the list shows the record below it again). `resident_id` is the 宛名番号,
+    so a record survives a new registry snapshot.
+    """
+
+    __table_args__ = (Index("ix_hqconfirmation_resident_at", "resident_id", "at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    resident_id: str  # 宛名番号
+    status: str  # confirmed_other | dead | missing | withdrawn
+    method: str = ""  # 電話 | 訪問 | その他
+    note: str = ""
+    by_user: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+
+# --- Backups (verified copies of this database; owner: backup work) ----------------------------
+
+class BackupRecord(SQLModel, table=True):
+    """One backup attempt, good or failed, so the dashboard can show the last good copy.
+
+    Failed attempts are kept too: an unplugged USB stick must show up on the dashboard instead
+    of silently leaving the shelter without a copy.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    path: str = ""  # where the copy was written (absolute)
+    size: int = 0
+    sha256: str = ""
+    ok: bool = False  # integrity_check and foreign_key_check passed on the copy
+    message: str = ""  # why it failed, or a short summary
+    kind: str = "manual"  # manual | auto
+
+
+# --- PFIF / sought persons (捜索依頼: Google Person Finder interchange) ----------------------
+
+class SoughtPerson(SQLModel, table=True):
+    """捜索依頼: a person someone is looking for, imported from PFIF XML or Person Finder's CSV.
+
+    One row per PFIF person record; a re-import of the same record id updates it only when its
+    source_date is newer. `raw` keeps the record's fields exactly as they were in the file.
+    """
+
+    __table_args__ = (UniqueConstraint("source", "pfif_record_id", name="uq_sought_source_record"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    source: str  # the record id's domain (e.g. test.google.com, or csv.<source_name> for bare CSV ids)
+    pfif_record_id: str  # person_record_id as in the file, domain included
+    source_file: str = ""
+    pfif_version: str = ""  # 1.1 … 1.4, or csv
+    source_name: str = ""
+    source_date: Optional[datetime] = None
+    entry_date: Optional[datetime] = None
+    expiry_date: Optional[datetime] = None  # past: Person Finder withdrew the record (kept, not shown)
+    author_name: str = ""  # who asked (contact details stay in raw)
+    full_name: str = ""
+    given_name: str = ""
+    family_name: str = ""
+    alternate_names: str = ""  # Japanese Person Finder users put the reading (ふりがな) here
+    sex: str = ""  # female | male | other | ""
+    date_of_birth: str = ""  # YYYY, YYYY-MM or YYYY-MM-DD
+    age: str = ""  # "42" or "35-45"
+    home_street: str = ""
+    home_neighborhood: str = ""
+    home_city: str = ""
+    home_state: str = ""
+    home_postal_code: str = ""
+    home_country: str = ""
+    description: str = ""
+    photo_url: str = ""
+    latest_status: str = ""  # status of the newest note (by source_date) that has one
+    latest_status_at: Optional[datetime] = None
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    imported_at: datetime = Field(default_factory=utcnow)
+    imported_by: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SoughtNote(SQLModel, table=True):
+    """A PFIF note about a sought person; kept even when its person is not (yet) known here."""
+
+    __table_args__ = (UniqueConstraint("source", "note_record_id", name="uq_sought_note_source_record"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    source: str
+    note_record_id: str
+    person_record_id: str = Field(default="", index=True)
+    linked_person_record_id: str = ""  # the note says these two records are the same person
+    source_file: str = ""
+    author_name: str = ""
+    source_date: Optional[datetime] = None
+    entry_date: Optional[datetime] = None
+    status: str = ""  # information_sought | is_note_author | believed_alive | believed_missing | believed_dead
+    author_made_contact: Optional[bool] = None
+    last_known_location: str = ""
+    text: str = ""
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    imported_at: datetime = Field(default_factory=utcnow)
+    imported_by: str = ""
+
+
+class SoughtLink(SQLModel, table=True):
+    """A proposed or decided link from a sought person to a registry resident or an evacuee; append-only.
+
+    The newest row per (sought_id, target_kind, target_id) is the current state, so every decision
+    can be undone by a newer row. `decision`: auto / review (the engine, by_user empty), confirmed /
+    rejected (a staff member; rejected by the engine means it no longer proposes the link).
+    """
+
+    __table_args__ = (Index("ix_soughtlink_pair", "sought_id", "target_kind", "target_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    sought_id: str = Field(foreign_key="soughtperson.id", index=True)
+    target_kind: str  # resident | evacuee
+    target_id: str  # 宛名番号 (survives a new snapshot) or Evacuee.id
+    snapshot_id: Optional[int] = Field(default=None, foreign_key="registrysnapshot.id")
+    decision: str
+    score: Optional[float] = None
+    reasons: str = ""
     by_user: str = ""  # empty = the engine
     at: datetime = Field(default_factory=utcnow)

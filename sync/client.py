@@ -334,6 +334,74 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
         cursor = nxt
 
 
+# ---- registry backup from the hub -------------------------------------------------------------------------------
+@dataclass
+class PulledRegistry:
+    manifest: dict[str, Any]
+    data: bytes
+    unchanged: bool = False  # the laptop already holds exactly this file (nothing was sent)
+
+
+def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
+                   timeout: float = 300.0, max_retries: int = 3, have: str | None = None) -> PulledRegistry:
+    """The newest registry backup of this laptop's municipality, verified.
+
+    Trust comes from what the laptop pinned at enrolment: the manifest must carry the hub's
+    Ed25519 signature and name this hub and this device; the file must open with this
+    device's key (it is boxed to it) and match the manifest's SHA-256 and size.  Anything
+    else raises :class:`HubRejected` and nothing is returned.
+    """
+    import hashlib
+
+    from nacl.exceptions import CryptoError
+
+    device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        assert dev is not None
+        sign_pub, box_pub = dev.hub_sign_public_key, dev.hub_box_public_key
+    if not sign_pub or not box_pub:
+        raise NotEnrolled("this laptop holds no hub keys; enrol again")
+    c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
+    try:
+        doc = c.request("GET", "/v1/registry/latest" + (f"?have={have}" if have else ""))
+    finally:
+        c.close()
+    manifest = doc.get("manifest")
+    if not isinstance(manifest, dict):
+        raise HubRejected("hub answered without a registry manifest")
+    msg = canonical_bytes({"purpose": "anpi-registry-1", **manifest})
+    if not crypto.verify_detached(sign_pub, msg, str(doc.get("signature", ""))):
+        raise HubRejected("registry manifest is not signed by the hub this laptop enrolled at; refused")
+    if manifest.get("hub_id") != hub_id or manifest.get("device_id") != device_id:
+        raise HubRejected("registry manifest is for another hub or another laptop; refused")
+    if doc.get("file") is None and have and manifest.get("sha256") == have:
+        return PulledRegistry(manifest, b"", unchanged=True)
+    try:
+        data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
+    except (CryptoError, ValueError) as exc:
+        raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
+    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
+    return PulledRegistry(manifest, data)
+
+
+def cross_town_notice(session: Session, evacuee_id: str) -> dict[str, Any] | None:
+    """What the hub found out about one of our evacuees in another municipality's registry:
+    ``{"label": "住民: ○○町", "home_municipality_code", "home_municipality_name", "decision",
+    "resident": {"name", "birth_date", "sex", "address"}}`` — or ``None`` (never found, or withdrawn)."""
+    from sqlmodel import select
+
+    rows = session.exec(select(RemoteEvent).where(
+        RemoteEvent.evacuee_id == evacuee_id,
+        RemoteEvent.type.in_(("crossmatch.linked", "crossmatch.unlinked")))  # type: ignore[attr-defined]
+        .order_by(RemoteEvent.hub_seq)).all()
+    latest = rows[-1] if rows else None
+    if latest is None or latest.type != "crossmatch.linked":
+        return None
+    return json.loads(latest.payload)
+
+
 # ---- background -----------------------------------------------------------------------------------------------
 class BackgroundSyncer:
     """A daemon thread that calls :func:`sync_once` every ``interval`` seconds while a hub is set.

@@ -75,3 +75,24 @@ class BundleAlreadyImported(BundleError):
     def __init__(self, message: str, receipt: bytes | None = None) -> None:
         super().__init__(message)
         self.receipt = receipt
+
+
+class TenantError(SyncError):
+    """A municipality (tenant) is unknown, ambiguous or not allowed for this action."""
+
+
+class HubNotFound(SyncError):
+    """Nothing with that id exists *for the caller's municipality* (another municipality's id
+    gets exactly the same answer: existence is never confirmed across tenants)."""
+
+
+class HubConflict(SyncError):
+    """The request cannot be applied in the current state (e.g. a review item already resolved)."""
+
+
+class RegistryError(SyncError):
+    """A registry backup at the hub cannot be stored, found, opened or verified."""
+
+
+class DataKeyError(RegistryError):
+    """The hub data key (encryption at rest) is missing, malformed or not the one a snapshot was sealed with."""

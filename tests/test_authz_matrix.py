@@ -63,6 +63,11 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("GET", "/api/audit/verify"): ADMIN,
     ("GET", "/api/audit/export.jsonl"): ADMIN,
     ("POST", "/api/roster/import"): WORK,
+    ("POST", "/api/inquiries"): {"desk", "hq", "admin"},  # 安否照会
+    ("GET", "/api/inquiries"): EXPORT,  # the inquiry log (hq.list)
+    ("GET", "/api/hq/list"): EXPORT,  # 安否確認 list (hq.list)
+    ("GET", "/api/hq/counts"): EXPORT,
+    ("POST", "/api/hq/confirmations"): EXPORT,  # hq.confirm
     # HTML screens
     ("GET", "/"): PUBLIC,
     ("GET", "/switch"): PUBLIC,
@@ -90,6 +95,28 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("GET", "/admin/registry"): ADMIN,
     ("POST", "/admin/registry"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
+    ("GET", "/hq"): EXPORT,  # 安否確認 (hq.list)
+    ("POST", "/hq/confirm"): EXPORT,  # hq.confirm
+    ("GET", "/hq/export"): EXPORT,  # export
+    ("POST", "/admin/backup"): ADMIN,
+    ("GET", "/desk/inquiry"): {"desk", "hq", "admin"},
+    ("POST", "/desk/inquiry"): {"desk", "hq", "admin"},
+    ("GET", "/desk/inquiry/log"): EXPORT,
+    ("GET", "/desk/inquiry/{inquiry_id}"): {"desk", "hq", "admin"},
+    ("GET", "/desk/certificates"): {"desk", "hq", "admin"},  # り災証明書 / 被災証明書
+    ("GET", "/desk/certificates/new"): {"desk", "hq", "admin"},
+    ("POST", "/desk/certificates"): {"desk", "hq", "admin"},
+    ("GET", "/desk/certificates/manual"): {"desk", "hq", "admin"},
+    ("POST", "/desk/certificates/manual"): {"desk", "hq", "admin"},
+    ("GET", "/desk/certificates/{number}"): {"desk", "hq", "admin"},
+    ("GET", "/desk/certificates/{number}/pdf"): {"desk", "hq", "admin"},
+    ("GET", "/desk/certificates/{number}/print"): {"desk", "hq", "admin"},
+    ("POST", "/desk/certificates/{number}/reissue"): {"desk", "hq", "admin"},
+    ("POST", "/desk/certificates/{number}/void"): {"desk", "hq", "admin"},
+    ("GET", "/desk/sought"): {"desk", "hq", "admin"},  # 捜索依頼 (PFIF)
+    ("POST", "/desk/sought/import"): {"desk", "hq", "admin"},
+    ("POST", "/desk/sought/relink"): {"desk", "hq", "admin"},
+    ("POST", "/desk/sought/{sought_id}/decide"): {"desk", "hq", "admin"},
 }
 
 #: routes that change who is logged in on the client: called from a fresh client, not in the role loop
@@ -97,6 +124,9 @@ SESSION_CHANGING = {("POST", "/api/session"), ("POST", "/api/session/lock"), ("P
                     ("POST", "/switch/pin"), ("POST", "/lock")}
 #: allowed GETs that legitimately answer 404 with the placeholder ids used here
 GET_404_OK = {("GET", "/api/registry/jobs/{job_id}")}
+GET_404_OK.add(("GET", "/desk/inquiry/{inquiry_id}"))  # placeholder id: no such inquiry
+GET_404_OK.update({("GET", "/desk/certificates/{number}"), ("GET", "/desk/certificates/{number}/pdf"),
+                   ("GET", "/desk/certificates/{number}/print")})  # placeholder number: no such certificate
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 ROSTER_CSV = "受付番号,氏名,ふりがな,生年月日,性別\r\nA1,岩手 太郎,いわて たろう,S50.1.1,男\r\nA2,,,,x\r\n".encode("utf-8")
@@ -177,6 +207,9 @@ def _call(client: TestClient, method: str, path: str, shelter: Any, token: str |
             data.update({"name": "画面 追加", "role": "desk"})
         elif path == "/roster/import":
             files = {"file": ("roster.csv", ROSTER_CSV, "text/csv")}
+        elif path == "/desk/sought/import":
+            files = {"file": ("sample-import.csv", (Path(__file__).parent / "data/pfif/sample-import.csv").read_bytes(),
+                              "text/csv")}
         elif path == "/admin/registry":
             files = {"file": ("juki.csv", shelter.registry_csv.read_bytes(), "text/csv")}
         elif path == "/switch":

@@ -38,7 +38,11 @@ def read_gaiji_map(path: Path, encoding: str = "auto") -> dict[str, str]:
     problems: list[RowProblem] = []
     with path.open("rb") as stream:
         for line_no, text in decoded_lines(stream, enc, name):
-            cells = next(csv.reader([text]), [])
+            try:
+                cells = next(csv.reader([text]), [])
+            except csv.Error as exc:  # a stray CR or NUL inside the line
+                problems.append(RowProblem(name, line_no, "", f"CSV error: {exc}", "CSVの形式が正しくありません"))
+                continue
             if not cells or not "".join(cells).strip():
                 continue
             if line_no == 1 and cells[0].strip().lower() in ("code", "コード"):

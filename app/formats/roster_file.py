@@ -28,6 +28,7 @@ ROSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "household": ("世帯", "世帯番号", "household"),
     "relationship": ("続柄", "relationship"),
     "nationality": ("国籍", "nationality"),
+    "identifying_info": ("識別情報", "その他識別情報", "特徴", "identifying_info"),
 }
 
 
@@ -115,19 +116,43 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise FileFormatError([RowProblem(path.name, start, "", f"CSV error: {exc}", "CSVの形式が正しくありません")]) from None
 
 
+def _xlsx_errors() -> tuple[type[BaseException], ...]:
+    """What openpyxl lets through on a damaged .xlsx (found by tests/fuzz/test_fuzz_roster.py):
+    the zip layer (bad zip, bad deflate stream, cut file), the XML layer (ParseError is a
+    SyntaxError) and its own assumptions about the XML it finds (KeyError, TypeError, ...)."""
+    import zipfile
+    import zlib
+
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    return (InvalidFileException, zipfile.BadZipFile, zlib.error, EOFError, SyntaxError, KeyError, OSError,
+            ValueError, TypeError, IndexError, AttributeError)
+
+
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     import openpyxl  # imported here: only rosters in Excel need it
-    from openpyxl.utils.exceptions import InvalidFileException
-    import zipfile
 
+    errors = _xlsx_errors()
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except errors as exc:
         raise FileFormatError([RowProblem(path.name, 0, "", f"not a readable .xlsx file ({exc.__class__.__name__})",
                                           "Excelファイル(.xlsx)として読めません")]) from None
+    row_no = 0
+    rows: Iterator[tuple[object, ...]] | None = None
     try:
-        ws = wb.worksheets[0]
-        for row_no, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        while True:
+            try:  # the sheet's XML is parsed lazily, row by row: damage shows up here
+                if rows is None:
+                    rows = wb.worksheets[0].iter_rows(values_only=True)
+                values = next(rows)
+            except StopIteration:
+                return
+            except errors as exc:
+                raise FileFormatError([RowProblem(
+                    path.name, row_no + 1, "", f"damaged .xlsx: row {row_no + 1} cannot be read ({exc.__class__.__name__})",
+                    f"Excelファイルが壊れています ({row_no + 1}行目が読めません)")]) from None
+            row_no += 1
             yield row_no, [_cell_text(v) for v in values]
     finally:
         wb.close()

@@ -37,7 +37,7 @@ SEX_JA = {"M": "男", "F": "女", "": ""}
 
 #: the fields of `EvacueeInput` that staff may edit after registration
 EDITABLE = ("name", "name_kana", "birth_date", "sex", "address", "phone", "relationship", "nationality",
-            "injury", "injury_state", "current_location", "contact", "pets")
+            "identifying_info", "injury", "injury_state", "current_location", "contact", "pets")
 _RAW_ATTR = {"name": "name_raw", "name_kana": "name_kana_raw", "birth_date": "birth_raw", "sex": "sex_raw",
              "address": "address_raw", "phone": "phone_raw"}
 #: our field → the `evacuee.updated` field the hub knows (sync.events.EVACUEE_FIELDS)

@@ -49,6 +49,7 @@ class EvacueeInput:
     household_key: str = ""
     relationship: str = ""
     nationality: str = ""
+    identifying_info: str = ""  # ⑦
     injury: str = ""
     injury_state: str = ""
     current_location: str = ""
@@ -98,7 +99,7 @@ def _evacuee_from(data: EvacueeInput, parsed: dict[str, Any], shelter_id: str, b
         shelter_id=shelter_id, external_key=data.external_key.strip(), household_key=data.household_key.strip(),
         relationship=data.relationship.strip(), name_raw=data.name, name_kana_raw=data.name_kana,
         birth_raw=data.birth_date, sex_raw=data.sex, address_raw=data.address, phone_raw=data.phone,
-        nationality=data.nationality, injury=data.injury, injury_state=data.injury_state,
+        nationality=data.nationality, identifying_info=data.identifying_info, injury=data.injury, injury_state=data.injury_state,
         current_location=data.current_location, contact=data.contact or data.phone, pets=data.pets,
         care_flags=dict(data.care_flags), consent_relatives=data.consent_relatives,
         consent_acquaintances=data.consent_acquaintances, consent_public=data.consent_public,
@@ -182,6 +183,7 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
                 sex=f.get("sex", ""), address=f.get("address", ""), phone=f.get("phone", ""),
                 external_key=f.get("evacuee_id", ""), household_key=f.get("household", "") or household,
                 relationship=f.get("relationship", ""), nationality=f.get("nationality", ""),
+                identifying_info=f.get("identifying_info", ""),
             )
             key = data.external_key.strip()
             if key and key in seen_in_file:

@@ -190,6 +190,29 @@ def registry_upload(request: Request, file: UploadFile = File(...), profile: str
     return redirect(f"/admin/registry?job={job.id}")
 
 
+# --- backups (今すぐバックアップ) -------------------------------------------------------------
+
+@router.post("/admin/backup", response_class=HTMLResponse)
+def backup_now(request: Request, user: CurrentUser = Depends(require("admin"))) -> Response:
+    """A verified copy into the backup folder now; no database session is held while it runs."""
+    from app.services.backup import BackupScheduler
+
+    app_state, settings = request.app.state, request.app.state.settings
+    scheduler = getattr(app_state, "backup_scheduler", None)
+    if scheduler is None:
+        if settings.backup_dir is None:
+            raise InvalidInput("no backup folder configured", "バックアップ先フォルダが設定されていません "
+                               "(anpi serve --backup-dir フォルダ または ANPI_BACKUP_DIR)", "backup_dir")
+        scheduler = BackupScheduler(app_state.db_path, lambda: Session(app_state.engine, expire_on_commit=False),
+                                    settings.backup_dir, interval_minutes=settings.backup_interval_minutes,
+                                    keep=settings.backup_keep)
+    rec = scheduler.run_once("manual")
+    with Session(app_state.engine) as s:  # a backup holds everyone's data: audited like an export
+        audit.record(s, user, "backup", "POST /admin/backup", detail={"file": rec.path, "ok": rec.ok, "sha256": rec.sha256})
+        s.commit()
+    return redirect(f"/dashboard?backup={'done' if rec.ok else 'failed'}")
+
+
 # --- audit log ------------------------------------------------------------------------------
 
 def audit_filter(user: str, action: str, subject: str, text: str, since: str, until: str) -> audit.AuditFilter:

@@ -23,4 +23,9 @@ def dashboard_numbers(session: Session) -> dict:
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, user: CurrentUser = Depends(require("dashboard")),
               session: Session = Depends(db)) -> HTMLResponse:
-    return render(request, "dashboard.html", {"st": dashboard_numbers(session)})
+    from app.services.backup import backup_overview
+
+    settings = request.app.state.settings
+    backups = backup_overview(session, folder=settings.backup_dir, interval_minutes=settings.backup_interval_minutes)
+    return render(request, "dashboard.html", {"st": dashboard_numbers(session), "backups": backups,
+                                              "backup_flash": request.query_params.get("backup", "")})

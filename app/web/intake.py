@@ -25,7 +25,7 @@ from app.web.common import audit_view, db, redirect, render
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
 
 DRAFT_FORM = "intake"
-MEMBER_FIELDS = ("name", "name_kana", "birth_date", "sex", "relationship", "nationality", "injury", "injury_state",
+MEMBER_FIELDS = ("name", "name_kana", "birth_date", "sex", "relationship", "nationality", "identifying_info", "injury", "injury_state",
                  "allergy_detail", "consent_relatives", "consent_acquaintances", "consent_public", "resident_id",
                  "resident_label")
 HOUSEHOLD_FIELDS = ("address", "current_location", "contact", "pets")
@@ -79,6 +79,7 @@ def member_input(member: dict[str, Any], household: dict[str, str]):  # type: ig
         name=member["name"].strip(), name_kana=member["name_kana"].strip(), birth_date=member["birth_date"].strip(),
         sex=member["sex"], address=household["address"].strip(), phone=household["contact"].strip(),
         relationship=member["relationship"].strip(), nationality=member["nationality"].strip(),
+        identifying_info=member.get("identifying_info", "").strip(),
         injury=member["injury"].strip(), injury_state=member["injury_state"].strip(),
         current_location=household["current_location"].strip(), contact=household["contact"].strip(),
         pets=household["pets"].strip(), care_flags=care,

@@ -16,6 +16,7 @@ Rules, chosen so that arrival order between shelters matters as little as possib
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sync.events import EVACUEE_FIELDS, LINKING_DECISIONS, UNLINKING_DECISIONS
 from sync.hub.store import (
     WireEvent, bulk_insert, bulk_update, hub_certificate, hub_decision, hub_evacuee, hub_evacuee_value,
-    hub_person_link, hub_review_item, hub_stay,
+    hub_person_link, hub_review_item, hub_stay, new_row_id,
 )
 
 _JSON_FIELDS = ("care", "consents")
@@ -68,15 +69,29 @@ def person_key(resident_id: str | None, municipality_code: str | None) -> str | 
     return f"{municipality_code}:{resident_id}" if municipality_code else str(resident_id)
 
 
-def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime) -> int:
-    """Apply one stream's newly gap-free events (in seq order).  Returns how many were applied."""
+@dataclass
+class Applied:
+    count: int
+    crossmatch_jobs: int = 0
+
+
+def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime, municipality: str) -> Applied:
+    """Apply one stream's newly gap-free events (in seq order) into the tables of its tenant.
+
+    Afterwards, when other municipalities share their registries with this one, evacuees that
+    may be their residents are queued for cross-town matching (:mod:`sync.hub.crossmatch`),
+    and the homes' view of evacuees already found here is kept current.
+    """
+    from sync.hub import crossmatch  # local: crossmatch imports this module
+
+    m = municipality
     by_type: dict[str, list[WireEvent]] = {}
     for e in events:
         by_type.setdefault(e.type, []).append(e)
-    _registrations(conn, by_type.get("evacuee.registered", []), now)
-    _stays(conn, by_type.get("stay.recorded", []), now)
-    _decisions(conn, by_type.get("match.decided", []), now)
-    _certificates(conn, by_type.get("certificate.issued", []), by_type.get("certificate.voided", []))
+    registered = _registrations(conn, by_type.get("evacuee.registered", []), now, m)
+    stayed = _stays(conn, by_type.get("stay.recorded", []), now, m)
+    decided = _decisions(conn, by_type.get("match.decided", []), now, m)
+    _certificates(conn, by_type.get("certificate.issued", []), by_type.get("certificate.voided", []), m)
     edits: list[tuple[WireEvent, str, dict[str, Any]]] = []
     for e in events:  # order-sensitive edits: applied in seq order (in memory), written once
         if e.type == "evacuee.updated":
@@ -85,17 +100,47 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
                 edits.append((e, str(e.data["evacuee_id"]), changes))
         elif e.type == "consent.changed" and e.data.get("evacuee_id"):
             edits.append((e, str(e.data["evacuee_id"]), {"consents": {"new": e.data.get("consents") or {}}}))
-    _edits(conn, edits, now)
-    return len(events)
+    _edits(conn, edits, now, m)
+    _withhold(conn, events, m)
+    jobs = crossmatch.after_apply(conn, m, registered=registered, decided=decided,
+                                  touched=stayed | {eid for _, eid, _ in edits}, now=now)
+    return Applied(len(events), jobs)
+
+
+def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
+    """Evacuees a shelter marks 閲覧制限 (``restricted`` on a registration, edit or decision)
+    are withheld from every other shelter's feed from now on (sticky)."""
+    ids = set()
+    for e in events:
+        d = e.data
+        changes = d.get("changes") if isinstance(d.get("changes"), dict) else {}
+        flag = d.get("restricted") is True or (isinstance(changes.get("restricted"), dict)
+                                               and changes["restricted"].get("new") is True)
+        care = d.get("care")
+        if isinstance(care, dict) and care.get("restricted") is True:
+            flag = True
+        if flag and d.get("evacuee_id"):
+            ids.add(str(d["evacuee_id"]))
+    if ids:
+        mark_withheld(conn, m, ids)
+
+
+def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str]) -> None:
+    ids = sorted(set(evacuee_ids))
+    if ids:
+        conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+                                               in_(conn, hub_evacuee.c.evacuee_id, ids)).values(withheld=True))
 
 
 # ---- registrations ------------------------------------------------------------------------------------
-def _registrations(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+def _registrations(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> dict[str, str]:
+    """Returns {evacuee_id: address as registered} of the registrations applied."""
     if not events:
-        return
+        return {}
     ids = [str(e.data.get("evacuee_id")) for e in events if e.data.get("evacuee_id")]
     existing = {r[0]: r for r in conn.execute(
-        select(hub_evacuee.c.evacuee_id, hub_evacuee.c.provenance).where(in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
+        select(hub_evacuee.c.evacuee_id, hub_evacuee.c.provenance).where(
+            hub_evacuee.c.municipality_code == m, in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
     rows: dict[str, dict[str, Any]] = {}
     late: list[WireEvent] = []
     for e in events:
@@ -108,7 +153,7 @@ def _registrations(conn: Connection, events: list[WireEvent], now: datetime) -> 
             continue
         at = d.get("registered_at") or e.recorded_at
         rows[eid] = dict(
-            evacuee_id=eid, device_id=e.device_id, registered=True,
+            municipality_code=m, evacuee_id=eid, device_id=e.device_id, registered=True,
             **{f: _col_value(f, d.get(f)) for f in _REG_FIELDS},
             provenance=_dump({f: [at, e.event_id] for f in _REG_FIELDS if f in d}),
             extra=_dump({k: v for k, v in d.items() if k not in _REG_FIELDS and k not in ("evacuee_id", "v")}),
@@ -116,14 +161,16 @@ def _registrations(conn: Connection, events: list[WireEvent], now: datetime) -> 
     if rows:
         bulk_insert(conn, hub_evacuee, list(rows.values()))
     for e in late:
-        _fill_stub(conn, e, now)
+        _fill_stub(conn, e, now, m)
+    return {str(e.data["evacuee_id"]): str(e.data.get("address") or "") for e in events if e.data.get("evacuee_id")}
 
 
-def _fill_stub(conn: Connection, e: WireEvent, now: datetime) -> None:
+def _fill_stub(conn: Connection, e: WireEvent, now: datetime, m: str) -> None:
     """A registration for an evacuee already known (stub from an early update, or re-registration):
     fill only the fields nobody has written yet."""
     d = e.data
-    row = conn.execute(select(hub_evacuee).where(hub_evacuee.c.evacuee_id == d["evacuee_id"])).mappings().first()
+    row = conn.execute(select(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+                                                 hub_evacuee.c.evacuee_id == d["evacuee_id"])).mappings().first()
     if row is None:
         return
     prov = json.loads(row["provenance"] or "{}")
@@ -136,14 +183,15 @@ def _fill_stub(conn: Connection, e: WireEvent, now: datetime) -> None:
     if row["device_id"] is None:
         values["device_id"] = e.device_id
     values["provenance"] = _dump(prov)
-    conn.execute(update(hub_evacuee).where(hub_evacuee.c.evacuee_id == d["evacuee_id"]).values(**values))
+    conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+                                           hub_evacuee.c.evacuee_id == d["evacuee_id"]).values(**values))
 
 
 # ---- stays ---------------------------------------------------------------------------------------------
 _STATUS = {"check_in": "in_shelter", "check_out": "left", "transfer": "transferred"}
 
 
-def _stays(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+def _stays(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> set[str]:
     """Append stays; move each evacuee's status to its latest stay by (at, stay_id).
 
     The update is guarded (``last_stay_key < new key``), so applying stays in any order ends
@@ -156,11 +204,12 @@ def _stays(conn: Connection, events: list[WireEvent], now: datetime) -> None:
         d = e.data
         if not d.get("stay_id") or not d.get("evacuee_id"):
             continue
-        rows[d["stay_id"]] = dict(stay_id=d["stay_id"], evacuee_id=d["evacuee_id"], kind=str(d.get("kind")),
+        rows[d["stay_id"]] = dict(municipality_code=m, stay_id=d["stay_id"], evacuee_id=d["evacuee_id"],
+                                  kind=str(d.get("kind")),
                                   shelter_code=d.get("shelter_code"), destination=d.get("destination"),
                                   at=str(d.get("at") or e.recorded_at), event_id=e.event_id, device_id=e.device_id)
     if not rows:
-        return
+        return set()
     bulk_insert(conn, hub_stay, list(rows.values()))
     latest: dict[str, dict[str, Any]] = {}
     for r in rows.values():
@@ -171,15 +220,16 @@ def _stays(conn: Connection, events: list[WireEvent], now: datetime) -> None:
                 "evacuee_id": r["evacuee_id"], "status": _STATUS.get(kind, kind), "last_stay_key": key,
                 # shelter code only when the stay named one (else keep the registering shelter)
                 "current_shelter_code": r["destination"] if kind == "transfer" else r["shelter_code"]}
-    bulk_insert(conn, hub_evacuee, [dict(evacuee_id=eid, registered=False, provenance="{}", extra="{}", care="{}",
-                                         consents="{}", updated_at=now) for eid in latest])
+    bulk_insert(conn, hub_evacuee, [dict(municipality_code=m, evacuee_id=eid, registered=False, provenance="{}",
+                                         extra="{}", care="{}", consents="{}", updated_at=now) for eid in latest])
     bulk_update(conn, hub_evacuee, "evacuee_id", list(latest.values()),
                 ["status", "last_stay_key", "current_shelter_code"], coalesce=("current_shelter_code",),
-                guard="last_stay_key")
+                guard="last_stay_key", municipality=m)
+    return set(latest)
 
 
 # ---- decisions and person links ------------------------------------------------------------------------
-def _decisions(conn: Connection, events: list[WireEvent], now: datetime) -> None:
+def _decisions(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> set[str]:
     rows = {}
     for e in events:
         d = e.data
@@ -187,17 +237,19 @@ def _decisions(conn: Connection, events: list[WireEvent], now: datetime) -> None
             continue
         score = d.get("score")
         rows[d["decision_id"]] = dict(
-            decision_id=d["decision_id"], evacuee_id=d["evacuee_id"], resident_id=d.get("resident_id"),
-            municipality_code=d.get("municipality_code"),
+            municipality_code=m, decision_id=d["decision_id"], evacuee_id=d["evacuee_id"],
+            resident_id=d.get("resident_id"), resident_municipality=d.get("municipality_code"),
             person_key=person_key(d.get("resident_id"), d.get("municipality_code")),
             snapshot_as_of=d.get("snapshot_as_of"), decision=str(d.get("decision")),
             score=float(score) if isinstance(score, (int, float)) else None,
             reasons=d.get("reasons") if isinstance(d.get("reasons"), (str, type(None))) else _dump(d.get("reasons")),
             by_user=d.get("by_user"), at=str(d.get("at") or e.recorded_at), event_id=e.event_id, device_id=e.device_id)
     if not rows:
-        return
+        return set()
     bulk_insert(conn, hub_decision, list(rows.values()))
-    relink(conn, {r["evacuee_id"] for r in rows.values()}, now)
+    touched = {r["evacuee_id"] for r in rows.values()}
+    relink(conn, touched, now, m)
+    return touched
 
 
 def desired_link(decisions: Sequence[Any]) -> Any | None:
@@ -214,7 +266,7 @@ def desired_link(decisions: Sequence[Any]) -> Any | None:
     return current
 
 
-def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime) -> None:
+def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime, m: str) -> None:
     """Make each evacuee's active link match its decisions; changes are new rows + revocations."""
     ids = list(evacuee_ids)
     if not ids:
@@ -222,12 +274,13 @@ def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime) -> None:
     by_ev: dict[str, list[Any]] = {}
     for r in conn.execute(select(hub_decision.c.decision_id, hub_decision.c.evacuee_id, hub_decision.c.decision,
                                  hub_decision.c.person_key, hub_decision.c.resident_id,
-                                 hub_decision.c.municipality_code, hub_decision.c.at)
-                          .where(in_(conn, hub_decision.c.evacuee_id, ids))).all():
+                                 hub_decision.c.resident_municipality, hub_decision.c.at)
+                          .where(hub_decision.c.municipality_code == m, in_(conn, hub_decision.c.evacuee_id, ids))).all():
         by_ev.setdefault(r.evacuee_id, []).append(r)
     active = {r.evacuee_id: r for r in conn.execute(
         select(hub_person_link.c.link_id, hub_person_link.c.evacuee_id, hub_person_link.c.person_key)
-        .where(in_(conn, hub_person_link.c.evacuee_id, ids), hub_person_link.c.revoked_at.is_(None))).all()}
+        .where(hub_person_link.c.municipality_code == m, in_(conn, hub_person_link.c.evacuee_id, ids),
+               hub_person_link.c.revoked_at.is_(None))).all()}
     revoke: list[dict[str, Any]] = []
     insert: list[dict[str, Any]] = []
     for eid in ids:
@@ -240,10 +293,12 @@ def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime) -> None:
             last = decs[-1].decision_id if decs else None
             revoke.append({"b_link": have.link_id, "revoked_at": now, "revoked_by_decision_id": last})
         if want is not None:
-            insert.append(dict(evacuee_id=eid, person_key=want.person_key, resident_id=want.resident_id,
-                               municipality_code=want.municipality_code, decision_id=want.decision_id, linked_at=now))
+            insert.append(dict(municipality_code=m, link_id=new_row_id(), evacuee_id=eid, person_key=want.person_key,
+                               resident_id=want.resident_id, resident_municipality=want.resident_municipality,
+                               decision_id=want.decision_id, linked_at=now))
     if revoke:
-        conn.execute(update(hub_person_link).where(hub_person_link.c.link_id == bindparam("b_link"))
+        conn.execute(update(hub_person_link).where(hub_person_link.c.municipality_code == m,
+                                                   hub_person_link.c.link_id == bindparam("b_link"))
                      .values(revoked_at=bindparam("revoked_at"),
                              revoked_by_decision_id=bindparam("revoked_by_decision_id")), revoke)
     if insert:
@@ -251,49 +306,55 @@ def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime) -> None:
 
 
 # ---- certificates --------------------------------------------------------------------------------------
-def _certificates(conn: Connection, issued: list[WireEvent], voided: list[WireEvent]) -> None:
+def _certificates(conn: Connection, issued: list[WireEvent], voided: list[WireEvent], m: str) -> None:
     for e in issued:
         d = e.data
         if not d.get("number"):
             continue
-        row = conn.execute(select(hub_certificate.c.status).where(hub_certificate.c.number == d["number"])).first()
+        row = conn.execute(select(hub_certificate.c.status).where(
+            hub_certificate.c.municipality_code == m, hub_certificate.c.number == d["number"])).first()
         values = dict(kind=d.get("kind"), resident_id=d.get("resident_id"), household_id=d.get("household_id"),
                       issued_at=d.get("issued_at") or e.recorded_at, device_id=e.device_id, payload=e.payload)
         if row is None:
-            conn.execute(hub_certificate.insert().values(number=d["number"], status="issued", **values))
+            conn.execute(hub_certificate.insert().values(municipality_code=m, number=d["number"], status="issued",
+                                                         **values))
         else:  # void arrived first (or a duplicate): fill details, never un-void
-            conn.execute(update(hub_certificate).where(hub_certificate.c.number == d["number"]).values(**values))
+            conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
+                                                       hub_certificate.c.number == d["number"]).values(**values))
     for e in voided:
         d = e.data
         if not d.get("number"):
             continue
-        row = conn.execute(select(hub_certificate.c.status).where(hub_certificate.c.number == d["number"])).first()
+        row = conn.execute(select(hub_certificate.c.status).where(
+            hub_certificate.c.municipality_code == m, hub_certificate.c.number == d["number"])).first()
         values = dict(status="voided", voided_at=d.get("voided_at") or e.recorded_at, void_reason=d.get("reason"))
         if row is None:
-            conn.execute(hub_certificate.insert().values(number=d["number"], kind=d.get("kind"),
+            conn.execute(hub_certificate.insert().values(municipality_code=m, number=d["number"], kind=d.get("kind"),
                                                          resident_id=d.get("resident_id"),
                                                          household_id=d.get("household_id"), **values))
         else:
-            conn.execute(update(hub_certificate).where(hub_certificate.c.number == d["number"]).values(**values))
+            conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
+                                                       hub_certificate.c.number == d["number"]).values(**values))
 
 
 # ---- field edits and conflicts -------------------------------------------------------------------------
 _EDIT_COLS = [*EVACUEE_FIELDS, "provenance", "extra", "updated_at"]
 
 
-def _edits(conn: Connection, edits: list[tuple[WireEvent, str, dict[str, Any]]], now: datetime) -> None:
+def _edits(conn: Connection, edits: list[tuple[WireEvent, str, dict[str, Any]]], now: datetime, m: str) -> None:
     """Apply field edits in seq order against in-memory copies of the rows, then write once."""
     if not edits:
         return
     ids = list(dict.fromkeys(eid for _, eid, _ in edits))
     rows = {r["evacuee_id"]: dict(r) for r in conn.execute(
-        select(hub_evacuee).where(in_(conn, hub_evacuee.c.evacuee_id, ids))).mappings()}
-    stubs = [dict(evacuee_id=eid, registered=False, provenance="{}", extra="{}", care="{}", consents="{}",
-                  updated_at=now) for eid in ids if eid not in rows]
+        select(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+                                  in_(conn, hub_evacuee.c.evacuee_id, ids))).mappings()}
+    stubs = [dict(municipality_code=m, evacuee_id=eid, registered=False, provenance="{}", extra="{}", care="{}",
+                  consents="{}", updated_at=now) for eid in ids if eid not in rows]
     if stubs:  # edit arrived before the registration (another stream): keep a stub
         bulk_insert(conn, hub_evacuee, stubs, on_conflict_nothing=False)
         for st in stubs:
-            rows[st["evacuee_id"]] = {c.name: None for c in hub_evacuee.c} | st
+            rows[st["evacuee_id"]] = {c.name: None for c in hub_evacuee.c} | {"withheld": False} | st
     state: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     history: list[dict[str, Any]] = []
     for e, eid, changes in edits:
@@ -309,12 +370,13 @@ def _edits(conn: Connection, edits: list[tuple[WireEvent, str, dict[str, Any]]],
             known = fname in EVACUEE_FIELDS
             shown = _shown_value(fname, row[fname]) if known else extra.get(fname)
             conflict = fname in prov and "old" in change and shown != change["old"] and shown != new
-            history.append(dict(evacuee_id=eid, field=fname, old=_dump(change.get("old")), new=_dump(new),
+            history.append(dict(municipality_code=m, value_id=new_row_id(), evacuee_id=eid, field=fname,
+                                old=_dump(change.get("old")), new=_dump(new),
                                 conflict=conflict, event_id=e.event_id, device_id=e.device_id, at=at))
             take = True
             if conflict:
                 held_at, held_id = prov.get(fname, ["", ""])
-                _open_review(conn, eid, fname, [
+                _open_review(conn, m, eid, fname, [
                     {"value": shown, "event_id": held_id, "at": held_at},
                     {"value": new, "event_id": e.event_id, "device_id": e.device_id, "at": at}], now)
                 take = (at, e.event_id) > (held_at, held_id)
@@ -331,21 +393,25 @@ def _edits(conn: Connection, edits: list[tuple[WireEvent, str, dict[str, Any]]],
         row = rows[eid]
         row.update(provenance=_dump(prov), extra=_dump(extra), updated_at=now)
         out.append(row)
-    bulk_update(conn, hub_evacuee, "evacuee_id", out, _EDIT_COLS)
+    bulk_update(conn, hub_evacuee, "evacuee_id", out, _EDIT_COLS, municipality=m)
 
 
-def _open_review(conn: Connection, evacuee_id: str, fname: str, candidates: list[dict[str, Any]], now: datetime) -> None:
+def _open_review(conn: Connection, m: str, evacuee_id: str, fname: str, candidates: list[dict[str, Any]],
+                 now: datetime) -> None:
     """One open review item per (evacuee, field); later conflicting values join it."""
     item = conn.execute(select(hub_review_item.c.item_id, hub_review_item.c.candidates).where(
+        hub_review_item.c.municipality_code == m,
         hub_review_item.c.kind == "field_conflict", hub_review_item.c.evacuee_id == evacuee_id,
         hub_review_item.c.field == fname, hub_review_item.c.status == "open")).first()
     if item is None:
-        conn.execute(hub_review_item.insert().values(kind="field_conflict", evacuee_id=evacuee_id, field=fname,
+        conn.execute(hub_review_item.insert().values(municipality_code=m, item_id=new_row_id(), kind="field_conflict",
+                                                     evacuee_id=evacuee_id, field=fname,
                                                      status="open", candidates=_dump(candidates),
                                                      created_at=now, updated_at=now))
         return
     have = json.loads(item[1])
     seen = {c.get("event_id") for c in have}
     merged = have + [c for c in candidates if c.get("event_id") not in seen]
-    conn.execute(update(hub_review_item).where(hub_review_item.c.item_id == item[0])
+    conn.execute(update(hub_review_item).where(hub_review_item.c.municipality_code == m,
+                                               hub_review_item.c.item_id == item[0])
                  .values(candidates=_dump(merged), updated_at=now))

@@ -28,6 +28,7 @@ class ImportOutcome:
     duplicates: int
     forks: int
     receipt: bytes
+    crossmatch_jobs: int = 0
 
     @property
     def all_known(self) -> bool:
@@ -61,24 +62,26 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
         wire = store.validate_wire_events(header.device_id, doc["events"])
     except IngestError as exc:
         raise BundleCorrupt(f"bundle content is invalid: {exc}") from exc
+    m = dev["municipality_code"]
     with engine.begin() as conn:
-        store.hub_lock(conn)
+        store.hub_lock(conn, m)
         seen = conn.execute(select(store.hub_bundle.c.imported_at, store.hub_bundle.c.event_count)
-                            .where(store.hub_bundle.c.bundle_id == header.bundle_id)).first()
+                            .where(store.hub_bundle.c.municipality_code == m,
+                                   store.hub_bundle.c.bundle_id == header.bundle_id)).first()
         if seen is not None:
-            acks = store._stream_acks(conn, header.device_id)
+            acks = store._stream_acks(conn, header.device_id, m)
             receipt = _receipt(identity, header.bundle_id, header.device_id, acks, wire, 0, len(wire), 0)
             raise BundleAlreadyImported(
                 f"already imported: bundle {header.bundle_id} from {dev['name']!r} was imported at "
                 f"{seen[0]:%Y-%m-%d %H:%M} ({seen[1]} events); nothing changed", receipt)
-        res = store.ingest_conn(conn, header.device_id, wire, via="bundle")
+        res = store.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
         receipt = _receipt(identity, header.bundle_id, header.device_id, res.acks, wire, res.stored,
                            res.duplicates, len(res.forks))
         conn.execute(store.hub_bundle.insert().values(
-            bundle_id=header.bundle_id, device_id=header.device_id, imported_at=store.utcnow(),
+            municipality_code=m, bundle_id=header.bundle_id, device_id=header.device_id, imported_at=store.utcnow(),
             event_count=len(wire), new_count=res.stored, receipt=receipt.decode("utf-8")))
     return ImportOutcome(header.bundle_id, header.device_id, dev["name"], len(wire), res.stored, res.duplicates,
-                         len(res.forks), receipt)
+                         len(res.forks), receipt, res.crossmatch_jobs)
 
 
 def import_bundle_file(engine: Engine, path: str | Path, receipt_out: str | Path | None = None) -> ImportOutcome:

@@ -7,9 +7,15 @@ Routes (all JSON):
 - ``POST /v1/enroll`` one-time code + device public key, self-signed → hub public keys
 - ``POST /v1/push``  signed; ``{"events": [...]}`` → acks per stream, *after* commit
 - ``GET  /v1/acks``  signed; the gap-free watermark per stream of the calling device
-- ``GET  /v1/pull?after=N&limit=M`` signed; other shelters' events by hub sequence
+- ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
+  events and the hub's notices (cross-town answers), never another municipality's
+- ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
+  (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`
+- ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
 Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
+After a push that queued cross-town work, the matching runs as a background task once the
+reply is on its way (never delaying an acknowledgement).
 Test hook: ``ANPI_HUB_CRASH_AFTER_COMMIT=N`` makes the process ``os._exit`` right after the
 N-th push batch is committed and before the reply is sent — the worst moment for a client.
 """
@@ -23,10 +29,11 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from sync.errors import AuthError, EnrollmentError, IngestError
-from sync.hub import store
+from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
+from sync.hub import crossmatch, hq, registry, store
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 MAX_BODY = 64 * 1024 * 1024
@@ -42,10 +49,13 @@ def _signed_path(request: Request) -> str:
 
 
 def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
-                   engine: Any = None) -> FastAPI:
-    """Build the hub app; creates tables and hub keys on first start."""
+                   engine: Any = None, data_key: registry.DataKey | None = None) -> FastAPI:
+    """Build the hub app; creates tables and hub keys on first start.  ``data_key``: the hub
+    data key for registry backups (default: from the environment, see :mod:`sync.hub.registry`)."""
     engine = engine or store.open_hub_engine(database_url)
     identity = store.hub_identity(engine)
+    key = data_key or registry.load_data_key()
+    registry.attach_data_key(engine, key)
     crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
     commits = {"n": 0}
     lock = threading.Lock()
@@ -53,6 +63,14 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     app = FastAPI(title="Anpi hub", version="1")
     app.state.engine = engine
     app.state.identity = identity
+    app.state.data_key = key
+    app.include_router(hq.hq_router(engine, lambda: key))
+
+    def crossmatch_now() -> None:
+        try:
+            crossmatch.run_pending(engine, key)
+        except Exception as exc:  # noqa: BLE001 - queued jobs stay pending and are retried next time
+            print(f"anpi hub: cross-town matching failed: {type(exc).__name__}: {exc}", flush=True)
 
     def crash_hook() -> None:
         if not crash_after:
@@ -107,12 +125,13 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             if not isinstance(events, list):
                 raise TypeError("events must be a list")
             result = await run_in_threadpool(store.ingest, engine, dev["device_id"], events, via="http",
-                                             after_commit=crash_hook)
+                                             after_commit=crash_hook, municipality=dev["municipality_code"])
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
         except IngestError as exc:
             return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
-        return JSONResponse({**result.as_dict(), "hub_time": clock()})
+        task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None else None
+        return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
 
     @app.get("/v1/acks")
     async def acks(request: Request) -> JSONResponse:
@@ -120,7 +139,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             dev, _ = await authed(request)
         except AuthError as exc:
             return refuse(exc)
-        got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"])
+        got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"], dev["municipality_code"])
         return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock()})
 
     @app.get("/v1/pull")
@@ -129,8 +148,24 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             dev, _ = await authed(request)
         except AuthError as exc:
             return refuse(exc)
-        feed = await run_in_threadpool(store.pull_feed, engine, dev["device_id"], after, limit)
+        feed = await run_in_threadpool(store.pull_feed, engine, dev["device_id"], after, limit,
+                                       dev["municipality_code"])
         return JSONResponse({**feed, "hub_time": clock()})
+
+    @app.get("/v1/registry/latest")
+    async def registry_latest(request: Request, have: str = "") -> JSONResponse:
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        if key is None:
+            return JSONResponse({"error": "no_data_key", "detail": "this hub has no data key configured"},
+                                status_code=503)
+        try:
+            pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
+        except RegistryError as exc:
+            return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=404)
+        return JSONResponse({**pkg, "hub_time": clock()})
 
     return app
 

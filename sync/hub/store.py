@@ -1,15 +1,29 @@
-"""Hub storage: tables, identity, devices, request authentication, idempotent ingest, feed.
+"""Hub storage: tables, tenants, identity, devices, request authentication, idempotent ingest, feed.
 
 The hub keeps its tables on its *own* ``MetaData`` (never ``SQLModel.metadata``) so the
 shelter's migrations never create hub tables and vice versa.  It runs on PostgreSQL
 (``postgresql+psycopg://``) or, for a one-laptop HQ, SQLite.
 
-Ingest is the heart: every write transaction first takes one hub-wide lock
-(``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).  That makes the
-hub-wide feed number ``hub_seq`` commit in order (a puller can never skip an event that
-commits late with a smaller number), and lets apply logic read-modify-write hub tables
-without races.  Batches are inserted with one multi-row ``INSERT … ON CONFLICT DO NOTHING``,
-so a 500-event batch costs a handful of statements.
+**Tenants (自治体クラウド).**  Every table carries ``municipality_code`` (全国地方公共団体コード)
+as the first column of its primary key, and every unique key includes it: a national
+deployment can distribute every table by that column (Citus ``create_distributed_table(…,
+'municipality_code')``) and each municipality's rows then live on one shard.  A hub where no
+municipality was ever added runs as one implicit tenant, :data:`IMPLICIT_TENANT`.  Isolation
+is kept twice: every query filters on the tenant, and on PostgreSQL every table (but the
+public list of municipalities) has ``ENABLE`` + ``FORCE ROW LEVEL SECURITY`` with a policy
+``municipality_code = current_setting('anpi.municipality', true)``; each transaction states
+its tenant with ``set_config(…, true)`` (:func:`set_tenant`), which ends with the transaction.
+A few rows must be found *before* the tenant is known (a device by the id in its signed
+headers, an enrolment slot by its code, an HQ user by a token); their policies also admit a
+row whose secret lookup key the transaction has stated (``anpi.device``, ``anpi.enrol``,
+``anpi.token``) — you can only see a row whose key you already hold.
+
+Ingest is the heart: every write transaction first takes its tenant's lock
+(``pg_advisory_xact_lock`` keyed by schema and municipality on PostgreSQL, ``BEGIN
+IMMEDIATE`` on SQLite).  That makes the tenant's feed number ``hub_seq`` commit in order (a
+puller can never skip an event that commits late with a smaller number), and lets apply
+logic read-modify-write hub tables without races.  Batches are inserted with one multi-row
+``INSERT … ON CONFLICT DO NOTHING``, so a 500-event batch costs a handful of statements.
 """
 from __future__ import annotations
 
@@ -18,11 +32,11 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text,
-    UniqueConstraint, bindparam, create_engine, event, func, select, text, update,
+    BigInteger, Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    UniqueConstraint, bindparam, create_engine, event, false, func, inspect, select, text, update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,52 +46,126 @@ from ulid import ULID
 from sync import crypto
 from sync.canonical import sha256_hex
 from sync.crypto import enrolment_message, enrolment_reply_message
-from sync.errors import AuthError, EnrollmentError, IngestError
+from sync.errors import AuthError, EnrollmentError, IngestError, TenantError
+
+#: tenant of a hub where no municipality was ever added (not a valid 団体コード: none starts with 00)
+IMPLICIT_TENANT = "000000"
+#: the PostgreSQL setting every policy reads
+TENANT_SETTING = "anpi.municipality"
 
 metadata = MetaData()
 
+
+def _tenant_col() -> Column:
+    return Column("municipality_code", String(16), primary_key=True)
+
+
+def new_row_id() -> str:
+    return str(ULID())
+
+
+# ---- hub-wide (reference) tables ------------------------------------------------------------
 hub_meta = Table(
     "hub_meta", metadata,
+    # hub-wide rows (identity keys) use municipality_code ''
+    Column("municipality_code", String(16), primary_key=True, default=""),
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
+hub_municipality = Table(  # the public list of tenants: code and name only (no RLS: a reference table)
+    "hub_municipality", metadata,
+    _tenant_col(),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# ---- tenant tables ---------------------------------------------------------------------------
+hub_share = Table(  # home lets the hub match evacuees at host's shelters against home's registry
+    "hub_share", metadata,
+    _tenant_col(),  # home
+    Column("host_code", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),  # active | revoked
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", Text),
+)
+
+hub_audit = Table(  # append-only, hash-chained per municipality
+    "hub_audit", metadata,
+    _tenant_col(),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False),  # JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+hub_user = Table(  # HQ staff of one municipality (災害対策本部)
+    "hub_user", metadata,
+    _tenant_col(),
+    Column("user_id", String(26), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # hq | admin
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+    UniqueConstraint("municipality_code", "name", name="uq_hub_user_name"),
+    UniqueConstraint("municipality_code", "token_hash", name="uq_hub_user_token"),
+    Index("ix_hub_user_token", "token_hash"),
+)
+
 hub_device = Table(
     "hub_device", metadata,
+    _tenant_col(),
     Column("slot_id", String(26), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("municipality", String(16)),
-    Column("code_hash", String(64), unique=True),  # crypto.code_id(code): lookup only
+    Column("code_hash", String(64)),  # crypto.code_id(code): lookup only
     Column("code_key", String(64)),  # hex of crypto.code_key(code): MAC key
     Column("code_expires_at", DateTime(timezone=True)),
     Column("status", String(16), nullable=False),  # pending | active | revoked
-    Column("device_id", String(26), unique=True),
+    Column("device_id", String(26)),
     Column("public_key", Text),
     Column("shelter_name", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("enrolled_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_seen_at", DateTime(timezone=True)),
+    # unique per tenant (a distributed unique key must contain the distribution column);
+    # hub-wide uniqueness of device ids and codes is kept by enrolment under a hub-wide lock
+    UniqueConstraint("municipality_code", "code_hash", name="uq_hub_device_code"),
+    UniqueConstraint("municipality_code", "device_id", name="uq_hub_device_device"),
+    Index("ix_hub_device_device_id", "device_id"),
+    Index("ix_hub_device_code_hash", "code_hash"),
 )
 
 hub_event = Table(
     "hub_event", metadata,
-    # the primary key *is* the (device_id, epoch, seq) unique constraint
+    # the primary key *is* the (device_id, epoch, seq) unique constraint, within the tenant
+    _tenant_col(),
     Column("device_id", String(26), primary_key=True),
     Column("epoch", Integer, primary_key=True),
     Column("seq", BigInteger, primary_key=True),
-    Column("event_id", String(26), nullable=False, index=True),
+    Column("event_id", String(26), nullable=False),
     Column("type", String(64), nullable=False),
     Column("recorded_at", Text, nullable=False),
     Column("payload", Text, nullable=False),
     Column("payload_sha256", String(64), nullable=False),
-    Column("hub_seq", BigInteger, nullable=False, unique=True),
+    Column("hub_seq", BigInteger, nullable=False),  # the tenant's feed number
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("via", String(16), nullable=False),
+    Column("evacuee_id", String(26)),  # from the payload: lets the feed withhold 閲覧制限 evacuees
+    UniqueConstraint("municipality_code", "hub_seq", name="uq_hub_event_hub_seq"),
+    Index("ix_hub_event_event_id", "municipality_code", "event_id"),
+    Index("ix_hub_event_evacuee", "municipality_code", "evacuee_id"),
 )
 
 hub_stream = Table(
     "hub_stream", metadata,
+    _tenant_col(),
     Column("device_id", String(26), primary_key=True),
     Column("epoch", Integer, primary_key=True),
     Column("contiguous_seq", BigInteger, nullable=False),  # highest gap-free seq held
@@ -87,7 +175,8 @@ hub_stream = Table(
 
 hub_fork = Table(
     "hub_fork", metadata,
-    Column("fork_id", Integer, primary_key=True, autoincrement=True),
+    _tenant_col(),
+    Column("fork_id", String(26), primary_key=True),
     Column("device_id", String(26), nullable=False),
     Column("epoch", Integer, nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -100,11 +189,13 @@ hub_fork = Table(
     Column("incoming_payload", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("via", String(16), nullable=False),
-    UniqueConstraint("device_id", "epoch", "seq", "incoming_event_id", "incoming_sha256", name="uq_fork_incoming"),
+    UniqueConstraint("municipality_code", "device_id", "epoch", "seq", "incoming_event_id", "incoming_sha256",
+                     name="uq_fork_incoming"),
 )
 
 hub_nonce = Table(
     "hub_nonce", metadata,
+    _tenant_col(),
     Column("device_id", String(26), primary_key=True),
     Column("nonce", String(64), primary_key=True),
     Column("seen_at", Float, nullable=False, index=True),
@@ -112,6 +203,7 @@ hub_nonce = Table(
 
 hub_bundle = Table(
     "hub_bundle", metadata,
+    _tenant_col(),
     Column("bundle_id", String(26), primary_key=True),
     Column("device_id", String(26), nullable=False),
     Column("imported_at", DateTime(timezone=True), nullable=False),
@@ -123,6 +215,7 @@ hub_bundle = Table(
 # ---- tables filled by sync.hub.apply -----------------------------------------------------
 hub_evacuee = Table(
     "hub_evacuee", metadata,
+    _tenant_col(),  # the municipality of the shelter that registered the evacuee
     Column("evacuee_id", String(26), primary_key=True),
     Column("device_id", String(26)),
     Column("shelter_code", Text),
@@ -145,12 +238,15 @@ hub_evacuee = Table(
     Column("provenance", Text),  # JSON {field: [at, event_id]} of the value shown
     Column("extra", Text),  # JSON of unknown keys
     Column("updated_at", DateTime(timezone=True)),
+    # 閲覧制限 (DV等支援措置): never sent to other shelters; sticky once set
+    Column("withheld", Boolean, nullable=False, server_default=false()),
 )
 
 hub_evacuee_value = Table(
     "hub_evacuee_value", metadata,
-    Column("value_id", Integer, primary_key=True, autoincrement=True),
-    Column("evacuee_id", String(26), nullable=False, index=True),
+    _tenant_col(),
+    Column("value_id", String(26), primary_key=True),
+    Column("evacuee_id", String(26), nullable=False),
     Column("field", String(64), nullable=False),
     Column("old", Text),
     Column("new", Text),
@@ -158,26 +254,30 @@ hub_evacuee_value = Table(
     Column("event_id", String(26), nullable=False),
     Column("device_id", String(26), nullable=False),
     Column("at", Text),
+    Index("ix_hub_evacuee_value_evacuee", "municipality_code", "evacuee_id"),
 )
 
 hub_stay = Table(
     "hub_stay", metadata,
+    _tenant_col(),
     Column("stay_id", String(26), primary_key=True),
-    Column("evacuee_id", String(26), nullable=False, index=True),
+    Column("evacuee_id", String(26), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("shelter_code", Text),
     Column("destination", Text),
     Column("at", Text, nullable=False),
     Column("event_id", String(26), nullable=False),
     Column("device_id", String(26), nullable=False),
+    Index("ix_hub_stay_evacuee", "municipality_code", "evacuee_id"),
 )
 
 hub_decision = Table(
     "hub_decision", metadata,
+    _tenant_col(),
     Column("decision_id", String(26), primary_key=True),
-    Column("evacuee_id", String(26), nullable=False, index=True),
+    Column("evacuee_id", String(26), nullable=False),
     Column("resident_id", Text),
-    Column("municipality_code", Text),
+    Column("resident_municipality", Text),  # the registry's municipality when the event names one
     Column("person_key", Text),
     Column("snapshot_as_of", Text),
     Column("decision", String(16), nullable=False),
@@ -187,35 +287,45 @@ hub_decision = Table(
     Column("at", Text, nullable=False),
     Column("event_id", String(26), nullable=False),
     Column("device_id", String(26), nullable=False),
+    Index("ix_hub_decision_evacuee", "municipality_code", "evacuee_id"),
 )
 
 hub_person_link = Table(
     "hub_person_link", metadata,
-    Column("link_id", Integer, primary_key=True, autoincrement=True),
-    Column("evacuee_id", String(26), nullable=False, index=True),
-    Column("person_key", Text, nullable=False, index=True),
+    _tenant_col(),
+    Column("link_id", String(26), primary_key=True),
+    Column("evacuee_id", String(26), nullable=False),
+    Column("person_key", Text, nullable=False),
     Column("resident_id", Text, nullable=False),
-    Column("municipality_code", Text),
+    Column("resident_municipality", Text),
     Column("decision_id", String(26), nullable=False),
     Column("linked_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoked_by_decision_id", String(26)),
+    Index("ix_hub_person_link_evacuee", "municipality_code", "evacuee_id"),
+    Index("ix_hub_person_link_person", "municipality_code", "person_key"),
 )
 
 hub_review_item = Table(
     "hub_review_item", metadata,
-    Column("item_id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(32), nullable=False),  # field_conflict
-    Column("evacuee_id", String(26), index=True),
+    _tenant_col(),
+    Column("item_id", String(26), primary_key=True),
+    Column("kind", String(32), nullable=False),  # field_conflict | cross_match
+    Column("evacuee_id", String(26)),
     Column("field", String(64)),
     Column("status", String(16), nullable=False),  # open | resolved
-    Column("candidates", Text, nullable=False),  # JSON list of {value, event_id, device_id, at}
+    Column("candidates", Text, nullable=False),  # JSON
+    Column("host_code", String(16)),  # cross_match: the municipality whose shelter holds the evacuee
+    Column("resolution", Text),
+    Column("resolved_by", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_hub_review_item_evacuee", "municipality_code", "evacuee_id"),
 )
 
 hub_certificate = Table(
     "hub_certificate", metadata,
+    _tenant_col(),
     Column("number", String(64), primary_key=True),
     Column("kind", Text),
     Column("resident_id", Text),
@@ -227,6 +337,103 @@ hub_certificate = Table(
     Column("device_id", String(26)),
     Column("payload", Text),
 )
+
+# ---- registry backups, cross-town matching, feed notices ------------------------------------
+hub_registry_snapshot = Table(  # a registry backup held at the data center, encrypted at rest
+    "hub_registry_snapshot", metadata,
+    _tenant_col(),
+    Column("snapshot_id", String(26), primary_key=True),
+    Column("as_of", String(10), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the file as imported
+    Column("size", BigInteger, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("profile", Text, nullable=False),
+    Column("options", Text, nullable=False),  # JSON: how to import it again (no personal data)
+    Column("key_id", String(32), nullable=False),  # which data key sealed it
+    Column("file_ct", LargeBinary, nullable=False),  # SecretBox(header + zlib(file))
+    Column("records_ct", LargeBinary, nullable=False),  # SecretBox(header + zlib(parsed records JSON))
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("imported_by", Text, nullable=False),
+    UniqueConstraint("municipality_code", "sha256", name="uq_hub_snapshot_sha"),
+)
+
+hub_restricted = Table(  # 閲覧制限 residents of a snapshot, as keyed MACs of their 宛名番号 (never in clear)
+    "hub_restricted", metadata,
+    _tenant_col(),
+    Column("snapshot_id", String(26), primary_key=True),
+    Column("rid_mac", String(64), primary_key=True),
+)
+
+hub_notice = Table(  # hub-made feed entries for one municipality's shelters (same numbering as hub_event)
+    "hub_notice", metadata,
+    _tenant_col(),
+    Column("notice_id", String(26), primary_key=True),
+    Column("hub_seq", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("evacuee_id", String(26)),
+    Column("payload", Text, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("municipality_code", "hub_seq", name="uq_hub_notice_hub_seq"),
+)
+
+hub_crossmatch_job = Table(  # evacuees of a host municipality to match against sharing homes' registries
+    "hub_crossmatch_job", metadata,
+    _tenant_col(),  # host
+    Column("evacuee_id", String(26), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending | done
+    Column("reason", Text),
+    Column("version", Integer, nullable=False),
+    Column("result", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_hub_crossmatch_pending", "municipality_code", "status"),
+)
+
+hub_cross_link = Table(  # the home municipality's view of one of its residents found at a host's shelter
+    "hub_cross_link", metadata,
+    _tenant_col(),  # home
+    Column("host_code", String(16), primary_key=True),
+    Column("evacuee_id", String(26), primary_key=True),
+    Column("resident_id", Text),
+    Column("decision", String(16), nullable=False),  # auto | review | none | confirmed | rejected
+    Column("linked", Boolean, nullable=False),
+    Column("probability", Float),
+    Column("reasons", Text),
+    Column("rejected", Text, nullable=False),  # JSON list of 宛名番号 staff rejected for this evacuee
+    Column("decided_by", Text),
+    Column("item_id", String(26)),
+    Column("restricted", Boolean, nullable=False, server_default=false()),
+    # what the host disclosed about the evacuee (as registered there), kept current by apply
+    Column("ev_name", Text),
+    Column("ev_name_kana", Text),
+    Column("ev_birth", Text),
+    Column("ev_sex", Text),
+    Column("ev_address", Text),
+    Column("shelter_code", Text),
+    Column("shelter_name", Text),
+    Column("status", String(16)),
+    Column("registered_at", Text),
+    Column("linked_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_hub_cross_link_resident", "municipality_code", "resident_id"),
+)
+
+#: policies: a row is visible when it belongs to the transaction's tenant, or when the
+#: transaction states the row's own secret lookup key (see module docstring)
+_T = "municipality_code = current_setting('anpi.municipality', true)"
+RLS_POLICIES: dict[str, tuple[str, str]] = {  # table -> (USING, WITH CHECK)
+    "hub_meta": (f"municipality_code = '' OR {_T}", f"municipality_code = '' OR {_T}"),
+    "hub_device": (f"{_T} OR device_id = current_setting('anpi.device', true)"
+                   f" OR code_hash = current_setting('anpi.enrol', true)",) * 2,
+    "hub_user": (f"{_T} OR token_hash = current_setting('anpi.token', true)", _T),
+    "hub_share": (f"{_T} OR host_code = current_setting('anpi.municipality', true)", _T),
+}
+#: hub_municipality is the public list of tenants (code, name): a reference table without RLS
+NO_RLS_TABLES = frozenset({"hub_municipality"})
+TENANT_TABLES = [t for t in metadata.sorted_tables if t.name not in NO_RLS_TABLES]
 
 
 def utcnow() -> datetime:
@@ -243,7 +450,7 @@ def normalise_database_url(url: str) -> str:
 
 
 def open_hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
-    """Create the hub engine and its tables (idempotent: safe on every start)."""
+    """Create the hub engine, its tables and (PostgreSQL) its row-level security (idempotent)."""
     url = normalise_database_url(database_url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -264,8 +471,101 @@ def open_hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    _refuse_old_schema(engine)
     metadata.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        install_row_level_security(engine)
     return engine
+
+
+def _refuse_old_schema(engine: Engine) -> None:
+    """A hub created before municipalities existed has no tenant column: say so plainly."""
+    insp = inspect(engine)
+    if insp.has_table("hub_event") and "municipality_code" not in {c["name"] for c in insp.get_columns("hub_event")}:
+        raise TenantError("this hub database predates municipalities (no municipality_code column); "
+                          "export its events as bundles and import them into a new hub database")
+
+
+def install_row_level_security(engine: Engine) -> list[str]:
+    """ENABLE + FORCE row-level security with the tenant policy on every tenant table.
+
+    Runs only where the connected role owns the tables (the role that created them); a hub
+    that connects as another role relies on what the owner installed.  Returns the tables
+    it changed.  FORCE makes the policies bind the owning role too, so a hub that connects
+    as the (non-superuser) owner is confined as well; superusers and BYPASSRLS roles are not —
+    never run the hub as one.
+    """
+    changed: list[str] = []
+    with engine.begin() as conn:
+        for table in TENANT_TABLES:
+            row = conn.execute(text(
+                "SELECT c.relrowsecurity, c.relforcerowsecurity, "
+                "pg_has_role(current_user, c.relowner, 'USAGE') "
+                "FROM pg_class c WHERE c.oid = to_regclass(:t)"), {"t": table.name}).first()
+            if row is None or not row[2]:
+                continue
+            has_policy = conn.execute(text(
+                "SELECT 1 FROM pg_policies WHERE schemaname = current_schema() AND tablename = :t "
+                "AND policyname = 'anpi_tenant'"), {"t": table.name}).first() is not None
+            if row[0] and row[1] and has_policy:
+                continue
+            using, check = RLS_POLICIES.get(table.name, (_T, _T))
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ENABLE ROW LEVEL SECURITY")
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} FORCE ROW LEVEL SECURITY")
+            if not has_policy:
+                conn.exec_driver_sql(f"CREATE POLICY anpi_tenant ON {table.name} USING ({using}) WITH CHECK ({check})")
+            changed.append(table.name)
+    return changed
+
+
+# ---- tenant context -----------------------------------------------------------------------
+def _set(conn: Connection, name: str, value: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)", {"n": name, "v": value})
+
+
+def set_tenant(conn: Connection, municipality: str) -> None:
+    """State the transaction's tenant for the row-level security policies (until commit)."""
+    _set(conn, TENANT_SETTING, municipality)
+
+
+def state_lookup_key(conn: Connection, kind: str, value: str) -> None:
+    """State a secret lookup key (``device``, ``enrol`` or ``token``) for this transaction."""
+    assert kind in ("device", "enrol", "token")
+    _set(conn, f"anpi.{kind}", value)
+
+
+def hub_lock(conn: Connection, municipality: str = IMPLICIT_TENANT) -> None:
+    """Serialise one tenant's writers (see module docstring) and state the tenant.
+    On SQLite the transaction already holds the only write lock (BEGIN IMMEDIATE)."""
+    set_tenant(conn, municipality)
+    if conn.dialect.name == "postgresql":
+        # Hub writes are point lookups by indexed keys.  A young hub has stale statistics until
+        # autovacuum's first ANALYZE, and the planner then picks sequential scans whose cost
+        # grows with every event stored; pin index plans inside hub write transactions.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274, hashtext(current_schema() || ':' || %(m)s))",
+                             {"m": municipality})
+
+
+def hub_wide_lock(conn: Connection, purpose: str) -> None:
+    """For the rare hub-wide invariants (device ids and enrolment codes unique across tenants)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727273, hashtext(current_schema() || ':' || %(p)s))",
+                             {"p": purpose})
+
+
+def tenant_codes(conn: Connection) -> list[str]:
+    """Every tenant that can hold rows: the implicit one and each municipality added."""
+    return [IMPLICIT_TENANT] + [r[0] for r in conn.execute(
+        select(hub_municipality.c.municipality_code).order_by(hub_municipality.c.municipality_code)).all()]
+
+
+def each_tenant(conn: Connection) -> Iterator[str]:
+    """Visit every tenant in turn inside one transaction (operator-wide reads such as status)."""
+    for code in tenant_codes(conn):
+        set_tenant(conn, code)
+        yield code
 
 
 def _insert(conn: Connection, table: Table):  # noqa: ANN202 - dialect-specific Insert
@@ -300,8 +600,8 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]], *, o
 
 
 def bulk_update(conn: Connection, table: Any, key: str, rows: list[dict[str, Any]], cols: list[str],
-                coalesce: Sequence[str] = (), guard: str | None = None) -> None:
-    """Update many rows by primary key in one statement.
+                coalesce: Sequence[str] = (), guard: str | None = None, *, municipality: str) -> None:
+    """Update many rows of one tenant by key in one statement.
 
     PostgreSQL: ``UPDATE … FROM unnest(arrays)`` (one round trip, constant SQL text).  SQLite:
     ``executemany``.  Columns in ``coalesce`` keep their value when the new one is NULL; with
@@ -316,11 +616,11 @@ def bulk_update(conn: Connection, table: Any, key: str, rows: list[dict[str, Any
         sets = ", ".join(f"{c} = COALESCE(v.{c}, t.{c})" if c in coalesce else f"{c} = v.{c}" for c in cols)
         cond = f" AND (t.{guard} IS NULL OR t.{guard} < v.{guard})" if guard else ""
         sql = (f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "
-               f"WHERE t.{key} = v.{key}{cond}")
-        _pg_binary(conn, sql, {f"a{i}": [r[c] for r in rows] for i, c in enumerate(names)})
+               f"WHERE t.municipality_code = %(m)s AND t.{key} = v.{key}{cond}")
+        _pg_binary(conn, sql, {"m": municipality} | {f"a{i}": [r[c] for r in rows] for i, c in enumerate(names)})
         return
     sets = {c: (func.coalesce(bindparam(f"_{c}"), table.c[c]) if c in coalesce else bindparam(f"_{c}")) for c in cols}
-    where = [table.c[key] == bindparam("_key")]
+    where = [table.c.municipality_code == municipality, table.c[key] == bindparam("_key")]
     if guard:
         where.append(table.c[guard].is_(None) | (table.c[guard] < bindparam(f"_{guard}")))
     conn.execute(update(table).where(*where).values(sets),
@@ -338,17 +638,9 @@ def _pg_type(col: Any) -> str:
         return "float8"
     if isinstance(t, Integer):  # BigInteger is an Integer
         return "bigint"
+    if isinstance(t, LargeBinary):
+        return "bytea"
     return "text"
-
-
-def hub_lock(conn: Connection) -> None:
-    """Serialise hub writers (see module docstring).  No-op on SQLite (BEGIN IMMEDIATE)."""
-    if conn.dialect.name == "postgresql":
-        # Hub writes are point lookups by indexed keys.  A young hub has stale statistics until
-        # autovacuum's first ANALYZE, and the planner then picks sequential scans whose cost
-        # grows with every event stored; pin index plans inside hub write transactions.
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        conn.execute(text("SELECT pg_advisory_xact_lock(727274, hashtext(current_schema()))"))
 
 
 # ---- identity ---------------------------------------------------------------------------------
@@ -373,17 +665,47 @@ class HubIdentity:
 
 def hub_identity(engine: Engine) -> HubIdentity:
     """Load the hub's id and keys, creating them on first start (first writer wins)."""
+    def load(conn: Connection) -> dict[str, str]:
+        return dict(conn.execute(select(hub_meta.c.key, hub_meta.c.value)
+                                 .where(hub_meta.c.municipality_code == "")).all())
+
     with engine.begin() as conn:
-        rows = dict(conn.execute(select(hub_meta.c.key, hub_meta.c.value)).all())
+        rows = load(conn)
         if not {"hub_id", "sign_key", "box_key"} <= rows.keys():
             fresh = {"hub_id": str(ULID()),
                      "sign_key": crypto.signing_key_to_b64(crypto.new_signing_key()),
                      "box_key": crypto.b64e(bytes(crypto.new_box_key()))}
             for k, v in fresh.items():
-                conn.execute(_insert(conn, hub_meta).values(key=k, value=v).on_conflict_do_nothing())
-            rows = dict(conn.execute(select(hub_meta.c.key, hub_meta.c.value)).all())
+                conn.execute(_insert(conn, hub_meta).values(municipality_code="", key=k, value=v)
+                             .on_conflict_do_nothing())
+            rows = load(conn)
     return HubIdentity(rows["hub_id"], crypto.signing_key_from_b64(rows["sign_key"]),
                        crypto.box_key_from_b64(rows["box_key"]))
+
+
+# ---- municipalities (tenants) --------------------------------------------------------------------
+def municipality_names(conn: Connection) -> dict[str, str]:
+    return dict(conn.execute(select(hub_municipality.c.municipality_code, hub_municipality.c.name)).all())
+
+
+def resolve_municipality(conn: Connection, code: str | None) -> str:
+    """``--municipality`` as given, else the only municipality, else the implicit tenant."""
+    names = municipality_names(conn)
+    if code:
+        code = code.strip()
+        if code == IMPLICIT_TENANT and not names:
+            return code
+        if code not in names:
+            known = ", ".join(sorted(names)) or "none yet"
+            raise TenantError(f"unknown municipality {code} (known: {known}); add it with "
+                              f"`anpi hub municipality add CODE NAME`")
+        return code
+    if not names:
+        return IMPLICIT_TENANT
+    if len(names) == 1:
+        return next(iter(names))
+    raise TenantError(f"this hub serves {len(names)} municipalities ({', '.join(sorted(names))}); "
+                      "pass --municipality CODE")
 
 
 # ---- devices and enrolment ----------------------------------------------------------------------
@@ -393,19 +715,22 @@ class EnrolmentSlot:
     name: str
     code: str
     expires_at: datetime
+    municipality_code: str = IMPLICIT_TENANT
 
 
 def create_enrolment(engine: Engine, name: str, municipality: str | None = None,
                      ttl: timedelta = timedelta(days=14)) -> EnrolmentSlot:
-    """Register a device slot and return its one-time code (only its hash is stored)."""
+    """Register a device slot of one municipality and return its one-time code (only its hash is stored)."""
     if not name.strip():
         raise EnrollmentError("device name must not be empty")
     code = crypto.new_enrolment_code()
     now = utcnow()
-    slot = EnrolmentSlot(str(ULID()), name.strip(), code, now + ttl)
     with engine.begin() as conn:
+        m = resolve_municipality(conn, municipality)
+        slot = EnrolmentSlot(str(ULID()), name.strip(), code, now + ttl, m)
+        set_tenant(conn, m)
         conn.execute(hub_device.insert().values(
-            slot_id=slot.slot_id, name=slot.name, municipality=municipality,
+            municipality_code=m, slot_id=slot.slot_id, name=slot.name,
             code_hash=crypto.code_id(code), code_key=crypto.code_key(code).hex(), code_expires_at=slot.expires_at,
             status="pending", created_at=now))
     return slot
@@ -426,7 +751,9 @@ def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, d
         raise EnrollmentError("enrolment request is not signed by the key it enrols")
     now = utcnow()
     with engine.begin() as conn:
-        hub_lock(conn)
+        hub_wide_lock(conn, "enrol")
+        state_lookup_key(conn, "enrol", code_id)
+        state_lookup_key(conn, "device", device_id)
         slot = conn.execute(select(hub_device).where(hub_device.c.code_hash == code_id)).mappings().first()
         if slot is None or not crypto.mac_ok(bytes.fromhex(slot["code_key"]), msg, mac):
             raise EnrollmentError("unknown enrolment code")
@@ -439,42 +766,65 @@ def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, d
                              .where(hub_device.c.device_id == device_id)).first()
         if other is not None:
             raise EnrollmentError(f"device already enrolled as {other[0]!r} ({other[1]})")
-        conn.execute(update(hub_device).where(hub_device.c.slot_id == slot["slot_id"]).values(
+        m = slot["municipality_code"]
+        set_tenant(conn, m)
+        conn.execute(update(hub_device).where(hub_device.c.municipality_code == m,
+                                              hub_device.c.slot_id == slot["slot_id"]).values(
             status="active", device_id=device_id, public_key=public_key,
             shelter_name=shelter_name, enrolled_at=now))
-    reply = {**identity.public_info(), "device_name": slot["name"], "slot_id": slot["slot_id"]}
+        names = municipality_names(conn)
+    reply = {**identity.public_info(), "device_name": slot["name"], "slot_id": slot["slot_id"],
+             "municipality_code": m, "municipality_name": names.get(m)}
     reply["mac"] = crypto.mac(bytes.fromhex(slot["code_key"]), enrolment_reply_message(reply, device_id))
     return reply
 
 
-def revoke_device(engine: Engine, name_or_id: str) -> int:
+def revoke_device(engine: Engine, name_or_id: str, municipality: str | None = None) -> int:
     """Refuse a lost or stolen laptop from now on; its stored events stay."""
     with engine.begin() as conn:
-        res = conn.execute(update(hub_device).where(
+        m = resolve_municipality(conn, municipality)
+        set_tenant(conn, m)
+        res = conn.execute(update(hub_device).where(hub_device.c.municipality_code == m, (
             (hub_device.c.device_id == name_or_id) | (hub_device.c.slot_id == name_or_id)
-            | (hub_device.c.name == name_or_id)).values(status="revoked", revoked_at=utcnow()))
+            | (hub_device.c.name == name_or_id))).values(status="revoked", revoked_at=utcnow()))
         return res.rowcount or 0
 
 
-def list_devices(engine: Engine) -> list[dict[str, Any]]:
+def list_devices(engine: Engine, municipality: str | None = None) -> list[dict[str, Any]]:
+    """Device slots of one municipality (``None``: of every tenant, for the operator)."""
+    cols = (hub_device.c.municipality_code, hub_device.c.slot_id, hub_device.c.name, hub_device.c.status,
+            hub_device.c.device_id, hub_device.c.shelter_name, hub_device.c.enrolled_at, hub_device.c.last_seen_at,
+            hub_device.c.created_at)
+    out: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        rows = conn.execute(select(hub_device.c.slot_id, hub_device.c.name, hub_device.c.municipality,
-                                   hub_device.c.status, hub_device.c.device_id, hub_device.c.shelter_name,
-                                   hub_device.c.enrolled_at, hub_device.c.last_seen_at)
-                            .order_by(hub_device.c.created_at)).mappings().all()
-    return [dict(r) for r in rows]
+        codes = [resolve_municipality(conn, municipality)] if municipality else list(each_tenant(conn))
+        for m in codes:
+            set_tenant(conn, m)
+            for r in conn.execute(select(*cols).where(hub_device.c.municipality_code == m)).mappings():
+                out.append(dict(r) | {"municipality": r["municipality_code"]})
+    out.sort(key=lambda r: r["created_at"])
+    return out
 
 
 def device_record(conn: Connection, device_id: str) -> Mapping[str, Any] | None:
+    """A device by the id it claims (before its tenant is known): the ``anpi.device`` lookup."""
+    state_lookup_key(conn, "device", device_id)
     return conn.execute(select(hub_device).where(hub_device.c.device_id == device_id)).mappings().first()
+
+
+def device_municipality(engine: Engine, device_id: str) -> str:
+    """The tenant a device's events belong to (the implicit tenant for a device the hub does
+    not know, e.g. events ingested directly by tests and tools)."""
+    with engine.connect() as conn:
+        dev = device_record(conn, device_id)
+    return dev["municipality_code"] if dev is not None else IMPLICIT_TENANT
 
 
 # ---- request authentication --------------------------------------------------------------------
 def authenticate(engine: Engine, headers: Any, method: str, path: str, body: bytes,
                  now: float | None = None) -> Mapping[str, Any]:
-    """Check a signed request; return the device row or raise :class:`AuthError`.
-
-    Order matters: signature before nonce, so nobody can burn a device's nonces.
+    """Check a signed request; return the device row (with its ``municipality_code``) or raise
+    :class:`AuthError`.  Order matters: signature before nonce, so nobody can burn a device's nonces.
     """
     now = time.time() if now is None else now
     sh = crypto.parse_signed_headers(headers)
@@ -489,13 +839,17 @@ def authenticate(engine: Engine, headers: Any, method: str, path: str, body: byt
     msg = crypto.request_message(method, path, body, sh.timestamp, sh.nonce, sh.device_id)
     if not crypto.verify_detached(dev["public_key"], msg, sh.signature):
         raise AuthError("bad_signature", "signature does not verify", 401)
+    m = dev["municipality_code"]
     with engine.begin() as conn:
-        fresh = conn.execute(_insert(conn, hub_nonce).values(device_id=sh.device_id, nonce=sh.nonce, seen_at=now)
+        set_tenant(conn, m)
+        fresh = conn.execute(_insert(conn, hub_nonce).values(municipality_code=m, device_id=sh.device_id,
+                                                             nonce=sh.nonce, seen_at=now)
                              .on_conflict_do_nothing().returning(hub_nonce.c.nonce)).first()
         if fresh is None:
             raise AuthError("replayed_nonce", "this request was already received", 401)
         if random.random() < 0.02:  # prune now and then; the window is what matters
-            conn.execute(hub_nonce.delete().where(hub_nonce.c.seen_at < now - 3 * crypto.MAX_CLOCK_SKEW))
+            conn.execute(hub_nonce.delete().where(hub_nonce.c.municipality_code == m,
+                                                  hub_nonce.c.seen_at < now - 3 * crypto.MAX_CLOCK_SKEW))
     return dev
 
 
@@ -521,6 +875,7 @@ class IngestResult:
     duplicates: int = 0
     forks: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0
+    crossmatch_jobs: int = 0  # evacuees queued for matching against other municipalities
 
     def as_dict(self) -> dict[str, Any]:
         return {"acks": [a.as_dict() for a in self.acks], "stored": self.stored,
@@ -570,20 +925,39 @@ def validate_wire_events(device_id: str, events: Sequence[Mapping[str, Any]]) ->
     return out
 
 
-def _stream_acks(conn: Connection, device_id: str) -> list[StreamAck]:
+def _stream_acks(conn: Connection, device_id: str, municipality: str) -> list[StreamAck]:
     rows = conn.execute(select(hub_stream.c.epoch, hub_stream.c.contiguous_seq, hub_stream.c.max_seq)
-                        .where(hub_stream.c.device_id == device_id).order_by(hub_stream.c.epoch)).all()
+                        .where(hub_stream.c.municipality_code == municipality, hub_stream.c.device_id == device_id)
+                        .order_by(hub_stream.c.epoch)).all()
     return [StreamAck(device_id, int(r[0]), int(r[1]), int(r[2])) for r in rows]
 
 
-def stream_acks(engine: Engine, device_id: str) -> list[StreamAck]:
+def stream_acks(engine: Engine, device_id: str, municipality: str | None = None) -> list[StreamAck]:
+    m = municipality or device_municipality(engine, device_id)
     with engine.connect() as conn:
-        return _stream_acks(conn, device_id)
+        set_tenant(conn, m)
+        return _stream_acks(conn, device_id, m)
+
+
+def _evacuee_of(data: Mapping[str, Any]) -> str | None:
+    eid = data.get("evacuee_id")
+    return eid[:26] if isinstance(eid, str) and eid else None
+
+
+def next_hub_seq(conn: Connection, municipality: str) -> int:
+    """The tenant's highest feed number so far (events and hub notices share the numbering).
+    Callers hold the tenant's lock, so numbers commit in order."""
+    ev = conn.execute(select(func.coalesce(func.max(hub_event.c.hub_seq), 0))
+                      .where(hub_event.c.municipality_code == municipality)).scalar_one()
+    no = conn.execute(select(func.coalesce(func.max(hub_notice.c.hub_seq), 0))
+                      .where(hub_notice.c.municipality_code == municipality)).scalar_one()
+    return max(int(ev), int(no))
 
 
 def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *, via: str,
-                now: datetime | None = None) -> IngestResult:
-    """Store a validated batch inside an open transaction (caller commits).
+                now: datetime | None = None, municipality: str = IMPLICIT_TENANT) -> IngestResult:
+    """Store a validated batch of one device (of tenant ``municipality``) inside an open
+    transaction (caller commits).
 
     Idempotent: a (device, epoch, seq) already held with the same event id and hash is a
     duplicate; with different content it is a *fork*, kept in ``hub_fork`` and never
@@ -592,8 +966,9 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
     """
     from sync.hub import apply as hub_apply  # local: apply imports this module's tables
 
+    m = municipality
     now = now or utcnow()
-    hub_lock(conn)
+    hub_lock(conn, m)
     result = IngestResult(acks=[])
     by_epoch: dict[int, dict[int, WireEvent]] = {}
     batch_forks: list[tuple[WireEvent, WireEvent]] = []
@@ -611,16 +986,16 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
     fork_rows: list[dict[str, Any]] = []
 
     def fork_row(existing_id: str, existing_sha: str, ev: WireEvent) -> dict[str, Any]:
-        return dict(device_id=device_id, epoch=ev.epoch, seq=ev.seq, existing_event_id=existing_id,
-                    existing_sha256=existing_sha, incoming_event_id=ev.event_id, incoming_type=ev.type,
-                    incoming_sha256=ev.payload_sha256, incoming_recorded_at=ev.recorded_at,
+        return dict(municipality_code=m, fork_id=new_row_id(), device_id=device_id, epoch=ev.epoch, seq=ev.seq,
+                    existing_event_id=existing_id, existing_sha256=existing_sha, incoming_event_id=ev.event_id,
+                    incoming_type=ev.type, incoming_sha256=ev.payload_sha256, incoming_recorded_at=ev.recorded_at,
                     incoming_payload=ev.payload, received_at=now, via=via)
 
     for epoch, slot in by_epoch.items():
         seqs = sorted(slot)
         existing = {int(r[0]): (r[1], r[2]) for r in conn.execute(
             select(hub_event.c.seq, hub_event.c.event_id, hub_event.c.payload_sha256).where(
-                hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
+                hub_event.c.municipality_code == m, hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
                 hub_event.c.seq >= seqs[0], hub_event.c.seq <= seqs[-1])).all()}
         for s in seqs:
             ev = slot[s]
@@ -635,11 +1010,12 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
         fork_rows.append(fork_row(prev.event_id, prev.payload_sha256, ev))
 
     if new_rows:
-        base = int(conn.execute(select(func.coalesce(func.max(hub_event.c.hub_seq), 0))).scalar_one())
+        base = next_hub_seq(conn, m)
         new_rows.sort(key=lambda e: (e.epoch, e.seq))
-        rows = [dict(device_id=device_id, epoch=e.epoch, seq=e.seq, event_id=e.event_id, type=e.type,
-                     recorded_at=e.recorded_at, payload=e.payload, payload_sha256=e.payload_sha256,
-                     hub_seq=base + i + 1, received_at=now, via=via) for i, e in enumerate(new_rows)]
+        rows = [dict(municipality_code=m, device_id=device_id, epoch=e.epoch, seq=e.seq, event_id=e.event_id,
+                     type=e.type, recorded_at=e.recorded_at, payload=e.payload, payload_sha256=e.payload_sha256,
+                     hub_seq=base + i + 1, received_at=now, via=via, evacuee_id=_evacuee_of(e.data))
+                for i, e in enumerate(new_rows)]
         bulk_insert(conn, hub_event, rows)
         result.stored = len(rows)
     if fork_rows:
@@ -651,11 +1027,13 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
     new_by_key = {(e.epoch, e.seq): e for e in new_rows}
     for epoch in sorted(by_epoch):
         st = conn.execute(select(hub_stream.c.contiguous_seq, hub_stream.c.max_seq).where(
-            hub_stream.c.device_id == device_id, hub_stream.c.epoch == epoch)).first()
+            hub_stream.c.municipality_code == m, hub_stream.c.device_id == device_id,
+            hub_stream.c.epoch == epoch)).first()
         old_contig, old_max = (int(st[0]), int(st[1])) if st else (0, 0)
         held_seqs = [int(r[0]) for r in conn.execute(
-            select(hub_event.c.seq).where(hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
-                                          hub_event.c.seq > old_contig).order_by(hub_event.c.seq)).all()]
+            select(hub_event.c.seq).where(hub_event.c.municipality_code == m, hub_event.c.device_id == device_id,
+                                          hub_event.c.epoch == epoch, hub_event.c.seq > old_contig)
+            .order_by(hub_event.c.seq)).all()]
         contig = old_contig
         for s in held_seqs:
             if s != contig + 1:
@@ -663,10 +1041,11 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
             contig = s
         max_seq = max([old_max, contig] + held_seqs[-1:])
         if st is None:
-            conn.execute(hub_stream.insert().values(device_id=device_id, epoch=epoch, contiguous_seq=contig,
-                                                    max_seq=max_seq, updated_at=now))
+            conn.execute(hub_stream.insert().values(municipality_code=m, device_id=device_id, epoch=epoch,
+                                                    contiguous_seq=contig, max_seq=max_seq, updated_at=now))
         elif (contig, max_seq) != (old_contig, old_max):
-            conn.execute(update(hub_stream).where(hub_stream.c.device_id == device_id, hub_stream.c.epoch == epoch)
+            conn.execute(update(hub_stream).where(hub_stream.c.municipality_code == m,
+                                                  hub_stream.c.device_id == device_id, hub_stream.c.epoch == epoch)
                          .values(contiguous_seq=contig, max_seq=max_seq, updated_at=now))
         if contig > old_contig:
             want = range(old_contig + 1, contig + 1)
@@ -674,103 +1053,166 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
             stored_earlier: dict[int, WireEvent] = {}
             if missing:
                 for r in conn.execute(select(hub_event).where(
-                        hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
-                        hub_event.c.seq > old_contig, hub_event.c.seq <= contig)).mappings():
+                        hub_event.c.municipality_code == m, hub_event.c.device_id == device_id,
+                        hub_event.c.epoch == epoch, hub_event.c.seq > old_contig,
+                        hub_event.c.seq <= contig)).mappings():
                     if (epoch, int(r["seq"])) not in new_by_key:
                         stored_earlier[int(r["seq"])] = WireEvent(
                             r["event_id"], device_id, epoch, int(r["seq"]), r["type"], r["recorded_at"],
                             r["payload"], r["payload_sha256"], json.loads(r["payload"]))
             ordered = [new_by_key.get((epoch, s)) or stored_earlier[s] for s in want]
-            result.applied += hub_apply.apply_events(conn, ordered, now=now)
+            applied = hub_apply.apply_events(conn, ordered, now=now, municipality=m)
+            result.applied += applied.count
+            result.crossmatch_jobs += applied.crossmatch_jobs
 
-    conn.execute(update(hub_device).where(hub_device.c.device_id == device_id).values(last_seen_at=now))
-    result.acks = _stream_acks(conn, device_id)
+    conn.execute(update(hub_device).where(hub_device.c.municipality_code == m, hub_device.c.device_id == device_id)
+                 .values(last_seen_at=now))
+    result.acks = _stream_acks(conn, device_id, m)
     return result
 
 
 def ingest(engine: Engine, device_id: str, events: Sequence[Mapping[str, Any]], *, via: str = "http",
-           after_commit: Callable[[], None] | None = None) -> IngestResult:
+           after_commit: Callable[[], None] | None = None, municipality: str | None = None) -> IngestResult:
     """Validate and store one batch in its own transaction; return acks only after commit."""
     wire = validate_wire_events(device_id, events)
+    m = municipality or device_municipality(engine, device_id)
     with engine.begin() as conn:
-        result = ingest_conn(conn, device_id, wire, via=via)
+        result = ingest_conn(conn, device_id, wire, via=via, municipality=m)
     if after_commit is not None:
         after_commit()
     return result
 
 
 # ---- feed for pulling other shelters' events ---------------------------------------------------------------
-def pull_feed(engine: Engine, device_id: str, after: int, limit: int = 500) -> dict[str, Any]:
-    """Events of *other* devices with ``hub_seq > after``, in hub order.
+def pull_feed(engine: Engine, device_id: str, after: int, limit: int = 500,
+              municipality: str | None = None) -> dict[str, Any]:
+    """The device's municipality's feed after ``after``: other devices' events and the hub's
+    notices to that municipality, in feed order — nothing of another municipality, and no event
+    about an evacuee the hub withholds (閲覧制限).
 
-    ``next`` advances past the requester's own events too, so a shelter whose own events
-    end the feed is not asked to page through them again.
+    ``next`` advances past the requester's own (and withheld) events too, so a shelter whose
+    own events end the feed is not asked to page through them again.
     """
     limit = max(1, min(int(limit), 2000))
+    m = municipality or device_municipality(engine, device_id)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(hub_event.c.hub_seq, hub_event.c.device_id).where(hub_event.c.hub_seq > after)
+        set_tenant(conn, m)
+        ev_rows = conn.execute(
+            select(hub_event.c.hub_seq, hub_event.c.device_id, hub_event.c.evacuee_id)
+            .where(hub_event.c.municipality_code == m, hub_event.c.hub_seq > after)
             .order_by(hub_event.c.hub_seq).limit(limit)).all()
-        if not rows:
+        no_rows = conn.execute(
+            select(hub_notice).where(hub_notice.c.municipality_code == m, hub_notice.c.hub_seq > after)
+            .order_by(hub_notice.c.hub_seq).limit(limit)).mappings().all()
+        seqs = sorted([int(r[0]) for r in ev_rows] + [int(r["hub_seq"]) for r in no_rows])[:limit]
+        if not seqs:
             return {"events": [], "next": after, "more": False}
-        last = int(rows[-1][0])
-        wanted = [int(r[0]) for r in rows if r[1] != device_id]
-        events: list[dict[str, Any]] = []
+        last = seqs[-1]
+        more = len(ev_rows) == limit or len(no_rows) == limit
+        withheld: set[str] = set()
+        candidates = {r[2] for r in ev_rows if r[2] and r[1] != device_id and int(r[0]) <= last}
+        if candidates:
+            from sync.hub.apply import in_  # local: apply imports this module
+
+            withheld = {r[0] for r in conn.execute(select(hub_evacuee.c.evacuee_id).where(
+                hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(True),
+                in_(conn, hub_evacuee.c.evacuee_id, sorted(candidates)))).all()}
+        wanted = [int(r[0]) for r in ev_rows if r[1] != device_id and int(r[0]) <= last and r[2] not in withheld]
+        items: list[tuple[int, dict[str, Any]]] = []
         if wanted:
             q = (select(hub_event, hub_device.c.shelter_name, hub_device.c.name.label("device_name"))
-                 .join(hub_device, hub_device.c.device_id == hub_event.c.device_id, isouter=True)
-                 .where(hub_event.c.hub_seq > after, hub_event.c.hub_seq <= last,
-                        hub_event.c.device_id != device_id)
+                 .join(hub_device, (hub_device.c.municipality_code == hub_event.c.municipality_code)
+                       & (hub_device.c.device_id == hub_event.c.device_id), isouter=True)
+                 .where(hub_event.c.municipality_code == m, hub_event.c.hub_seq > after,
+                        hub_event.c.hub_seq <= last, hub_event.c.device_id != device_id)
                  .order_by(hub_event.c.hub_seq))
             for r in conn.execute(q).mappings():
-                events.append({k: r[k] for k in ("hub_seq",) + WIRE_KEYS}
-                              | {"shelter_name": r["shelter_name"] or r["device_name"]})
-    return {"events": events, "next": last, "more": len(rows) == limit}
+                if r["evacuee_id"] in withheld:
+                    continue
+                items.append((int(r["hub_seq"]), {k: r[k] for k in ("hub_seq",) + WIRE_KEYS}
+                              | {"shelter_name": r["shelter_name"] or r["device_name"]}))
+        for r in no_rows:
+            if int(r["hub_seq"]) <= last:
+                items.append((int(r["hub_seq"]), notice_wire(r)))
+    items.sort(key=lambda x: x[0])
+    return {"events": [e for _, e in items], "next": last, "more": more}
+
+
+def notice_wire(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A hub notice in the shape of a pulled event (the laptop stores it like any other)."""
+    return {"hub_seq": int(r["hub_seq"]), "event_id": r["notice_id"], "device_id": "hub", "epoch": 1,
+            "seq": int(r["hub_seq"]), "type": r["type"], "recorded_at": r["created_at"].isoformat()
+            if isinstance(r["created_at"], datetime) else str(r["created_at"]), "payload": r["payload"],
+            "payload_sha256": r["payload_sha256"], "shelter_name": None}
 
 
 # ---- status -----------------------------------------------------------------------------------------------
-def status(engine: Engine) -> dict[str, int]:
-    """Counts for ``anpi hub status``.
+STATUS_KEYS = ("devices", "events", "evacuees", "people", "forks", "review_items")
+
+
+def _status_one(conn: Connection, m: str) -> dict[str, int]:
+    def count(q: Any) -> int:
+        return int(conn.execute(q).scalar_one())
+
+    active_links = select(hub_person_link.c.evacuee_id, hub_person_link.c.person_key).where(
+        hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None)).subquery()
+    linked_people = count(select(func.count(func.distinct(active_links.c.person_key))))
+    unlinked = count(select(func.count()).select_from(hub_evacuee).where(
+        hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True),
+        ~hub_evacuee.c.evacuee_id.in_(select(active_links.c.evacuee_id))))
+    return {
+        "devices": count(select(func.count()).select_from(hub_device).where(
+            hub_device.c.municipality_code == m, hub_device.c.status == "active")),
+        "events": count(select(func.count()).select_from(hub_event).where(hub_event.c.municipality_code == m)),
+        # stub rows (a stay or edit that arrived before its registration) are not counted
+        "evacuees": count(select(func.count()).select_from(hub_evacuee).where(
+            hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))),
+        "people": linked_people + unlinked,
+        "forks": count(select(func.count()).select_from(hub_fork).where(hub_fork.c.municipality_code == m)),
+        "review_items": count(select(func.count()).select_from(hub_review_item)
+                              .where(hub_review_item.c.municipality_code == m, hub_review_item.c.status == "open")),
+    }
+
+
+def status(engine: Engine, municipality: str | None = None) -> dict[str, int]:
+    """Counts for ``anpi hub status``: one municipality's, or (``None``) the whole hub's.
 
     ``people``: evacuees linked to the same person (same 宛名番号 via an auto/confirmed match)
     count once; unlinked registered evacuees count one each.
     """
     with engine.connect() as conn:
-        def count(q: Any) -> int:
-            return int(conn.execute(q).scalar_one())
-
-        active_links = select(hub_person_link.c.evacuee_id, hub_person_link.c.person_key).where(
-            hub_person_link.c.revoked_at.is_(None)).subquery()
-        linked_people = count(select(func.count(func.distinct(active_links.c.person_key))))
-        unlinked = count(select(func.count()).select_from(hub_evacuee).where(
-            hub_evacuee.c.registered.is_(True),
-            ~hub_evacuee.c.evacuee_id.in_(select(active_links.c.evacuee_id))))
-        return {
-            "devices": count(select(func.count()).select_from(hub_device).where(hub_device.c.status == "active")),
-            "events": count(select(func.count()).select_from(hub_event)),
-            # stub rows (a stay or edit that arrived before its registration) are not counted
-            "evacuees": count(select(func.count()).select_from(hub_evacuee).where(hub_evacuee.c.registered.is_(True))),
-            "people": linked_people + unlinked,
-            "forks": count(select(func.count()).select_from(hub_fork)),
-            "review_items": count(select(func.count()).select_from(hub_review_item)
-                                  .where(hub_review_item.c.status == "open")),
-        }
+        if municipality:
+            m = resolve_municipality(conn, municipality)
+            set_tenant(conn, m)
+            return _status_one(conn, m)
+        total = dict.fromkeys(STATUS_KEYS, 0)
+        for m in each_tenant(conn):
+            for k, v in _status_one(conn, m).items():
+                total[k] += v
+        return total
 
 
 def held_events(engine: Engine) -> list[tuple[str, int, int, str, str]]:
-    """(device_id, epoch, seq, event_id, sha256) of every stored event (tests, audits)."""
+    """(device_id, epoch, seq, event_id, sha256) of every stored event, every tenant (tests, audits)."""
+    out: list[tuple[int, str, tuple[str, int, int, str, str]]] = []
     with engine.connect() as conn:
-        return [(r[0], int(r[1]), int(r[2]), r[3], r[4]) for r in conn.execute(
-            select(hub_event.c.device_id, hub_event.c.epoch, hub_event.c.seq, hub_event.c.event_id,
-                   hub_event.c.payload_sha256).order_by(hub_event.c.hub_seq)).all()]
+        for m in each_tenant(conn):
+            for r in conn.execute(select(hub_event.c.device_id, hub_event.c.epoch, hub_event.c.seq,
+                                         hub_event.c.event_id, hub_event.c.payload_sha256, hub_event.c.hub_seq)
+                                  .where(hub_event.c.municipality_code == m)).all():
+                out.append((int(r[5]), m, (r[0], int(r[1]), int(r[2]), r[3], r[4])))
+    out.sort(key=lambda x: (x[1], x[0]))
+    return [x[2] for x in out]
 
 
-def movement_trail(engine: Engine, person_key: str) -> list[dict[str, Any]]:
+def movement_trail(engine: Engine, person_key: str, municipality: str = IMPLICIT_TENANT) -> list[dict[str, Any]]:
     """Every stay of every evacuee currently linked to one person, across shelters, by time."""
     with engine.connect() as conn:
+        set_tenant(conn, municipality)
         ev_ids = select(hub_person_link.c.evacuee_id).where(
+            hub_person_link.c.municipality_code == municipality,
             hub_person_link.c.person_key == person_key, hub_person_link.c.revoked_at.is_(None))
-        rows = conn.execute(select(hub_stay).where(hub_stay.c.evacuee_id.in_(ev_ids))
+        rows = conn.execute(select(hub_stay).where(hub_stay.c.municipality_code == municipality,
+                                                   hub_stay.c.evacuee_id.in_(ev_ids))
                             .order_by(hub_stay.c.at, hub_stay.c.stay_id)).mappings().all()
     return [dict(r) for r in rows]
-

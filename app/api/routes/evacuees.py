@@ -33,7 +33,7 @@ def evacuee_dict(ev: Evacuee, decision: Any = None) -> dict[str, Any]:
         "relationship": ev.relationship, "name": evacuees.full_name(ev), "name_raw": ev.name_raw,
         "name_kana": ev.name_kana or ev.name_kana_raw, "birth_date": ev.birth_date.isoformat() if ev.birth_date else None,
         "birth_raw": ev.birth_raw, "sex": ev.sex, "address": ev.address_raw, "phone": ev.phone_raw,
-        "nationality": ev.nationality, "injury": ev.injury, "injury_state": ev.injury_state,
+        "nationality": ev.nationality, "identifying_info": ev.identifying_info, "injury": ev.injury, "injury_state": ev.injury_state,
         "current_location": ev.current_location, "contact": ev.contact, "pets": ev.pets,
         "care_flags": dict(ev.care_flags or {}), "consent_relatives": ev.consent_relatives,
         "consent_acquaintances": ev.consent_acquaintances, "consent_public": ev.consent_public,
@@ -84,6 +84,7 @@ class MemberIn(BaseModel):
     external_key: str = ""
     relationship: str = ""
     nationality: str = ""
+    identifying_info: str = ""  # ⑦ 通称・旧姓・特徴
     injury: str = ""
     injury_state: str = ""
     current_location: str = ""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 11:05:45.053804
+Create Date: 2026-11-26 11:44:24.221482
 """
 from __future__ import annotations
 
@@ -39,6 +39,50 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_entry_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entry_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entry_user_id'), ['user_id'], unique=False)
+
+    op.create_table('backuprecord',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('path', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('backuprecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_backuprecord_at'), ['at'], unique=False)
+
+    op.create_table('certificatecounter',
+    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('prefix')
+    )
+    op.create_table('certificateevent',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('by_user', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('certificateevent', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_certificateevent_number'), ['number'], unique=False)
+
+    op.create_table('hqconfirmation',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('resident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('by_user', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('hqconfirmation', schema=None) as batch_op:
+        batch_op.create_index('ix_hqconfirmation_resident_at', ['resident_id', 'at'], unique=False)
 
     op.create_table('outbox_event',
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -106,6 +150,64 @@ def upgrade() -> None:
     with op.batch_alter_table('shelter', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shelter_code'), ['code'], unique=True)
 
+    op.create_table('soughtnote',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('note_record_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('person_record_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('linked_person_record_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_file', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('author_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('entry_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('author_made_contact', sa.Boolean(), nullable=True),
+    sa.Column('last_known_location', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('imported_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'note_record_id', name='uq_sought_note_source_record')
+    )
+    with op.batch_alter_table('soughtnote', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_soughtnote_person_record_id'), ['person_record_id'], unique=False)
+
+    op.create_table('soughtperson',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('pfif_record_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_file', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('pfif_version', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('entry_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('expiry_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('author_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('full_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('given_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('family_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('alternate_names', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sex', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('date_of_birth', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('age', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_street', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_neighborhood', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_city', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_state', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_postal_code', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('home_country', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('photo_url', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('latest_status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('latest_status_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('raw', sa.JSON(), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('imported_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'pfif_record_id', name='uq_sought_source_record')
+    )
     op.create_table('staff',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -144,6 +246,39 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sync_device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sync_device_device_id'), ['device_id'], unique=True)
+
+    op.create_table('certificate',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('resident_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('household_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('head_address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('head_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('cause', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('location', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('damage', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('members', sa.JSON(), nullable=False),
+    sa.Column('manual', sa.Boolean(), nullable=False),
+    sa.Column('manual_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identity_note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('evacuee_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('snapshot_id', sa.Integer(), nullable=True),
+    sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('epoch', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('issued_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('issued_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reissue_count', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('void_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['snapshot_id'], ['registrysnapshot.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('certificate', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_certificate_number'), ['number'], unique=True)
+        batch_op.create_index('ix_certificate_resident', ['resident_id'], unique=False)
 
     op.create_table('resident',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -191,6 +326,25 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['shelter_id'], ['shelter.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('soughtlink',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sought_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('target_kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('target_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('snapshot_id', sa.Integer(), nullable=True),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('reasons', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('by_user', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['snapshot_id'], ['registrysnapshot.id'], ),
+    sa.ForeignKeyConstraint(['sought_id'], ['soughtperson.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('soughtlink', schema=None) as batch_op:
+        batch_op.create_index('ix_soughtlink_pair', ['sought_id', 'target_kind', 'target_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_soughtlink_sought_id'), ['sought_id'], unique=False)
+
     op.create_table('evacuee',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('shelter_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -213,6 +367,7 @@ def upgrade() -> None:
     sa.Column('sex', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('nationality', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identifying_info', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('injury', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('injury_state', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('current_location', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -235,6 +390,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('evacuee', schema=None) as batch_op:
         batch_op.create_index('ix_evacuee_shelter_key', ['shelter_id', 'external_key'], unique=False)
+
+    op.create_table('inquiry',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('by_user', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('shelter_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('inquirer_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('inquirer_address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('inquirer_phone', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('id_proof', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('id_proof_note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('relationship', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sought_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sought_kana', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sought_birth', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('sought_address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('evacuee_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('items_disclosed', sa.JSON(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('answer_text', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.ForeignKeyConstraint(['evacuee_id'], ['evacuee.id'], ),
+    sa.ForeignKeyConstraint(['shelter_id'], ['shelter.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('inquiry', schema=None) as batch_op:
+        batch_op.create_index('ix_inquiry_at', ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inquiry_evacuee_id'), ['evacuee_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inquiry_outcome'), ['outcome'], unique=False)
 
     op.create_table('matchdecision',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -280,15 +464,31 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_matchdecision_evacuee_id'))
 
     op.drop_table('matchdecision')
+    with op.batch_alter_table('inquiry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inquiry_outcome'))
+        batch_op.drop_index(batch_op.f('ix_inquiry_evacuee_id'))
+        batch_op.drop_index('ix_inquiry_at')
+
+    op.drop_table('inquiry')
     with op.batch_alter_table('evacuee', schema=None) as batch_op:
         batch_op.drop_index('ix_evacuee_shelter_key')
 
     op.drop_table('evacuee')
+    with op.batch_alter_table('soughtlink', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_soughtlink_sought_id'))
+        batch_op.drop_index('ix_soughtlink_pair')
+
+    op.drop_table('soughtlink')
     op.drop_table('rosterimport')
     with op.batch_alter_table('resident', schema=None) as batch_op:
         batch_op.drop_index('ix_resident_snapshot_household')
 
     op.drop_table('resident')
+    with op.batch_alter_table('certificate', schema=None) as batch_op:
+        batch_op.drop_index('ix_certificate_resident')
+        batch_op.drop_index(batch_op.f('ix_certificate_number'))
+
+    op.drop_table('certificate')
     with op.batch_alter_table('sync_device', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sync_device_device_id'))
 
@@ -298,6 +498,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_staff_name'))
 
     op.drop_table('staff')
+    op.drop_table('soughtperson')
+    with op.batch_alter_table('soughtnote', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_soughtnote_person_record_id'))
+
+    op.drop_table('soughtnote')
     with op.batch_alter_table('shelter', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_shelter_code'))
 
@@ -317,6 +522,19 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_pending')
 
     op.drop_table('outbox_event')
+    with op.batch_alter_table('hqconfirmation', schema=None) as batch_op:
+        batch_op.drop_index('ix_hqconfirmation_resident_at')
+
+    op.drop_table('hqconfirmation')
+    with op.batch_alter_table('certificateevent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_certificateevent_number'))
+
+    op.drop_table('certificateevent')
+    op.drop_table('certificatecounter')
+    with op.batch_alter_table('backuprecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_backuprecord_at'))
+
+    op.drop_table('backuprecord')
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entry_user_id'))
         batch_op.drop_index(batch_op.f('ix_audit_entry_at'))

@@ -17,7 +17,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-APPEND_ONLY = ("stayevent", "matchdecision")
+APPEND_ONLY = ("stayevent", "matchdecision", "certificateevent", "inquiry", "hqconfirmation", "soughtlink")
 
 
 def upgrade() -> None:

@@ -1,0 +1,809 @@
+"""安否確認リスト: for every resident of the newest registry snapshot, what is known of them.
+
+Disaster HQ walks this list street by street: who is confirmed safe (in a shelter, left a
+shelter, confirmed by phone or visit), who was reported dead or missing, and who nobody has
+heard of yet (未確認). The shelter builds it from its own SQLite file (plus what it pulled from
+the hub); the hub builds the same list from PostgreSQL for all shelters.
+
+Reusable API (the hub, issue 8, calls the pure half with data it fetched itself)
+--------------------------------------------------------------------------------
+Plain records in, rows out; nothing below touches a database:
+
+- `ResidentRecord` — one registry person (宛名番号, 世帯番号, 続柄, names, birth date, sex,
+  address, `town` = `matching.address.town_key(address)` (stored as `Resident.k_town`),
+  `restricted` = 閲覧制限).
+- `ShelterStay` — one evacuee linked to that resident by an `auto`/`confirmed` match decision
+  that was not later rejected: shelter name, state (in_shelter | left | transferred), since
+  (registration or last check-in), left_at and destination (退所先 / 移動先), 要配慮 labels.
+- `HqRecord` — one HQ record (`HqConfirmation` row). `current_hq_records(records)` replays them
+  in time order (withdrawn undoes the previous record) and gives the one in force per resident.
+- `resolve_status(stays, hq)` — the status of one person (precedence below).
+- `build_rows(residents, stays, hq, filters=…, today=…, include_restricted=…)` → `AnpiList`:
+  filtered, sorted rows (`AnpiRow`) with counts per status and per 町字.
+- `export_table(anpi_list, …)` → `app.formats.anpi_list_export.ExportTable`, the plain table the
+  writers (`write_csv`, `write_xlsx`, `write_pdf`) take. It always drops 閲覧制限 rows and
+  reports only their number, whatever list it is given.
+
+The shelter half: `build_anpi_list(session, filters=…)` fetches with SQL (only the needed
+columns, no ORM object per row: a 60,000-resident snapshot takes about a second) and calls
+`build_rows`; `export_anpi_list` writes a file and audits it; `record_hq_confirmation` stores
+an HQ record and audits it.
+
+Status precedence (one status per person; the reasons stay visible in the row):
+1. 死亡 — HQ recorded a death (until withdrawn).
+2. 避難所で確認 — registered in a shelter and still there (the newest such stay); a person who
+   is in a shelter now is safe whatever HQ recorded earlier.
+3. otherwise the newest of: 退所 (left / moved on, with the destination), 他の手段で確認 and
+   行方不明 (HQ records, by time).
+4. 未確認 — nothing known.
+
+Sort: 町字, then the house number (番地・号, natural order), then 世帯番号, then 続柄 (世帯主
+first, spouse, children, …), then date of birth — the order a field team walks a street in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlmodel import Session
+
+from app.formats.anpi_list_export import ExportResult, ExportTable, write_csv, write_pdf, write_xlsx
+from app.ids import utcnow
+from app.models import (Evacuee, HqConfirmation, MatchDecision, RegistrySnapshot, Resident, Shelter,
+                        StayEvent)
+from app.services import audit
+from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
+
+#: status code → label (the order of counts and chart legends)
+STATUS_JA: dict[str, str] = {
+    "in_shelter": "避難所で確認", "left": "退所", "confirmed_other": "他の手段で確認",
+    "dead": "死亡", "missing": "行方不明", "unconfirmed": "未確認",
+}
+#: statuses that mean "this person is known to be alive"
+SAFE = frozenset({"in_shelter", "left", "confirmed_other"})
+HQ_STATUS_JA: dict[str, str] = {"confirmed_other": "他の手段で確認", "dead": "死亡", "missing": "行方不明",
+                                "withdrawn": "直前の記録を取り消す"}
+METHODS = ("電話", "訪問", "その他")
+_METHOD_ALIASES = {"phone": "電話", "tel": "電話", "visit": "訪問", "other": "その他"}
+#: age band → (min, max) years, max None = no upper bound
+AGE_BANDS: dict[str, tuple[int, int | None]] = {
+    "0-5": (0, 5), "6-14": (6, 14), "15-64": (15, 64), "65-74": (65, 74), "75+": (75, None),
+}
+NO_TOWN = "（町字なし）"
+SEX_JA = {"M": "男", "F": "女"}
+_MAX_NOTE = 500
+
+
+# --- plain records ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    resident_id: str  # 宛名番号
+    household_id: str = ""  # 世帯番号
+    relationship: str = ""  # 続柄
+    family_name: str = ""
+    given_name: str = ""
+    family_name_kana: str = ""
+    given_name_kana: str = ""
+    alpha_name: str = ""
+    birth_date: date | None = None
+    birth_raw: str = ""
+    sex: str = ""  # M | F | ""
+    address: str = ""
+    town: str = ""  # matching.address.town_key(address), "" when none
+    restricted: bool = False  # 閲覧制限 (DV等支援措置)
+
+
+@dataclass(frozen=True, slots=True)
+class ShelterStay:
+    """One evacuee linked to a resident, at this shelter or (pulled from the hub) another one."""
+
+    shelter: str
+    state: str  # in_shelter | left | transferred
+    since: datetime | None = None  # registration or the last check-in
+    left_at: datetime | None = None
+    destination: str = ""
+    care: tuple[str, ...] = ()  # 要配慮 labels
+    evacuee_id: str = ""
+    remote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HqRecord:
+    resident_id: str
+    status: str  # confirmed_other | dead | missing | withdrawn
+    at: datetime
+    method: str = ""
+    note: str = ""
+    by_user: str = ""
+    id: str = ""
+
+
+@dataclass(slots=True)
+class AnpiRow:
+    """One line of the list. `status` is a key of STATUS_JA."""
+
+    resident_id: str
+    household_id: str
+    relationship: str
+    name: str
+    kana: str
+    birth_date: date | None
+    birth_raw: str
+    age: int | None
+    sex: str  # 男 | 女 | ""
+    address: str
+    town: str
+    status: str
+    shelter: str = ""  # 避難所 (where confirmed / which was left)
+    since: datetime | None = None  # in the shelter since
+    left_at: datetime | None = None
+    destination: str = ""  # 退所先・移動先
+    hq_method: str = ""
+    hq_by: str = ""
+    hq_at: datetime | None = None
+    hq_note: str = ""
+    care: tuple[str, ...] = ()
+    restricted: bool = False
+    remote: bool = False  # the shelter information came from another shelter via the hub
+
+    @property
+    def status_ja(self) -> str:
+        return STATUS_JA[self.status]
+
+    @property
+    def safe(self) -> bool:
+        return self.status in SAFE
+
+    @property
+    def confirmed_at(self) -> datetime | None:
+        """When the status shown was learned."""
+        if self.status == "in_shelter":
+            return self.since
+        if self.status == "left":
+            return self.left_at
+        if self.status in ("confirmed_other", "dead", "missing"):
+            return self.hq_at
+        return None
+
+    @property
+    def detail(self) -> str:
+        """The status in words a field team reads aloud: where, since when, how, by whom."""
+        when = local_text(self.confirmed_at, "%m/%d %H:%M")
+        if self.status == "in_shelter":
+            return f"{self.shelter}（{when}から）" if when else self.shelter
+        if self.status == "left":
+            dest = f" → {self.destination}" if self.destination else ""
+            return f"{self.shelter}を退所{dest}" + (f"（{when}）" if when else "")
+        if self.status in ("confirmed_other", "dead", "missing"):
+            parts = [p for p in (self.hq_method, when, self.hq_by and f"記録者 {self.hq_by}", self.hq_note) if p]
+            return " ".join(parts)
+        return ""
+
+
+@dataclass
+class AnpiFilter:
+    towns: tuple[str, ...] = ()  # 町字 (display form or any address; compared by town key)
+    household: str = ""  # 世帯番号
+    age_band: str = ""  # a key of AGE_BANDS
+    care_only: bool = False  # 要配慮 only
+    status: str = ""  # a key of STATUS_JA, or "safe"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"towns": list(self.towns), "household": self.household, "age_band": self.age_band,
+                "care_only": self.care_only, "status": self.status}
+
+    def describe(self) -> str:
+        parts = []
+        if self.towns:
+            parts.append("町字=" + "・".join(self.towns))
+        if self.household:
+            parts.append(f"世帯番号={self.household}")
+        if self.age_band:
+            parts.append(f"年齢={self.age_band}")
+        if self.care_only:
+            parts.append("要配慮のみ")
+        if self.status:
+            parts.append("状態=" + ("確認済み" if self.status == "safe" else STATUS_JA.get(self.status, self.status)))
+        return "、".join(parts) or "なし（全員）"
+
+
+@dataclass
+class AnpiList:
+    rows: list[AnpiRow]
+    counts: dict[str, int]  # status → people (rows of this list)
+    town_counts: dict[str, dict[str, int]]  # 町字 → status → people, in list order
+    restricted_excluded: int  # 閲覧制限 people matching the filters but left out
+    total_residents: int  # everyone in the snapshot
+    filters: AnpiFilter
+    today: date
+    snapshot_id: int | None = None
+    as_of: date | None = None
+    gaiji_map: dict[str, str] = field(default_factory=dict)
+    generated_at: datetime = field(default_factory=utcnow)
+
+    def page(self, page: int, per_page: int) -> tuple[list[AnpiRow], int, int]:
+        """(rows of page `page` (from 1, clamped), the page shown, page count)."""
+        per_page = max(1, per_page)
+        pages = max(1, -(-len(self.rows) // per_page))
+        page = min(max(1, page), pages)
+        return self.rows[(page - 1) * per_page: page * per_page], page, pages
+
+    def town_progress(self) -> list[dict[str, Any]]:
+        """Per 町字: confirmed safe, dead or missing, unconfirmed (for the chart)."""
+        out = []
+        for town, c in self.town_counts.items():
+            safe = sum(c.get(s, 0) for s in SAFE)
+            out.append({"town": town, "safe": safe, "dead_missing": c.get("dead", 0) + c.get("missing", 0),
+                        "unconfirmed": c.get("unconfirmed", 0), "total": sum(c.values())})
+        return out
+
+
+# --- pure logic ---------------------------------------------------------------------------
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def local_text(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Stored times are UTC; people read the laptop's local time."""
+    dt = _aware(dt)
+    return dt.astimezone().strftime(fmt) if dt else ""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def current_hq_records(records: Iterable[HqRecord]) -> dict[str, HqRecord]:
+    """The HQ record in force per resident: replayed in time order, `withdrawn` undoes the previous one."""
+    stacks: dict[str, list[HqRecord]] = {}
+    for r in sorted(records, key=lambda r: (_aware(r.at) or _EPOCH, r.id)):
+        stack = stacks.setdefault(r.resident_id, [])
+        if r.status == "withdrawn":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(r)
+    return {rid: s[-1] for rid, s in stacks.items() if s}
+
+
+def resolve_status(stays: Sequence[ShelterStay], hq: HqRecord | None) -> tuple[str, ShelterStay | None]:
+    """(status, the stay it rests on) by the precedence in the module docstring."""
+    if hq is not None and hq.status == "dead":
+        return "dead", None
+    inside = [s for s in stays if s.state == "in_shelter"]
+    if inside:
+        return "in_shelter", max(inside, key=lambda s: (_aware(s.since) or _EPOCH, not s.remote))
+    candidates: list[tuple[datetime, str, ShelterStay | None]] = []
+    for s in stays:
+        candidates.append((_aware(s.left_at) or _aware(s.since) or _EPOCH, "left", s))
+    if hq is not None and hq.status in ("confirmed_other", "missing"):
+        candidates.append((_aware(hq.at) or _EPOCH, hq.status, None))
+    if not candidates:
+        return "unconfirmed", None
+    _, status, stay = max(candidates, key=lambda c: c[0])
+    return status, stay
+
+
+def age_on(birth: date | None, today: date) -> int | None:
+    if birth is None:
+        return None
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+_REL_RANK = {"世帯主": 0, "妻": 1, "夫": 1, "配偶者": 1, "未届の妻": 1, "未届の夫": 1, "子": 2, "養子": 2,
+             "長男": 2, "長女": 2, "次男": 2, "次女": 2, "二男": 2, "二女": 2, "三男": 2, "三女": 2,
+             "子の妻": 3, "子の夫": 3, "孫": 4, "父": 5, "母": 5, "祖父": 6, "祖母": 6, "同居人": 9}
+
+
+def relationship_rank(rel: str) -> int:
+    """世帯主 first, then spouse, children, their spouses, grandchildren, parents, others; 同居人 last."""
+    rel = rel.strip()
+    if rel in _REL_RANK:
+        return _REL_RANK[rel]
+    if rel.startswith("子") or rel.endswith(("男", "女")):
+        return 2
+    if "孫" in rel:
+        return 4
+    if rel.endswith(("父", "母")):
+        return 5
+    return 8
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def house_numbers(address: str) -> tuple[int, ...]:
+    """The numbers of an address (丁目, 番地, 号) in order, compared as numbers: 2-3 < 12-1.
+
+    NFKC first, so １２ = 12; an address written without numbers sorts first in its town.
+    """
+    import unicodedata
+
+    return tuple(int(p) for p in _DIGITS.findall(unicodedata.normalize("NFKC", address)))
+
+
+def normalize_town(value: str) -> str:
+    """A 町字 as typed (or a whole address) → the town key the list uses."""
+    from matching.address import town_key
+
+    value = value.strip()
+    if not value or value == NO_TOWN:
+        return ""
+    return town_key(value) or value
+
+
+def _parse_filters(f: AnpiFilter) -> None:
+    if f.age_band and f.age_band not in AGE_BANDS:
+        raise InvalidInput(f"unknown age band {f.age_band!r} (one of {', '.join(AGE_BANDS)})",
+                           f"年齢区分は {'・'.join(AGE_BANDS)} のどれかです", "age_band")
+    if f.status and f.status not in STATUS_JA and f.status != "safe":
+        by_label = {v: k for k, v in STATUS_JA.items()}
+        if f.status in by_label:
+            f.status = by_label[f.status]
+        else:
+            raise InvalidInput(f"unknown status {f.status!r} (one of {', '.join(STATUS_JA)}, safe)",
+                               "状態の指定が正しくありません", "status")
+
+
+def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence[ShelterStay]],
+               hq: Mapping[str, HqRecord], *, filters: AnpiFilter | None = None, today: date | None = None,
+               include_restricted: bool = False) -> AnpiList:
+    """The list from plain records: filtered, sorted, counted.
+
+    `stays` and `hq` are keyed by 宛名番号 (`hq` holds the records in force, see
+    `current_hq_records`). 閲覧制限 residents are left out (and counted) unless
+    `include_restricted`, which only HQ's internal screen may ask for. An unknown 町字 in the
+    filters is an error (a typo must not look like "nobody lives there").
+    """
+    f = filters or AnpiFilter()
+    _parse_filters(f)
+    today = today or datetime.now().astimezone().date()
+    want_towns = {normalize_town(t) for t in f.towns if t.strip()}
+    band = AGE_BANDS.get(f.age_band) if f.age_band else None
+    all_towns: set[str] = set()
+    rows: list[AnpiRow] = []
+    excluded = 0
+    total = 0
+    for r in residents:
+        total += 1
+        town = r.town or ""
+        all_towns.add(town)
+        if want_towns and town not in want_towns:
+            continue
+        if f.household and r.household_id != f.household:
+            continue
+        age = age_on(r.birth_date, today)
+        if band is not None and (age is None or age < band[0] or (band[1] is not None and age > band[1])):
+            continue
+        person_stays = stays.get(r.resident_id, ())
+        care: tuple[str, ...] = ()
+        if person_stays:
+            care = tuple(dict.fromkeys(label for s in person_stays for label in s.care))
+        if f.care_only and not care:
+            continue
+        record = hq.get(r.resident_id)
+        if person_stays or record is not None:
+            status, stay = resolve_status(person_stays, record)
+        else:  # most of the list, most of the time
+            status, stay = "unconfirmed", None
+        if f.status and (status not in SAFE if f.status == "safe" else status != f.status):
+            continue
+        if r.restricted and not include_restricted:
+            excluded += 1
+            continue
+        row = AnpiRow(
+            resident_id=r.resident_id, household_id=r.household_id, relationship=r.relationship,
+            name=(f"{r.family_name} {r.given_name}".strip() or r.alpha_name),
+            kana=f"{r.family_name_kana} {r.given_name_kana}".strip(), birth_date=r.birth_date,
+            birth_raw=r.birth_raw, age=age, sex=SEX_JA.get(r.sex, r.sex), address=r.address,
+            town=town or NO_TOWN, status=status, care=care, restricted=r.restricted)
+        if stay is not None:
+            row.shelter, row.since, row.left_at = stay.shelter, stay.since, stay.left_at
+            row.destination, row.remote = stay.destination, stay.remote
+        if record is not None and status in ("confirmed_other", "dead", "missing"):
+            row.hq_method, row.hq_by, row.hq_at, row.hq_note = record.method, record.by_user, record.at, record.note
+        rows.append(row)
+    unknown = sorted(t for t in want_towns if t not in all_towns)
+    if unknown:
+        raise InvalidInput(f"unknown town (町字) {', '.join(unknown)}: no resident of the snapshot lives there",
+                           f"町字「{'・'.join(unknown)}」の住民は台帳にいません", "town")
+    far = date.max
+    numbers: dict[str, tuple[int, ...]] = {}  # households share addresses
+
+    def sort_key(x: AnpiRow) -> tuple:
+        n = numbers.get(x.address)
+        if n is None:
+            n = numbers[x.address] = house_numbers(x.address)
+        return (x.town == NO_TOWN, x.town, n, x.household_id, relationship_rank(x.relationship),
+                x.birth_date or far, x.resident_id)
+
+    rows.sort(key=sort_key)
+    counts = Counter(x.status for x in rows)
+    town_counts: dict[str, dict[str, int]] = {}
+    for x in rows:
+        tc = town_counts.get(x.town)
+        if tc is None:
+            tc = town_counts[x.town] = dict.fromkeys(STATUS_JA, 0)
+        tc[x.status] += 1
+    return AnpiList(rows=rows, counts={k: counts.get(k, 0) for k in STATUS_JA}, town_counts=town_counts,
+                    restricted_excluded=excluded, total_residents=total, filters=f, today=today)
+
+
+# --- fetching (shelter SQLite) ------------------------------------------------------------
+
+def newest_snapshot(session: Session) -> RegistrySnapshot | None:
+    return session.scalars(select(RegistrySnapshot).order_by(RegistrySnapshot.as_of.desc(),  # type: ignore[attr-defined]
+                                                             RegistrySnapshot.id.desc())).first()  # type: ignore[union-attr]
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or value == "" or isinstance(value, date):
+        return value or None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def fetch_residents(session: Session, snapshot_id: int) -> list[ResidentRecord]:
+    """The columns the list needs, straight from the driver: building 60,000 ORM objects (or even
+    SQLAlchemy's typed rows) would cost more than everything else together."""
+    result = session.connection().exec_driver_sql(
+        "SELECT resident_id, household_id, relationship, family_name, given_name, family_name_kana, "
+        "given_name_kana, alpha_name, birth_date, birth_raw, sex, address, k_town, restricted "
+        "FROM resident WHERE snapshot_id = ?" if session.get_bind().dialect.paramstyle == "qmark" else
+        "SELECT resident_id, household_id, relationship, family_name, given_name, family_name_kana, "
+        "given_name_kana, alpha_name, birth_date, birth_raw, sex, address, k_town, restricted "
+        "FROM resident WHERE snapshot_id = %(s)s",
+        (snapshot_id,) if session.get_bind().dialect.paramstyle == "qmark" else {"s": snapshot_id})
+    return [ResidentRecord(a, b or "", c or "", d or "", e or "", f or "", g or "", h or "", _as_date(bd), br or "",
+                           sx or "", ad or "", t or "", bool(r))
+            for a, b, c, d, e, f, g, h, bd, br, sx, ad, t, r in result]
+
+
+def _care(flags: Mapping[str, Any] | None) -> tuple[str, ...]:
+    from app.services.evacuees import care_labels
+
+    return tuple(care_labels(dict(flags or {}))) if flags else ()
+
+
+def _local_stays(session: Session) -> dict[str, list[ShelterStay]]:
+    """Evacuees of this laptop linked to a resident (their newest decision is auto/confirmed)."""
+    latest: dict[str, tuple[str, str | None]] = {}
+    for ev_id, rid, decision in session.execute(select(MatchDecision.evacuee_id, MatchDecision.resident_id,  # type: ignore[call-overload]
+                                                       MatchDecision.decision)
+                                                .order_by(MatchDecision.at, MatchDecision.id)):
+        latest[ev_id] = (decision, rid)
+    linked = {ev: rid for ev, (d, rid) in latest.items() if d in ("auto", "confirmed") and rid}
+    if not linked:
+        return {}
+    shelters = dict(session.execute(select(Shelter.id, Shelter.name)).all())  # type: ignore[call-overload]
+    stay_info: dict[str, dict[str, Any]] = {}
+    for ev_id, kind, dest, at in session.execute(select(StayEvent.evacuee_id, StayEvent.kind,  # type: ignore[call-overload]
+                                                        StayEvent.destination, StayEvent.at)
+                                                 .order_by(StayEvent.at, StayEvent.id)):
+        if ev_id not in linked:
+            continue
+        info = stay_info.setdefault(ev_id, {})
+        info["last"] = (kind, dest, at)
+        if kind == "check_in":
+            info["checked_in"] = at
+    out: dict[str, list[ShelterStay]] = {}
+    q = select(Evacuee.id, Evacuee.shelter_id, Evacuee.status, Evacuee.care_flags, Evacuee.created_at)  # type: ignore[call-overload]
+    for ev_id, shelter_id, status, flags, created in session.execute(q):
+        rid = linked.get(ev_id)
+        if rid is None:
+            continue
+        info = stay_info.get(ev_id, {})
+        kind, dest, at = info.get("last", ("", "", None))
+        state = status if status in ("in_shelter", "left", "transferred") else "in_shelter"
+        out.setdefault(rid, []).append(ShelterStay(
+            shelter=shelters.get(shelter_id, ""), state=state, since=info.get("checked_in") or created,
+            left_at=at if state != "in_shelter" else None,
+            destination=(dest or "") if state != "in_shelter" else "", care=_care(flags), evacuee_id=ev_id))
+    return out
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return _aware(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+def _remote_stays(session: Session) -> dict[str, list[ShelterStay]]:
+    """Other shelters' evacuees linked to our residents, from the events pulled from the hub
+    (`remote_event`: evacuee.registered / evacuee.updated / stay.recorded / match.decided)."""
+    own = session.execute(select(Shelter.municipality_code).order_by(Shelter.created_at)).first()  # type: ignore[call-overload]
+    own_code = own[0] if own else ""
+    try:
+        rows = session.execute(text(
+            "SELECT type, payload, shelter_code, shelter_name, evacuee_id FROM remote_event "
+            "WHERE type IN ('evacuee.registered', 'evacuee.updated', 'stay.recorded', 'match.decided') "
+            "ORDER BY hub_seq")).all()
+    except Exception:  # noqa: BLE001 - a database made before sync existed has no remote_event table
+        return {}
+    evs: dict[str, dict[str, Any]] = {}
+    for etype, payload, shelter_code, shelter_name, ev_id in rows:
+        try:
+            p = json.loads(payload)
+        except ValueError:
+            continue
+        ev_id = ev_id or p.get("evacuee_id")
+        if not ev_id:
+            continue
+        e = evs.setdefault(ev_id, {"state": "in_shelter", "care": {}, "link": None})
+        if etype == "evacuee.registered":
+            e["shelter"] = shelter_name or p.get("shelter_code") or shelter_code or ""
+            e["since"] = _parse_time(p.get("registered_at"))
+            e["care"] = p.get("care") or {}
+        elif etype == "evacuee.updated":
+            care = (p.get("changes") or {}).get("care")
+            if isinstance(care, dict) and isinstance(care.get("new"), dict):
+                e["care"] = care["new"]
+        elif etype == "stay.recorded":
+            kind, at = p.get("kind"), _parse_time(p.get("at"))
+            if kind == "check_in":
+                e["state"], e["since"], e["left_at"], e["destination"] = "in_shelter", at, None, ""
+            elif kind in ("check_out", "transfer"):
+                e["state"] = "left" if kind == "check_out" else "transferred"
+                e["left_at"], e["destination"] = at, p.get("destination") or ""
+            e.setdefault("shelter", shelter_name or shelter_code or "")
+        elif etype == "match.decided":
+            code = p.get("municipality_code") or ""
+            if own_code and code and code != own_code:
+                continue  # another municipality's 宛名番号 is not ours
+            d, rid = p.get("decision"), p.get("resident_id")
+            e["link"] = rid if d in ("auto", "confirmed") and rid else None
+    out: dict[str, list[ShelterStay]] = {}
+    for ev_id, e in evs.items():
+        if not e.get("link") or "shelter" not in e:
+            continue
+        out.setdefault(e["link"], []).append(ShelterStay(
+            shelter=e["shelter"], state=e["state"], since=e.get("since"), left_at=e.get("left_at"),
+            destination=e.get("destination", ""), care=_care(e["care"]), evacuee_id=ev_id, remote=True))
+    return out
+
+
+def hq_records(session: Session) -> list[HqRecord]:
+    q = select(HqConfirmation.resident_id, HqConfirmation.status, HqConfirmation.at, HqConfirmation.method,  # type: ignore[call-overload]
+               HqConfirmation.note, HqConfirmation.by_user, HqConfirmation.id)
+    return [HqRecord(*r) for r in session.execute(q)]
+
+
+def fetch_stays(session: Session) -> dict[str, list[ShelterStay]]:
+    stays = _local_stays(session)
+    for rid, remote in _remote_stays(session).items():
+        stays.setdefault(rid, []).extend(remote)
+    return stays
+
+
+def build_anpi_list(session: Session, *, filters: AnpiFilter | None = None, include_restricted: bool = False,
+                    today: date | None = None) -> AnpiList:
+    """The list for the newest snapshot of this database. Raises NotFound before the first registry import."""
+    snap = newest_snapshot(session)
+    if snap is None:
+        raise NotFound("no registry snapshot imported yet (anpi registry import FILE)",
+                       "住民基本台帳がまだ取り込まれていません")
+    result = build_rows(fetch_residents(session, snap.id),  # type: ignore[arg-type]
+                        fetch_stays(session), current_hq_records(hq_records(session)),
+                        filters=filters, today=today, include_restricted=include_restricted)
+    result.snapshot_id, result.as_of, result.gaiji_map = snap.id, snap.as_of, dict(snap.gaiji_map or {})
+    return result
+
+
+def town_names(session: Session, *, include_restricted: bool = False) -> list[str]:
+    """The 町字 of the newest snapshot (for a choice list), in list order."""
+    snap = newest_snapshot(session)
+    if snap is None:
+        return []
+    q = select(Resident.k_town).where(Resident.snapshot_id == snap.id).distinct()  # type: ignore[call-overload]
+    if not include_restricted:
+        q = q.where(Resident.restricted == False)  # noqa: E712 - SQL comparison
+    names = {t or NO_TOWN for (t,) in session.execute(q)}
+    return sorted(names, key=lambda t: (t == NO_TOWN, t))
+
+
+def display_text(text_: str, gaiji_map: Mapping[str, str]) -> str:
+    """What a screen shows: a municipal gaiji as its mapped character, else 〓 (DESIGN §3)."""
+    from matching.text import apply_gaiji, has_gaiji, is_gaiji
+
+    if not has_gaiji(text_):
+        return text_
+    text_ = apply_gaiji(text_, gaiji_map)
+    return "".join("〓" if is_gaiji(c) else c for c in text_)
+
+
+# --- HQ records ---------------------------------------------------------------------------
+
+def normalize_method(method: str) -> str:
+    m = (method or "").strip()
+    return _METHOD_ALIASES.get(m.lower(), m)
+
+
+def record_hq_confirmation(session: Session, resident_id: str, status: str, method: str = "", note: str = "",
+                           by: Any = "", *, screen: str = "cli: anpi hq confirm") -> HqConfirmation:
+    """Store one HQ record (他の手段で確認 / 死亡 / 行方不明 / withdrawn) and audit it; the caller commits.
+
+    The resident must be in the newest snapshot. `withdrawn` needs a record in force to undo.
+    `by` is the staff member (a name, or a Staff / CurrentUser).
+    """
+    resident_id = (resident_id or "").strip()
+    if status not in HQ_STATUS_JA:
+        raise InvalidInput(f"unknown status {status!r} (one of {', '.join(HQ_STATUS_JA)})",
+                           "記録の種類を選んでください", "status")
+    method = normalize_method(method)
+    if method and method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r} (one of {', '.join(METHODS)})",
+                           f"確認方法は {'・'.join(METHODS)} のどれかです", "method")
+    if status == "confirmed_other" and not method:
+        raise InvalidInput("say how the person was confirmed (--method 電話|訪問|その他)",
+                           "確認方法を選んでください", "method")
+    note = (note or "").strip()
+    if len(note) > _MAX_NOTE:
+        raise InvalidInput(f"note is longer than {_MAX_NOTE} characters", f"備考は{_MAX_NOTE}文字までです", "note")
+    by_name = by if isinstance(by, str) else str(getattr(by, "name", "") or "")
+    if not by_name.strip():
+        raise InvalidInput("who recorded it is required (--by NAME)", "記録者がわかりません", "by")
+    snap = newest_snapshot(session)
+    if snap is None:
+        raise NotFound("no registry snapshot imported yet", "住民基本台帳がまだ取り込まれていません")
+    found = session.execute(select(Resident.id).where(Resident.snapshot_id == snap.id,  # type: ignore[call-overload]
+                                                      Resident.resident_id == resident_id)).first()
+    if found is None:
+        raise NotFound(f"resident {resident_id!r} is not in the newest snapshot (as of {snap.as_of})",
+                       f"宛名番号 {resident_id} は台帳にありません")
+    current = current_hq_records(r for r in hq_records(session) if r.resident_id == resident_id).get(resident_id)
+    if status == "withdrawn" and current is None:
+        raise Conflict(f"resident {resident_id} has no HQ record to withdraw", "取り消す記録がありません")
+    rec = HqConfirmation(resident_id=resident_id, status=status, method=method, note=note, by_user=by_name)
+    latest = current.at if current else None
+    if latest is not None and _aware(rec.at) <= _aware(latest):  # type: ignore[operator]
+        # a laptop clock set back must not reorder the undo stack
+        from datetime import timedelta
+
+        rec.at = _aware(latest) + timedelta(microseconds=1)  # type: ignore[operator]
+    session.add(rec)
+    session.flush()
+    audit.record(session, by, "hq_confirm", screen, [f"resident:{resident_id}"],
+                 {"status": status, "method": method, "record_id": rec.id,
+                  "withdrew": current.id if status == "withdrawn" and current else None})
+    return rec
+
+
+def hq_history(session: Session, resident_id: str) -> list[HqConfirmation]:
+    """Every HQ record of one resident, oldest first (withdrawn ones included)."""
+    from sqlmodel import select as sm_select
+
+    return list(session.exec(sm_select(HqConfirmation).where(HqConfirmation.resident_id == resident_id)
+                             .order_by(HqConfirmation.at, HqConfirmation.id)))  # type: ignore[arg-type]
+
+
+# --- export -------------------------------------------------------------------------------
+
+#: every column of the CSV/xlsx export, in order
+COLUMNS = ["町字", "世帯番号", "続柄", "宛名番号", "氏名", "カナ", "生年月日", "年齢", "性別", "住所", "状態",
+           "避難所", "確認日時", "退所先", "確認方法", "確認者", "備考", "要配慮"]
+#: the PDF (A4 landscape) shows fewer, wider columns; 確認内容 sums up 避難所…備考
+PDF_COLUMNS: list[tuple[str, float]] = [
+    ("世帯番号", 1.1), ("続柄", 0.9), ("宛名番号", 1.2), ("氏名", 1.7), ("カナ", 1.9), ("生年月日", 1.2),
+    ("年齢", 0.5), ("性別", 0.5), ("住所", 3.2), ("状態", 1.2), ("確認内容", 3.3), ("要配慮", 1.3)]
+
+
+def row_cells(r: AnpiRow) -> list[str]:
+    """COLUMNS + 確認内容 of one row, as text."""
+    hq_status = r.status in ("confirmed_other", "dead", "missing")
+    method = r.hq_method if hq_status else ("避難所受付" + ("（他の避難所）" if r.remote else "") if r.shelter else "")
+    return [r.town, r.household_id, r.relationship, r.resident_id, r.name, r.kana,
+            r.birth_date.isoformat() if r.birth_date else r.birth_raw, "" if r.age is None else str(r.age),
+            r.sex, r.address, r.status_ja, r.shelter, local_text(r.confirmed_at), r.destination, method,
+            r.hq_by if hq_status else "", r.hq_note if hq_status else "", "・".join(r.care), r.detail]
+
+
+def export_table(lst: AnpiList, *, by: str = "", title: str = "安否確認リスト") -> ExportTable:
+    """The plain table the writers take. 閲覧制限 rows never reach it, whatever `lst` holds."""
+    rows = [r for r in lst.rows if not r.restricted]
+    dropped = len(lst.rows) - len(rows)
+    counts = Counter(r.status for r in rows)
+    town_counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        tc = town_counts.setdefault(r.town, dict.fromkeys(STATUS_JA.values(), 0))
+        tc[STATUS_JA[r.status]] += 1
+    notes = [("台帳", f"{lst.as_of.isoformat() if lst.as_of else ''} 時点（スナップショット {lst.snapshot_id}）"),
+             ("作成", local_text(lst.generated_at) + (f" {by}" if by else "")),
+             ("条件", lst.filters.describe()),
+             ("年齢の基準日", lst.today.isoformat())]
+    return ExportTable(title=title, columns=[*COLUMNS, "確認内容"], rows=[row_cells(r) for r in rows],
+                       notes=notes, status_counts={v: counts.get(k, 0) for k, v in STATUS_JA.items()},
+                       town_counts=town_counts, excluded_count=lst.restricted_excluded + dropped,
+                       gaiji_map=lst.gaiji_map, sheet_columns=list(COLUMNS), pdf_columns=PDF_COLUMNS)
+
+
+FORMATS = ("csv", "xlsx", "pdf", "pfif")
+
+
+@dataclass
+class ExportOutcome:
+    path: Path
+    format: str
+    rows: int
+    restricted_excluded: int
+    result: ExportResult | None = None  # None for PFIF (written by app.services.pfif)
+    summary_path: Path | None = None
+    table: ExportTable | None = None
+
+
+def summary_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".summary.txt")
+
+
+def export_anpi_list(session: Session, out: Path, *, fmt: str, encoding: str = "utf-8-sig",
+                     filters: AnpiFilter | None = None, by: Any = "", screen: str = "cli: anpi export anpi-list",
+                     write_summary: bool = True) -> ExportOutcome:
+    """Write the list as csv / xlsx / pdf (or PFIF via app.services.pfif, which audits itself) and audit it.
+
+    The audit entry names every exported resident and the format, filters and row count; the
+    caller commits. A CSV gets its summary (counts, how many 閲覧制限 people were left out) in
+    `FILE.summary.txt` beside it; xlsx and PDF carry it inside.
+    """
+    out = Path(out)
+    by_name = by if isinstance(by, str) else str(getattr(by, "name", "") or "")
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", "出力形式が正しくありません", "format")
+    if fmt != "csv" and encoding not in ("", "utf-8-sig"):
+        raise InvalidInput("--encoding applies to csv only", "文字コードはCSVだけに指定できます", "encoding")
+    if fmt == "csv" and encoding not in ("utf-8-sig", "cp932"):
+        raise InvalidInput(f"unknown encoding {encoding!r} (utf-8-sig or cp932)", "文字コードは UTF-8(BOM付) か CP932 です",
+                           "encoding")
+    f = filters or AnpiFilter()
+    if fmt == "pfif":
+        if f.as_dict() != AnpiFilter().as_dict():
+            raise InvalidInput("filters do not apply to PFIF (it follows each person's consent to publication)",
+                               "PFIFには絞り込み条件を指定できません", "format")
+        try:
+            from app.services.pfif import export_pfif
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("app.services.pfif",):
+                raise
+            raise AnpiError("PFIF export is not available in this version", "PFIF出力はこの版ではまだ使えません") from None
+        import inspect
+
+        # export_pfif audits (and commits) the export itself: no second entry here
+        extra = {"screen": screen} if "screen" in inspect.signature(export_pfif).parameters else {}
+        n = export_pfif(session, out, by_user=by_name, **extra)
+        return ExportOutcome(out, "pfif", n, 0)
+    lst = build_anpi_list(session, filters=f, include_restricted=False)
+    table = export_table(lst, by=by_name)
+    if fmt == "csv":
+        result = write_csv(table, out, encoding=encoding)
+    elif fmt == "xlsx":
+        result = write_xlsx(table, out)
+    else:
+        result = write_pdf(table, out)
+    summary_path = None
+    if fmt == "csv" and write_summary:
+        from app.formats.anpi_list_export import summary_lines
+
+        summary_path = summary_path_for(out)
+        tmp = summary_path.with_name(summary_path.name + ".tmp")
+        tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
+        tmp.replace(summary_path)
+    exported = [r.resident_id for r in lst.rows if not r.restricted]
+    audit.record(session, by, "export", screen, [f"resident:{rid}" for rid in exported], {
+        "list": "anpi-list", "format": fmt, "encoding": encoding if fmt == "csv" else "", "file": out.name,
+        "filters": f.as_dict(), "rows": result.rows, "restricted_excluded": table.excluded_count,
+        "replacements": len(result.replacements), "snapshot_id": lst.snapshot_id})
+    return ExportOutcome(out, fmt, result.rows, table.excluded_count, result, summary_path, table)

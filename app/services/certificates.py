@@ -1,0 +1,524 @@
+"""Disaster certificates (り災証明書 / 被災証明書): issue, list, reissue, void, print.
+
+One set of plain functions for the CLI, the desk screen and (later) the hub. None of them
+commits: the caller commits, so the certificate row, its number, its history event, the sync
+event and the audit entry are written together or not at all.
+
+Numbers (整理番号) — unique across every laptop and the hub without talking to each other:
+
+    R-7K3QXM-1-000123      H-7K3QXM-1-000001
+    │ │      │ └ per-prefix sequence, gap-free (allocated in the certificate's own transaction,
+    │ │      │   so a rolled-back issue gives its number back)
+    │ │      └ sync epoch of this laptop (sync.outbox): `anpi restore` starts a new epoch, so a
+    │ │        laptop restored from a backup can never reissue a number handed out after that
+    │ │        backup was taken
+    │ └ 6 characters of Crockford base32 over SHA-256 of the laptop's sync device id (a ULID)
+    └ R = り災証明書, H = 被災証明書
+
+The short id keeps the number readable at the desk and on the phone; its 30 bits make a clash
+between two laptops unlikely but not impossible: for n laptops the chance that any two share a
+short id is about n²/2³¹ — 0.0005 % for 100 laptops, 0.05 % for 1,000. The full device id and
+epoch are stored with every certificate (and travel with its sync event), so the hub can always
+tell two such numbers apart.
+
+The household comes from the newest registry snapshot (世帯番号 → members); the applicant must be
+tied to the registry by a match decision (auto or confirmed by staff) or by the desk checking an
+ID in person, and the certificate records which. People the registry does not know get the
+manual path: the household as declared, marked 手動 in the database, on screen and on paper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from app.formats.certificate_pdf import (
+    CERTIFY_HISAI,
+    CERTIFY_RISAI,
+    DAMAGE_GRADES,
+    DAMAGE_JA,
+    KIND_JA,
+    MANUAL_NOTE,
+    CertificateNotPrintable,
+    Issuer,
+    birth_text,
+    folded_characters,
+    local_date,
+    printable,
+    render_certificate_pdf,
+    wareki,
+)
+from app.ids import utcnow
+from app.models import (
+    Certificate,
+    CertificateCounter,
+    CertificateEvent,
+    MatchDecision,
+    RegistrySnapshot,
+    Resident,
+)
+from app.services import audit
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from matching.dates import DateError, parse_date
+from sync import events, outbox
+from sync.models import SyncDevice
+
+__all__ = [
+    "DAMAGE_GRADES", "DAMAGE_JA", "KIND_JA", "IDENTITY_JA", "MANUAL_NOTE", "HEAD_RELATIONSHIPS",
+    "CertificateFilter", "Household", "parse_kind", "parse_damage", "parse_members", "short_device_id",
+    "allocate_number", "household", "registry_link", "issue", "issue_manual", "list_certificates",
+    "get_certificate", "history", "reissue", "void", "pdf", "issuer_from_env", "folded_characters",
+    "CERTIFY_RISAI", "CERTIFY_HISAI", "birth_text", "local_date", "printable", "wareki",
+]
+
+#: how the applicant was tied to the registry
+IDENTITY_JA = {
+    "match_confirmed": "避難者名簿との照合（職員が確定）",
+    "match_auto": "避難者名簿との照合（自動）",
+    "in_person": "窓口で本人確認",
+    "manual": "申請者の申告（台帳で確認できず）",
+}
+#: 続柄 that mark the household head in registry exports (some vendors write 本人 for the head)
+HEAD_RELATIONSHIPS = ("世帯主", "本人")
+STATUS_JA = {"issued": "有効", "void": "無効"}
+ACTION_JA = {"issue": "発行", "reissue": "再発行", "void": "無効化"}
+MAX_TEXT = 200
+_KIND_PREFIX = {"risai": "R", "hisai": "H"}
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+_KIND_ALIASES = {
+    "risai": "risai", "r": "risai", "り災": "risai", "罹災": "risai", "り災証明": "risai", "り災証明書": "risai",
+    "罹災証明書": "risai", "hisai": "hisai", "h": "hisai", "被災": "hisai", "被災証明": "hisai", "被災証明書": "hisai",
+}
+_DAMAGE_ALIASES: dict[str, str] = {
+    **{code: code for code, _ in DAMAGE_GRADES},
+    **{unicodedata.normalize("NFKC", ja): code for code, ja in DAMAGE_GRADES},
+    "daikibo-hankai": "daikibo", "daikibohankai": "daikibo", "大規模": "daikibo",
+    "chukibo-hankai": "chukibo", "chukibohankai": "chukibo", "chuukibo": "chukibo", "中規模": "chukibo",
+    "jun-hankai": "junhankai", "junhan": "junhankai",
+    "ichibu-sonkai": "ichibu", "ichibusonkai": "ichibu", "一部損壊": "ichibu", "準半壊に至らない": "ichibu",
+}
+
+
+# --- parsing what people type ---------------------------------------------------------------------
+
+def _norm(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text or "").split()).lower()
+
+
+def parse_kind(text: str) -> str:
+    """risai / hisai from the code or the Japanese name (り災証明書, 被災証明書, 罹災 …)."""
+    kind = _KIND_ALIASES.get(_norm(text))
+    if kind is None:
+        raise InvalidInput(f"unknown certificate kind {text!r} (risai or hisai)",
+                           "証明書の種類は「り災証明書」か「被災証明書」を選んでください", "kind")
+    return kind
+
+
+def parse_damage(text: str) -> str:
+    """A damage-grade code from the Japanese name (全壊, 準半壊に至らない（一部損壊）…) or a short code."""
+    code = _DAMAGE_ALIASES.get(_norm(text))
+    if code is None:
+        names = " / ".join(ja for _, ja in DAMAGE_GRADES)
+        codes = "/".join(c for c, _ in DAMAGE_GRADES)
+        raise InvalidInput(f"unknown damage grade {text!r}: use one of {names} or {codes}",
+                           f"住家の被害の程度が正しくありません（{names} から選んでください）", "damage")
+    return code
+
+
+def parse_members(text: str) -> list[dict[str, Any]]:
+    """Members typed at the desk, one per line: `氏名, 続柄, 生年月日` (続柄 and 生年月日 optional).
+
+    The birth date accepts what the intake screen accepts (S45.3.1, 昭和45年3月1日, 1970-03-01);
+    a line that cannot be read names its line number.
+    """
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.replace("，", ",").replace("、", ",").split(",")]
+        if len(parts) > 3:
+            raise InvalidInput(f"members line {n}: at most three fields (name, relationship, birth date)",
+                               f"世帯構成員の{n}行目: 「氏名, 続柄, 生年月日」の3項目までです", "members")
+        name, rel, birth = (parts + ["", ""])[:3]
+        if not name:
+            raise InvalidInput(f"members line {n}: the name is empty", f"世帯構成員の{n}行目: 氏名がありません", "members")
+        birth_iso = ""
+        if birth:
+            try:
+                pd = parse_date(birth)
+            except DateError as exc:
+                raise InvalidInput(f"members line {n}: birth date {birth!r}: {exc}",
+                                   f"世帯構成員の{n}行目: 生年月日「{birth}」を読めません", "members") from None
+            if pd.kind != "day" or pd.value is None:
+                raise InvalidInput(f"members line {n}: birth date {birth!r} is not a full date",
+                                   f"世帯構成員の{n}行目: 生年月日「{birth}」は年月日まで入力してください", "members")
+            birth_iso = pd.value.isoformat()
+        out.append({"resident_id": "", "name": name, "relationship": rel, "birth_date": birth_iso})
+    return out
+
+
+def _text(value: str, field_name: str, label_ja: str, *, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(f"{field_name} is required", f"{label_ja}を入力してください", field_name)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{field_name} is longer than {MAX_TEXT} characters",
+                           f"{label_ja}が長すぎます（{MAX_TEXT}文字まで）", field_name)
+    return value
+
+
+def _who(by: Any) -> str:
+    return str(by if isinstance(by, str) else getattr(by, "name", "") or "")
+
+
+# --- numbering ------------------------------------------------------------------------------------
+
+def short_device_id(device_id: str) -> str:
+    """6 Crockford-base32 characters (no I, L, O, U: nothing to misread at the desk) of SHA-256(device_id)."""
+    bits = int.from_bytes(hashlib.sha256(device_id.encode("utf-8")).digest()[:4], "big") >> 2  # 30 bits
+    return "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(25, -1, -5))
+
+
+def allocate_number(session: Session, kind: str) -> tuple[str, str, int, int]:
+    """The next number for `kind` on this laptop: (number, device_id, epoch, seq). Never commits.
+
+    The counter row is bumped with UPDATE … RETURNING, which takes the write lock first, so two
+    writers are serialised; rolled back with the caller's transaction, the number is reused.
+    """
+    if kind not in _KIND_PREFIX:
+        raise InvalidInput(f"unknown certificate kind {kind!r}", "証明書の種類が正しくありません", "kind")
+    outbox.ensure_device(session)
+    row = session.execute(select(SyncDevice.device_id, SyncDevice.epoch).where(SyncDevice.id == 1)).one()
+    device_id, epoch = str(row[0]), int(row[1])
+    prefix = f"{_KIND_PREFIX[kind]}-{short_device_id(device_id)}-{epoch}"
+    tbl = CertificateCounter.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    session.execute(dialect_insert(tbl).values(prefix=prefix, last_seq=0).on_conflict_do_nothing(index_elements=["prefix"]))
+    seq = int(session.execute(update(tbl).where(tbl.c.prefix == prefix).values(last_seq=tbl.c.last_seq + 1)
+                              .returning(tbl.c.last_seq)).scalar_one())
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CertificateCounter):
+            session.expire(obj)
+    return f"{prefix}-{seq:06d}", device_id, epoch, seq
+
+
+# --- the household from the registry -------------------------------------------------------------
+
+def _newest_snapshot(session: Session) -> RegistrySnapshot:
+    snap = session.exec(select(RegistrySnapshot).order_by(RegistrySnapshot.as_of.desc(),  # type: ignore[attr-defined]
+                                                          RegistrySnapshot.id.desc())).first()  # type: ignore[union-attr]
+    if snap is None:
+        raise NotFound("no registry snapshot imported yet (anpi registry import FILE)",
+                       "住民基本台帳のデータがまだ取り込まれていません")
+    return snap
+
+
+def resident_name(r: Resident) -> str:
+    """氏名 as registered (old kanji and gaiji kept), 氏 and 名 separated by a full-width space."""
+    kanji = "　".join(x for x in (r.family_name, r.given_name) if x)
+    return kanji or r.alpha_name or "　".join(x for x in (r.family_name_kana, r.given_name_kana) if x)
+
+
+def member_dict(r: Resident) -> dict[str, Any]:
+    return {"resident_id": r.resident_id, "name": resident_name(r), "relationship": r.relationship,
+            "birth_date": r.birth_date.isoformat() if r.birth_date else "", "birth_raw": r.birth_raw}
+
+
+@dataclass
+class Household:
+    """The applicant's household in the newest snapshot, head first, then in registry order."""
+
+    snapshot: RegistrySnapshot
+    applicant: Resident
+    head: Resident
+    head_found: bool  # False: nobody is 世帯主/本人, so the applicant stands in as the head
+    members: list[Resident]
+    link: Optional[MatchDecision]  # the match decision tying the applicant to an evacuee, if any
+    restricted: bool = False  # someone in it is under 閲覧制限 (DV等支援措置)
+    issued: list[Certificate] = field(default_factory=list)  # certificates already issued to it
+
+
+def registry_link(session: Session, resident_id: str) -> Optional[MatchDecision]:
+    """The current auto/confirmed decision linking some evacuee to `resident_id` (confirmed first).
+
+    Decisions are append-only: an evacuee's newest decision is the one that counts, so a link
+    staff later rejected does not count.
+    """
+    ev_ids = select(MatchDecision.evacuee_id).where(MatchDecision.resident_id == resident_id)
+    rows = session.exec(select(MatchDecision).where(MatchDecision.evacuee_id.in_(ev_ids))  # type: ignore[attr-defined]
+                        .order_by(MatchDecision.at, MatchDecision.id))
+    newest: dict[str, MatchDecision] = {}
+    for d in rows:
+        newest[d.evacuee_id] = d
+    linked = [d for d in newest.values() if d.resident_id == resident_id and d.decision in ("confirmed", "auto")]
+    linked.sort(key=lambda d: (d.decision != "confirmed", d.at))
+    return linked[0] if linked else None
+
+
+def household(session: Session, resident_id: str) -> Household:
+    """The household of resident `resident_id` (宛名番号) in the newest registry snapshot."""
+    rid = (resident_id or "").strip()
+    if not rid:
+        raise InvalidInput("a resident id (宛名番号) is needed", "宛名番号を指定してください", "resident_id")
+    snap = _newest_snapshot(session)
+    applicant = session.exec(select(Resident).where(Resident.snapshot_id == snap.id, Resident.resident_id == rid)).first()
+    if applicant is None:
+        raise NotFound(f"resident {rid} is not in the newest registry snapshot ({snap.as_of})",
+                       f"宛名番号 {rid} は住民基本台帳（{snap.as_of} 時点）にありません")
+    if applicant.household_id:
+        members = list(session.exec(select(Resident).where(Resident.snapshot_id == snap.id,
+                                                           Resident.household_id == applicant.household_id)
+                                    .order_by(Resident.line_no)))
+    else:
+        members = [applicant]
+    head = next((m for rel in HEAD_RELATIONSHIPS for m in members if m.relationship.strip() == rel), None)
+    head_found = head is not None
+    head = head or applicant
+    members.sort(key=lambda m: (m.id != head.id, m.line_no))
+    same = [Certificate.resident_id.in_([m.resident_id for m in members])]  # type: ignore[attr-defined]
+    if applicant.household_id:
+        same.append(Certificate.household_id == applicant.household_id)
+    issued = list(session.exec(select(Certificate).where(Certificate.manual == False, or_(*same))  # noqa: E712
+                               .order_by(Certificate.issued_at)))
+    return Household(snap, applicant, head, head_found, members, registry_link(session, rid),
+                     any(m.restricted for m in members), issued)
+
+
+# --- issuing --------------------------------------------------------------------------------------
+
+def _kind_and_damage(kind: str, damage: str | None) -> tuple[str, str]:
+    kind = parse_kind(kind)
+    if kind == "risai":
+        if not (damage or "").strip():
+            raise InvalidInput("a り災証明書 needs the damage grade (--damage)", "住家の被害の程度を選んでください", "damage")
+        return kind, parse_damage(damage or "")
+    if (damage or "").strip():
+        raise InvalidInput("a 被災証明書 carries no damage grade (leave --damage out)",
+                           "被災証明書には被害の程度を記載しません", "damage")
+    return kind, ""
+
+
+def _issue_event(cert: Certificate, *, reissue: bool) -> events.CertificateIssued:
+    return events.CertificateIssued(
+        number=cert.number, kind=cert.kind, resident_id=cert.resident_id or None,
+        household_id=cert.household_id or None, issued_at=cert.issued_at, damage=cert.damage or None,
+        cause=cert.cause, by_user=cert.issued_by or None, reissue_of=cert.number if reissue else None,
+        extra={"manual": cert.manual, "device_id": cert.device_id, "epoch": cert.epoch,
+               "reissue_count": cert.reissue_count},
+    )
+
+
+def _store_new(session: Session, cert: Certificate, by: Any, screen: str, subjects: list[str]) -> Certificate:
+    number, device_id, epoch, seq = allocate_number(session, cert.kind)
+    cert.number, cert.device_id, cert.epoch, cert.seq = number, device_id, epoch, seq
+    cert.issued_by = _who(by)
+    cert.issued_at = utcnow()
+    session.add(cert)
+    session.add(CertificateEvent(number=number, action="issue", by_user=cert.issued_by, at=cert.issued_at))
+    session.flush()
+    outbox.append(session, _issue_event(cert, reissue=False))
+    audit.record(session, by, "certificate_issue", screen, [f"certificate:{number}", *subjects],
+                 {"number": number, "kind": cert.kind, "damage": cert.damage, "manual": cert.manual,
+                  "identity": cert.identity})
+    return cert
+
+
+def issue(session: Session, *, resident_id: str, kind: str, cause: str, damage: str | None = None,
+          location: str = "", in_person: bool = False, identity_note: str = "", include_members: bool = True,
+          by: Any = "", screen: str = "cli", allow_restricted: bool = True) -> Certificate:
+    """Issue a certificate to the household of resident `resident_id`; the caller commits.
+
+    `in_person`: the desk checked the applicant's ID (needed when no match decision links the
+    resident to an evacuee). `allow_restricted` is False for roles that may not see 閲覧制限
+    residents; their certificates are then refused rather than printed with an address.
+    """
+    kind, damage_code = _kind_and_damage(kind, damage)
+    cause = _text(cause, "cause", "罹災原因")
+    location = _text(location, "location", "被災住家の所在地", required=False)
+    identity_note = _text(identity_note, "identity_note", "本人確認の方法", required=False)
+    hh = household(session, resident_id)
+    if hh.restricted and not allow_restricted:
+        raise Forbidden(f"resident {hh.applicant.resident_id}'s household is under 閲覧制限 (DV等支援措置); "
+                        "HQ or an administrator must issue this certificate",
+                        "この世帯は閲覧制限（支援措置）の対象です。本部または管理者が発行してください")
+    if hh.link is not None:
+        identity = f"match_{hh.link.decision}"
+        if in_person:
+            identity_note = ("窓口でも本人確認 " + identity_note).strip()
+    elif in_person:
+        identity = "in_person"
+    else:
+        raise InvalidInput(
+            f"resident {hh.applicant.resident_id} is not linked to any evacuee by an auto or confirmed match; "
+            "check the applicant's ID in person and say so (--in-person), or confirm the match in the review queue",
+            "この方は避難者名簿との照合が確定していません。本人確認書類で確認したうえで「窓口で本人確認済み」を選んでください",
+            "identity")
+    dup = [c for c in hh.issued if c.kind == kind and c.status == "issued" and c.cause == cause]
+    if dup:
+        raise Conflict(f"this household already has {KIND_JA[kind]} {dup[0].number} for the same cause; "
+                       "reissue it, or void it (with a reason) before issuing a new one",
+                       f"この世帯には同じ罹災原因の{KIND_JA[kind]}（{dup[0].number}）が発行済みです。"
+                       "再発行するか、理由を記録して無効にしてから発行してください")
+    cert = Certificate(
+        number="", kind=kind, resident_id=hh.applicant.resident_id, household_id=hh.applicant.household_id,
+        head_address=hh.head.address, head_name=resident_name(hh.head), cause=cause,
+        location=location or hh.head.address, damage=damage_code,
+        members=[member_dict(m) for m in hh.members] if include_members else [],
+        manual=False, identity=identity, identity_note=identity_note,
+        evacuee_id=hh.link.evacuee_id if hh.link else None, snapshot_id=hh.snapshot.id,
+    )
+    subjects = [f"resident:{m.resident_id}" for m in hh.members]
+    if hh.link is not None:
+        subjects.append(f"evacuee:{hh.link.evacuee_id}")
+    return _store_new(session, cert, by, screen, subjects)
+
+
+def issue_manual(session: Session, *, kind: str, cause: str, name: str, address: str, damage: str | None = None,
+                 location: str = "", members: Iterable[dict[str, Any]] = (), note: str = "", by: Any = "",
+                 screen: str = "cli") -> Certificate:
+    """The manual path: the registry does not know the applicant, so the household is as declared (手動)."""
+    kind, damage_code = _kind_and_damage(kind, damage)
+    cause = _text(cause, "cause", "罹災原因")
+    name = _text(name, "name", "世帯主氏名")
+    address = _text(address, "address", "世帯主住所")
+    location = _text(location, "location", "被災住家の所在地", required=False)
+    note = _text(note, "note", "備考", required=False)
+    member_list = [dict(m) for m in members]
+    for m in member_list:
+        if not str(m.get("name", "")).strip():
+            raise InvalidInput("a household member without a name", "氏名のない世帯構成員があります", "members")
+    cert = Certificate(
+        number="", kind=kind, resident_id="", household_id="", head_address=address, head_name=name, cause=cause,
+        location=location or address, damage=damage_code, members=member_list, manual=True,
+        manual_reason=MANUAL_NOTE + (f"（{note}）" if note else ""), identity="manual", identity_note=note,
+        snapshot_id=None,
+    )
+    return _store_new(session, cert, by, screen, [])
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+@dataclass
+class CertificateFilter:
+    q: str = ""  # part of the number, the head's name or address, or a 宛名番号
+    kind: str = ""  # risai | hisai | "" (both)
+    status: str = ""  # issued | void | "" (both)
+    manual: Optional[bool] = None
+
+
+def list_certificates(session: Session, f: CertificateFilter | None = None, *, limit: int = 500) -> list[Certificate]:
+    """Newest first."""
+    f = f or CertificateFilter()
+    q = select(Certificate)
+    if f.kind:
+        q = q.where(Certificate.kind == parse_kind(f.kind))
+    if f.status:
+        if f.status not in STATUS_JA:
+            raise InvalidInput(f"unknown status {f.status!r} (issued or void)", "状態が正しくありません", "status")
+        q = q.where(Certificate.status == f.status)
+    if f.manual is not None:
+        q = q.where(Certificate.manual == f.manual)
+    text = (f.q or "").strip()
+    if text:
+        like = f"%{text}%"
+        q = q.where(or_(Certificate.number.like(like), Certificate.head_name.like(like),  # type: ignore[attr-defined]
+                        Certificate.head_address.like(like), Certificate.location.like(like),  # type: ignore[attr-defined]
+                        Certificate.resident_id == text, Certificate.household_id == text))
+    return list(session.exec(q.order_by(Certificate.issued_at.desc(), Certificate.number.desc()).limit(limit)))  # type: ignore[attr-defined]
+
+
+def get_certificate(session: Session, number: str) -> Certificate:
+    number = (number or "").strip().upper()
+    cert = session.exec(select(Certificate).where(Certificate.number == number)).first()
+    if cert is None:
+        raise NotFound(f"no certificate numbered {number!r}", f"整理番号 {number} の証明書はありません")
+    return cert
+
+
+def history(session: Session, number: str) -> list[CertificateEvent]:
+    return list(session.exec(select(CertificateEvent).where(CertificateEvent.number == number)
+                             .order_by(CertificateEvent.at, CertificateEvent.id)))
+
+
+def last_reissue_at(session: Session, number: str) -> Optional[datetime]:
+    at = [e.at for e in history(session, number) if e.action == "reissue"]
+    return at[-1] if at else None
+
+
+# --- reissue, void, print -------------------------------------------------------------------------
+
+def reissue(session: Session, number: str, *, by: Any = "", reason: str = "", screen: str = "cli") -> Certificate:
+    """Same number, same content, reissue counter +1, logged; a void certificate cannot be reissued."""
+    cert = get_certificate(session, number)
+    if cert.status != "issued":
+        raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {cert.void_reason})",
+                       f"証明書 {cert.number} は無効のため再発行できません（理由: {cert.void_reason}）")
+    reason = _text(reason, "reason", "再発行の理由", required=False)
+    cert.reissue_count += 1
+    session.add(cert)
+    session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
+    session.flush()
+    outbox.append(session, _issue_event(cert, reissue=True))
+    audit.record(session, by, "certificate_reissue", screen, [f"certificate:{cert.number}"],
+                 {"number": cert.number, "reissue_count": cert.reissue_count, "reason": reason})
+    return cert
+
+
+def void(session: Session, number: str, reason: str, *, by: Any = "", screen: str = "cli") -> Certificate:
+    """Mark a certificate void (never deleted); the reason is required and kept."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
+    reason = _text(reason, "reason", "無効にする理由")
+    cert = get_certificate(session, number)
+    if cert.status == "void":
+        raise Conflict(f"certificate {cert.number} is already void (reason: {cert.void_reason})",
+                       f"証明書 {cert.number} はすでに無効です（理由: {cert.void_reason}）")
+    cert.status = "void"
+    cert.void_reason = reason
+    now = utcnow()
+    session.add(cert)
+    session.add(CertificateEvent(number=cert.number, action="void", reason=reason, by_user=_who(by), at=now))
+    session.flush()
+    outbox.append(session, events.CertificateVoided(
+        number=cert.number, kind=cert.kind, resident_id=cert.resident_id or None,
+        household_id=cert.household_id or None, reason=reason, voided_at=now, by_user=_who(by) or None))
+    audit.record(session, by, "certificate_void", screen, [f"certificate:{cert.number}"],
+                 {"number": cert.number, "reason": reason})
+    return cert
+
+
+def issuer_from_env() -> Issuer:
+    """The certifying 市町村長 as printed (ANPI_CERT_ISSUER, e.g. 陸前高田市長　山田太郎); empty → a line to sign."""
+    return Issuer(os.environ.get("ANPI_CERT_ISSUER", "").strip())
+
+
+def ensure_printable(cert: Certificate) -> None:
+    if cert.status != "issued":
+        raise Conflict(f"certificate {cert.number} is void and can never be printed (reason: {cert.void_reason})",
+                       f"証明書 {cert.number} は無効のため印刷できません（理由: {cert.void_reason}）")
+
+
+def pdf(session: Session, number: str, *, by: Any = "", screen: str = "cli", issuer: Issuer | None = None) -> bytes:
+    """The certificate as A4 PDF bytes; audited as a print. Refuses a void certificate."""
+    cert = get_certificate(session, number)
+    ensure_printable(cert)
+    try:
+        data = render_certificate_pdf(cert, issuer=issuer or issuer_from_env(),
+                                      reissued_at=last_reissue_at(session, cert.number))
+    except CertificateNotPrintable as exc:  # pragma: no cover - ensure_printable catches it first
+        raise Conflict(str(exc), f"証明書 {cert.number} は印刷できません") from None
+    audit.record(session, by, "print", screen, [f"certificate:{cert.number}"],
+                 {"number": cert.number, "format": "pdf", "reissue_count": cert.reissue_count})
+    return data
