@@ -102,8 +102,9 @@ def one_start(db: Path, queries: list[dict[str, str]], registrations: int, tag: 
     env["PYTHONPATH"] = str(ROOT)
     t0 = time.perf_counter()
     launcher = ["-m", "app.cli"] if warm else ["-c", WITHOUT_WARM_UP]
+    log = db.with_name(f"serve-{tag}.log")
     proc = subprocess.Popen([sys.executable, *launcher, "--db", str(db), "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     ps = psutil.Process(proc.pid)
     samples: list[float] = []
     figures: dict[str, float] = {}
@@ -111,7 +112,7 @@ def one_start(db: Path, queries: list[dict[str, str]], registrations: int, tag: 
         with httpx.Client(base_url=url, timeout=60) as c:
             while True:
                 if proc.poll() is not None:
-                    raise SystemExit(f"anpi serve exited: {proc.stderr.read() if proc.stderr else ''}")
+                    raise SystemExit(f"anpi serve exited: {log.read_text(errors='replace')[-3000:]}")
                 try:
                     if c.get("/healthz").status_code == 200:
                         break
@@ -150,6 +151,9 @@ def one_start(db: Path, queries: list[dict[str, str]], registrations: int, tag: 
             figures["search_max_ms"] = 1000 * lat[-1] if lat else 0.0
             figures["rss_now_mb"] = ps.memory_info().rss / 2**20
             figures["rss_peak_mb"] = peak_rss_mb(proc.pid, samples)
+    except Exception:
+        print(f"server log ({log}):\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         try:

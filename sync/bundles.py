@@ -77,7 +77,8 @@ def parse_bundle(data: bytes) -> tuple[BundleHeader, bytes]:
         h = json.loads(rest[:nl])
         header = BundleHeader(str(h["bundle_id"]), str(h["device_id"]), str(h["hub_id"]), str(h["created_at"]),
                               int(h["events"]), int(h["ciphertext_length"]), str(h["ciphertext_sha256"]))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        # OverflowError: "events": 1e999; RecursionError: a header of 60,000 "[" (found by tests/fuzz)
         raise BundleCorrupt(f"bundle header is unreadable ({exc})") from exc
     ct = rest[nl + 1:]
     if len(ct) < header.ciphertext_length:

@@ -40,6 +40,9 @@ def load_profile(name_or_path: str) -> Profile:
     except FileNotFoundError:
         raise FileFormatError([RowProblem(label, 0, "", f"profile {name_or_path!r} not found (use anpi, kihon or a TOML file)",
                                           "プロファイルが見つかりません")]) from None
+    except OSError as exc:  # a folder, no permission, a device: still one clean line
+        raise FileFormatError([RowProblem(label, 0, "", f"profile {name_or_path!r} cannot be read: {exc.strerror or exc}",
+                                          "プロファイルを読めません")]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FileFormatError([RowProblem(label, 0, "", f"profile is not valid TOML: {exc}",
                                           "プロファイルのTOMLが読めません")]) from None

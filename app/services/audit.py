@@ -38,6 +38,10 @@ ACTIONS = {
     "check_out": "退所", "transfer": "移動", "edit": "修正", "export": "出力", "print": "印刷",
     "roster_import": "名簿取込", "registry_import": "台帳取込", "user_add": "利用者追加",
     "user_disable": "利用者無効化", "audit_view": "監査ログ閲覧", "audit_export": "監査ログ出力",
+    "hq_confirm": "本部確認記録", "inquiry": "安否照会", "inquiry_search": "安否照会(検索)",
+    "certificate_issue": "証明書発行", "certificate_reissue": "証明書再発行", "certificate_void": "証明書無効化",
+    "pfif_import": "PFIF取込", "pfif_relink": "PFIF再照合",
+    "backup": "バックアップ", "restore": "復元",
 }
 
 

@@ -145,6 +145,8 @@ def hq_confirm(request: Request, resident_id: str = Form(""), status: str = Form
     params = _params(q.get("town", ""), q.get("household", ""), q.get("age_band", ""), q.get("care_only", ""),
                      q.get("status", ""))
     page = int(q["page"]) if q.get("page", "").isdigit() else 1
+    if q.get("per_page", "").isdigit():
+        params.per_page = max(1, min(int(q["per_page"]), 500))
     try:
         rec = al.record_hq_confirmation(session, resident_id, status, method, note, user, screen=screen(request))
         session.commit()

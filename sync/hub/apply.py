@@ -111,8 +111,12 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
     """Evacuees a shelter marks 閲覧制限 (``restricted`` on a registration, edit or decision)
     are withheld from every other shelter's feed from now on (sticky)."""
     ids = set()
+    linked: dict[str, str] = {}  # evacuee -> 宛名番号 of this municipality, from linking decisions
     for e in events:
         d = e.data
+        if e.type == "match.decided" and d.get("decision") in LINKING_DECISIONS and d.get("resident_id") \
+                and d.get("municipality_code") in (None, "", m) and d.get("evacuee_id"):
+            linked[str(d["evacuee_id"])] = str(d["resident_id"])
         changes = d.get("changes") if isinstance(d.get("changes"), dict) else {}
         flag = d.get("restricted") is True or (isinstance(changes.get("restricted"), dict)
                                                and changes["restricted"].get("new") is True)
@@ -121,8 +125,25 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
             flag = True
         if flag and d.get("evacuee_id"):
             ids.add(str(d["evacuee_id"]))
+    if linked:
+        ids |= _linked_to_restricted(conn, m, linked)
     if ids:
         mark_withheld(conn, m, ids)
+
+
+def _linked_to_restricted(conn: Connection, m: str, linked: dict[str, str]) -> set[str]:
+    """Evacuees just linked to a resident flagged 閲覧制限 in one of the municipality's registry
+    backups at the hub (compared as keyed MACs; needs the hub data key)."""
+    from sync.hub import registry
+    from sync.hub.store import hub_restricted
+
+    key = registry.data_key_of(conn.engine)
+    if key is None:
+        return set()
+    macs = {key.mac(f"{m}:{rid}"): eid for eid, rid in linked.items()}
+    hit = {r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
+        hub_restricted.c.municipality_code == m, in_(conn, hub_restricted.c.rid_mac, sorted(macs)))).all()}
+    return {macs[x] for x in hit}
 
 
 def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str]) -> None:

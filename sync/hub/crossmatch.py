@@ -355,8 +355,8 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
         out: dict[str, Outcome] = {}
         for h, o in per_home.items():
             if o.decision == "auto" and (len(autos) > 1 or reviews):
-                others = ",".join(sorted(x for x in autos + reviews if x != h))
-                out[h] = Outcome("review", o.result, f"; candidates in other municipalities too ({others})")
+                # never name the other municipality: its registry is none of this home's business
+                out[h] = Outcome("review", o.result, "; not automatic: may also be a resident of another municipality")
             else:
                 out[h] = o
         plan[eid] = out
@@ -370,15 +370,16 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
                 hub_crossmatch_job.c.municipality_code == host, _in(conn, hub_crossmatch_job.c.evacuee_id, list(jobs))))}
         fresh = {eid for eid, v in jobs.items() if current.get(eid) == ("pending", v)}
         evs = _evacuees(conn, host, sorted(fresh))  # newest view under the lock
+        existing = _rows(conn, host, all_homes, sorted(fresh & (local | set(plan))))
         notices: list[dict[str, Any]] = []
         disclosures: list[tuple[str, dict[str, Any]]] = []
         for eid in sorted(fresh):
             if eid in local:
-                res.unlinked += _unlink_all(conn, host, all_homes, eid, now, notices, names)
+                res.unlinked += _unlink_all(conn, host, existing, eid, now, notices, names)
             elif eid in plan:
                 for home, o in sorted(plan[eid].items()):
                     kind = _apply_outcome(conn, host, home, evs[eid], o, indexes[home], now, notices, disclosures,
-                                          names)
+                                          names, existing[home].get(eid))
                     if kind:
                         setattr(res, kind, getattr(res, kind) + 1)
             else:
@@ -419,6 +420,19 @@ def _linked_notice(home: str, names: Mapping[str, str], eid: str, decision: str,
 def _unlinked_notice(home: str, names: Mapping[str, str], eid: str) -> dict[str, Any]:
     return {"type": "crossmatch.unlinked", "payload": {
         "evacuee_id": eid, "home_municipality_code": home, "home_municipality_name": names.get(home)}}
+
+
+def _rows(conn: Connection, host: str, homes: Sequence[str], ids: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{home: {evacuee: row}} of the cross links these evacuees already have (one query per home)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {h: {} for h in homes}
+    if ids:
+        for home in homes:
+            set_tenant(conn, home)
+            for r in conn.execute(select(hub_cross_link).where(
+                    hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == host,
+                    _in(conn, hub_cross_link.c.evacuee_id, list(ids)))).mappings():
+                out[home][r["evacuee_id"]] = dict(r)
+    return out
 
 
 def _row(conn: Connection, home: str, host: str, eid: str) -> dict[str, Any] | None:
@@ -480,10 +494,9 @@ def _taken_elsewhere(conn: Connection, home: str, host: str, eid: str, rid: str)
 
 def _apply_outcome(conn: Connection, host: str, home: str, ev: Mapping[str, Any], o: Outcome, hx: HomeIndex,
                    now: datetime, notices: list[dict[str, Any]], disclosures: list[tuple[str, dict[str, Any]]],
-                   names: Mapping[str, str]) -> str | None:
+                   names: Mapping[str, str], row: dict[str, Any] | None) -> str | None:
     eid = ev["evacuee_id"]
     set_tenant(conn, home)
-    row = _row(conn, home, host, eid)
     if row is not None and row["decision"] == "confirmed":
         return None
     r = o.result
@@ -549,15 +562,15 @@ def _disclose(home: str, names: Mapping[str, str], eid: str, host: str, rid: str
                                "disclosed": sorted(four)}))
 
 
-def _unlink_all(conn: Connection, host: str, homes: Sequence[str], eid: str, now: datetime,
-                notices: list[dict[str, Any]], names: Mapping[str, str]) -> int:
+def _unlink_all(conn: Connection, host: str, existing: Mapping[str, Mapping[str, dict[str, Any]]], eid: str,
+                now: datetime, notices: list[dict[str, Any]], names: Mapping[str, str]) -> int:
     """The host's own shelter linked the evacuee to its own resident: engine links elsewhere go."""
     n = 0
-    for home in homes:
-        set_tenant(conn, home)
-        row = _row(conn, home, host, eid)
+    for home, rows in existing.items():
+        row = rows.get(eid)
         if row is None or row["decision"] == "confirmed":
             continue
+        set_tenant(conn, home)
         if row["linked"]:
             notices.append(_unlinked_notice(home, names, eid))
             n += 1

@@ -25,8 +25,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, RegistryError, SyncError
 from sync.hub import audit, crossmatch, registry, store, tenants
@@ -199,10 +202,6 @@ def review_items(engine: Engine, m: str, status: str = "open") -> list[dict[str,
 # ---- routes --------------------------------------------------------------------------------------
 def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
     """FastAPI router for ``/v1/hq/…`` (bearer-token HQ users)."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
     router = APIRouter()
 
     def answer(exc: Exception) -> JSONResponse:
@@ -218,12 +217,21 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=409)
         return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
 
-    async def call(request: Request, fn: Callable[[tenants.HqUser], Any], *, admin: bool = False) -> JSONResponse:
+    def viewed(user: tenants.HqUser, request: Request) -> None:
+        """Every look at personal data is written to the municipality's audit log."""
+        with engine.begin() as conn:
+            audit.record(conn, user.municipality_code, actor=f"hq:{user.name}", action="hq.viewed",
+                         detail={"route": request.url.path, "query": request.url.query})
+
+    async def call(request: Request, fn: Callable[[tenants.HqUser], Any], *, admin: bool = False,
+                   personal: bool = False) -> JSONResponse:
         try:
             user = await run_in_threadpool(tenants.authenticate_user, engine, request.headers.get("authorization"))
             if admin and user.role != "admin":
                 raise AuthError("forbidden", "this needs an HQ admin account", 403)
             result = await run_in_threadpool(fn, user)
+            if personal:
+                await run_in_threadpool(viewed, user, request)
         except (SyncError, ValueError, KeyError, TypeError) as exc:
             return answer(exc)
         return JSONResponse(result)
@@ -251,23 +259,27 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             counts = {SAFE: sum(1 for r in rows if r["status"] == SAFE)}
             page = rows[max(0, offset):max(0, offset) + max(1, min(limit, 10000))]
             return {"snapshot": snap, "total": total, "safe": counts[SAFE], "rows": page}
-        return await call(request, fn)
+        return await call(request, fn, personal=True)
 
     @router.get("/v1/hq/evacuees")
     async def evacuee_list(request: Request, limit: int = 500, offset: int = 0) -> JSONResponse:
-        return await call(request, lambda u: {"evacuees": evacuees(engine, u.municipality_code, limit, offset)})
+        return await call(request, lambda u: {"evacuees": evacuees(engine, u.municipality_code, limit, offset)},
+                          personal=True)
 
     @router.get("/v1/hq/evacuees/{evacuee_id}")
     async def evacuee_one(request: Request, evacuee_id: str) -> JSONResponse:
-        return await call(request, lambda u: evacuee_detail(engine, u.municipality_code, evacuee_id))
+        return await call(request, lambda u: evacuee_detail(engine, u.municipality_code, evacuee_id),
+                          personal=True)
 
     @router.get("/v1/hq/found-elsewhere")
     async def elsewhere(request: Request) -> JSONResponse:
-        return await call(request, lambda u: {"found": found_elsewhere(engine, u.municipality_code)})
+        return await call(request, lambda u: {"found": found_elsewhere(engine, u.municipality_code)},
+                          personal=True)
 
     @router.get("/v1/hq/review")
     async def review(request: Request) -> JSONResponse:
-        return await call(request, lambda u: {"items": review_items(engine, u.municipality_code)})
+        return await call(request, lambda u: {"items": review_items(engine, u.municipality_code)},
+                          personal=True)
 
     @router.post("/v1/hq/review/{item_id}")
     async def decide(request: Request, item_id: str) -> JSONResponse:

@@ -60,17 +60,38 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     commits = {"n": 0}
     lock = threading.Lock()
 
-    app = FastAPI(title="Anpi hub", version="1")
+    # no /docs or /redoc: they load scripts from a CDN (as on the shelter); /openapi.json stays
+    app = FastAPI(title="Anpi hub", version="1", docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.identity = identity
     app.state.data_key = key
     app.include_router(hq.hq_router(engine, lambda: key))
 
+    runner = {"running": False, "again": False}
+    runner_lock = threading.Lock()
+
     def crossmatch_now() -> None:
+        """One runner at a time per process; a push that finds it busy only leaves a note, so
+        background tasks never pile up on a lock while pushes wait for threads."""
+        with runner_lock:
+            if runner["running"]:
+                runner["again"] = True
+                return
+            runner["running"] = True
         try:
-            crossmatch.run_pending(engine, key)
+            while True:
+                crossmatch.run_pending(engine, key)
+                with runner_lock:
+                    if not runner["again"]:
+                        runner["running"] = False
+                        return
+                    runner["again"] = False
         except Exception as exc:  # noqa: BLE001 - queued jobs stay pending and are retried next time
+            with runner_lock:
+                runner["running"] = False
             print(f"anpi hub: cross-town matching failed: {type(exc).__name__}: {exc}", flush=True)
+
+    app.state.crossmatch_now = crossmatch_now
 
     def crash_hook() -> None:
         if not crash_after:

@@ -84,3 +84,22 @@ def hq(http: httpx.Client, token: str, method: str, path: str, body: Any = None)
 
 def session_of(sh: Shelter) -> Session:
     return Session(sh.engine)
+
+
+C, C_NAME, C_PREFIX = "131016", "千代田区", "東京都千代田区"
+
+
+def resident(town: Town, n: int = 0, **kw: Any) -> dict[str, str]:
+    rows = [p for p in town.residents if p["氏"] and p["名"] and p["生年月日"] and not p["英字氏名"]
+            and all(p.get(k) == v for k, v in kw.items())]
+    return rows[n]
+
+
+def typed_input(p: dict[str, str], **over: str) -> Any:
+    from app.services.roster import EvacueeInput
+
+    sex = {"1": "男", "2": "女"}.get(p["性別"], "")
+    data = dict(name=f"{p['氏']} {p['名']}", name_kana=f"{p['氏カナ']} {p['名カナ']}", birth_date=p["生年月日"],
+                sex=sex, address=p["住所"])
+    data.update(over)
+    return EvacueeInput(**data)

@@ -2,6 +2,7 @@
 second wall — PostgreSQL row-level security that holds even the role owning the tables."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -178,4 +179,42 @@ def test_many_tenants_ingest_in_parallel_without_mixing(pg_hub: PgHub) -> None:
             seqs = sorted(c.execute(text("SELECT hub_seq FROM hub_event")).scalars())
             assert seqs == list(range(1, 91)), code
     assert inspect(engine).has_table("hub_event")
+    engine.dispose()
+
+
+def test_evacuee_linked_to_a_restricted_resident_is_withheld(tmp_path: Path) -> None:
+    """閲覧制限: once a shelter links an evacuee to a flagged resident, other shelters stop getting them."""
+    from sync.hub import registry
+
+    engine = store.open_hub_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    key = registry.DataKey.generate()
+    registry.attach_data_key(engine, key)
+    tenants.add_municipality(engine, A, A_NAME)
+    fields = registry.RECORD_FIELDS
+
+    def rec(rid: str, restricted: bool) -> tuple:
+        d = dict.fromkeys(fields, "") | {"resident_id": rid, "family_name": "山田", "given_name": "花子",
+                                         "birth_date": "1980-01-01", "sex": "F", "restricted": restricted}
+        return tuple(d[f] for f in fields)
+
+    registry.store_snapshot(engine, key, A, data=b"x", source_file="r.csv",
+                            sha256="2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                            as_of="2025-03-01", encoding="utf-8", profile="anpi", options={},
+                            records=[rec("R1", False), rec("R2", True)], gaiji={}, imported_by="t")
+    a1, a2 = "A1" * 13, "A2" * 13
+    reg = [wire(a1, 1, i + 1, ev.EvacueeRegistered(evacuee_id=e, shelter_code="S1", name="山田 花子"))
+           for i, e in enumerate(("E1", "E2"))]
+    store.ingest(engine, a1, reg, municipality=A)
+    assert len(store.pull_feed(engine, a2, 0, municipality=A)["events"]) == 2
+    store.ingest(engine, a1, [wire(a1, 1, 3, ev.MatchDecided(decision_id="D1", evacuee_id="E1", resident_id="R1",
+                                                             decision="auto", at="2025-01-01T00:00")),
+                              wire(a1, 1, 4, ev.MatchDecided(decision_id="D2", evacuee_id="E2", resident_id="R2",
+                                                             decision="confirmed", at="2025-01-01T00:00"))],
+                 municipality=A)
+    got = {json.loads(e["payload"])["evacuee_id"] for e in store.pull_feed(engine, a2, 0, municipality=A)["events"]}
+    assert got == {"E1"}
+    with engine.connect() as c:
+        store.set_tenant(c, A)
+        dump = " ".join(str(r) for r in c.execute(text("SELECT * FROM hub_restricted")).all())
+    assert "R2" not in dump  # only keyed MACs are stored
     engine.dispose()

@@ -1,0 +1,310 @@
+"""Authorisation matrix over EVERY route of the hub, for the devices and HQ users of two municipalities.
+
+Three towns share one hub: 双葉町 (A) and 加須市 (B), each with its shelter laptop, registry backup,
+HQ and admin accounts; and 千代田区 (C), whose shelter holds an evacuee from each of A and B (both
+A and B share with C, so A and B each have a cross-town review item).  Then every route is called
+as anonymous, A's device, B's device, a revoked device, A's hq and admin, B's hq and admin, and a
+disabled HQ user, and:
+
+- the table below is the policy; a route added to the hub without a row fails the test;
+- public routes never answer 401/403; device routes refuse every HQ token and vice versa;
+- nothing of B — its code, name, evacuees, devices, users, 宛名番号, shelter — appears in any answer
+  to A (and the other way round), through any route, its data, or an error;
+- a path id of the other municipality answers exactly like an id that does not exist (404).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.hub_registry import pull_into_shelter
+from app.services.reconcile import reconcile_all
+from app.services.roster import register
+from sync import client, crypto
+from sync.canonical import canonical_bytes
+from sync.hub import crossmatch, registry, server, store, tenants
+from tests.hub.conftest import PgHub
+from tests.hub.helpers import (
+    A, B, C, C_NAME, C_PREFIX, add_towns, app_shelter, make_town, resident, store_registry, typed_input,
+)
+from tests.sync.helpers import no_sleep
+
+PUBLIC, DEVICE, HQ, ADMIN = "public", "device", "hq", "admin"
+MATRIX: dict[tuple[str, str], str] = {
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/v1/hub"): PUBLIC,
+    ("POST", "/v1/enroll"): PUBLIC,
+    ("POST", "/v1/push"): DEVICE,
+    ("GET", "/v1/acks"): DEVICE,
+    ("GET", "/v1/pull"): DEVICE,
+    ("GET", "/v1/registry/latest"): DEVICE,
+    ("GET", "/v1/hq/whoami"): HQ,
+    ("GET", "/v1/hq/status"): HQ,
+    ("GET", "/v1/hq/anpi-list"): HQ,
+    ("GET", "/v1/hq/evacuees"): HQ,
+    ("GET", "/v1/hq/evacuees/{evacuee_id}"): HQ,
+    ("GET", "/v1/hq/found-elsewhere"): HQ,
+    ("GET", "/v1/hq/review"): HQ,
+    ("POST", "/v1/hq/review/{item_id}"): HQ,
+    ("GET", "/v1/hq/shares"): HQ,
+    ("GET", "/v1/hq/registry"): HQ,
+    ("GET", "/v1/hq/devices"): ADMIN,
+    ("GET", "/v1/hq/audit"): ADMIN,
+}
+GHOST = "01HZZZZZZZZZZZZZZZZZZZZZZZ"  # an id that exists nowhere
+
+
+def hub_routes(app: Any) -> set[tuple[str, str]]:
+    def walk(routes: list[Any]):  # type: ignore[no-untyped-def]
+        for r in routes:
+            if hasattr(r, "original_router"):  # an included router (the /v1/hq routes)
+                yield from walk(r.original_router.routes)
+            else:
+                yield r
+
+    out = set()
+    for r in walk(app.routes):
+        methods = getattr(r, "methods", None) or set()
+        for m in methods - {"HEAD", "OPTIONS"}:
+            out.add((m, r.path))
+    return out
+
+
+class World:
+    """Everything the matrix needs, built through the real paths (laptops, sync, HQ)."""
+
+    def __init__(self, pg: PgHub, tmp: Path) -> None:
+        self.key = registry.DataKey.generate()
+        self.app = server.create_hub_app(pg.url, data_key=self.key)
+        self.engine = self.app.state.engine
+        self.tc = TestClient(self.app, base_url="http://hub")
+        self.a, self.b = add_towns(self.engine, tmp, residents=200, evacuees=10)
+        self.c = make_town(tmp, C, C_NAME, C_PREFIX, residents=150, evacuees=5, seed="chiyoda")
+        tenants.add_municipality(self.engine, C, C_NAME)
+        for t in (self.a, self.b, self.c):
+            store_registry(self.engine, self.key, t)
+        tenants.share(self.engine, A, C)
+        tenants.share(self.engine, B, C)
+        self.shelters = {}
+        self.evacuees: dict[str, list[str]] = {}
+        for code, town, name in ((A, self.a, "双葉町立体育館"), (B, self.b, "加須市民会館"), (C, self.c, "千代田区立小学校")):
+            sh = app_shelter(tmp, f"laptop-{code}")
+            slot = store.create_enrolment(self.engine, name, code)
+            client.enroll(sh.session, "http://hub", slot.code, name, http=self.tc)
+            pull_into_shelter(sh.engine, sh.session, http=self.tc)
+            self.shelters[code] = sh
+            with sh.session() as s:
+                ids = [register(s, typed_input(resident(town, i)), by="staff", shelter_code=f"S{code}").id
+                       for i in range(3)]
+                if code == C:  # one resident each of A and B, sex mistyped: review by their home's HQ
+                    for home in (self.a, self.b):
+                        p = resident(home, 5)
+                        ids.append(register(s, typed_input(p, sex="男" if p["性別"] == "2" else "女", address=""),
+                                            by="staff", shelter_code=f"S{code}").id)
+                s.commit()
+            self.evacuees[code] = ids
+            reconcile_all(sh.engine)
+            assert client.sync_once(sh.session, http=self.tc, sleep=no_sleep).ok
+        crossmatch.run_pending(self.engine, self.key)
+        self.spare = app_shelter(tmp, "revoked")  # a laptop of A that is revoked
+        slot = store.create_enrolment(self.engine, "lost laptop", A)
+        client.enroll(self.spare.session, "http://hub", slot.code, "lost", http=self.tc)
+        store.revoke_device(self.engine, "lost laptop", A)
+        _, self.disabled_token = tenants.add_user(self.engine, A, "gone", "hq")
+        tenants.disable_user(self.engine, A, "gone")
+        self.items = {m: [i["item_id"] for i in crossmatch_items(self, m)] for m in (A, B)}
+        assert self.items[A] and self.items[B]
+
+    def device(self, code: str) -> tuple[str, Any]:
+        sh = self.spare if code == "revoked" else self.shelters[code]
+        dev = sh.device()
+        return dev.device_id, crypto.signing_key_from_b64(dev.signing_key)
+
+
+def crossmatch_items(w: World, m: str) -> list[dict[str, Any]]:
+    from sync.hub import hq
+
+    return [i for i in hq.review_items(w.engine, m) if i["kind"] == "cross_match"]
+
+
+@pytest.fixture
+def world(pg_hub: PgHub, tmp_path: Path):  # noqa: ANN201
+    w = World(pg_hub, tmp_path)
+    yield w
+    w.tc.close()
+    w.engine.dispose()
+
+
+def call(w: World, who: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    data = canonical_bytes(body) if body is not None else b""
+    headers: dict[str, str] = {"Content-Type": "application/json"} if body is not None else {}
+    if who.startswith("dev"):
+        device_id, key = w.device(who[3:])
+        headers.update(crypto.sign_request(key, device_id, method, path, data, time.time()).as_dict())
+    elif who != "anon":
+        token = {"hqA": w.a.hq_token, "adminA": w.a.admin_token, "hqB": w.b.hq_token,
+                 "adminB": w.b.admin_token, "disabled": w.disabled_token}[who]
+        headers["Authorization"] = f"Bearer {token}"
+    return w.tc.request(method, path, content=data, headers=headers)
+
+
+PRINCIPALS = ["anon", f"dev{A}", f"dev{B}", "devrevoked", "hqA", "adminA", "hqB", "adminB", "disabled"]
+
+
+def own(who: str) -> str | None:
+    if who in (f"dev{A}", "hqA", "adminA", "disabled", "devrevoked"):
+        return A
+    if who in (f"dev{B}", "hqB", "adminB"):
+        return B
+    return None
+
+
+def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
+    """The route called with the caller's own ids (and a body that cannot change state)."""
+    m = own(who) or A
+    body: Any = None
+    path = path.replace("{evacuee_id}", w.evacuees[m][0]).replace("{item_id}", w.items[m][0])
+    if path == "/v1/push":
+        body = {"events": []}
+    elif path == "/v1/enroll":
+        body = {"code_id": "x", "device_id": "y", "public_key": "z", "signature": "s", "mac": "m"}
+    elif path.startswith("/v1/hq/review/"):
+        body = {"decision": "rejected", "resident_id": "not-a-candidate"}  # a business refusal (409)
+    elif path == "/v1/pull":
+        path += "?after=0&limit=2000"
+    return path, body
+
+
+def expected_ok(policy: str, who: str) -> bool:
+    if policy == PUBLIC:
+        return True
+    if policy == DEVICE:
+        return who in (f"dev{A}", f"dev{B}")
+    if policy == HQ:
+        return who in ("hqA", "adminA", "hqB", "adminB")
+    return who in ("adminA", "adminB")
+
+
+def strings(doc: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out.append(str(k))
+            out.extend(strings(v))
+    elif isinstance(doc, list):
+        for v in doc:
+            out.extend(strings(v))
+    elif doc is not None:
+        out.append(str(doc))
+    return out
+
+
+def markers(w: World, m: str) -> tuple[set[str], set[str]]:
+    """(exact values, substrings) that belong to municipality ``m`` alone."""
+    town = w.a if m == A else w.b
+    sh = w.shelters[m]
+    exact = {m, f"hq-{m}", f"admin-{m}"} | {p["宛名番号"] for p in town.residents} \
+        | {p["世帯番号"] for p in town.residents if p["世帯番号"]}
+    subs = {town.name, sh.device().device_id, *w.evacuees[m][:3], *w.items[m],
+            "双葉町立体育館" if m == A else "加須市民会館"}
+    if m == A:
+        subs |= {"福島県双葉郡"}
+    else:
+        subs |= {"埼玉県加須市"}
+    return exact, subs
+
+
+def leaks(doc: Any, exact: set[str], subs: set[str]) -> list[str]:
+    found = []
+    for s in strings(doc):
+        if s in exact:
+            found.append(s)
+        found.extend(x for x in subs if x in s)
+    return found
+
+
+def test_every_route_has_a_row(world: World) -> None:
+    assert hub_routes(world.app) == set(MATRIX), hub_routes(world.app) ^ set(MATRIX)
+
+
+def test_authorisation_matrix(world: World) -> None:
+    w = world
+    routes = [(m, p) for m, p in sorted(MATRIX)]
+    checked = 0
+    for method, template in routes:
+        policy = MATRIX[(method, template)]
+        for who in PRINCIPALS:
+            path, body = concrete(w, who, method, template)
+            r = call(w, who, method, path, body)
+            ctx = f"{who} {method} {path}: {r.status_code} {r.text[:200]}"
+            if expected_ok(policy, who):
+                if template == "/v1/enroll":  # a made-up code is refused the same way for everyone
+                    assert (r.status_code, r.json()["error"]) == (403, "enrollment_refused"), ctx
+                else:
+                    assert r.status_code not in (401, 403), ctx
+                if policy != PUBLIC:
+                    assert r.status_code in ((200,) if method == "GET" else (200, 409)), ctx
+            elif who == "devrevoked" and policy == DEVICE:
+                assert (r.status_code, r.json()["error"]) == (403, "device_revoked"), ctx
+            elif policy == ADMIN and who in ("hqA", "hqB"):
+                assert (r.status_code, r.json()["error"]) == (403, "forbidden"), ctx
+            else:
+                assert r.status_code == 401, ctx
+            m = own(who)
+            if m in (A, B) and r.headers.get("content-type", "").startswith("application/json"):
+                other = B if m == A else A
+                exact, subs = markers(w, other)
+                found = leaks(r.json(), exact, subs)
+                assert not found, f"{ctx}: leaks {found[:5]}"
+            checked += 1
+    assert checked == len(MATRIX) * len(PRINCIPALS)
+
+
+def test_other_municipality_ids_look_like_missing_ids(world: World) -> None:
+    w = world
+    for who, mine, other in (("hqA", A, B), ("adminB", B, A)):
+        for template in ("/v1/hq/evacuees/{id}",):
+            theirs = call(w, who, "GET", template.replace("{id}", w.evacuees[other][0]))
+            ghost = call(w, who, "GET", template.replace("{id}", GHOST))
+            assert (theirs.status_code, theirs.json()) == (ghost.status_code, ghost.json()) == (
+                404, {"error": "not_found", "detail": "not found"})
+            assert call(w, who, "GET", template.replace("{id}", w.evacuees[mine][0])).status_code == 200
+        body = {"decision": "rejected", "resident_id": "x"}
+        theirs = call(w, who, "POST", f"/v1/hq/review/{w.items[other][0]}", body)
+        ghost = call(w, who, "POST", f"/v1/hq/review/{GHOST}", body)
+        assert (theirs.status_code, theirs.json()) == (ghost.status_code, ghost.json()) == (
+            404, {"error": "not_found", "detail": "not found"})
+    # the item of B is untouched by A's attempt
+    assert [i["item_id"] for i in crossmatch_items(w, B)] == w.items[B]
+
+
+def test_each_device_and_hq_sees_only_its_own(world: World) -> None:
+    w = world
+    for code, other in ((A, B), (B, A)):
+        feed = call(w, f"dev{code}", "GET", "/v1/pull?after=0&limit=2000").json()
+        own_devs = {d["device_id"] for d in store.list_devices(w.engine, code)}
+        assert all(e["device_id"] in own_devs | {"hub"} for e in feed["events"])
+        pkg = call(w, f"dev{code}", "GET", "/v1/registry/latest").json()
+        assert pkg["manifest"]["municipality_code"] == code
+        st = call(w, "hq" + ("A" if code == A else "B"), "GET", "/v1/hq/status").json()
+        assert st["municipality_code"] == code and st["evacuees"] == 3
+        rows = call(w, "hq" + ("A" if code == A else "B"), "GET", "/v1/hq/anpi-list?limit=10000").json()
+        town = w.a if code == A else w.b
+        assert {r["resident_id"] for r in rows["rows"]} == {p["宛名番号"] for p in town.residents}
+        assert rows["safe"] == 3 + 0  # its three evacuees at home (the one at C waits for review)
+        evs = call(w, "hq" + ("A" if code == A else "B"), "GET", "/v1/hq/evacuees").json()["evacuees"]
+        assert sorted(e["evacuee_id"] for e in evs) == sorted(w.evacuees[code])
+    # positive control: the markers do find a municipality's own data in its own answers
+    assert leaks(call(w, "hqA", "GET", "/v1/hq/anpi-list?limit=10000").json(), *markers(w, A))
+    assert leaks(call(w, "hqB", "GET", "/v1/hq/evacuees").json(), *markers(w, B))
+    # C's HQ has no account here, but C's evacuees reached A and B only as their own candidates
+    items_a = crossmatch_items(w, A)
+    assert [i["detail"]["evacuee"]["host"] for i in items_a] == [C]
+    assert json.dumps(items_a, ensure_ascii=False).count(w.b.name) == 0
