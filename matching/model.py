@@ -7,8 +7,10 @@ the share of residents who have that value, so 佐藤 agreeing counts less than 
 
 The m-probabilities below come from the noise we expect in hand-typed shelter rosters (see
 fixtures/README.md for the generator's noise model, which follows the same reasoning): they are
-deliberately rounded and not fitted to one data set, so the engine stays general. `Model` can be
-re-estimated by EM (`matching.em`), which only moves m-probabilities.
+deliberately rounded and not fitted to one data set, so the engine stays general. They are not
+re-estimated by EM on the data at hand (not implemented: the m side comes from the noise model
+only, which keeps every decision reproducible); the u side is always this registry's own
+frequencies.
 """
 
 from __future__ import annotations

@@ -436,7 +436,7 @@ def parse_pfif_xml(data: bytes, file_name: str) -> PfifDocument:
     except SAXParseException as exc:
         raise PfifError([RowProblem(file_name, exc.getLineNumber(), "", f"not well-formed XML: {exc.getMessage()}",
                                     f"XML として読めません（途中で切れているか壊れています）: {exc.getMessage()}")]) from None
-    except (SAXException, ValueError) as exc:  # e.g. an encoding expat does not know
+    except (SAXException, ValueError, LookupError) as exc:  # e.g. an encoding expat or Python does not know
         raise PfifError([RowProblem(file_name, handler.line(), "", f"unreadable XML: {exc}",
                                     f"XML として読めません: {exc}")]) from None
     if not handler.version:

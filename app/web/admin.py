@@ -18,7 +18,7 @@ from app.api.auth import CSRF, ROLE_JA, ROLES, CurrentUser, require
 from app.ids import new_id
 from app.services import accounts, audit
 from app.services.errors import AnpiError, Conflict, InvalidInput
-from app.web.common import audit_view, db, redirect, render
+from app.web.common import audit_view, db, redirect, render, upload_name
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
 
@@ -108,7 +108,7 @@ def start_registry_job(app: Any, actor: CurrentUser, upload: UploadFile, *, prof
         raise InvalidInput(f"unknown profile {profile!r}", "形式が正しくありません", "profile")
     if encoding not in ENCODINGS:
         raise InvalidInput(f"unknown encoding {encoding!r}", "文字コードが正しくありません", "encoding")
-    name = Path(upload.filename or "registry.csv").name
+    name = upload_name(upload.filename, "registry.csv")
     tmpdir = Path(tempfile.mkdtemp(prefix="anpi-registry-"))
     path = tmpdir / name
     with path.open("wb") as out:

@@ -52,6 +52,20 @@ def iso_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
+def upload_name(filename: str | None, default: str) -> str:
+    """An uploaded file's own name, safe to create in a temp folder: no folders (also Windows
+    `C:\\…\\x.csv`), never "" "." "..", and short enough for the file system (an upload named
+    ".." or 300 characters long answered 500; found by tests/fuzz/test_api_schemathesis.py)."""
+    name = Path((filename or "").replace("\\", "/")).name.replace("\x00", "")
+    if name in ("", ".", ".."):
+        return default
+    suffix = Path(name).suffix[:16]  # the suffix picks the reader (.csv / .xlsx): keep it
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    while len((stem + suffix).encode("utf-8")) > 200:
+        stem = stem[:-1]
+    return (stem + suffix) if stem else default
+
+
 templates.env.filters["local_time"] = local_time
 templates.env.filters["iso_date"] = iso_date
 templates.env.globals["ROLE_JA"] = ROLE_JA

@@ -16,7 +16,7 @@ from app.api.auth import CSRF, CurrentUser, require
 from app.services import evacuees
 from app.services.errors import AlreadyDone, AnpiError, FileFormatError
 from app.services.evacuees import CARE_FLAGS, RosterFilter
-from app.web.common import audit_view, db, redirect, render
+from app.web.common import audit_view, db, redirect, render, upload_name
 from app.web.intake import CONSENT_FIELDS
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
@@ -92,7 +92,7 @@ def roster_import_submit(request: Request, file: UploadFile = File(...),
                          session: Session = Depends(db)) -> HTMLResponse:
     from app.services.roster import import_roster
 
-    name = Path(file.filename or "roster.csv").name
+    name = upload_name(file.filename, "roster.csv")
     ctx: dict[str, Any] = {"result": None, "file_name": name}
     with tempfile.TemporaryDirectory(prefix="anpi-roster-") as tmp:
         path = Path(tmp) / name

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from app.api.auth import CSRF, CurrentUser, require
 from app.services import pfif
 from app.services.errors import AlreadyDone, AnpiError, Conflict, FileFormatError, NotFound
-from app.web.common import audit_view, db, redirect, render, screen
+from app.web.common import audit_view, db, redirect, render, screen, upload_name
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
 
@@ -52,7 +52,7 @@ def sought_page(request: Request, q: str = "", only: str = "", done: str = "",
 @router.post("/desk/sought/import", response_class=HTMLResponse)
 def sought_import(request: Request, file: UploadFile = File(...), user: CurrentUser = Depends(require("sought")),
                   session: Session = Depends(db)) -> HTMLResponse:
-    name = Path(file.filename or "pfif.xml").name
+    name = upload_name(file.filename, "pfif.xml")
     ctx: dict[str, Any] = {"file_name": name}
     with tempfile.TemporaryDirectory(prefix="anpi-pfif-") as tmp:
         path = Path(tmp) / name

@@ -47,15 +47,18 @@ def ensure_binary(out_dir: Path = DIST) -> Path:
     """`ANPI_BINARY` if set (a prebuilt binary), else out_dir/anpi, rebuilt when older than the sources."""
     given = os.environ.get("ANPI_BINARY")
     if given:
-        return Path(given)
+        return Path(given).resolve()
     binary = out_dir / "anpi"
     if binary.is_file() and binary.stat().st_mtime >= newest_source_mtime():
         return binary
-    res = subprocess.run([str(ROOT / "scripts" / "build-binary"), str(out_dir)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=1800)
-    if res.returncode != 0:
-        raise RuntimeError(f"scripts/build-binary failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return binary
+    for attempt in (1, 2):  # once more after a pause: a file caught mid-save by someone's editor
+        res = subprocess.run([str(ROOT / "scripts" / "build-binary"), str(out_dir)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=1800)
+        if res.returncode == 0:
+            return binary
+        if attempt == 1:
+            time.sleep(10)
+    raise RuntimeError(f"scripts/build-binary failed twice:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
 
 
 def empty_env(home: Path) -> dict[str, str]:

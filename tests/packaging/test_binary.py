@@ -65,6 +65,11 @@ def test_user_serve_register_stop(binary: Path, home: Path) -> None:
 
     with serving(binary, home, db) as srv:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
+            # the staff UI's templates and assets come out of the binary
+            page = c.get("/switch")
+            assert page.status_code == 200 and "管理" in page.text and 'href="/static/app.css"' in page.text
+            assert c.get("/static/app.css").status_code == 200 and c.get("/static/app.js").status_code == 200
+            c.cookies.clear()
             # as the page script does: GET the session (cookie + CSRF token), log in, then call the API
             csrf = c.get("/api/session").json()["csrf_token"]
             r = c.post("/api/session", json={"user": "管理", "pin": "9999"}, headers={"X-CSRF-Token": csrf})
@@ -98,3 +103,12 @@ def test_demo_builds_a_database(binary: Path, home: Path) -> None:
     status = json.loads(run(binary, home, "--db", str(db), "status", "--json").stdout)
     assert status["snapshot"]["residents"] == 300
     assert status["evacuees"]["total"] >= 20
+    # the Japanese font travels inside the binary: a PDF written by it embeds IPAexGothic
+    pdf = home / "anpi-list.pdf"
+    res = run(binary, home, "--db", str(db), "export", "anpi-list", "--format", "pdf", "--out", str(pdf))
+    assert res.returncode == 0, res.stderr
+    from pypdf import PdfReader
+
+    page = PdfReader(pdf).pages[0]
+    fonts = {f.get_object()["/BaseFont"] for f in page["/Resources"]["/Font"].values()}
+    assert any(str(f).endswith("IPAexGothic") for f in fonts), fonts

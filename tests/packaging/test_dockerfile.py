@@ -14,7 +14,6 @@ dockerfile-parse, to keep a test dependency out of pyproject for so little.
 from __future__ import annotations
 
 import fnmatch
-import os
 import shlex
 import signal
 import subprocess

@@ -122,8 +122,9 @@ def roster_import(request: Request, file: UploadFile = File(...), user: CurrentU
     from pathlib import Path
 
     from app.services.roster import import_roster
+    from app.web.common import upload_name
 
-    name = Path(file.filename or "roster.csv").name
+    name = upload_name(file.filename, "roster.csv")
     with tempfile.TemporaryDirectory(prefix="anpi-roster-") as tmp:
         path = Path(tmp) / name
         with path.open("wb") as out:
