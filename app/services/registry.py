@@ -11,16 +11,16 @@ import gc
 import hashlib
 import json
 import os
-import pickle
+import selectors
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
@@ -166,16 +166,22 @@ def _load_sequential(cur: sqlite3.Cursor, reader: RegistryReader, file: str, gai
 
 # --- two processes for large files ----------------------------------------------------------------
 # Checking a row and computing its matching keys costs about twice as much as inserting it, and it
-# is pure Python, so one process cannot go faster. For a large file, two worker processes each
-# check one half and send finished rows back; this process only inserts them (in a fixed
-# alternation, so the result does not depend on timing). Any problem at all makes the import
-# start over in one process, which then reports every problem with its line exactly as before.
+# is pure Python, so one process cannot go faster. For a large file, two worker processes check
+# its parts (worker 1 parts 1 and 3, worker 2 parts 2 and 4) and write the finished rows into
+# private staging files (SQLite, no indexes, no journal). This process copies each finished part
+# into the database with one SQL statement, in file order, while the workers go on with the
+# next parts — all inside the import's one transaction. Any problem at all — a bad row, a
+# duplicate 宛名番号 across parts, a worker that dies — makes the import start over in one process,
+# which then reports every problem with its line exactly as before.
 PARALLEL_MIN_BYTES = 16 << 20  # below this, starting two processes costs more than it saves
+PARTS = 4
+STAGED_COLUMNS = _RESIDENT_COLUMNS[1:]  # all but snapshot_id, which the copy supplies
 
 
-def _split_point(path: Path, reader: RegistryReader) -> tuple[int, int, int] | None:
-    """(data start, middle byte offset at a record boundary, line number there), or None when
-    the file is small, the machine has one core, or the middle falls inside a quoted field.
+def _split_points(path: Path, reader: RegistryReader, parts: int = PARTS) -> list[tuple[int, int | None, int]] | None:
+    """`parts` byte ranges (start, end or None for the end, first line) that begin at record
+    boundaries, or None when the file is small, the machine has one core, or a boundary falls
+    inside a quoted field.
 
     0x0A and 0x22 never occur inside a multi-byte character in UTF-8, CP932 or EUC-JP, so counting
     bytes is exact.
@@ -186,23 +192,30 @@ def _split_point(path: Path, reader: RegistryReader) -> tuple[int, int, int] | N
     size = path.stat().st_size
     if size - data_start < PARALLEL_MIN_BYTES:
         return None
-    newlines = quotes = 0
+    cuts = [data_start]
     with path.open("rb") as f:
-        f.seek(data_start + (size - data_start) // 2)
-        f.readline()
-        mid = f.tell()
-        if mid >= size:
-            return None
+        for k in range(1, parts):
+            f.seek(data_start + (size - data_start) * k // parts)
+            f.readline()
+            if f.tell() >= size or f.tell() <= cuts[-1]:
+                return None
+            cuts.append(f.tell())
+        ranges: list[tuple[int, int | None, int]] = []
+        line = 1
         f.seek(0)
-        left = mid
-        while left:
-            chunk = f.read(min(left, 1 << 22))
-            left -= len(chunk)
-            newlines += chunk.count(b"\n")
-            quotes += chunk.count(b'"')
-    if quotes % 2:
-        return None
-    return data_start, mid, newlines + 1
+        pos = 0
+        for k, cut in enumerate(cuts):
+            newlines = quotes = 0
+            while pos < cut:
+                chunk = f.read(min(cut - pos, 1 << 22))
+                pos += len(chunk)
+                newlines += chunk.count(b"\n")
+                quotes += chunk.count(b'"')
+            if quotes % 2:
+                return None
+            line += newlines
+            ranges.append((cut, cuts[k + 1] if k + 1 < len(cuts) else None, line))
+    return ranges
 
 
 def _worker_command() -> list[str] | None:
@@ -213,49 +226,79 @@ def _worker_command() -> list[str] | None:
     return [sys.executable, "-m", "app.services.registry_worker"]
 
 
-def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
-                   snapshot_id: int, split: tuple[int, int, int], progress: Progress | None) -> int | None:
-    """Insert the rows checked by two worker processes; None when the file has any problem.
+def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tuple[int, int | None, int, Path]] | None:
+    """The parts and their (empty, created here) staging files, or None for one process."""
+    if _worker_command() is None:
+        return None
+    ranges = _split_points(path, reader)
+    if ranges is None:
+        return None
+    plan = []
+    for k, (start, end, line) in enumerate(ranges):
+        out = folder / f"part{k}.db"
+        with sqlite3.connect(out) as db:
+            db.execute(f"CREATE TABLE r ({', '.join(STAGED_COLUMNS)})")
+        db.close()
+        plan.append((start, end, line, out))
+    return plan
 
-    Workers are plain subprocesses reading their byte range themselves and writing pickled
-    batches to their stdout (multiprocessing's spawn would re-run the caller's main script).
-    When this process dies, the workers' next write fails and they exit.
+
+def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
+                   plan: list[tuple[int, int | None, int, Path]], snapshot_id: int,
+                   progress: Progress | None) -> int | None:
+    """Copy each part into `resident` as soon as it and every part before it are checked; None
+    when anything went wrong. The staging files are ATTACHed as staged0… by the caller.
+
+    Workers are plain subprocesses (multiprocessing's spawn would re-run the caller's main
+    script); they report "n PART COUNT" lines and "ok PART COUNT" or "problem". When this process
+    dies, their next report fails and they exit.
     """
     command = _worker_command()
-    if command is None:
-        return None
-    data_start, mid, mid_line = split
+    assert command is not None
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     procs = []
-    for start, end, line in ((data_start, mid, 2), (mid, None, mid_line)):
+    for w in range(2):
+        parts = [{"part": k, "start": st, "end": en, "first_line": ln, "out": str(out)}
+                 for k, (st, en, ln, out) in enumerate(plan) if k % 2 == w]
         job = {"path": str(path), "profile": reader.profile.name if reader.profile else "auto",
-               "encoding": reader.encoding, "gaiji": gaiji, "snapshot_id": snapshot_id,
-               "start": start, "end": end, "first_line": line}
-        procs.append(subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE,
+               "encoding": reader.encoding, "gaiji": gaiji, "columns": STAGED_COLUMNS, "parts": parts}
+        procs.append(subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
                                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
-    seen: set[str] = set()
-    count = 0
+    checked = [0] * len(plan)
+    ready = [False] * len(plan)
+    copied = 0  # parts copied so far
+    count = 0  # rows copied so far
+    cols = ", ".join(STAGED_COLUMNS)
     try:
-        active = [0, 1]
-        while active:
-            for i in list(active):
-                kind, payload = _read_frame(procs[i].stdout)
-                if kind == "done":
-                    active.remove(i)
-                    continue
-                if kind != "rows":
-                    return None
-                for r in payload:
-                    if r[2] in seen:
-                        return None  # a duplicate 宛名番号: the sequential pass names both lines
-                    seen.add(r[2])
-                if payload:
-                    cur.executemany(_INSERT, payload)
-                    count += len(payload)
+        with selectors.DefaultSelector() as sel:
+            for proc in procs:
+                sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            open_streams = len(procs)
+            while open_streams:
+                for key, _ in sel.select():
+                    line = key.fileobj.readline()  # type: ignore[union-attr]
+                    if not line:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                        continue
+                    kind, *values = line.split()
+                    if kind not in ("n", "ok"):
+                        return None  # a problem or a crash: start over in one process
+                    part, rows = int(values[0]), int(values[1])
+                    checked[part] = rows
+                    ready[part] = ready[part] or kind == "ok"
+                    while copied < len(plan) and ready[copied]:
+                        try:
+                            cur.execute(f"INSERT INTO resident (snapshot_id, {cols}) "
+                                        f"SELECT ?, {cols} FROM staged{copied}.r ORDER BY rowid", (snapshot_id,))
+                        except sqlite3.IntegrityError:
+                            return None  # a 宛名番号 in two parts: the one-process pass names both lines
+                        count += cur.rowcount
+                        copied += 1
                     if progress:
-                        progress(count)
-        return count or None
+                        progress(max(count, sum(checked)))
+        return count if copied == len(plan) and count else None
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -265,23 +308,66 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                 proc.stdout.close()
 
 
-def write_frame(stream: Any, kind: str, payload: Any) -> None:
-    """One message from a worker: 8-byte length, then the pickled (kind, payload)."""
-    data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(8, "little"))
-    stream.write(data)
-    stream.flush()
-
-
-def _read_frame(stream: Any) -> tuple[str, Any]:
-    head = stream.read(8)
-    if len(head) < 8:
-        return ("error", "worker ended early")
-    size = int.from_bytes(head, "little")
-    data = stream.read(size)
-    if len(data) < size:
-        return ("error", "worker ended early")
-    return pickle.loads(data)  # noqa: S301 - our own child process, over a private pipe
+def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, str],
+           plan: list[tuple[int, int | None, int, Path]] | None, progress: Progress | None, *, sha: str,
+           profile: str, as_of: date | None, imported_by: str, started: datetime) -> tuple[int, int]:
+    """One transaction: the snapshot row and its residents, checked by two workers when there is
+    a plan, else (or after any problem) here row by row. Returns (snapshot id, processes used)."""
+    raw_conn = engine.raw_connection()
+    # The loop allocates millions of short-lived tuples and no reference cycles: the cyclic
+    # collector would only rescan the growing `seen` dict again and again (measured: ~20 % of
+    # the import's CPU time on 200,000 rows).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    cur = raw_conn.cursor()
+    attached: list[str] = []
+    try:
+        # A large page cache for this one transaction: the resident indexes are updated in random
+        # 宛名番号 order, and a small cache turns that into disk reads (measured: see bench/import_bench.py).
+        cur.execute("PRAGMA cache_size = -262144")
+        for n, part in enumerate(plan or []):
+            cur.execute(f"ATTACH DATABASE ? AS staged{n}", (str(part[3]),))  # refused inside a transaction
+            attached.append(f"staged{n}")
+        # Deferred, not IMMEDIATE: the first INSERT takes the write lock on the database, and the
+        # staging files stay unlocked for the workers still writing them.
+        cur.execute("BEGIN")
+        cur.execute(
+            "INSERT INTO registrysnapshot (as_of, source_file, sha256, encoding, profile, row_count, imported_at, imported_by, gaiji_map, header) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, '[]')",
+            ((as_of or date.today()).isoformat(), path.name, sha, reader.encoding, profile, started.isoformat(sep=" "),
+             imported_by, json.dumps(gaiji, ensure_ascii=False)),
+        )
+        snapshot_id = cur.lastrowid
+        assert snapshot_id is not None
+        count = None
+        if plan:
+            cur.execute("SAVEPOINT parallel_rows")
+            count = _load_parallel(cur, path, reader, gaiji, plan, snapshot_id, progress)
+            if count is None:
+                cur.execute("ROLLBACK TO SAVEPOINT parallel_rows")
+            cur.execute("RELEASE SAVEPOINT parallel_rows")
+        workers = 2 if count is not None else 1
+        if count is None:  # one process, or a problem somewhere: in order, for exact messages
+            count = _load_sequential(cur, reader, path.name, gaiji, snapshot_id, progress)
+        if progress:
+            progress(count)
+        if not reader.header:
+            reader.read_header()
+        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ? WHERE id = ?",
+                    (count, reader.profile.name if reader.profile else profile,
+                     json.dumps(reader.header, ensure_ascii=False), snapshot_id))
+        raw_conn.commit()
+    except BaseException:
+        raw_conn.rollback()
+        raise
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        for name in attached:
+            cur.execute(f"DETACH DATABASE {name}")
+        cur.execute("PRAGMA cache_size = -2000")  # back to SQLite's default for the service
+        raw_conn.close()
+    return snapshot_id, workers
 
 
 def import_registry(
@@ -316,52 +402,10 @@ def import_registry(
     gaiji = read_gaiji_map(gaiji_map) if gaiji_map else {}
     reader = RegistryReader(path, profile=profile, encoding=encoding)
 
-    raw_conn = engine.raw_connection()
-    # The loop allocates millions of short-lived tuples and no reference cycles: the cyclic
-    # collector would only rescan the growing `seen` dict again and again (measured: ~20 % of
-    # the import's CPU time on 200,000 rows).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        cur = raw_conn.cursor()
-        # A large page cache for this one transaction: the resident indexes are updated in random
-        # 宛名番号 order, and a small cache turns that into disk reads (measured: see bench/import_bench.py).
-        cur.execute("PRAGMA cache_size = -262144")
-        cur.execute("BEGIN IMMEDIATE")
-        cur.execute(
-            "INSERT INTO registrysnapshot (as_of, source_file, sha256, encoding, profile, row_count, imported_at, imported_by, gaiji_map, header) "
-            "VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, '[]')",
-            ((as_of or date.today()).isoformat(), path.name, sha, reader.encoding, profile, started.isoformat(sep=" "),
-             imported_by, json.dumps(gaiji, ensure_ascii=False)),
-        )
-        snapshot_id = cur.lastrowid
-        count = None
-        workers = 1
-        split = _split_point(path, reader) if parallel else None
-        if split is not None:
-            cur.execute("SAVEPOINT parallel_rows")
-            count = _load_parallel(cur, path, reader, gaiji, snapshot_id, split, progress)
-            if count is None:  # a problem somewhere: redo it in order, for exact messages
-                cur.execute("ROLLBACK TO SAVEPOINT parallel_rows")
-            else:
-                workers = 2
-            cur.execute("RELEASE SAVEPOINT parallel_rows")
-        if count is None:
-            count = _load_sequential(cur, reader, path.name, gaiji, snapshot_id, progress)
-        if progress:
-            progress(count)
-        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ? WHERE id = ?",
-                    (count, reader.profile.name if reader.profile else profile,
-                     json.dumps(reader.header, ensure_ascii=False), snapshot_id))
-        raw_conn.commit()
-    except BaseException:
-        raw_conn.rollback()
-        raise
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-        raw_conn.cursor().execute("PRAGMA cache_size = -2000")  # back to SQLite's default for the service
-        raw_conn.close()
+    with tempfile.TemporaryDirectory(prefix="anpi-import-") as tmp:
+        plan = _plan_parallel(path, reader, Path(tmp)) if parallel else None
+        snapshot_id, workers = _store(engine, path, reader, gaiji, plan, progress, sha=sha, profile=profile,
+                                      as_of=as_of, imported_by=imported_by, started=started)
     with Session(engine, expire_on_commit=False) as s:
         snap = s.get(RegistrySnapshot, snapshot_id)
         assert snap is not None

@@ -1,56 +1,75 @@
-"""Worker process of a large registry import: checks one byte range and sends insert-ready rows.
+"""Worker process of a large registry import: checks one byte range into a staging file.
 
-Started by `app.services.registry._load_parallel` as `python -m app.services.registry_worker JOB`
-(JOB is JSON). Writes frames to stdout; any problem is reported as one "problem" frame, and the
-importer then starts over in one process so that every problem is reported with its line.
+Started by `app.services.registry._stage_in_parallel` as
+`python -m app.services.registry_worker JOB` (JOB is JSON). Writes the finished rows into a
+private SQLite file (table `r`, no indexes, no journal: it is thrown away if anything fails) and
+reports on stdout: "n PART COUNT" now and then, "ok PART COUNT" per part, or "problem". On any problem the
+importer starts over in one process, so that every problem is reported with its line.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import sqlite3
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.registry_file import RegistryReader
-from app.services.registry import BATCH, _row_values, write_frame
+from app.services.registry import BATCH, _row_values
 
 
-def run(job: dict, out) -> None:  # type: ignore[no-untyped-def]
+def run(job: dict, out: TextIO) -> None:
     gc.disable()  # millions of short-lived tuples, no cycles (see import_registry)
     path = Path(job["path"])
     gaiji: dict[str, str] = job["gaiji"]
-    snapshot_id: int = job["snapshot_id"]
-    try:
-        reader = RegistryReader(path, profile=job["profile"], encoding=job["encoding"])
-        reader.read_header()
-        batch: list[tuple] = []
-        for row in reader.rows_between(job["start"], job["end"], job["first_line"]):
-            problems: list[RowProblem] = []
-            values = _row_values(row.fields, path.name, row.line, problems, gaiji)
-            if values is None:
-                write_frame(out, "problem", None)
-                return
-            batch.append((snapshot_id, row.line, *values, row.raw))
-            if len(batch) >= BATCH:
-                write_frame(out, "rows", batch)
-                batch = []
-        write_frame(out, "rows", batch)
-        write_frame(out, "done", None)
-    except FileFormatError:
-        write_frame(out, "problem", None)
+    insert = f"INSERT INTO r VALUES ({', '.join('?' for _ in job['columns'])})"
+    reader = RegistryReader(path, profile=job["profile"], encoding=job["encoding"])
+    reader.read_header()
+    seen: set[str] = set()
+    for part in job["parts"]:
+        k = part["part"]
+        db = sqlite3.connect(part["out"], isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = OFF")
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute("BEGIN")
+            batch: list[tuple] = []
+            count = 0
+            for row in reader.rows_between(part["start"], part["end"], part["first_line"]):
+                problems: list[RowProblem] = []
+                values = _row_values(row.fields, path.name, row.line, problems, gaiji)
+                if values is None or values[0] in seen:
+                    print("problem", k, file=out, flush=True)
+                    return
+                seen.add(values[0])
+                batch.append((row.line, *values, row.raw))
+                if len(batch) >= BATCH:
+                    db.executemany(insert, batch)
+                    count += len(batch)
+                    batch = []
+                    print("n", k, count, file=out, flush=True)
+            db.executemany(insert, batch)
+            count += len(batch)
+            db.execute("COMMIT")
+        except FileFormatError:
+            print("problem", k, file=out, flush=True)
+            return
+        finally:
+            db.close()
+        print("ok", k, count, file=out, flush=True)
 
 
 def main() -> None:
-    out = sys.stdout.buffer
     try:
-        run(json.loads(sys.argv[1]), out)
-    except BrokenPipeError:  # the importer stopped reading (it was killed or gave up)
+        run(json.loads(sys.argv[1]), sys.stdout)
+    except BrokenPipeError:  # the importer stopped listening (it was killed or gave up)
         pass
     except Exception as exc:  # noqa: BLE001 - the importer starts over in one process
         try:
-            write_frame(out, "error", repr(exc))
+            print("error", repr(exc).replace("\n", " "), file=sys.stdout, flush=True)
         except BrokenPipeError:
             pass
 

@@ -40,14 +40,16 @@ def low_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANPI_IMPORT_WORKERS", raising=False)
 
 
-def test_split_point_is_a_record_boundary(dataset, low_threshold) -> None:  # type: ignore[no-untyped-def]
+def test_split_points_are_record_boundaries(dataset, low_threshold) -> None:  # type: ignore[no-untyped-def]
     reader = registry.RegistryReader(dataset.registry_path, encoding="cp932")
-    split = registry._split_point(dataset.registry_path, reader)
-    assert split is not None
-    _start, mid, mid_line = split
+    ranges = registry._split_points(dataset.registry_path, reader)
+    assert ranges is not None and len(ranges) == registry.PARTS
     data = dataset.registry_path.read_bytes()
-    assert data[mid - 1:mid] == b"\n"
-    assert data[:mid].count(b"\n") + 1 == mid_line
+    assert ranges[0][2] == 2 and ranges[-1][1] is None
+    for (start, end, line), nxt in zip(ranges, ranges[1:] + [None]):
+        assert data[start - 1:start] == b"\n"
+        assert data[:start].count(b"\n") + 1 == line
+        assert nxt is None or end == nxt[0]
 
 
 def test_two_processes_store_exactly_what_one_process_stores(tmp_path: Path, dataset, low_threshold) -> None:  # type: ignore[no-untyped-def]
