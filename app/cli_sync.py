@@ -553,9 +553,34 @@ def hub_export_anpi_list_cmd(
 
 
 @hub_cross_app.command("run")
-def hub_cross_run_cmd(database_url: Optional[str] = _DB_OPT) -> None:
-    """Do the queued cross-town matching now (the server does it after each push)."""
-    _run_crossmatch(_hub_engine(database_url))
+def hub_cross_run_cmd(
+    watch: bool = typer.Option(False, "--watch", help="Keep running: a matching worker beside `anpi hub serve` "
+                                                      "(start the server with ANPI_HUB_CROSSMATCH=off)"),
+    interval: float = typer.Option(0.2, "--interval", min=0.01, help="Seconds between looks at the queue"),
+    database_url: Optional[str] = _DB_OPT,
+) -> None:
+    """Do the queued cross-town matching now (the server does it after each push by default)."""
+    import time
+
+    from sync.hub import crossmatch, registry
+
+    engine = _hub_engine(database_url)
+    if not watch:
+        _run_crossmatch(engine)
+        return
+    with _one_line_errors():
+        key = registry.load_data_key(required=True)
+    registry.attach_data_key(engine, key)
+    typer.echo("cross-town matching worker: watching the queue (Ctrl+C to stop)", err=True)
+    try:
+        while True:
+            res = crossmatch.run_pending(engine, key)
+            if res.errors:
+                typer.echo(f"cross-town matching: {'; '.join(res.errors)}", err=True)
+            if not res.processed:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 # ---- stand-alone root (tests, and until app/cli.py mounts these) -----------------------------------------

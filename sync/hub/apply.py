@@ -103,7 +103,7 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
     _edits(conn, edits, now, m)
     _withhold(conn, events, m)
     jobs = crossmatch.after_apply(conn, m, registered=registered, decided=decided,
-                                  touched=stayed | {eid for _, eid, _ in edits}, now=now)
+                                  touched=stayed | {eid for _, eid, _ in edits} | set(decided), now=now)
     return Applied(len(events), jobs)
 
 
@@ -250,7 +250,8 @@ def _stays(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> 
 
 
 # ---- decisions and person links ------------------------------------------------------------------------
-def _decisions(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> set[str]:
+def _decisions(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> dict[str, str]:
+    """Returns {evacuee_id: the newest decision of this batch} (by time, then id)."""
     rows = {}
     for e in events:
         d = e.data
@@ -266,11 +267,13 @@ def _decisions(conn: Connection, events: list[WireEvent], now: datetime, m: str)
             reasons=d.get("reasons") if isinstance(d.get("reasons"), (str, type(None))) else _dump(d.get("reasons")),
             by_user=d.get("by_user"), at=str(d.get("at") or e.recorded_at), event_id=e.event_id, device_id=e.device_id)
     if not rows:
-        return set()
+        return {}
     bulk_insert(conn, hub_decision, list(rows.values()))
-    touched = {r["evacuee_id"] for r in rows.values()}
-    relink(conn, touched, now, m)
-    return touched
+    newest: dict[str, str] = {}
+    for r in sorted(rows.values(), key=lambda r: (r["at"], r["decision_id"])):
+        newest[r["evacuee_id"]] = r["decision"]
+    relink(conn, set(newest), now, m)
+    return newest
 
 
 def desired_link(decisions: Sequence[Any]) -> Any | None:

@@ -36,6 +36,7 @@ from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
 from sync.hub import crossmatch, hq, registry, store
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
+CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -67,6 +68,9 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     app.state.data_key = key
     app.include_router(hq.hq_router(engine, lambda: key))
 
+    # ANPI_HUB_CROSSMATCH=off: matching is left to a separate `anpi hub crossmatch run --watch`
+    # process (its own CPU: ingest never competes with building a registry's matcher)
+    inline = os.environ.get(CROSSMATCH_ENV, "inline").lower() != "off"
     runner = {"running": False, "again": False}
     runner_lock = threading.Lock()
 
@@ -151,7 +155,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
         except IngestError as exc:
             return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
-        task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None else None
+        task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None and inline else None
         return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
 
     @app.get("/v1/acks")

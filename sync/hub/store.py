@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -543,7 +544,9 @@ def hub_lock(conn: Connection, municipality: str = IMPLICIT_TENANT) -> None:
         # Hub writes are point lookups by indexed keys.  A young hub has stale statistics until
         # autovacuum's first ANALYZE, and the planner then picks sequential scans whose cost
         # grows with every event stored; pin index plans inside hub write transactions.
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        # …and no JIT: a plan that must still scan (a tiny table) is costed at 10^10 with seqscan
+        # off, which would otherwise buy a 16 ms JIT compilation for a sub-millisecond query
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274, hashtext(current_schema() || ':' || %(m)s))",
                              {"m": municipality})
 
@@ -1080,7 +1083,41 @@ def ingest(engine: Engine, device_id: str, events: Sequence[Mapping[str, Any]], 
         result = ingest_conn(conn, device_id, wire, via=via, municipality=m)
     if after_commit is not None:
         after_commit()
+    if result.stored:
+        keep_statistics_fresh(engine, result.stored)
     return result
+
+
+_YOUNG_TABLES = ("hub_event", "hub_evacuee", "hub_stay", "hub_decision", "hub_person_link", "hub_crossmatch_job",
+                 "hub_cross_link", "hub_evacuee_value", "hub_notice")
+_stored_since_start: dict[int, int] = {}
+_analyze_lock = threading.Lock()
+
+
+def keep_statistics_fresh(engine: Engine, stored: int) -> None:
+    """ANALYZE the busy tables while the hub is young (after 2k, 8k, 32k … events in this process).
+
+    Every key is (municipality_code, id): with the statistics of an empty table the planner
+    believes a municipality has a handful of rows and filters ``id = ANY(…)`` row by row instead
+    of using the second key column — 50 times slower once a town has thousands of evacuees.
+    Autovacuum fixes this within minutes; a hub that starts into a flood of backlog cannot wait.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with _analyze_lock:
+        before = _stored_since_start.get(id(engine), 0)
+        after = before + stored
+        _stored_since_start[id(engine)] = after
+        due = any(before < t <= after for t in (2_000, 8_000, 32_000, 128_000, 512_000))
+    if not due:
+        return
+    try:
+        with engine.connect() as conn:
+            for t in _YOUNG_TABLES:
+                conn.exec_driver_sql(f"ANALYZE {t}")
+            conn.commit()
+    except Exception:  # noqa: BLE001 - only the owner may ANALYZE; autovacuum will do it then
+        pass
 
 
 # ---- feed for pulling other shelters' events ---------------------------------------------------------------

@@ -41,7 +41,8 @@ def make_town(tmp: Path, code: str, name: str, prefix: str, *, residents: int = 
               seed: str | int = 1) -> Town:
     ds = make_dataset(tmp / code, residents=residents, evacuees=evacuees, seed=seed)
     for p in (ds.registry_path, ds.roster_path):
-        p.write_text(p.read_text(encoding="utf-8-sig").replace("岩手県三陸浜市", prefix), encoding="utf-8")
+        p.write_text(p.read_text(encoding="utf-8-sig").replace("岩手県三陸浜市", prefix).replace("三陸浜市", name),
+                     encoding="utf-8")
     with ds.registry_path.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return Town(code, name, ds.registry_path, ds.roster_path, ds.truth_path, rows)

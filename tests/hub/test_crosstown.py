@@ -227,3 +227,41 @@ def test_local_link_at_the_host_withdraws_the_cross_town_link(towns, tmp_path: P
     sync(kazo, http)
     with kazo.session() as s:
         assert client.cross_town_notice(s, eid) is None  # withdrawn at the host too
+
+
+def test_a_weak_namesake_bothers_no_home(towns, tmp_path: Path) -> None:  # noqa: ANN001
+    """An evacuee who gave only a surname and a birth year (no address): several residents of a
+    sharing home fit equally well.  The engine would put a coin-flip candidate up for review; a
+    home whose name the evacuee never mentioned is not bothered with it (REVIEW_FLOOR)."""
+    from ulid import ULID
+
+    from matching.query import Query
+    from sync import events as sev, outbox
+
+    app, engine, key, a, b, url, http, pg = towns
+    hx = crossmatch.home_index(engine, key, A)
+    assert hx is not None
+    weak = None
+    for p in a.residents:
+        if p["氏カナ"] and p["生年月日"]:
+            r = hx.matcher.match(Query(name_kana=p["氏カナ"], birth=p["生年月日"][:4] + "年"))
+            if r.decision == "review" and r.probability < crossmatch.REVIEW_FLOOR:
+                weak = p
+                break
+    assert weak is not None
+    tenants.share(engine, A, B)
+    kazo = app_shelter(tmp_path, "kazo")
+    enroll(kazo, engine, http, B, url)
+    with kazo.session() as s:
+        eid = register(s, typed(weak, name="", name_kana=weak["氏カナ"], birth_date=weak["生年月日"][:4] + "年",
+                                address="", sex=""), by="staff", shelter_code="KZ1").id
+        # the host's laptop found nobody (it holds no registry in this test)
+        outbox.append(s, sev.MatchDecided(decision_id=str(ULID()), evacuee_id=eid, resident_id=None,
+                                          decision="none", at="2025-04-01T00:00:00+00:00"))
+        s.commit()
+    sync(kazo, http)
+    crossmatch.run_pending(engine, key)
+    assert crossmatch.pending_jobs(engine) == 0  # looked at …
+    items = hq(http, a.hq_token, "GET", "/v1/hq/review").json()["items"]
+    assert items == [], json.dumps([i["detail"]["reasons"] for i in items], ensure_ascii=False)  # … nobody bothered
+    assert hq(http, a.hq_token, "GET", "/v1/hq/found-elsewhere").json()["found"] == []
