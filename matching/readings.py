@@ -102,7 +102,7 @@ class ReadingModel:
             k = strict_key(kanji)
             return [k] if k else []
         out = [r for r, _ in self.learned(kanji)[:limit]]
-        if len(out) < limit:
+        if not out:
             d = self.dictionary_reading(kanji)
             if d and d not in out:
                 out.append(d)

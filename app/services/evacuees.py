@@ -165,6 +165,9 @@ class EvacueeDetail:
     household: list[Evacuee]
     shelter: Shelter | None
     resident: dict[str, Any] | None = None  # the linked registry record (display fields), if any
+    #: the hub found this person in another municipality's registry (住民: ○○町): its label and
+    #: the basic four items (氏名, 生年月日, 性別, 住所) — nothing else of that registry reaches us
+    other_town: dict[str, Any] | None = None
 
 
 def evacuee_detail(session: Session, evacuee_id: str, *, reveal_restricted: bool = False) -> EvacueeDetail:
@@ -181,7 +184,10 @@ def evacuee_detail(session: Session, evacuee_id: str, *, reveal_restricted: bool
     if last and last.decision in ("auto", "confirmed") and last.resident_id:
         shown = resident_display(session, [last.resident_id], reveal_restricted=reveal_restricted)
         resident = shown.get(last.resident_id)
-    return EvacueeDetail(ev, stays, decisions, household, session.get(Shelter, ev.shelter_id), resident)
+    from sync.client import cross_town_notice
+
+    return EvacueeDetail(ev, stays, decisions, household, session.get(Shelter, ev.shelter_id), resident,
+                         cross_town_notice(session, ev.id))
 
 
 def _shelter_code(session: Session, ev: Evacuee) -> str | None:

@@ -123,6 +123,23 @@ def test_cross_town_evacuee_is_found_and_only_the_basic_four_cross(towns, tmp_pa
                               "sex": {"1": "男", "2": "女"}[safe["性別"]], "address": safe["住所"]}
     assert n2 is not None and n2["decision"] == "confirmed"
     assert n3 is None
+    # …and the shelter's person page shows it: "住民: 双葉町" with the basic four items
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.services import accounts
+    from tests.web.helpers import login
+
+    with kazo.session() as s:
+        accounts.add_user(s, "受付 花子", "staff", pin="2468")
+        s.commit()
+    shelter_app = create_app(kazo.path)
+    with TestClient(shelter_app) as web:
+        login(web, "受付 花子", "2468")
+        page = web.get(f"/roster/{e_safe}").text
+        assert f"住民: {A_NAME}" in page and safe["住所"] in page and f"{safe['氏']}　{safe['名']}" in page
+        assert "住民: " not in web.get(f"/roster/{e_hidden}").text
+    shelter_app.state.engine.dispose()
     blob = "\n".join(payloads)
     for p in a.residents:  # no 宛名番号 / 世帯番号 of the home ever reaches the host
         assert p["宛名番号"] not in blob and p["世帯番号"] not in blob
