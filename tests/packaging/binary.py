@@ -62,8 +62,13 @@ def ensure_binary(out_dir: Path = DIST) -> Path:
 
 
 def empty_env(home: Path) -> dict[str, str]:
-    """What `env -i PATH=/usr/bin:/bin HOME=$home` leaves: no PYTHONPATH, no virtualenv, no ANPI_*."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    """What `env -i PATH=/usr/bin:/bin HOME=$home TMPDIR=$home/tmp` leaves: no PYTHONPATH, no
+    virtualenv, no ANPI_*. The one-file binary unpacks itself into TMPDIR; a private one keeps
+    each run apart from whatever else the machine's /tmp holds (a run during the full suite once
+    failed to unpack there and passed alone)."""
+    tmp = home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp)}
 
 
 def run(binary: Path, home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
