@@ -6,22 +6,16 @@ terminal and stays quiet when piped.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
-from sqlalchemy.engine import Engine
 
 from app import __version__
-from app.db import open_shelter_db, session as db_session
-from app.formats.errors import FileFormatError
-from app.services.errors import AlreadyDone, AnpiError
+from app.cli_common import cli_errors, db_path, engine_for, fail, progress_bar
+from app.db import session as db_session
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Anpi: shelter registration and safety confirmation.")
 registry_app = typer.Typer(no_args_is_help=True, help="Resident registry snapshots (住民基本台帳).")
@@ -45,58 +39,6 @@ def _mount_sub_apps() -> None:
 
 
 _mount_sub_apps()
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def cli_errors(func: F) -> F:
-    """Turn our exceptions into one line on stderr and an exit code; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AlreadyDone as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(0) from None
-        except FileFormatError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            for p in exc.problems[1:10]:
-                typer.echo(f"  {p}", err=True)
-            if exc.total > 10:
-                typer.echo(f"  … {exc.total - 10} more", err=True)
-            raise typer.Exit(1) from None
-        except AnpiError as exc:
-            fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def db_path(ctx: typer.Context) -> Path:
-    return Path(ctx.obj["db_path"])
-
-
-def engine_for(ctx: typer.Context) -> Engine:
-    return open_shelter_db(db_path(ctx))
-
-
-@contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int], None]]:
-    """A live row counter on a terminal; nothing when stderr is piped."""
-    if not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed:,} rows"), TimeElapsedColumn(),
-                  transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda n: bar.update(task, completed=n)
 
 
 def version_callback(value: bool) -> None:

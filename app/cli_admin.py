@@ -6,37 +6,23 @@ Mounted by app/cli.py as `app.add_typer(audit_app, name="audit")`; the database 
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 import typer
 
-from app.db import open_shelter_db, session as db_session
+from app.cli_common import cli_user, engine_for
+from app.db import session as db_session
 from app.services import audit
 from app.services.errors import AnpiError
 
 audit_app = typer.Typer(no_args_is_help=True, help="Audit log (hash chain): verify and export.")
 
 
-def _engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    obj = ctx.obj or {}
-    path = Path(obj.get("db_path", "anpi.db"))
-    engine = open_shelter_db(path)
-    return engine
-
-
-def _cli_user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
-
-
 @audit_app.command("verify")
 def verify_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Check the hash chain; exits 1 and names the first broken entry if anything was changed."""
-    with db_session(_engine(ctx)) as s:
+    with db_session(engine_for(ctx)) as s:
         res = audit.verify(s)
     if as_json:
         typer.echo(json.dumps({"ok": res.ok, "entries": res.entries, "first_bad_id": res.first_bad_id,
@@ -57,8 +43,8 @@ def export_cmd(
 ) -> None:
     """Write the whole audit log to a file (the export itself is recorded in the log)."""
     try:
-        with db_session(_engine(ctx)) as s:
-            audit.record(s, _cli_user(), "audit_export", "cli: anpi audit export", detail={"file": out.name})
+        with db_session(engine_for(ctx)) as s:
+            audit.record(s, cli_user(), "audit_export", "cli: anpi audit export", detail={"file": out.name})
             s.commit()
             n = audit.export(s, out, fmt)
     except AnpiError as exc:

@@ -1,27 +1,19 @@
 """`anpi backup --out FILE`, `anpi restore FILE [--yes]` (DESIGN §2). Owner: backup work.
 
-Thin face over `app.services.backup`. `app.cli` mounts this module while it is still being
-imported, so its helpers (`cli_errors`, `db_path`, …) are imported inside the commands.
+Thin face over `app.services.backup`.
 """
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 
 import typer
 
-
-def _cli_user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
+from app.cli_common import cli_errors, cli_user, db_path, engine_for, fail
 
 
 def _backup(ctx: typer.Context, out: Path) -> None:
-    from app.cli import db_path, engine_for, fail
     from app.db import session as db_session
     from app.services import audit
     from app.services.backup import backup, record_attempt
@@ -42,7 +34,7 @@ def _backup(ctx: typer.Context, out: Path) -> None:
         with db_session(engine) as s:
             record_attempt(s, kind="manual", path=info.path, info=info)
             # a backup holds every person's data: it is an export and is audited like one
-            audit.record(s, _cli_user(), "backup", "cli: anpi backup",
+            audit.record(s, cli_user(), "backup", "cli: anpi backup",
                          detail={"file": str(info.path), "sha256": info.sha256, "size": info.size, "counts": info.counts})
             s.commit()
     finally:
@@ -52,7 +44,6 @@ def _backup(ctx: typer.Context, out: Path) -> None:
 
 
 def _restore(ctx: typer.Context, file: Path, yes: bool) -> None:
-    from app.cli import db_path, fail
     from app.db import open_shelter_db
     from app.db import session as db_session
     from app.services import audit
@@ -69,7 +60,7 @@ def _restore(ctx: typer.Context, file: Path, yes: bool) -> None:
     engine = open_shelter_db(db)
     try:
         with db_session(engine) as s:
-            audit.record(s, _cli_user(), "restore", "cli: anpi restore",
+            audit.record(s, cli_user(), "restore", "cli: anpi restore",
                          detail={"file": str(info.backup_file), "sha256": info.sha256,
                                  "kept_as": str(info.kept_as) if info.kept_as else None, "epoch": info.epoch,
                                  "counts": info.counts})
@@ -94,8 +85,6 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Backup file to write (its folder must exist, e.g. a USB stick)."),
     ) -> None:
         """Write a verified copy of the shelter database (integrity-checked, then renamed into place)."""
-        from app.cli import cli_errors
-
         cli_errors(_backup)(ctx, out)
 
     @app.command("restore")
@@ -105,6 +94,4 @@ def register(app: typer.Typer) -> None:
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     ) -> None:
         """Replace the shelter database by a backup (refuses damaged files; keeps the old database aside)."""
-        from app.cli import cli_errors
-
         cli_errors(_restore)(ctx, file, yes)

@@ -7,23 +7,20 @@ that commit, so a file on disk always belongs to a certificate that exists.
 
 from __future__ import annotations
 
-import functools
-import getpass
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import typer
 from sqlmodel import Session
 
-from app.db import open_shelter_db, session as db_session
-from app.services.errors import AnpiError, InvalidInput
+from app.cli_common import cli_errors, engine_for, os_user
+from app.db import session as db_session
+from app.services.errors import InvalidInput
 
 certificate_app = typer.Typer(no_args_is_help=True, help="Disaster certificates (り災証明書 / 被災証明書).")
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def register(app: typer.Typer) -> None:
@@ -31,32 +28,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(certificate_app, name="certificate")
 
 
-def _errors(func: F) -> F:
-    """Our exceptions become one line on stderr and exit code 1; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except AnpiError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - containers without a login name
-        return "cli"
+    """Certificates name the operator by login name alone (it is printed in the desk's history)."""
+    return os_user() or "cli"
 
 
 @contextmanager
 def _session(ctx: typer.Context) -> Iterator[Session]:
     """One session on the shelter database; the engine is disposed after, so no file handle outlives
     the command (`anpi restore` refuses a database that is still open)."""
-    engine = open_shelter_db(Path((ctx.obj or {}).get("db_path", "anpi.db")))
+    engine = engine_for(ctx)
     try:
         with db_session(engine) as s:
             yield s
@@ -85,7 +66,7 @@ BY = typer.Option(None, "--by", help="Who does this (default: the OS user).")
 
 
 @certificate_app.command("issue")
-@_errors
+@cli_errors
 def issue_cmd(
     ctx: typer.Context,
     kind: str = typer.Option(..., "--kind", help="risai (り災証明書) or hisai (被災証明書)."),
@@ -147,7 +128,7 @@ def _row(c: Any) -> dict[str, Any]:
 
 
 @certificate_app.command("list")
-@_errors
+@cli_errors
 def list_cmd(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json"),
@@ -175,7 +156,7 @@ def list_cmd(
 
 
 @certificate_app.command("reissue")
-@_errors
+@cli_errors
 def reissue_cmd(
     ctx: typer.Context,
     number: str = typer.Argument(..., help="整理番号."),
@@ -197,7 +178,7 @@ def reissue_cmd(
 
 
 @certificate_app.command("void")
-@_errors
+@cli_errors
 def void_cmd(
     ctx: typer.Context,
     number: str = typer.Argument(..., help="整理番号."),

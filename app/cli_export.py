@@ -14,58 +14,35 @@ residents are never in a file, only their number in the summary.
 from __future__ import annotations
 
 import functools
-import getpass
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import typer
+
+from app.cli_common import F, cli_errors, cli_user, db_path, fail
 
 export_app = typer.Typer(no_args_is_help=True, help="Exports: the safety-confirmation list (安否確認リスト).")
 hq_app = typer.Typer(no_args_is_help=True, help="Disaster HQ (本部): record 他の手段で確認 / 死亡 / 行方不明.")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _one_line(func: F) -> F:
-    """Our errors (and unwritable files, a missing PDF font) as one line on stderr; never a traceback.
-
-    Own wrapper rather than app.cli.cli_errors: app.cli imports this module while it is still
-    being defined."""
+    """`cli_errors`, and also unwritable files and a missing PDF font as one line on stderr."""
+    guarded = cli_errors(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from app.formats.fonts import FontMissing
-        from app.services.errors import AnpiError
 
         try:
-            return func(*args, **kwargs)
-        except AnpiError as exc:
-            raise _fail(str(exc)) from None
+            return guarded(*args, **kwargs)
         except FontMissing as exc:
-            raise _fail(str(exc)) from None
+            fail(str(exc))
         except OSError as exc:
-            raise _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
     return wrapper  # type: ignore[return-value]
-
-
-def _db_path(ctx: typer.Context) -> Path:
-    return Path((ctx.obj or {}).get("db_path", "anpi.db"))
-
-
-def _cli_user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
 
 
 @contextmanager
@@ -101,11 +78,11 @@ def export_anpi_list_cmd(
     fmt = fmt.strip().lower()
     filters = AnpiFilter(towns=tuple(town or ()), household=household.strip(), age_band=age_band.strip(),
                          care_only=care_only, status=status.strip())
-    engine = open_shelter_db(_db_path(ctx))
+    engine = open_shelter_db(db_path(ctx))
     try:
         with db_session(engine) as s, _spinner(f"writing {out.name}"):
             o = export_anpi_list(s, out, fmt=fmt, encoding=encoding, filters=filters,
-                                 by=by.strip() or _cli_user())
+                                 by=by.strip() or cli_user())
             s.commit()
     finally:
         engine.dispose()
@@ -138,7 +115,7 @@ def hq_confirm_cmd(
     from app.db import open_shelter_db, session as db_session
     from app.services.anpi_list import HQ_STATUS_JA, record_hq_confirmation
 
-    engine = open_shelter_db(_db_path(ctx))
+    engine = open_shelter_db(db_path(ctx))
     try:
         with db_session(engine) as s:
             rec = record_hq_confirmation(s, resident_id, status.strip(), method, note, by.strip())

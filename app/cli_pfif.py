@@ -1,17 +1,17 @@
 """`anpi pfif import FILE`, `anpi pfif links`, `anpi pfif export --out FILE`: Person Finder interchange.
 
-A thin face over app.services.pfif. Mounted by app/cli.py through `register(app)`, which runs
-while app.cli is still being imported, so app.cli's helpers are imported inside the commands.
+A thin face over app.services.pfif. Mounted by app/cli.py through `register(app)`.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
+
+from app.cli_common import cli_errors, cli_user, engine_for
 
 pfif_app = typer.Typer(no_args_is_help=True, help="Google Person Finder (PFIF): sought persons in, safety notes out.")
 
@@ -21,34 +21,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pfif_app, name="pfif")
 
 
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "cli"
-
-
-def _engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    from app.db import open_shelter_db
-
-    return open_shelter_db(Path((ctx.obj or {}).get("db_path", "anpi.db")))
-
-
-def _guard(func: Any) -> Any:
-    """app.cli's error handling (one line on stderr, exit code), imported late to avoid a cycle."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from app.cli import cli_errors
-
-        return cli_errors(func)(*args, **kwargs)
-
-    return wrapper
-
-
 @pfif_app.command("import")
-@_guard
+@cli_errors
 def import_cmd(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="PFIF 1.1-1.4 XML, or Person Finder's CSV import format."),
@@ -60,8 +34,8 @@ def import_cmd(
     from app.db import session as db_session
     from app.services.pfif import import_pfif
 
-    with db_session(_engine(ctx)) as s:
-        r = import_pfif(s, file, by_user=_user(), csv_domain=csv_domain)
+    with db_session(engine_for(ctx)) as s:
+        r = import_pfif(s, file, by_user=cli_user(), csv_domain=csv_domain)
     for w in r.warnings:
         typer.echo(f"warning: {w}", err=True)
     if as_json:
@@ -74,7 +48,7 @@ def import_cmd(
 
 
 @pfif_app.command("links")
-@_guard
+@cli_errors
 def links_cmd(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json"),
@@ -88,16 +62,16 @@ def links_cmd(
     from app.services import audit
     from app.services.pfif import relink_all, sought_overview
 
-    engine = _engine(ctx)
+    engine = engine_for(ctx)
     if relink:
         with db_session(engine) as s:
-            n = relink_all(s, by_user=_user())
+            n = relink_all(s, by_user=cli_user())
         typer.echo(f"relinked: {n} link rows written", err=True)
     with db_session(engine) as s:
         views = sought_overview(s, reveal_restricted=include_restricted, only=only if only in ("linked", "open") else "")
         subjects = [f"sought:{v.person.id}" for v in views] + [f"{lv.link.target_kind}:{lv.link.target_id}"
                                                               for v in views for lv in v.links]
-        audit.record(s, _user(), "view", "cli: anpi pfif links", subjects,
+        audit.record(s, cli_user(), "view", "cli: anpi pfif links", subjects,
                      {"count": len(views), "include_restricted": include_restricted})
         s.commit()
     rows = [{
@@ -120,7 +94,7 @@ def links_cmd(
 
 
 @pfif_app.command("decide")
-@_guard
+@cli_errors
 def decide_cmd(
     ctx: typer.Context,
     sought_id: str = typer.Argument(...),
@@ -132,15 +106,15 @@ def decide_cmd(
     from app.db import session as db_session
     from app.services.pfif import decide_link
 
-    with db_session(_engine(ctx)) as s:
-        row = decide_link(s, sought_id, kind, target_id, decision, by_user=_user(), reveal_restricted=True,
+    with db_session(engine_for(ctx)) as s:
+        row = decide_link(s, sought_id, kind, target_id, decision, by_user=cli_user(), reveal_restricted=True,
                           screen="cli: anpi pfif decide")
         s.commit()
     typer.echo(f"{kind} {target_id}: {row.decision}")
 
 
 @pfif_app.command("export")
-@_guard
+@cli_errors
 def export_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="PFIF 1.4 XML file to write."),
@@ -151,6 +125,6 @@ def export_cmd(
     from app.db import session as db_session
     from app.services.pfif import export_pfif
 
-    with db_session(_engine(ctx)) as s:
-        n = export_pfif(s, out, by_user=_user(), expiry_days=expiry_days, screen="cli: anpi pfif export")
+    with db_session(engine_for(ctx)) as s:
+        n = export_pfif(s, out, by_user=cli_user(), expiry_days=expiry_days, screen="cli: anpi pfif export")
     typer.echo(f"{n} persons written to {out}")

@@ -24,7 +24,6 @@ would miss committed data still in the -wal file or catch a page mid-write.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -43,6 +42,7 @@ from sqlmodel import Session, select
 from app.ids import new_id, utcnow
 from app.models import BackupRecord
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
+from app.services.registry import file_sha256
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: a file without these tables is not an Anpi shelter database, whatever else it holds
@@ -126,14 +126,6 @@ def _fsync_dir(folder: Path) -> None:
         pass  # some file systems (FAT on USB sticks) refuse fsync on a folder
     finally:
         os.close(fd)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sidecar_of(path: Path) -> Path:
@@ -533,8 +525,6 @@ class BackupScheduler:
             try:
                 info = backup(self.db_path, out)
                 rotate(self.folder, self.db_path, self.keep, just_made=info.path)
-            except AnpiError as exc:
-                error = exc
             except Exception as exc:  # noqa: BLE001 - the service must keep running whatever the stick does
                 error = exc
             self.runs += 1

@@ -351,8 +351,6 @@ def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, 
             count = _load_sequential(cur, reader, path.name, gaiji, snapshot_id, progress)
         if progress:
             progress(count)
-        if not reader.header:
-            reader.read_header()
         cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ? WHERE id = ?",
                     (count, reader.profile.name if reader.profile else profile,
                      json.dumps(reader.header, ensure_ascii=False), snapshot_id))

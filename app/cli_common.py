@@ -1,0 +1,90 @@
+"""What every `anpi` command module shares: one-line errors, the database option, who is running.
+
+Why a module of its own: `app.cli` mounts the command modules (`cli_admin`, `cli_export`,
+`cli_certificate`, `cli_pfif`, `cli_backup`, …) while it is itself still being imported, so they
+cannot import these helpers from `app.cli`; they all import them from here instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from sqlalchemy.engine import Engine
+
+from app.db import open_shelter_db
+from app.formats.errors import FileFormatError
+from app.services.errors import AlreadyDone, AnpiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def cli_errors(func: F) -> F:
+    """Turn our exceptions into one line on stderr and an exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AlreadyDone as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(0) from None
+        except FileFormatError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            for p in exc.problems[1:10]:
+                typer.echo(f"  {p}", err=True)
+            if exc.total > 10:
+                typer.echo(f"  … {exc.total - 10} more", err=True)
+            raise typer.Exit(1) from None
+        except AnpiError as exc:
+            fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_path(ctx: typer.Context) -> Path:
+    """The shelter database of this invocation (`--db`, `ANPI_DB`, default ./anpi.db)."""
+    return Path((ctx.obj or {}).get("db_path", "anpi.db"))
+
+
+def engine_for(ctx: typer.Context) -> Engine:
+    return open_shelter_db(db_path(ctx))
+
+
+def os_user() -> str | None:
+    """The login name of whoever runs the command, if the system has one (containers may not)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return None
+
+
+def cli_user() -> str:
+    """How the audit log names a person working on the command line."""
+    name = os_user()
+    return f"cli:{name}" if name else "cli"
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int], None]]:
+    """A live row counter on a terminal; nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed:,} rows"), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.update(task, completed=n)
