@@ -26,6 +26,7 @@ from sync import crypto, outbox
 from sync.canonical import canonical_bytes, sha256_hex
 from sync.errors import AuthError, EnrollmentError, HubRejected, HubUnavailable, NotEnrolled, SyncError
 from sync.models import RemoteEvent, SyncDevice
+from sync.periodic import PeriodicThread
 
 SessionFactory = Callable[[], ContextManager[Session]]
 
@@ -403,60 +404,31 @@ def cross_town_notice(session: Session, evacuee_id: str) -> dict[str, Any] | Non
 
 
 # ---- background -----------------------------------------------------------------------------------------------
-class BackgroundSyncer:
+class BackgroundSyncer(PeriodicThread):
     """A daemon thread that calls :func:`sync_once` every ``interval`` seconds while a hub is set.
 
     Errors never escape the thread; the last result and error are kept for the status page.
     ``trigger()`` asks for a sync now (e.g. right after a registration when online).
     """
 
+    thread_name = "anpi-sync"
+
     def __init__(self, session_factory: SessionFactory, interval: float = 60.0, *, hub_url: str | None = None,
                  **sync_kwargs: Any) -> None:
+        super().__init__(interval)
         self.session_factory = session_factory
-        self.interval = interval
         self.hub_url = hub_url
         self.sync_kwargs = sync_kwargs
         self.last_result: SyncResult | None = None
-        self.last_error: str | None = None
         self.runs = 0
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="anpi-sync", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def trigger(self) -> None:
-        self._wake.set()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _hub_configured(self) -> bool:
         with self.session_factory() as s:
             dev = outbox.get_device(s)
             return dev is not None and bool(dev.hub_id) and bool(self.hub_url or dev.hub_url)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._hub_configured():
-                    self.last_result = sync_once(self.session_factory, self.hub_url, **self.sync_kwargs)
-                    self.last_error = self.last_result.error
-                    self.runs += 1
-            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            self._wake.wait(self.interval)
-            self._wake.clear()
+    def tick(self) -> None:
+        if self._hub_configured():
+            self.last_result = sync_once(self.session_factory, self.hub_url, **self.sync_kwargs)
+            self.last_error = self.last_result.error
+            self.runs += 1

@@ -43,6 +43,7 @@ from app.ids import new_id, utcnow
 from app.models import BackupRecord
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 from app.services.registry import file_sha256
+from sync.periodic import PeriodicThread
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: a file without these tables is not an Anpi shelter database, whatever else it holds
@@ -477,44 +478,31 @@ def rotate(folder: Path, db_path: Path, keep: int, *, just_made: Path) -> list[P
 SessionFactory = Callable[[], Session]
 
 
-class BackupScheduler:
+class BackupScheduler(PeriodicThread):
     """A daemon thread that backs the database up to `folder` every `interval_minutes` (first at start).
 
     A failing folder (USB stick unplugged, full, read-only) is recorded as a failed attempt and
     retried next time; it never stops the service. `run_once` is also what "今すぐバックアップ" calls.
     """
 
+    thread_name = "anpi-backup"
+
     def __init__(self, db_path: Path, session_factory: SessionFactory, folder: Path, *, interval_minutes: float = 10,
                  keep: int = 24) -> None:
+        super().__init__(max(1.0, float(interval_minutes) * 60))
         self.db_path = Path(db_path).absolute()
         self.session_factory = session_factory
         self.folder = Path(folder)
-        self.interval_s = max(1.0, float(interval_minutes) * 60)
         self.keep = max(1, int(keep))
         self.last: BackupRecord | None = None
-        self.last_error: str | None = None
         self.runs = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="anpi-backup", daemon=True)
-        self._thread.start()
+    def stop(self, timeout: float = 30.0) -> None:  # a backup in progress may take a while to finish
+        super().stop(timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def trigger(self) -> None:
-        self._wake.set()
+    def tick(self) -> None:
+        self.run_once("auto")
 
     def run_once(self, kind: str = "auto") -> BackupRecord:
         """One backup into the folder, rotation after a good one, and its record in the live database."""
@@ -543,14 +531,6 @@ class BackupScheduler:
             self.last = rec
             return rec
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once("auto")
-            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
 
 
 # --- what the dashboard shows ---------------------------------------------------------------------
