@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.web.helpers import STAFF, api_csrf, build_shelter, login
+from tests.web.helpers import STAFF, api_csrf, build_shelter, login, shelter_app
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -157,11 +157,7 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
-
-    a = create_app(shelter.db_path, auto_lock_seconds=3600)
-    yield a
-    a.state.engine.dispose()
+    yield from shelter_app(shelter.db_path, auto_lock_seconds=3600)
 
 
 def _fill(path: str, shelter: Any) -> str:

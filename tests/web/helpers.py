@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -94,3 +95,23 @@ def login(client, name: str, pin: str | None = None, *, expect: int = 303):  # t
 
 def api_csrf(client) -> str:  # type: ignore[no-untyped-def]
     return client.get("/api/session").json()["csrf_token"]
+
+
+def shelter_app(db_path: Path, auto_lock_seconds: int = 300) -> Iterator:  # type: ignore[type-arg]
+    """The shelter app on `db_path` for one test, its database engine closed afterwards.
+    Use from a fixture: ``yield from shelter_app(shelter.db_path)``."""
+    from app.main import create_app
+
+    app = create_app(db_path, auto_lock_seconds=auto_lock_seconds)
+    yield app
+    app.state.engine.dispose()
+
+
+def client_as(app, name: str):  # type: ignore[no-untyped-def]
+    """A TestClient logged in as `name` through the 交代 screen."""
+    from fastapi.testclient import TestClient
+
+    c = TestClient(app)
+    login(c, name)
+    return c
+

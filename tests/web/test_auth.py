@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.audit_models import AuditEntry
-from tests.web.helpers import api_csrf, build_shelter, csrf_of, login
+from tests.web.helpers import api_csrf, build_shelter, csrf_of, login, shelter_app
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -24,11 +24,7 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
-
-    a = create_app(shelter.db_path, auto_lock_seconds=300)
-    yield a
-    a.state.engine.dispose()
+    yield from shelter_app(shelter.db_path)
 
 
 def actions(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from tests.web.helpers import ADDR, build_shelter, csrf_of, login
+from tests.web.helpers import ADDR, build_shelter, csrf_of, login, shelter_app
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -37,11 +37,7 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
-
-    a = create_app(shelter.db_path, auto_lock_seconds=3600)
-    yield a
-    a.state.engine.dispose()
+    yield from shelter_app(shelter.db_path, auto_lock_seconds=3600)
 
 
 def desk_client(app: Any, name: str = "窓口") -> TestClient:

@@ -13,9 +13,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from tests.web.helpers import api_csrf, build_shelter, csrf_of, login
+from tests.web.helpers import api_csrf, build_shelter, client_as, csrf_of, shelter_app
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -48,17 +47,8 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
+    yield from shelter_app(shelter.db_path, auto_lock_seconds=3600)
 
-    a = create_app(shelter.db_path, auto_lock_seconds=3600)
-    yield a
-    a.state.engine.dispose()
-
-
-def client_as(app, name: str) -> TestClient:  # type: ignore[no-untyped-def]
-    c = TestClient(app)
-    login(c, name)
-    return c
 
 
 def audit_rows(shelter, action: str) -> list[tuple[str, str, list[str], dict]]:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from app.models import Inquiry
 from tests.conftest import Cli
-from tests.web.helpers import api_csrf, build_shelter, csrf_of, login
+from tests.web.helpers import api_csrf, build_shelter, csrf_of, login, shelter_app
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -50,11 +50,7 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
-
-    a = create_app(shelter.db_path, auto_lock_seconds=300)
-    yield a
-    a.state.engine.dispose()
+    yield from shelter_app(shelter.db_path)
 
 
 @pytest.fixture

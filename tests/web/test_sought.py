@@ -16,7 +16,7 @@ from app.db import open_shelter_db
 from app.formats.pfif import write_pfif
 from app.services.reconcile import reconcile_all
 from tests.app.test_pfif_import import DATA, SOUGHT, counts
-from tests.web.helpers import build_shelter, csrf_of, login
+from tests.web.helpers import build_shelter, client_as, csrf_of, shelter_app
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -32,17 +32,8 @@ def shelter(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def app(shelter):  # type: ignore[no-untyped-def]
-    from app.main import create_app
+    yield from shelter_app(shelter.db_path, auto_lock_seconds=3600)
 
-    a = create_app(shelter.db_path, auto_lock_seconds=3600)
-    yield a
-    a.state.engine.dispose()
-
-
-def client_as(app, name: str) -> TestClient:  # type: ignore[no-untyped-def]
-    c = TestClient(app)
-    login(c, name)
-    return c
 
 
 def upload(c: TestClient, name: str, content: bytes):  # type: ignore[no-untyped-def]
