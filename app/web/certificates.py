@@ -5,6 +5,7 @@ registry does not know. Thin: everything happens in app.services.certificates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -223,30 +224,29 @@ def certificate_print(request: Request, number: str, user: CurrentUser = Depends
 @router.post("/desk/certificates/{number}/reissue", response_class=HTMLResponse)
 def certificate_reissue(request: Request, number: str, reason: str = Form(""),
                         user: CurrentUser = Depends(require(PERM)), session: Session = Depends(db)) -> Response:
-    try:
-        cert = certs.reissue(session, number, by=user, reason=reason, screen=screen(request))
-        session.commit()
-    except NotFound:
-        raise
-    except AnpiError as exc:
-        session.rollback()
-        errors, error = _field_errors(exc)
-        return _detail(request, session, user, number, errors={f"reissue_{k}": v for k, v in errors.items()},
-                       error=error, status_code=409 if not errors else 422)
-    return redirect(f"/desk/certificates/{quote(cert.number)}?done=reissued")
+    return _change(request, session, user, number, "reissue", "reissued",
+                   lambda: certs.reissue(session, number, by=user, reason=reason, screen=screen(request)))
 
 
 @router.post("/desk/certificates/{number}/void", response_class=HTMLResponse)
 def certificate_void(request: Request, number: str, reason: str = Form(""),
                      user: CurrentUser = Depends(require(PERM)), session: Session = Depends(db)) -> Response:
+    return _change(request, session, user, number, "void", "voided",
+                   lambda: certs.void(session, number, reason, by=user, screen=screen(request)))
+
+
+def _change(request: Request, session: Session, user: CurrentUser, number: str, form: str, done: str,
+            action: Callable[[], Any]) -> Response:
+    """Reissue or void from the detail page: back to it with the outcome, or with the form's errors
+    (fields prefixed by the form's name, since both forms are on one page)."""
     try:
-        cert = certs.void(session, number, reason, by=user, screen=screen(request))
+        cert = action()
         session.commit()
     except NotFound:
         raise
     except AnpiError as exc:
         session.rollback()
         errors, error = _field_errors(exc)
-        return _detail(request, session, user, number, errors={f"void_{k}": v for k, v in errors.items()},
+        return _detail(request, session, user, number, errors={f"{form}_{k}": v for k, v in errors.items()},
                        error=error, status_code=409 if not errors else 422)
-    return redirect(f"/desk/certificates/{quote(cert.number)}?done=voided")
+    return redirect(f"/desk/certificates/{quote(cert.number)}?done={done}")
