@@ -45,6 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import stop  # noqa: E402
+
 import httpx  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -442,18 +444,8 @@ def main() -> None:  # noqa: C901 - one linear script
         if failed or st["events"] < total_events:
             raise SystemExit(f"FAILED: {failed[:3]} status={st}")
     finally:
-        if matcher is not None:
-            matcher.terminate()
-            try:
-                matcher.wait(10)
-            except subprocess.TimeoutExpired:
-                matcher.kill()
-        if hub is not None:
-            hub.terminate()
-            try:
-                hub.wait(10)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+        stop(matcher)
+        stop(hub)
         admin.dispose()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)

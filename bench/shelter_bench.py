@@ -32,6 +32,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import stop  # noqa: E402
+
 TARGET_START_S = 5.0
 TARGET_RSS_MB = 1024.0
 
@@ -155,11 +157,7 @@ def one_start(db: Path, queries: list[dict[str, str]], registrations: int, tag: 
         print(f"server log ({log}):\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
         raise
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 20)
     return figures
 
 

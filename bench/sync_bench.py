@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import stop  # noqa: E402
+
 import httpx  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
@@ -214,12 +216,7 @@ def main() -> None:
             raise SystemExit(f"FAILED: {failed[:3]} status={status}")
         engine.dispose()
     finally:
-        if hub is not None:
-            hub.terminate()
-            try:
-                hub.wait(10)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+        stop(hub)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
             with admin.begin() as c:
