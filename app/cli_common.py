@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,8 +55,10 @@ def cli_errors(func: F) -> F:
 
 
 def db_path(ctx: typer.Context) -> Path:
-    """The shelter database of this invocation (`--db`, `ANPI_DB`, default ./anpi.db)."""
-    return Path((ctx.obj or {}).get("db_path", "anpi.db"))
+    """The shelter database of this invocation (`--db`, `ANPI_DB`, default ./anpi.db). `ANPI_DB` is
+    read here too for command groups run on their own (`python -m app.cli_sync …`)."""
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return Path(obj.get("db_path") or os.environ.get("ANPI_DB") or "anpi.db")
 
 
 def engine_for(ctx: typer.Context) -> Engine:

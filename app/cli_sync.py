@@ -20,13 +20,13 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from app.cli_common import db_path, engine_for
 from sync import bundles, client, models
 from sync.errors import BundleAlreadyImported, SyncError
 
@@ -82,35 +82,8 @@ def _one_line_errors() -> Iterator[None]:
 
 
 # ---- shelter database --------------------------------------------------------------------------------
-def _db_path(ctx: typer.Context) -> Path:
-    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return Path(obj.get("db_path") or os.environ.get("ANPI_DB") or "./anpi.db")
-
-
-def _fallback_engine(path: Path) -> Engine:
-    """Used only while ``app.db.open_shelter_db`` does not exist yet (same pragmas)."""
-    engine = create_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    return engine
-
-
 def shelter_session_factory(ctx: typer.Context) -> Callable[[], Session]:
-    path = _db_path(ctx)
-    try:
-        from app.db import open_shelter_db  # type: ignore[import-not-found]
-    except ImportError:
-        engine = _fallback_engine(path)
-    else:
-        engine = open_shelter_db(path)
+    engine = engine_for(ctx)
     models.create_all(engine)  # no-op once the lead's migration created them
     return lambda: Session(engine)
 
@@ -193,7 +166,7 @@ def registry_pull_cmd(
     the hub's signature and SHA-256) and import it; matching then works offline."""
     from app.hub_registry import pull_into_shelter
 
-    path = _db_path(ctx)
+    path = db_path(ctx)
     with _one_line_errors():
         from app.db import open_shelter_db
 
