@@ -36,6 +36,10 @@ def _mount_sub_apps() -> None:
 
     for module in (cli_export, cli_certificate, cli_pfif, cli_backup):
         module.register(app)
+    from app import cli_hub_certificate, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
+
+    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif):
+        hub_module.register(hub_app)
 
 
 _mount_sub_apps()

@@ -222,7 +222,7 @@ def hub_serve_cmd(
     workers: int = typer.Option(1, "--workers", min=1),
 ) -> None:
     """Run the data-center hub (HTTP)."""
-    from sync.hub.server import serve
+    from app.hub_app import serve
 
     _hub_engine(database_url).dispose()
     serve(database_url or "", host=host, port=port, workers=workers)
@@ -401,7 +401,7 @@ def hub_unshare_cmd(home: str = typer.Option(..., "--home"), host: str = typer.O
 
 @hub_user_app.command("add")
 def hub_user_add_cmd(name: str = typer.Option(..., "--name"),
-                     role: str = typer.Option(..., "--role", help="hq or admin"),
+                     role: str = typer.Option(..., "--role", help="hq, desk (安否照会・証明書 only) or admin"),
                      municipality: Optional[str] = _MUNI_OPT,
                      as_json: bool = typer.Option(False, "--json"),
                      database_url: Optional[str] = _DB_OPT) -> None:

@@ -240,6 +240,35 @@ class ConsentChanged(EventPayload):
         _require(isinstance(self.consents, dict), "consent.changed consents must be an object")
 
 
+#: what HQ may record about a resident (安否確認 by other means), as in the shelter's HqConfirmation
+HQ_STATUSES = ("confirmed_other", "dead", "missing", "withdrawn")
+
+
+@dataclass(frozen=True)
+class HqRecorded(EventPayload):
+    """HQ recorded a resident's state by other means (phone, visit: 他の手段で確認) or as reported
+    dead / missing (死亡・行方不明), or withdrew its own earlier record (withdrawn).  Typed on a laptop (a one-laptop
+    HQ or a shelter's HQ account) and sent to the hub, so the hub's safety list says the same."""
+
+    TYPE: ClassVar[str] = "hq.recorded"
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("at",)
+    record_id: str
+    resident_id: str
+    status: str
+    at: str
+    method: str | None = None
+    note: str | None = None
+    by_user: str | None = None
+    municipality_code: str | None = None
+    snapshot_as_of: str | None = None
+    v: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(bool(self.record_id) and bool(self.resident_id), "hq.recorded needs record_id and resident_id")
+        _require(self.status in HQ_STATUSES, f"hq.recorded status must be one of {HQ_STATUSES}, got {self.status!r}")
+
+
 @dataclass(frozen=True)
 class UnknownEvent:
     """An event type this version does not know.  Stored, forwarded and round-tripped untouched."""
@@ -257,7 +286,7 @@ class UnknownEvent:
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.TYPE: cls
     for cls in (EvacueeRegistered, EvacueeUpdated, StayRecorded, MatchDecided,
-                CertificateIssued, CertificateVoided, ConsentChanged)
+                CertificateIssued, CertificateVoided, ConsentChanged, HqRecorded)
 }
 
 Event = EventPayload | UnknownEvent

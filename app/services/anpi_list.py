@@ -70,7 +70,7 @@ from app.formats.anpi_list_export import ExportResult, ExportTable, write_csv, w
 from app.ids import utcnow
 from app.models import (Evacuee, HqConfirmation, MatchDecision, RegistrySnapshot, Resident, Shelter,
                         StayEvent)
-from app.services import audit
+from app.services import audit, journal
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 
 #: status code → label (the order of counts and chart legends)
@@ -691,6 +691,8 @@ def record_hq_confirmation(session: Session, resident_id: str, status: str, meth
         rec.at = _aware(latest) + timedelta(microseconds=1)  # type: ignore[operator]
     session.add(rec)
     session.flush()
+    shelter = session.execute(select(Shelter)).scalars().first()
+    journal.hq_recorded(session, rec, shelter.municipality_code if shelter else None, snap.as_of.isoformat())
     audit.record(session, by, "hq_confirm", screen, [f"resident:{resident_id}"],
                  {"status": status, "method": method, "record_id": rec.id,
                   "withdrew": current.id if status == "withdrawn" and current else None})

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from app.models import Evacuee, MatchDecision, Shelter, StayEvent
+from app.models import Evacuee, HqConfirmation, MatchDecision, Shelter, StayEvent
 from sync import events, outbox
 
 
@@ -52,6 +52,15 @@ def match_decided(session: Session, d: MatchDecision, snapshot_as_of: str | None
 def matches_decided(session: Session, decisions: list[MatchDecision], snapshot_as_of: str | None) -> None:
     """One outbox batch for a whole reconciliation run."""
     outbox.append_many(session, [_match_event(d, snapshot_as_of) for d in decisions])
+
+
+def hq_recorded(session: Session, rec: HqConfirmation, municipality_code: str | None, snapshot_as_of: str | None) -> None:
+    """HQ's record about a resident travels to the hub, whose safety list replays every laptop's."""
+    outbox.append(session, events.HqRecorded(
+        record_id=rec.id, resident_id=rec.resident_id, status=rec.status, at=rec.at, method=rec.method or None,
+        note=rec.note or None, by_user=rec.by_user or None, municipality_code=municipality_code or None,
+        snapshot_as_of=snapshot_as_of,
+    ))
 
 
 def pending_count(session: Session) -> int:

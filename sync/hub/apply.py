@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sync.events import EVACUEE_FIELDS, LINKING_DECISIONS, UNLINKING_DECISIONS
 from sync.hub.store import (
     WireEvent, bulk_insert, bulk_update, hub_certificate, hub_decision, hub_evacuee, hub_evacuee_value,
-    hub_person_link, hub_review_item, hub_stay, new_row_id,
+    hub_hq_record, hub_person_link, hub_review_item, hub_stay, new_row_id,
 )
 
 _JSON_FIELDS = ("care", "consents")
@@ -92,6 +92,7 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
     stayed = _stays(conn, by_type.get("stay.recorded", []), now, m)
     decided = _decisions(conn, by_type.get("match.decided", []), now, m)
     _certificates(conn, by_type.get("certificate.issued", []), by_type.get("certificate.voided", []), m)
+    _hq_records(conn, by_type.get("hq.recorded", []), m)
     edits: list[tuple[WireEvent, str, dict[str, Any]]] = []
     for e in events:  # order-sensitive edits: applied in seq order (in memory), written once
         if e.type == "evacuee.updated":
@@ -359,6 +360,24 @@ def _certificates(conn: Connection, issued: list[WireEvent], voided: list[WireEv
         else:
             conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
                                                        hub_certificate.c.number == d["number"]).values(**values))
+
+
+# ---- HQ records ----------------------------------------------------------------------------------------
+def _hq_records(conn: Connection, events: list[WireEvent], m: str) -> None:
+    """Append-only rows keyed by their own record id: the safety list replays them by (at, id), so
+    arrival order does not matter.  A record about another municipality's 宛名番号 (a laptop whose
+    municipality_code differs from its stream's) is ignored rather than misfiled."""
+    rows = []
+    for e in events:
+        d = e.data
+        if not d.get("record_id") or not d.get("resident_id") or d.get("municipality_code") not in (None, "", m):
+            continue
+        rows.append(dict(municipality_code=m, record_id=str(d["record_id"]), resident_id=str(d["resident_id"]),
+                         status=str(d.get("status")), method=d.get("method"), note=d.get("note"),
+                         by_user=d.get("by_user"), at=str(d.get("at") or e.recorded_at),
+                         device_id=e.device_id, event_id=e.event_id))
+    if rows:
+        bulk_insert(conn, hub_hq_record, rows)
 
 
 # ---- field edits and conflicts -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import json
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
@@ -199,42 +199,63 @@ def review_items(engine: Engine, m: str, status: str = "open") -> list[dict[str,
              "created_at": r["created_at"].isoformat(timespec="seconds")} for r in rows]
 
 
+# ---- the calling convention of every /v1/hq route (also used by app/'s hub desk routes) -----------
+def answer(exc: Exception) -> JSONResponse:
+    """Our exceptions as JSON answers (the same shapes on every /v1/hq route)."""
+    if isinstance(exc, AuthError):
+        return JSONResponse({"error": exc.reason, "detail": exc.detail}, status_code=exc.status)
+    if isinstance(exc, HubNotFound):
+        return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
+    if isinstance(exc, HubConflict):
+        return JSONResponse({"error": "conflict", "detail": str(exc)}, status_code=409)
+    if isinstance(exc, DataKeyError):
+        return JSONResponse({"error": "no_data_key", "detail": str(exc)}, status_code=503)
+    if isinstance(exc, RegistryError):
+        return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=409)
+    return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+
+
+class HqCaller:
+    """Authenticate the bearer token, check the role, run ``fn(user)`` in a worker thread, audit
+    looks at personal data, and turn our exceptions into JSON answers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def viewed(self, user: tenants.HqUser, request: Request) -> None:
+        """Every look at personal data is written to the municipality's audit log."""
+        with self.engine.begin() as conn:
+            audit.record(conn, user.municipality_code, actor=f"hq:{user.name}", action="hq.viewed",
+                         detail={"route": request.url.path, "query": request.url.query})
+
+    async def user(self, request: Request, perm: str = "hq") -> tenants.HqUser:
+        user = await run_in_threadpool(tenants.authenticate_user, self.engine, request.headers.get("authorization"))
+        if not user.can(perm):
+            raise AuthError("forbidden", f"this needs an account with the {perm!r} role", 403)
+        return user
+
+    async def call(self, request: Request, fn: Callable[[tenants.HqUser], Any], *, perm: str = "hq",
+                   personal: bool = False) -> Any:
+        """``fn``'s result as JSON (a Response from ``fn`` is passed through, e.g. a file)."""
+        try:
+            user = await self.user(request, perm)
+            result = await run_in_threadpool(fn, user)
+            if personal:
+                await run_in_threadpool(self.viewed, user, request)
+        except (SyncError, ValueError, KeyError, TypeError) as exc:
+            return answer(exc)
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+
 # ---- routes --------------------------------------------------------------------------------------
 def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
     """FastAPI router for ``/v1/hq/…`` (bearer-token HQ users)."""
     router = APIRouter()
 
-    def answer(exc: Exception) -> JSONResponse:
-        if isinstance(exc, AuthError):
-            return JSONResponse({"error": exc.reason, "detail": exc.detail}, status_code=exc.status)
-        if isinstance(exc, HubNotFound):
-            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
-        if isinstance(exc, HubConflict):
-            return JSONResponse({"error": "conflict", "detail": str(exc)}, status_code=409)
-        if isinstance(exc, DataKeyError):
-            return JSONResponse({"error": "no_data_key", "detail": str(exc)}, status_code=503)
-        if isinstance(exc, RegistryError):
-            return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=409)
-        return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
-
-    def viewed(user: tenants.HqUser, request: Request) -> None:
-        """Every look at personal data is written to the municipality's audit log."""
-        with engine.begin() as conn:
-            audit.record(conn, user.municipality_code, actor=f"hq:{user.name}", action="hq.viewed",
-                         detail={"route": request.url.path, "query": request.url.query})
-
-    async def call(request: Request, fn: Callable[[tenants.HqUser], Any], *, admin: bool = False,
-                   personal: bool = False) -> JSONResponse:
-        try:
-            user = await run_in_threadpool(tenants.authenticate_user, engine, request.headers.get("authorization"))
-            if admin and user.role != "admin":
-                raise AuthError("forbidden", "this needs an HQ admin account", 403)
-            result = await run_in_threadpool(fn, user)
-            if personal:
-                await run_in_threadpool(viewed, user, request)
-        except (SyncError, ValueError, KeyError, TypeError) as exc:
-            return answer(exc)
-        return JSONResponse(result)
+    caller = HqCaller(engine)
+    call = caller.call
 
     @router.get("/v1/hq/whoami")
     async def whoami(request: Request) -> JSONResponse:
@@ -243,7 +264,7 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
                 name = municipality_names(conn).get(u.municipality_code)
             return {"name": u.name, "role": u.role, "municipality_code": u.municipality_code,
                     "municipality_name": name}
-        return await call(request, fn)
+        return await call(request, fn, perm="desk")
 
     @router.get("/v1/hq/status")
     async def status(request: Request) -> JSONResponse:
@@ -317,7 +338,7 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             rows = store.list_devices(engine, u.municipality_code)
             return {"devices": [{k: (v.isoformat(timespec="seconds") if hasattr(v, "isoformat") else v)
                                  for k, v in r.items()} for r in rows]}
-        return await call(request, fn, admin=True)
+        return await call(request, fn, perm="admin")
 
     @router.get("/v1/hq/audit")
     async def audit_log(request: Request, limit: int = 200) -> JSONResponse:
@@ -325,6 +346,6 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             with engine.connect() as conn:
                 return {"entries": audit.entries(conn, u.municipality_code, max(1, min(limit, 5000))),
                         "broken_at": audit.verify(conn, u.municipality_code)}
-        return await call(request, fn, admin=True)
+        return await call(request, fn, perm="admin")
 
     return router

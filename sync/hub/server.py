@@ -22,6 +22,7 @@ N-th push batch is committed and before the reply is sent — the worst moment f
 from __future__ import annotations
 
 import json
+import importlib
 import os
 import threading
 import time
@@ -201,8 +202,9 @@ def app_from_env() -> FastAPI:
 
 
 def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,
-          log_level: str = "info") -> None:
-    """Run the hub with uvicorn (blocking)."""
+          log_level: str = "info", factory: str = "sync.hub.server:app_from_env") -> None:
+    """Run the hub with uvicorn (blocking).  ``factory``: import string of the app factory
+    (``app.hub_app:app_from_env`` adds the desks' routes, which live above sync/)."""
     import uvicorn
 
     if workers > 1:
@@ -210,7 +212,10 @@ def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, worke
         eng = store.open_hub_engine(database_url)  # tables and keys once, not racing in workers
         store.hub_identity(eng)
         eng.dispose()
-        uvicorn.run("sync.hub.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers,
                     log_level=log_level)
     else:
-        uvicorn.run(create_hub_app(database_url), host=host, port=port, log_level=log_level)
+        module, _, name = factory.partition(":")
+        make = getattr(importlib.import_module(module), name)
+        os.environ["ANPI_HUB_DATABASE_URL"] = database_url
+        uvicorn.run(make(), host=host, port=port, log_level=log_level)

@@ -339,6 +339,75 @@ hub_certificate = Table(
     Column("payload", Text),
 )
 
+hub_counter = Table(  # per-municipality sequences the hub hands out itself (e.g. its certificate numbers)
+    "hub_counter", metadata,
+    _tenant_col(),
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# ---- the desks at the hub (HQ records, 安否照会, PFIF) ------------------------------------------
+hub_hq_record = Table(  # append-only: what HQ learned about a resident by other means, from any laptop or the hub
+    "hub_hq_record", metadata,
+    _tenant_col(),
+    Column("record_id", String(26), primary_key=True),
+    Column("resident_id", Text, nullable=False),  # 宛名番号 of this municipality
+    Column("status", String(32), nullable=False),  # confirmed_other | dead | missing | withdrawn
+    Column("method", Text),
+    Column("note", Text),
+    Column("by_user", Text),
+    Column("at", Text, nullable=False),  # ISO time; records replay by (at, record_id)
+    Column("device_id", String(26)),  # NULL: typed at the hub
+    Column("event_id", String(26)),
+    Index("ix_hub_hq_record_resident", "municipality_code", "resident_id"),
+)
+
+hub_inquiry = Table(  # append-only log of the hub's 安否照会 desk (who asked, about whom, what was said)
+    "hub_inquiry", metadata,
+    _tenant_col(),
+    Column("inquiry_id", String(26), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("by_user", Text, nullable=False),
+    Column("inquirer", Text, nullable=False),  # JSON: name, address, id_proof, relationship, phone
+    Column("relationship", Text, nullable=False),
+    Column("asked", Text, nullable=False),  # JSON: name, kana, birth, address as typed
+    Column("outcome", String(16), nullable=False),  # answered | refused | restricted | not_found | ambiguous
+    Column("evacuee_id", String(26)),
+    Column("items", Text, nullable=False),  # JSON list of disclosed items
+    Column("answer_text", Text, nullable=False),
+)
+
+hub_sought_person = Table(  # PFIF persons imported at the hub ("sought" by someone outside)
+    "hub_sought_person", metadata,
+    _tenant_col(),
+    Column("sought_id", String(26), primary_key=True),
+    Column("person_record_id", Text, nullable=False),
+    Column("source_file", Text),
+    Column("entry_date", Text),
+    Column("expiry_date", Text),
+    Column("record", Text, nullable=False),  # JSON of the parsed PFIF person
+    Column("notes", Text, nullable=False),  # JSON list of its PFIF notes
+    Column("imported_by", Text),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("municipality_code", "person_record_id", name="uq_hub_sought_person_record"),
+)
+
+hub_sought_link = Table(  # append-only: a sought person linked (or unlinked) to a resident or an evacuee
+    "hub_sought_link", metadata,
+    _tenant_col(),
+    Column("link_id", String(26), primary_key=True),
+    Column("sought_id", String(26), nullable=False),
+    Column("target_kind", String(16), nullable=False),  # resident | evacuee
+    Column("target_id", Text, nullable=False),
+    Column("decision", String(16), nullable=False),  # suggested | confirmed | rejected
+    Column("score", Float),
+    Column("reasons", Text),
+    Column("by_user", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_hub_sought_link_sought", "municipality_code", "sought_id"),
+)
+
 # ---- registry backups, cross-town matching, feed notices ------------------------------------
 hub_registry_snapshot = Table(  # a registry backup held at the data center, encrypted at rest
     "hub_registry_snapshot", metadata,

@@ -27,7 +27,9 @@ from sync.hub.store import (
     resolve_municipality, set_tenant, state_lookup_key, utcnow,
 )
 
-ROLES = ("hq", "admin")
+#: hq: 災害対策本部 (safety list, evacuees, review); desk: the hub's 安否照会 and certificate desks only;
+#: admin: everything, plus devices and the audit log
+ROLES = ("hq", "desk", "admin")
 _CODE = re.compile(r"^\d{6}$")
 
 
@@ -157,7 +159,10 @@ class HqUser:
     role: str
 
     def can(self, perm: str) -> bool:
-        return perm == "hq" or self.role == "admin"
+        """perm: "hq" (HQ's views), "desk" (inquiries, certificates) or "admin"."""
+        if self.role == "admin":
+            return True
+        return perm == self.role or (perm == "desk" and self.role == "hq")
 
 
 def token_hash(token: str) -> str:

@@ -35,7 +35,7 @@ def test_municipalities_users_agreements(tmp_path: Path) -> None:
     assert r.exit_code == 0 and f"of {B}" in r.stdout
     assert one_line_error(run(env, "hub", "user", "add", "--name", "sato", "--role", "hq"), "pass --municipality")
     assert one_line_error(run(env, "hub", "user", "add", "--name", "sato", "--role", "boss", "--municipality", A),
-                          "role must be one of hq, admin")
+                          "role must be one of hq, desk, admin")
     r = run(env, "hub", "user", "add", "--name", "sato", "--role", "admin", "--municipality", A, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["token"].startswith("anpi-hq-")
     assert one_line_error(run(env, "hub", "user", "add", "--name", "sato", "--role", "hq", "--municipality", A),

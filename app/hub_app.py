@@ -1,0 +1,49 @@
+"""The hub as `anpi hub serve` runs it: sync's hub (ingest, feed, HQ views) plus the desks.
+
+`sync.hub.server.create_hub_app` holds everything that needs only the hub's own tables. The
+desks — HQ records and exports, the 安否照会 desk, PFIF, disaster certificates — reuse the
+shelter's rules and writers from `app/` (the consent matrix, the PDF and PFIF writers), and
+`sync/` never imports `app/` (DESIGN §8), so their routes are added here, one router per desk
+(`app/api/hub/*`), each a thin face over a plain-function module `app/hub_*.py` that the CLI
+(`anpi hub …`) calls too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+from sync.hub.hq import HqCaller
+from sync.hub.server import create_hub_app
+
+FACTORY = "app.hub_app:app_from_env"
+
+
+def create_app(database_url: str, **kwargs: Any) -> FastAPI:
+    """The hub app with the desks' routes (same arguments as `create_hub_app`)."""
+    from app.api.hub import certificates, hq_desk, inquiry, pfif
+
+    hub = create_hub_app(database_url, **kwargs)
+    engine = hub.state.engine
+    caller = HqCaller(engine)
+
+    def data_key() -> Any:
+        return hub.state.data_key
+
+    for module in (hq_desk, inquiry, certificates, pfif):
+        hub.include_router(module.router(engine, caller, data_key))
+    return hub
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (also multi-worker): reads `ANPI_HUB_DATABASE_URL`."""
+    return create_app(os.environ["ANPI_HUB_DATABASE_URL"])
+
+
+def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,
+          log_level: str = "info") -> None:
+    from sync.hub.server import serve as serve_hub
+
+    serve_hub(database_url, host=host, port=port, workers=workers, log_level=log_level, factory=FACTORY)
