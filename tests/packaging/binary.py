@@ -8,6 +8,7 @@ that has no Python: nothing from this checkout or its virtualenv can leak in.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -44,10 +45,23 @@ def newest_source_mtime() -> float:
 
 
 def ensure_binary(out_dir: Path = DIST) -> Path:
-    """`ANPI_BINARY` if set (a prebuilt binary), else out_dir/anpi, rebuilt when older than the sources."""
+    """`ANPI_BINARY` if set (a prebuilt binary), else out_dir/anpi, rebuilt when older than the sources.
+
+    Builds under an exclusive lock: a second build replacing dist/anpi while another process runs
+    it makes the running binary read its embedded archive at stale offsets ("zlib.error: incorrect
+    header check" mid-import) — that is what two test workers (or a test and bench/binary_bench.py)
+    building at once did.
+    """
     given = os.environ.get("ANPI_BINARY")
     if given:
         return Path(given).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _build_if_stale(out_dir)
+
+
+def _build_if_stale(out_dir: Path) -> Path:
     binary = out_dir / "anpi"
     if binary.is_file() and binary.stat().st_mtime >= newest_source_mtime():
         return binary
