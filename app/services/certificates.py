@@ -1,8 +1,15 @@
 """Disaster certificates (り災証明書 / 被災証明書): issue, list, reissue, void, print.
 
-One set of plain functions for the CLI, the desk screen and (later) the hub. None of them
-commits: the caller commits, so the certificate row, its number, its history event, the sync
-event and the audit entry are written together or not at all.
+One set of plain functions for the CLI and the desk screen. None of them commits: the caller
+commits, so the certificate row, its number, its history event, the sync event and the audit
+entry are written together or not at all.
+
+The hub's certificate desk (app.hub_certificates) keeps its own rows (hub tables, PostgreSQL)
+but shares every rule and the renderer with this module: `kind_and_damage`, `clean_text`,
+`order_household`, `member_dict`, `identity_for`, `refuse_restricted`, `refuse_duplicate`,
+`manual_fields`, `render_pdf` — so a certificate reads and checks the same at either desk.
+Each certificate.issued event also carries the printed content boxed to the hub
+(`_sealed_for_hub`), so HQ can reprint or reissue a laptop's certificate.
 
 Numbers (整理番号) — unique across every laptop and the hub without talking to each other:
 
@@ -76,6 +83,9 @@ __all__ = [
     "allocate_number", "household", "registry_link", "issue", "issue_manual", "list_certificates",
     "get_certificate", "history", "reissue", "void", "pdf", "issuer_from_env", "folded_characters",
     "CERTIFY_RISAI", "CERTIFY_HISAI", "birth_text", "local_date", "printable", "wareki",
+    # shared with the hub's desk (app.hub_certificates): one rule set, one renderer
+    "kind_and_damage", "clean_text", "order_household", "identity_for", "refuse_restricted", "refuse_duplicate",
+    "manual_fields", "printed_content", "render_pdf", "ensure_printable", "resident_name", "member_dict",
 ]
 
 #: how the applicant was tied to the registry
@@ -165,7 +175,10 @@ def parse_members(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def _text(value: str, field_name: str, label_ja: str, *, required: bool = True) -> str:
+def clean_text(value: str, field_name: str, label_ja: str, *, required: bool = True) -> str:
+    """Trimmed free text; empty (when required) or too long is refused, naming the field."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{field_name} must be text", f"{label_ja}は文字で入力してください", field_name)
     value = (value or "").strip()
     if required and not value:
         raise InvalidInput(f"{field_name} is required", f"{label_ja}を入力してください", field_name)
@@ -224,15 +237,31 @@ def _newest_snapshot(session: Session) -> RegistrySnapshot:
     return snap
 
 
-def resident_name(r: Resident) -> str:
+def resident_name(r: Any) -> str:
     """氏名 as registered (old kanji and gaiji kept), 氏 and 名 separated by a full-width space."""
     kanji = "　".join(x for x in (r.family_name, r.given_name) if x)
     return kanji or r.alpha_name or "　".join(x for x in (r.family_name_kana, r.given_name_kana) if x)
 
 
-def member_dict(r: Resident) -> dict[str, Any]:
-    return {"resident_id": r.resident_id, "name": resident_name(r), "relationship": r.relationship,
-            "birth_date": r.birth_date.isoformat() if r.birth_date else "", "birth_raw": r.birth_raw}
+def member_dict(r: Any) -> dict[str, Any]:
+    """A 世帯構成員 as stored and printed, from a `Resident` or anything with its attributes (the hub
+    hands in its decrypted registry rows, where the birth date is already ISO text)."""
+    birth = r.birth_date
+    return {"resident_id": r.resident_id, "name": resident_name(r), "relationship": r.relationship or "",
+            "birth_date": birth.isoformat() if hasattr(birth, "isoformat") else str(birth or ""),
+            "birth_raw": r.birth_raw or ""}
+
+
+def order_household(applicant: Any, members: list[Any]) -> tuple[Any, bool, list[Any]]:
+    """(head, head_found, members head first, otherwise in registry order).
+
+    The head is whoever the registry calls 世帯主 (or 本人); when nobody is, the applicant stands in
+    (head_found False). Shared by the shelter and the hub, so both print the same household.
+    """
+    head = next((m for rel in HEAD_RELATIONSHIPS for m in members if (m.relationship or "").strip() == rel), None)
+    head_found = head is not None
+    head = head if head is not None else applicant
+    return head, head_found, sorted(members, key=lambda m: m is not head)  # stable: registry order kept
 
 
 @dataclass
@@ -282,10 +311,7 @@ def household(session: Session, resident_id: str) -> Household:
                                     .order_by(Resident.line_no)))
     else:
         members = [applicant]
-    head = next((m for rel in HEAD_RELATIONSHIPS for m in members if m.relationship.strip() == rel), None)
-    head_found = head is not None
-    head = head or applicant
-    members.sort(key=lambda m: (m.id != head.id, m.line_no))
+    head, head_found, members = order_household(applicant, members)
     same = [Certificate.resident_id.in_([m.resident_id for m in members])]  # type: ignore[attr-defined]
     if applicant.household_id:
         same.append(Certificate.household_id == applicant.household_id)
@@ -297,7 +323,11 @@ def household(session: Session, resident_id: str) -> Household:
 
 # --- issuing --------------------------------------------------------------------------------------
 
-def _kind_and_damage(kind: str, damage: str | None) -> tuple[str, str]:
+def kind_and_damage(kind: str, damage: str | None) -> tuple[str, str]:
+    """(kind, damage code): a り災証明書 needs a grade, a 被災証明書 must not carry one."""
+    if not isinstance(kind, str) or (damage is not None and not isinstance(damage, str)):
+        bad = "kind" if not isinstance(kind, str) else "damage"
+        raise InvalidInput(f"{bad} must be text", "証明書の種類・被害の程度は文字で指定してください", bad)
     kind = parse_kind(kind)
     if kind == "risai":
         if not (damage or "").strip():
@@ -309,13 +339,97 @@ def _kind_and_damage(kind: str, damage: str | None) -> tuple[str, str]:
     return kind, ""
 
 
-def _issue_event(cert: Certificate, *, reissue: bool) -> events.CertificateIssued:
+def identity_for(link_decision: Optional[str], in_person: bool, identity_note: str,
+                 resident_id: str) -> tuple[str, str]:
+    """(identity, note): how the applicant is tied to the registry — the same rule at the shelter and
+    the hub. A current auto/confirmed link to an evacuee is enough; otherwise the desk must have
+    checked an ID in person; otherwise the issue is refused (the manual path is for people the
+    registry does not know, not for skipping the check)."""
+    if link_decision in ("confirmed", "auto"):
+        note = ("窓口でも本人確認 " + identity_note).strip() if in_person else identity_note
+        return f"match_{link_decision}", note
+    if in_person:
+        return "in_person", identity_note
+    raise InvalidInput(
+        f"resident {resident_id} is not linked to any evacuee by an auto or confirmed match; "
+        "check the applicant's ID in person and say so (--in-person), or confirm the match in the review queue",
+        "この方は避難者名簿との照合が確定していません。本人確認書類で確認したうえで「窓口で本人確認済み」を選んでください",
+        "identity")
+
+
+def refuse_restricted(resident_id: str) -> None:
+    """閲覧制限 (DV等支援措置): roles that may not see such a household's address may not issue its
+    certificate either (the paper carries the address); HQ or an administrator does."""
+    raise Forbidden(f"resident {resident_id}'s household is under 閲覧制限 (DV等支援措置); "
+                    "HQ or an administrator must issue this certificate",
+                    "この世帯は閲覧制限（支援措置）の対象です。本部または管理者が発行してください")
+
+
+def refuse_duplicate(issued: Iterable[tuple[str, str, str, str]], kind: str, cause: str) -> None:
+    """One valid certificate per household, kind and cause: `issued` is (kind, status, cause, number)."""
+    for k, status, c, number in issued:
+        if k == kind and status == "issued" and c == cause:
+            raise Conflict(f"this household already has {KIND_JA[kind]} {number} for the same cause; "
+                           "reissue it, or void it (with a reason) before issuing a new one",
+                           f"この世帯には同じ罹災原因の{KIND_JA[kind]}（{number}）が発行済みです。"
+                           "再発行するか、理由を記録して無効にしてから発行してください")
+
+
+def manual_fields(*, kind: str, cause: str, name: str, address: str, damage: str | None = None, location: str = "",
+                  members: Iterable[dict[str, Any]] = (), note: str = "") -> dict[str, Any]:
+    """The checked content of a manual-path certificate (手動: household as declared), for either desk."""
+    kind, damage_code = kind_and_damage(kind, damage)
+    cause = clean_text(cause, "cause", "罹災原因")
+    name = clean_text(name, "name", "世帯主氏名")
+    address = clean_text(address, "address", "世帯主住所")
+    location = clean_text(location, "location", "被災住家の所在地", required=False)
+    note = clean_text(note, "note", "備考", required=False)
+    member_list = [dict(m) for m in members]
+    for m in member_list:
+        if not str(m.get("name", "")).strip():
+            raise InvalidInput("a household member without a name", "氏名のない世帯構成員があります", "members")
+    return {"kind": kind, "damage": damage_code, "cause": cause, "head_name": name, "head_address": address,
+            "location": location or address, "members": member_list, "manual": True,
+            "manual_reason": MANUAL_NOTE + (f"（{note}）" if note else ""), "identity": "manual", "identity_note": note}
+
+
+PRINTED_FIELDS = ("kind", "head_address", "head_name", "cause", "location", "damage", "members", "manual",
+                  "manual_reason")
+
+
+def printed_content(cert: Any) -> dict[str, Any]:
+    """What the paper shows (besides number, dates and reissue count): sealed for the hub in each
+    certificate.issued event, so HQ can reprint or reissue a laptop's certificate."""
+    return {f: getattr(cert, f) for f in PRINTED_FIELDS}
+
+
+def _sealed_for_hub(session: Session, cert: Certificate) -> Optional[str]:
+    """`printed_content` boxed from this laptop to its hub (None before enrolment).
+
+    Why sealed: the hub forwards every event to the municipality's other laptops, which must not
+    learn a household's names and address (least of all a 閲覧制限 one); only the hub can open it.
+    """
+    dev = session.get(SyncDevice, 1)
+    if dev is None or not dev.hub_box_public_key:
+        return None
+    from sync import crypto
+    from sync.canonical import canonical_bytes
+
+    box = crypto.device_box(crypto.signing_key_from_b64(dev.signing_key), dev.hub_box_public_key)
+    return crypto.b64e(bytes(box.encrypt(canonical_bytes(printed_content(cert)))))
+
+
+def _issue_event(session: Session, cert: Certificate, *, reissue: bool) -> events.CertificateIssued:
+    extra: dict[str, Any] = {"manual": cert.manual, "device_id": cert.device_id, "epoch": cert.epoch,
+                             "reissue_count": cert.reissue_count}
+    sealed = _sealed_for_hub(session, cert)
+    if sealed:
+        extra["sealed"] = sealed
     return events.CertificateIssued(
         number=cert.number, kind=cert.kind, resident_id=cert.resident_id or None,
         household_id=cert.household_id or None, issued_at=cert.issued_at, damage=cert.damage or None,
         cause=cert.cause, by_user=cert.issued_by or None, reissue_of=cert.number if reissue else None,
-        extra={"manual": cert.manual, "device_id": cert.device_id, "epoch": cert.epoch,
-               "reissue_count": cert.reissue_count},
+        extra=extra,
     )
 
 
@@ -327,7 +441,7 @@ def _store_new(session: Session, cert: Certificate, by: Any, screen: str, subjec
     session.add(cert)
     session.add(CertificateEvent(number=number, action="issue", by_user=cert.issued_by, at=cert.issued_at))
     session.flush()
-    outbox.append(session, _issue_event(cert, reissue=False))
+    outbox.append(session, _issue_event(session, cert, reissue=False))
     audit.record(session, by, "certificate_issue", screen, [f"certificate:{number}", *subjects],
                  {"number": number, "kind": cert.kind, "damage": cert.damage, "manual": cert.manual,
                   "identity": cert.identity})
@@ -343,33 +457,16 @@ def issue(session: Session, *, resident_id: str, kind: str, cause: str, damage: 
     resident to an evacuee). `allow_restricted` is False for roles that may not see 閲覧制限
     residents; their certificates are then refused rather than printed with an address.
     """
-    kind, damage_code = _kind_and_damage(kind, damage)
-    cause = _text(cause, "cause", "罹災原因")
-    location = _text(location, "location", "被災住家の所在地", required=False)
-    identity_note = _text(identity_note, "identity_note", "本人確認の方法", required=False)
+    kind, damage_code = kind_and_damage(kind, damage)
+    cause = clean_text(cause, "cause", "罹災原因")
+    location = clean_text(location, "location", "被災住家の所在地", required=False)
+    identity_note = clean_text(identity_note, "identity_note", "本人確認の方法", required=False)
     hh = household(session, resident_id)
     if hh.restricted and not allow_restricted:
-        raise Forbidden(f"resident {hh.applicant.resident_id}'s household is under 閲覧制限 (DV等支援措置); "
-                        "HQ or an administrator must issue this certificate",
-                        "この世帯は閲覧制限（支援措置）の対象です。本部または管理者が発行してください")
-    if hh.link is not None:
-        identity = f"match_{hh.link.decision}"
-        if in_person:
-            identity_note = ("窓口でも本人確認 " + identity_note).strip()
-    elif in_person:
-        identity = "in_person"
-    else:
-        raise InvalidInput(
-            f"resident {hh.applicant.resident_id} is not linked to any evacuee by an auto or confirmed match; "
-            "check the applicant's ID in person and say so (--in-person), or confirm the match in the review queue",
-            "この方は避難者名簿との照合が確定していません。本人確認書類で確認したうえで「窓口で本人確認済み」を選んでください",
-            "identity")
-    dup = [c for c in hh.issued if c.kind == kind and c.status == "issued" and c.cause == cause]
-    if dup:
-        raise Conflict(f"this household already has {KIND_JA[kind]} {dup[0].number} for the same cause; "
-                       "reissue it, or void it (with a reason) before issuing a new one",
-                       f"この世帯には同じ罹災原因の{KIND_JA[kind]}（{dup[0].number}）が発行済みです。"
-                       "再発行するか、理由を記録して無効にしてから発行してください")
+        refuse_restricted(hh.applicant.resident_id)
+    identity, identity_note = identity_for(hh.link.decision if hh.link else None, in_person, identity_note,
+                                           hh.applicant.resident_id)
+    refuse_duplicate(((c.kind, c.status, c.cause, c.number) for c in hh.issued), kind, cause)
     cert = Certificate(
         number="", kind=kind, resident_id=hh.applicant.resident_id, household_id=hh.applicant.household_id,
         head_address=hh.head.address, head_name=resident_name(hh.head), cause=cause,
@@ -388,22 +485,9 @@ def issue_manual(session: Session, *, kind: str, cause: str, name: str, address:
                  location: str = "", members: Iterable[dict[str, Any]] = (), note: str = "", by: Any = "",
                  screen: str = "cli") -> Certificate:
     """The manual path: the registry does not know the applicant, so the household is as declared (手動)."""
-    kind, damage_code = _kind_and_damage(kind, damage)
-    cause = _text(cause, "cause", "罹災原因")
-    name = _text(name, "name", "世帯主氏名")
-    address = _text(address, "address", "世帯主住所")
-    location = _text(location, "location", "被災住家の所在地", required=False)
-    note = _text(note, "note", "備考", required=False)
-    member_list = [dict(m) for m in members]
-    for m in member_list:
-        if not str(m.get("name", "")).strip():
-            raise InvalidInput("a household member without a name", "氏名のない世帯構成員があります", "members")
-    cert = Certificate(
-        number="", kind=kind, resident_id="", household_id="", head_address=address, head_name=name, cause=cause,
-        location=location or address, damage=damage_code, members=member_list, manual=True,
-        manual_reason=MANUAL_NOTE + (f"（{note}）" if note else ""), identity="manual", identity_note=note,
-        snapshot_id=None,
-    )
+    fields = manual_fields(kind=kind, cause=cause, name=name, address=address, damage=damage, location=location,
+                           members=members, note=note)
+    cert = Certificate(number="", resident_id="", household_id="", snapshot_id=None, **fields)
     return _store_new(session, cert, by, screen, [])
 
 
@@ -464,12 +548,12 @@ def reissue(session: Session, number: str, *, by: Any = "", reason: str = "", sc
     if cert.status != "issued":
         raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {cert.void_reason})",
                        f"証明書 {cert.number} は無効のため再発行できません（理由: {cert.void_reason}）")
-    reason = _text(reason, "reason", "再発行の理由", required=False)
+    reason = clean_text(reason, "reason", "再発行の理由", required=False)
     cert.reissue_count += 1
     session.add(cert)
     session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
     session.flush()
-    outbox.append(session, _issue_event(cert, reissue=True))
+    outbox.append(session, _issue_event(session, cert, reissue=True))
     audit.record(session, by, "certificate_reissue", screen, [f"certificate:{cert.number}"],
                  {"number": cert.number, "reissue_count": cert.reissue_count, "reason": reason})
     return cert
@@ -480,7 +564,7 @@ def void(session: Session, number: str, reason: str, *, by: Any = "", screen: st
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
-    reason = _text(reason, "reason", "無効にする理由")
+    reason = clean_text(reason, "reason", "無効にする理由")
     cert = get_certificate(session, number)
     if cert.status == "void":
         raise Conflict(f"certificate {cert.number} is already void (reason: {cert.void_reason})",
@@ -504,7 +588,7 @@ def issuer_from_env() -> Issuer:
     return Issuer(os.environ.get("ANPI_CERT_ISSUER", "").strip())
 
 
-def ensure_printable(cert: Certificate) -> None:
+def ensure_printable(cert: Any) -> None:
     if cert.status != "issued":
         raise Conflict(f"certificate {cert.number} is void and can never be printed (reason: {cert.void_reason})",
                        f"証明書 {cert.number} は無効のため印刷できません（理由: {cert.void_reason}）")
@@ -513,12 +597,17 @@ def ensure_printable(cert: Certificate) -> None:
 def pdf(session: Session, number: str, *, by: Any = "", screen: str = "cli", issuer: Issuer | None = None) -> bytes:
     """The certificate as A4 PDF bytes; audited as a print. Refuses a void certificate."""
     cert = get_certificate(session, number)
-    ensure_printable(cert)
-    try:
-        data = render_certificate_pdf(cert, issuer=issuer or issuer_from_env(),
-                                      reissued_at=last_reissue_at(session, cert.number))
-    except CertificateNotPrintable as exc:  # pragma: no cover - ensure_printable catches it first
-        raise Conflict(str(exc), f"証明書 {cert.number} は印刷できません") from None
+    data = render_pdf(cert, reissued_at=last_reissue_at(session, cert.number), issuer=issuer)
     audit.record(session, by, "print", screen, [f"certificate:{cert.number}"],
                  {"number": cert.number, "format": "pdf", "reissue_count": cert.reissue_count})
     return data
+
+
+def render_pdf(cert: Any, *, reissued_at: Optional[datetime] = None, issuer: Issuer | None = None) -> bytes:
+    """The one way either desk (shelter or hub) turns a certificate into A4 PDF bytes: refuses a void
+    one, prints the certifying 市町村長 from ANPI_CERT_ISSUER unless `issuer` says otherwise."""
+    ensure_printable(cert)
+    try:
+        return render_certificate_pdf(cert, issuer=issuer or issuer_from_env(), reissued_at=reissued_at)
+    except CertificateNotPrintable as exc:  # pragma: no cover - ensure_printable catches it first
+        raise Conflict(str(exc), f"証明書 {cert.number} は印刷できません") from None

@@ -331,35 +331,87 @@ def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime, m: str) 
 
 
 # ---- certificates --------------------------------------------------------------------------------------
+def certificate_doc(raw: str | None) -> dict[str, Any]:
+    """The ``hub_certificate.payload`` document, shared with the hub's certificate desk (app/)::
+
+        {"v": 1, "origin": "laptop" | "hub",
+         "cert": {kind, damage, cause, issued_by, manual, reissue_count, epoch, …  (+ for hub-issued:
+                  head_name, head_address, location, members, manual_reason, identity, restricted, …)},
+         "sealed": {"device_id": …, "blob": …}   laptop's printed content boxed to the hub (if sent),
+         "history": [{"action": issue|reissue|void, "at", "by", "reason", "where", "event_id"}, …]}
+
+    A row written before this shape (the raw payload of one event) reads as an empty laptop doc.
+    """
+    try:
+        doc = json.loads(raw) if raw else {}
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict) or "origin" not in doc:
+        doc = {"v": 1, "origin": "laptop", "cert": {}, "history": []}
+    doc.setdefault("cert", {})
+    doc.setdefault("history", [])
+    return doc
+
+
+def _cert_history(doc: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Append once per event (re-applied events change nothing); kept in time order."""
+    if entry.get("event_id") and any(h.get("event_id") == entry["event_id"] for h in doc["history"]):
+        return
+    doc["history"].append(entry)
+    doc["history"].sort(key=lambda h: (str(h.get("at") or ""), str(h.get("event_id") or "")))
+
+
 def _certificates(conn: Connection, issued: list[WireEvent], voided: list[WireEvent], m: str) -> None:
-    for e in issued:
+    """Laptops' certificates as the hub knows them: one row per number, its history from every event
+    (issue, reissue, void — in any arrival order), void sticky (a late issue or reissue event never
+    un-voids).  The hub desk adds its own reissues and voids to the same rows."""
+    for e in sorted(issued + voided, key=lambda e: e.seq):
         d = e.data
         if not d.get("number"):
             continue
-        row = conn.execute(select(hub_certificate.c.status).where(
-            hub_certificate.c.municipality_code == m, hub_certificate.c.number == d["number"])).first()
-        values = dict(kind=d.get("kind"), resident_id=d.get("resident_id"), household_id=d.get("household_id"),
-                      issued_at=d.get("issued_at") or e.recorded_at, device_id=e.device_id, payload=e.payload)
+        number = str(d["number"])
+        row = conn.execute(select(hub_certificate.c.status, hub_certificate.c.payload).where(
+            hub_certificate.c.municipality_code == m, hub_certificate.c.number == number)).first()
+        doc = certificate_doc(row[1] if row is not None else None)
+        cert = doc["cert"]
+        extra = d  # the laptop's `extra` keys (manual, epoch, reissue_count, sealed) travel at the top level
+        if e.type == "certificate.issued":
+            reissue = bool(d.get("reissue_of"))
+            for k, v in (("kind", d.get("kind")), ("damage", d.get("damage") or ""), ("cause", d.get("cause")),
+                         ("manual", bool(extra.get("manual"))), ("epoch", extra.get("epoch"))):
+                if v is not None and (not reissue or k not in cert):
+                    cert[k] = v
+            if not reissue or "issued_by" not in cert:
+                cert["issued_by"] = d.get("by_user") or cert.get("issued_by") or ""
+            if isinstance(extra.get("reissue_count"), int):
+                cert["reissue_count"] = max(int(cert.get("reissue_count") or 0), extra["reissue_count"])
+            if isinstance(extra.get("sealed"), str) and (not reissue or "sealed" not in doc):
+                doc["sealed"] = {"device_id": e.device_id, "blob": extra["sealed"]}  # the issue's copy wins
+            _cert_history(doc, {"action": "reissue" if reissue else "issue",
+                                "at": e.recorded_at if reissue else (d.get("issued_at") or e.recorded_at),
+                                "by": d.get("by_user") or "", "reason": "", "where": "laptop",
+                                "device_id": e.device_id, "event_id": e.event_id})
+            values = dict(kind=d.get("kind"), resident_id=d.get("resident_id"), household_id=d.get("household_id"),
+                          device_id=e.device_id)
+            if not reissue or row is None:
+                values["issued_at"] = d.get("issued_at") or e.recorded_at
+        else:
+            _cert_history(doc, {"action": "void", "at": d.get("voided_at") or e.recorded_at,
+                                "by": d.get("by_user") or "", "reason": d.get("reason") or "", "where": "laptop",
+                                "device_id": e.device_id, "event_id": e.event_id})
+            values = dict(status="voided", device_id=e.device_id) if row is None else dict(status="voided")
+            if row is None or row[0] != "voided":  # the first void's time and reason stand
+                values.update(voided_at=d.get("voided_at") or e.recorded_at, void_reason=d.get("reason"))
+            for k in ("kind", "resident_id", "household_id"):
+                if d.get(k) and row is None:
+                    values[k] = d.get(k)
+        values["payload"] = _dump(doc)
         if row is None:
-            conn.execute(hub_certificate.insert().values(municipality_code=m, number=d["number"], status="issued",
-                                                         **values))
-        else:  # void arrived first (or a duplicate): fill details, never un-void
-            conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
-                                                       hub_certificate.c.number == d["number"]).values(**values))
-    for e in voided:
-        d = e.data
-        if not d.get("number"):
-            continue
-        row = conn.execute(select(hub_certificate.c.status).where(
-            hub_certificate.c.municipality_code == m, hub_certificate.c.number == d["number"])).first()
-        values = dict(status="voided", voided_at=d.get("voided_at") or e.recorded_at, void_reason=d.get("reason"))
-        if row is None:
-            conn.execute(hub_certificate.insert().values(municipality_code=m, number=d["number"], kind=d.get("kind"),
-                                                         resident_id=d.get("resident_id"),
-                                                         household_id=d.get("household_id"), **values))
+            conn.execute(hub_certificate.insert().values(municipality_code=m, number=number,
+                                                         **({"status": "issued"} | values)))
         else:
             conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
-                                                       hub_certificate.c.number == d["number"]).values(**values))
+                                                       hub_certificate.c.number == number).values(**values))
 
 
 # ---- HQ records ----------------------------------------------------------------------------------------

@@ -1,0 +1,610 @@
+"""The certificate desk at the hub: り災証明書 / 被災証明書 issued at the data center (市役所の窓口).
+
+Plain functions for the JSON routes (app/api/hub/certificates.py) and the CLI
+(`anpi hub certificate …`); every one works inside one municipality (tenant) and writes its rows
+and its hub audit entry (sync.hub.audit) in one transaction.  The rules and the paper are the
+shelter's own (app.services.certificates: kind/damage parsing, text limits, head of household,
+identity rule, one valid certificate per household+kind+cause, manual path, `render_pdf`), so a
+certificate checks and prints the same at either desk.
+
+Rows live in ``hub_certificate`` (keyed (municipality_code, number)); its ``payload`` column holds
+the document described in `sync.hub.apply.certificate_doc` (content, history).  Laptops'
+certificates arrive there from their certificate.issued / certificate.voided events; the hub desk
+lists them beside its own and may reprint, reissue or void them too.  That is their status *at the
+hub*: the laptop is not told (no hub→laptop certificate notice exists yet), and a later event from
+it is recorded in the history but never un-voids the hub's row.  Reprinting needs the content the
+laptop sealed to the hub in its event (laptops enrolled when they issued); otherwise 409.
+
+**Who the hub issues to.**  A resident of the municipality's newest registry backup at the hub,
+with the household (世帯番号 → members, 世帯主 first) from that backup.  The applicant must be
+tied to the registry the way the shelter requires: a current auto/confirmed link of an evacuee to
+the resident (``hub_person_link`` from any of the town's shelters, or ``hub_cross_link`` when HQ or
+the matcher linked the resident found at another town's shelter), or the desk checked an ID in
+person (``in_person``).  At the city hall most applicants never stayed in a shelter, so the ID
+check is the usual path; refusing everyone without a shelter link would send them away, and
+issuing without any check would let anyone obtain a household's certificate.  People the
+registry does not know take the manual path (手動, marked on paper and in the row).
+
+**Numbers** never collide with a laptop's, without either asking the other::
+
+    R-U7K3QX-075469-000001
+    │ │      │      └ per-municipality sequence (hub_counter "certificate.<kind>", bumped under the
+    │ │      │        tenant's write lock `hub_lock`, in the certificate's own transaction)
+    │ │      └ the municipality (全国地方公共団体コード): unique across tenants of one hub too
+    │ └ "U" + 5 Crockford-base32 characters of SHA-256(hub id).  Laptops' prefixes are 6 characters
+    │   of Crockford base32, which has no U (short_device_id), so no laptop can ever hold this prefix
+    └ R = り災証明書, H = 被災証明書
+
+**閲覧制限 (DV等支援措置)** — the shelter's rule, kept at the hub: a household with a flagged member
+is issued, reissued and printed only by ``hq`` or ``admin`` users (the paper carries its address);
+a ``desk`` user is refused (403) and sees such certificates in lists and details with the address
+and location masked (（閲覧制限）).  Voiding discloses nothing and stays open to the desk.  The flag
+comes from the newest registry backup (and is remembered on certificates the hub issued).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from app.services import certificates as certs
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sync import crypto
+from sync.errors import DataKeyError, RegistryError
+from sync.hub import audit, registry, store
+from sync.hub.apply import certificate_doc
+from sync.hub.registry import DataKey
+from sync.hub.store import (
+    hub_certificate, hub_counter, hub_cross_link, hub_decision, hub_device, hub_lock, hub_person_link,
+    resolve_municipality, set_tenant, utcnow,
+)
+
+HUB_MARK = "U"  # not a Crockford-base32 digit: a laptop's short id can never contain it
+MASKED = "（閲覧制限）"
+STATUSES = ("issued", "void")
+
+
+# ---- the certificate as the desk sees it ---------------------------------------------------------
+@dataclass
+class HubCertificate:
+    """One row of hub_certificate with its content; has every attribute the PDF renderer reads."""
+
+    number: str
+    kind: str
+    status: str  # issued | void
+    origin: str  # hub | laptop
+    resident_id: str = ""
+    household_id: str = ""
+    head_address: str = ""
+    head_name: str = ""
+    cause: str = ""
+    location: str = ""
+    damage: str = ""
+    members: list[dict[str, Any]] = field(default_factory=list)
+    manual: bool = False
+    manual_reason: str = ""
+    identity: str = ""
+    identity_note: str = ""
+    issued_at: datetime = field(default_factory=utcnow)
+    issued_by: str = ""
+    reissue_count: int = 0
+    void_reason: str = ""
+    voided_at: Optional[str] = None
+    device_id: Optional[str] = None
+    shelter_name: Optional[str] = None
+    content_known: bool = True  # False: a laptop's certificate whose printed content the hub never received
+    restricted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def reissued_at(self) -> Optional[datetime]:
+        at = [h.get("at") for h in self.history if h.get("action") == "reissue"]
+        return _dt(at[-1]) if at else None
+
+    def as_dict(self, *, reveal_restricted: bool = True, with_history: bool = False) -> dict[str, Any]:
+        hide = self.restricted and not reveal_restricted
+        out = {
+            "number": self.number, "kind": self.kind, "kind_ja": certs.KIND_JA.get(self.kind, self.kind),
+            "status": self.status, "status_ja": certs.STATUS_JA.get(self.status, self.status),
+            "origin": self.origin, "device_id": self.device_id, "shelter_name": self.shelter_name,
+            "resident_id": self.resident_id, "household_id": self.household_id, "head_name": self.head_name,
+            "head_address": MASKED if hide and self.head_address else self.head_address,
+            "cause": self.cause, "location": MASKED if hide and self.location else self.location,
+            "damage": self.damage, "damage_ja": certs.DAMAGE_JA.get(self.damage, ""), "members": self.members,
+            "manual": self.manual, "manual_reason": self.manual_reason, "identity": self.identity,
+            "identity_ja": certs.IDENTITY_JA.get(self.identity, self.identity), "identity_note": self.identity_note,
+            "issued_at": self.issued_at.isoformat(timespec="seconds"), "issued_by": self.issued_by,
+            "reissue_count": self.reissue_count, "void_reason": self.void_reason, "voided_at": self.voided_at,
+            "content_known": self.content_known, "restricted": self.restricted,
+        }
+        if with_history:
+            out["history"] = [dict(h) for h in self.history]
+        return out
+
+
+def _dt(text: Any) -> datetime:
+    if isinstance(text, datetime):
+        dt = text
+    else:
+        try:
+            dt = datetime.fromisoformat(str(text or "").replace("Z", "+00:00"))
+        except ValueError:
+            dt = datetime(1970, 1, 1)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def actor_of(user: Any) -> str:
+    """How the hub audit log and the history name a person (an HqUser, or a CLI operator's string)."""
+    if isinstance(user, str):
+        return user or "hub"
+    return f"{getattr(user, 'role', 'hq')}:{getattr(user, 'name', '')}"
+
+
+# ---- numbers ---------------------------------------------------------------------------------------
+def hub_prefix(engine: Engine) -> str:
+    """'U' + 5 characters of the hub's short id (see module docstring)."""
+    return HUB_MARK + certs.short_device_id(store.hub_identity(engine).hub_id)[:5]
+
+
+_KIND_LETTER = {"risai": "R", "hisai": "H"}
+
+
+def _next_number(conn: Connection, m: str, kind: str, prefix: str) -> str:
+    """Bump the municipality's counter (the caller holds `hub_lock`, so writers are serialised; a
+    rolled-back issue gives its number back)."""
+    name = f"certificate.{kind}"
+    ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(hub_counter)
+    conn.execute(ins.values(municipality_code=m, name=name, value=0).on_conflict_do_nothing())
+    seq = int(conn.execute(update(hub_counter).where(hub_counter.c.municipality_code == m, hub_counter.c.name == name)
+                           .values(value=hub_counter.c.value + 1).returning(hub_counter.c.value)).scalar_one())
+    return f"{_KIND_LETTER[kind]}-{prefix}-{m}-{seq:06d}"
+
+
+# ---- the registry backup -------------------------------------------------------------------------
+def _need_key(key: Optional[DataKey]) -> DataKey:
+    if key is None:
+        raise DataKeyError("the hub has no data key configured: the registry backup cannot be read")
+    return key
+
+
+def _records(engine: Engine, key: DataKey, m: str) -> registry.Records:
+    with engine.connect() as conn:
+        snap = registry.latest_snapshot(conn, m)
+    if snap is None:
+        raise RegistryError(f"no registry backup for municipality {m} at the hub yet "
+                            "(anpi hub registry import FILE --municipality CODE)")
+    return registry.open_records(engine, key, m, snap)
+
+
+@dataclass
+class RestrictedIndex:
+    residents: set[str]
+    households: set[str]
+
+    def covers(self, resident_id: str, household_id: str, members: Iterable[dict[str, Any]]) -> bool:
+        return bool((resident_id and resident_id in self.residents)
+                    or (household_id and household_id in self.households)
+                    or any(str(x.get("resident_id") or "") in self.residents for x in members))
+
+
+def _restricted_index(engine: Engine, key: Optional[DataKey], m: str) -> RestrictedIndex:
+    """閲覧制限 residents and their households in the newest backup (empty without a key or backup)."""
+    if key is None:
+        return RestrictedIndex(set(), set())
+    try:
+        rec = _records(engine, key, m)
+    except RegistryError:
+        return RestrictedIndex(set(), set())
+    rids = registry.rows_restricted(rec)
+    hi, ri = rec.fields.index("household_id"), rec.fields.index("resident_id")
+    households = {str(r[hi]) for r in rec.rows if str(r[ri]) in rids and r[hi]}
+    return RestrictedIndex(rids, households)
+
+
+@dataclass
+class HubHousehold:
+    snapshot_id: str
+    as_of: str
+    applicant: Any
+    head: Any
+    head_found: bool
+    members: list[Any]
+    restricted: bool
+
+
+def household(engine: Engine, key: Optional[DataKey], municipality: Optional[str], resident_id: str) -> HubHousehold:
+    """The applicant's household in the municipality's newest registry backup (same rules as the shelter)."""
+    rid = (resident_id or "").strip() if isinstance(resident_id, str) else ""
+    if not rid:
+        raise InvalidInput("a resident id (宛名番号) is needed", "宛名番号を指定してください", "resident_id")
+    m = _municipality(engine, municipality)
+    rec = _records(engine, _need_key(key), m)
+    row = rec.by_id(rid)
+    if row is None:
+        raise NotFound(f"resident {rid} is not in the newest registry backup ({rec.as_of})",
+                       f"宛名番号 {rid} は住民基本台帳（{rec.as_of} 時点）にありません")
+    applicant = SimpleNamespace(**rec.as_dict(row))
+    if applicant.household_id:
+        hi = rec.fields.index("household_id")
+        members = [applicant if r is row else SimpleNamespace(**rec.as_dict(r))
+                   for r in rec.rows if r[hi] == applicant.household_id]  # registry order
+    else:
+        members = [applicant]
+    head, head_found, members = certs.order_household(applicant, members)
+    return HubHousehold(rec.snapshot_id, rec.as_of, applicant, head, head_found, members,
+                        any(bool(x.restricted) for x in members))
+
+
+def _link(conn: Connection, m: str, rid: str) -> tuple[Optional[str], Optional[str], str]:
+    """(decision, evacuee_id, how) of the current link tying an evacuee to resident ``rid`` — from the
+    town's own shelters (hub_person_link + its decision) or another town's (hub_cross_link); confirmed
+    links first."""
+    set_tenant(conn, m)
+    found: list[tuple[str, str, str]] = []
+    q = (select(hub_decision.c.decision, hub_person_link.c.evacuee_id)
+         .join(hub_decision, (hub_decision.c.municipality_code == hub_person_link.c.municipality_code)
+               & (hub_decision.c.decision_id == hub_person_link.c.decision_id))
+         .where(hub_person_link.c.municipality_code == m, hub_person_link.c.resident_id == rid,
+                hub_person_link.c.revoked_at.is_(None),
+                hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m)))
+    found += [(str(d), str(e), "shelter") for d, e in conn.execute(q).all()]
+    q2 = select(hub_cross_link.c.decision, hub_cross_link.c.evacuee_id, hub_cross_link.c.host_code).where(
+        hub_cross_link.c.municipality_code == m, hub_cross_link.c.resident_id == rid,
+        hub_cross_link.c.linked.is_(True))
+    found += [(str(d), str(e), f"cross-town:{h}") for d, e, h in conn.execute(q2).all()]
+    found = [f for f in found if f[0] in ("confirmed", "auto")]
+    found.sort(key=lambda f: f[0] != "confirmed")
+    return found[0] if found else (None, None, "")
+
+
+def _municipality(engine: Engine, municipality: Optional[str]) -> str:
+    with engine.connect() as conn:
+        return resolve_municipality(conn, municipality)
+
+
+# ---- reading rows ----------------------------------------------------------------------------------
+class _Reader:
+    """Turns hub_certificate rows into HubCertificates: opens laptops' sealed content (hub box key ×
+    the device's key), names their shelters, applies the 閲覧制限 index."""
+
+    def __init__(self, engine: Engine, key: Optional[DataKey], m: str) -> None:
+        self.engine, self.m = engine, m
+        self.index = _restricted_index(engine, key, m)
+        self._identity: Any = None
+        with engine.connect() as conn:
+            set_tenant(conn, m)
+            self.devices = {r[0]: (r[1], r[2] or r[3]) for r in conn.execute(select(
+                hub_device.c.device_id, hub_device.c.public_key, hub_device.c.shelter_name, hub_device.c.name).where(
+                hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None))).all()}
+
+    def _open(self, sealed: Any) -> Optional[dict[str, Any]]:
+        if not isinstance(sealed, dict) or not sealed.get("blob"):
+            return None
+        dev = self.devices.get(str(sealed.get("device_id") or ""))
+        if dev is None or not dev[0]:
+            return None
+        if self._identity is None:
+            self._identity = store.hub_identity(self.engine)
+        try:
+            plain = crypto.hub_box(self._identity.box_key, dev[0]).decrypt(crypto.b64d(sealed["blob"]))
+            doc = json.loads(plain)
+        except Exception:  # noqa: BLE001 - damaged or foreign: the content stays unknown, never a crash
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def build(self, row: Any) -> HubCertificate:
+        doc = certificate_doc(row["payload"])
+        c = dict(doc["cert"])
+        known = doc.get("origin") == "hub"
+        if not known:
+            opened = self._open(doc.get("sealed"))
+            if opened is not None:
+                c.update({k: opened[k] for k in certs.PRINTED_FIELDS if k in opened})
+                known = True
+        members = [dict(x) for x in c.get("members") or [] if isinstance(x, dict)]
+        cert = HubCertificate(
+            number=row["number"], kind=str(row["kind"] or c.get("kind") or ""),
+            status="void" if row["status"] in ("voided", "void") else "issued", origin=str(doc.get("origin")),
+            resident_id=row["resident_id"] or "", household_id=row["household_id"] or "",
+            head_address=str(c.get("head_address") or ""), head_name=str(c.get("head_name") or ""),
+            cause=str(c.get("cause") or ""), location=str(c.get("location") or ""), damage=str(c.get("damage") or ""),
+            members=members, manual=bool(c.get("manual")), manual_reason=str(c.get("manual_reason") or ""),
+            identity=str(c.get("identity") or ""), identity_note=str(c.get("identity_note") or ""),
+            issued_at=_dt(row["issued_at"]), issued_by=str(c.get("issued_by") or ""),
+            reissue_count=int(c.get("reissue_count") or 0), void_reason=row["void_reason"] or "",
+            voided_at=row["voided_at"], device_id=row["device_id"],
+            shelter_name=self.devices.get(row["device_id"] or "", (None, None))[1], content_known=known,
+            history=list(doc.get("history") or []))
+        cert.restricted = bool(c.get("restricted")) or self.index.covers(cert.resident_id, cert.household_id, members)
+        return cert
+
+
+def _row(conn: Connection, m: str, number: str) -> Any:
+    set_tenant(conn, m)
+    return conn.execute(select(hub_certificate).where(hub_certificate.c.municipality_code == m,
+                                                      hub_certificate.c.number == number)).mappings().first()
+
+
+def _number(number: Any) -> str:
+    if not isinstance(number, str) or not number.strip():
+        raise InvalidInput("a certificate number (整理番号) is needed", "整理番号を指定してください", "number")
+    return number.strip().upper()
+
+
+def _not_found(number: str) -> NotFound:
+    # another municipality's number answers exactly like one that does not exist
+    return NotFound(f"no certificate numbered {number!r}", f"整理番号 {number} の証明書はありません")
+
+
+# ---- issuing ---------------------------------------------------------------------------------------
+def _store_new(engine: Engine, m: str, *, kind: str, cause: str, resident_id: str, household_id: str,
+               content: dict[str, Any], dup_scope: Optional[tuple[str, list[str]]], by: str,
+               subjects: list[str]) -> str:
+    """Number, row, history and audit entry in one transaction under the tenant's write lock."""
+    prefix = hub_prefix(engine)
+    with engine.begin() as conn:
+        hub_lock(conn, m)
+        if dup_scope is not None:
+            hh, rids = dup_scope
+            conds = [hub_certificate.c.resident_id.in_(rids)] if rids else []
+            if hh:
+                conds.append(hub_certificate.c.household_id == hh)
+            existing = []
+            for r in conn.execute(select(hub_certificate.c.number, hub_certificate.c.kind, hub_certificate.c.status,
+                                         hub_certificate.c.payload).where(
+                    hub_certificate.c.municipality_code == m, or_(*conds))).all() if conds else []:
+                c = certificate_doc(r[3])["cert"]
+                if not c.get("manual"):
+                    existing.append((r[1], "issued" if r[2] == "issued" else "void", c.get("cause"), r[0]))
+            certs.refuse_duplicate(existing, kind, cause)
+        number = _next_number(conn, m, kind, prefix)
+        now = utcnow().isoformat()
+        doc = {"v": 1, "origin": "hub", "cert": {**content, "issued_by": by, "reissue_count": 0},
+               "history": [{"action": "issue", "at": now, "by": by, "reason": "", "where": "hub"}]}
+        conn.execute(hub_certificate.insert().values(
+            municipality_code=m, number=number, kind=kind, resident_id=resident_id, household_id=household_id,
+            status="issued", issued_at=now, device_id=None, payload=json.dumps(doc, ensure_ascii=False)))
+        audit.record(conn, m, actor=by, action="certificate.issued", detail={
+            "number": number, "kind": kind, "damage": content.get("damage"), "manual": bool(content.get("manual")),
+            "identity": content.get("identity"), "subjects": subjects})
+    return number
+
+
+def issue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], *, resident_id: str, kind: str,
+          cause: str, damage: Optional[str] = None, location: str = "", in_person: bool = False,
+          identity_note: str = "", include_members: bool = True, by: Any = "hub",
+          allow_restricted: bool = True) -> HubCertificate:
+    """Issue to the household of resident ``resident_id`` (宛名番号) of the newest registry backup."""
+    kind, damage_code = certs.kind_and_damage(kind, damage)
+    cause = certs.clean_text(cause, "cause", "罹災原因")
+    location = certs.clean_text(location, "location", "被災住家の所在地", required=False)
+    identity_note = certs.clean_text(identity_note, "identity_note", "本人確認の方法", required=False)
+    m = _municipality(engine, municipality)
+    hh = household(engine, key, m, resident_id)
+    rid = str(hh.applicant.resident_id)
+    if hh.restricted and not allow_restricted:
+        certs.refuse_restricted(rid)
+    with engine.connect() as conn:
+        decision, evacuee_id, how = _link(conn, m, rid)
+    identity, identity_note = certs.identity_for(decision, bool(in_person), identity_note, rid)
+    if how.startswith("cross-town"):
+        identity_note = (identity_note + f"（他市町村の避難所で照合: {how.split(':', 1)[1]}）").strip()
+    members = [certs.member_dict(x) for x in hh.members]
+    content = {"kind": kind, "damage": damage_code, "cause": cause, "head_address": hh.head.address or "",
+               "head_name": certs.resident_name(hh.head), "location": location or hh.head.address or "",
+               "members": members if include_members else [], "manual": False, "manual_reason": "",
+               "identity": identity, "identity_note": identity_note, "evacuee_id": evacuee_id,
+               "snapshot_id": hh.snapshot_id, "snapshot_as_of": hh.as_of, "restricted": hh.restricted}
+    subjects = [f"resident:{x['resident_id']}" for x in members] + ([f"evacuee:{evacuee_id}"] if evacuee_id else [])
+    number = _store_new(engine, m, kind=kind, cause=cause, resident_id=rid, household_id=hh.applicant.household_id or "",
+                        content=content, dup_scope=(hh.applicant.household_id or "", [x["resident_id"] for x in members]),
+                        by=actor_of(by), subjects=subjects)
+    return get(engine, key, m, number, by=None)
+
+
+def issue_manual(engine: Engine, municipality: Optional[str], *, kind: str, cause: str, name: str, address: str,
+                 damage: Optional[str] = None, location: str = "", members: Iterable[dict[str, Any]] = (),
+                 note: str = "", by: Any = "hub") -> HubCertificate:
+    """The manual path (手動): the registry does not know the applicant; the household as declared."""
+    content = certs.manual_fields(kind=kind, cause=cause, name=name, address=address, damage=damage,
+                                  location=location, members=members, note=note)
+    m = _municipality(engine, municipality)
+    number = _store_new(engine, m, kind=content["kind"], cause=content["cause"], resident_id="", household_id="",
+                        content=content, dup_scope=None, by=actor_of(by), subjects=[])
+    return get(engine, None, m, number, by=None)
+
+
+def parse_members(value: Any) -> list[dict[str, Any]]:
+    """Members of a manual certificate from JSON: a list of {name, relationship, birth_date} or text
+    lines `氏名, 続柄, 生年月日` (as the shelter's form takes them)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return certs.parse_members(value)
+    if not isinstance(value, list):
+        raise InvalidInput("members must be a list", "世帯構成員は一覧で指定してください", "members")
+    lines = []
+    for n, x in enumerate(value, start=1):
+        if isinstance(x, str):
+            lines.append(x)
+        elif isinstance(x, dict) and all(isinstance(x.get(k, ""), str) for k in ("name", "relationship", "birth_date")):
+            lines.append(", ".join([x.get("name", "").replace(",", " "), x.get("relationship", ""),
+                                    x.get("birth_date", "")]).rstrip(", "))
+            if not x.get("name", "").strip():
+                raise InvalidInput(f"members[{n}]: the name is empty", f"世帯構成員の{n}人目: 氏名がありません", "members")
+        else:
+            raise InvalidInput(f"members[{n}] must be an object with name, relationship, birth_date",
+                               f"世帯構成員の{n}人目の形式が正しくありません", "members")
+    return certs.parse_members("\n".join(lines))
+
+
+# ---- reading -----------------------------------------------------------------------------------------
+def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Optional[str], *, kind: str = "",
+                      status: str = "", resident: str = "", q: str = "", manual: Optional[bool] = None,
+                      origin: str = "", limit: int = 500, by: Any = "hub") -> list[HubCertificate]:
+    """The municipality's certificates, the laptops' and the hub's, newest first (audited)."""
+    m = _municipality(engine, municipality)
+    if kind:
+        kind = certs.parse_kind(kind)
+    status = {"voided": "void"}.get(status, status)
+    if status and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r} (issued or void)", "状態が正しくありません（有効・無効）", "status")
+    if origin and origin not in ("hub", "laptop"):
+        raise InvalidInput(f"unknown origin {origin!r} (hub or laptop)", "発行元が正しくありません", "origin")
+    reader = _Reader(engine, key, m)
+    with engine.connect() as conn:
+        set_tenant(conn, m)
+        query = select(hub_certificate).where(hub_certificate.c.municipality_code == m)
+        if kind:
+            query = query.where(hub_certificate.c.kind == kind)
+        if status:
+            query = query.where(hub_certificate.c.status == ("issued" if status == "issued" else "voided"))
+        rows = conn.execute(query).mappings().all()
+    out = [reader.build(r) for r in rows]
+    resident = (resident or "").strip()
+    if resident:
+        out = [c for c in out if resident in (c.resident_id, c.household_id)
+               or any(x.get("resident_id") == resident for x in c.members)]
+    text = (q or "").strip()
+    if text:
+        up = text.upper()
+        out = [c for c in out if up in c.number or text in c.head_name or text in c.head_address
+               or text in c.location or text in (c.resident_id, c.household_id)]
+    if manual is not None:
+        out = [c for c in out if c.manual == manual]
+    if origin:
+        out = [c for c in out if c.origin == origin]
+    out.sort(key=lambda c: (c.issued_at, c.number), reverse=True)
+    out = out[:max(1, min(int(limit), 5000))]
+    if by is not None:
+        with engine.begin() as conn:
+            audit.record(conn, m, actor=actor_of(by), action="certificate.listed", detail={
+                "kind": kind, "status": status, "resident": resident, "q": text, "numbers": [c.number for c in out]})
+    return out
+
+
+def get(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *,
+        by: Any = "hub") -> HubCertificate:
+    """One certificate with its history (audited when ``by`` is given)."""
+    number = _number(number)
+    m = _municipality(engine, municipality)
+    with engine.connect() as conn:
+        row = _row(conn, m, number)
+    if row is None:
+        raise _not_found(number)
+    cert = _Reader(engine, key, m).build(row)
+    if by is not None:
+        with engine.begin() as conn:
+            audit.record(conn, m, actor=actor_of(by), action="certificate.viewed", detail={"number": number})
+    return cert
+
+
+# ---- reissue, void, print ----------------------------------------------------------------------------
+def _printable_check(cert: HubCertificate, allow_restricted: bool) -> None:
+    if cert.status != "issued":
+        raise Conflict(f"certificate {cert.number} is void (reason: {cert.void_reason})",
+                       f"証明書 {cert.number} は無効です（理由: {cert.void_reason}）")
+    if cert.restricted and not allow_restricted:
+        raise Forbidden(f"certificate {cert.number} belongs to a household under 閲覧制限 (DV等支援措置); "
+                        "HQ or an administrator must handle it",
+                        "この証明書の世帯は閲覧制限（支援措置）の対象です。本部または管理者が対応してください")
+    if not cert.content_known:
+        raise Conflict(f"certificate {cert.number} was issued on a shelter laptop that did not send its content to "
+                       "the hub (issued before the laptop enrolled); reissue or print it on that laptop",
+                       f"証明書 {cert.number} の記載内容は本部に届いていません。発行した避難所の端末で再発行・印刷してください")
+
+
+def _change(engine: Engine, key: Optional[DataKey], m: str, number: str, who: str, action: str,
+            mutate: Any) -> HubCertificate:
+    """Re-read the row under the tenant's write lock, let ``mutate(row, doc)`` change it (returning
+    (column values, audit detail)), write it back and audit it — all in one transaction."""
+    with engine.begin() as conn:
+        hub_lock(conn, m)
+        row = _row(conn, m, number)
+        if row is None:
+            raise _not_found(number)
+        doc = certificate_doc(row["payload"])
+        values, detail = mutate(row, doc)
+        conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
+                                                   hub_certificate.c.number == number)
+                     .values(payload=json.dumps(doc, ensure_ascii=False), **values))
+        audit.record(conn, m, actor=who, action=action,
+                     detail={"number": number, "origin": doc.get("origin"), **detail})
+    return get(engine, key, m, number, by=None)
+
+
+def reissue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, reason: str = "",
+            by: Any = "hub", allow_restricted: bool = True) -> HubCertificate:
+    """Same number, same content, reissue count +1, in the history and the audit log; a void
+    certificate (or one whose content the hub never received) cannot be reissued."""
+    number = _number(number)
+    m = _municipality(engine, municipality)
+    reason = certs.clean_text(reason, "reason", "再発行の理由", required=False)
+    _printable_check(get(engine, key, m, number, by=None), allow_restricted)
+    who = actor_of(by)
+
+    def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        if row["status"] != "issued":  # voided meanwhile
+            raise Conflict(f"certificate {number} is void and cannot be reissued",
+                           f"証明書 {number} は無効のため再発行できません")
+        count = int(doc["cert"].get("reissue_count") or 0) + 1
+        doc["cert"]["reissue_count"] = count
+        doc["history"].append({"action": "reissue", "at": utcnow().isoformat(), "by": who, "reason": reason,
+                               "where": "hub"})
+        return {}, {"reissue_count": count, "reason": reason}
+
+    return _change(engine, key, m, number, who, "certificate.reissued", mutate)
+
+
+def void(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, reason: str, *,
+         by: Any = "hub") -> HubCertificate:
+    """Mark void (never deleted); the reason is required and kept. Works for laptops' certificates too."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
+    reason = certs.clean_text(reason, "reason", "無効にする理由")
+    number = _number(number)
+    m = _municipality(engine, municipality)
+    who = actor_of(by)
+    now = utcnow().isoformat()
+
+    def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        if row["status"] != "issued":
+            raise Conflict(f"certificate {number} is already void (reason: {row['void_reason']})",
+                           f"証明書 {number} はすでに無効です（理由: {row['void_reason']}）")
+        doc["history"].append({"action": "void", "at": now, "by": who, "reason": reason, "where": "hub"})
+        return {"status": "voided", "voided_at": now, "void_reason": reason}, {"reason": reason}
+
+    return _change(engine, key, m, number, who, "certificate.voided", mutate)
+
+
+def issuer_for(engine: Engine, m: str) -> certs.Issuer:
+    """Who certifies on the hub's paper: ANPI_CERT_ISSUER_<code> (e.g. 双葉町長　山田太郎) when set, else
+    the municipality's 市町村長 by title (双葉町長) — one hub serves many towns, so the shelter's single
+    ANPI_CERT_ISSUER cannot name them all."""
+    named = os.environ.get(f"ANPI_CERT_ISSUER_{m}", "").strip()
+    if named:
+        return certs.Issuer(named)
+    with engine.connect() as conn:
+        name = store.municipality_names(conn).get(m)
+    return certs.Issuer(f"{name}長") if name else certs.issuer_from_env()
+
+
+def pdf(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, by: Any = "hub",
+        allow_restricted: bool = True, issuer: Optional[certs.Issuer] = None) -> tuple[HubCertificate, bytes]:
+    """The certificate as A4 PDF (the shelter's renderer); audited as a print."""
+    number = _number(number)
+    m = _municipality(engine, municipality)
+    cert = get(engine, key, m, number, by=None)
+    _printable_check(cert, allow_restricted)
+    data = certs.render_pdf(cert, reissued_at=cert.reissued_at(), issuer=issuer or issuer_for(engine, m))
+    with engine.begin() as conn:
+        audit.record(conn, m, actor=actor_of(by), action="certificate.printed", detail={
+            "number": number, "format": "pdf", "reissue_count": cert.reissue_count, "origin": cert.origin})
+    return cert, data
