@@ -1,9 +1,155 @@
-"""(to be written) `anpi hub …` commands of this desk."""
+"""`anpi hub pfif …`: Google Person Finder (PFIF) at the hub — a thin face over `app.hub_pfif`.
+
+    anpi hub pfif import FILE [--municipality CODE] [--csv-domain DOMAIN] [--json]
+    anpi hub pfif sought [--municipality CODE] [--only linked|open] [--include-restricted] [--relink] [--json]
+    anpi hub pfif decide SOUGHT_ID resident|evacuee TARGET_ID confirmed|rejected|undo [--municipality CODE]
+    anpi hub pfif export --out FILE [--municipality CODE] [--expiry-days N] [--json]
+
+Every command reads `--database-url` or env `ANPI_HUB_DATABASE_URL`; the registry backup (linking
+to residents, 閲覧制限) is read with the hub data key (`ANPI_HUB_DATA_KEY` / `ANPI_HUB_DATA_KEY_FILE`).
+Imports, views, decisions and exports are audited in the municipality's hub log.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+pfif_app = typer.Typer(no_args_is_help=True,
+                       help="Google Person Finder (PFIF) at the hub: sought people in, safety notes out.")
+
+_MUNI = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
+_DB = typer.Option(None, "--database-url", envvar="ANPI_HUB_DATABASE_URL",
+                   help="sqlite:///path or postgresql://… (env ANPI_HUB_DATABASE_URL)")
 
 
 def register(hub_app: typer.Typer) -> None:
     """Add this desk's commands to `anpi hub`."""
+    hub_app.add_typer(pfif_app, name="pfif")
+
+
+@pfif_app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="PFIF 1.1-1.4 XML, or Person Finder's CSV import format."),
+    municipality: Optional[str] = _MUNI,
+    csv_domain: Optional[str] = typer.Option(None, "--csv-domain",
+                                             help="Domain for bare CSV record ids (default: from source_name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    database_url: Optional[str] = _DB,
+) -> None:
+    """Load sought people (捜索依頼) for one municipality and link them to its residents and evacuees."""
+    from app.cli_sync import _actor, _hub_engine, _one_line_errors
+    from app.hub_pfif import import_file
+    from sync.hub import registry
+
+    engine = _hub_engine(database_url)
+    try:
+        with _one_line_errors():
+            r = import_file(engine, registry.load_data_key(), municipality, file, by=_actor(), csv_domain=csv_domain)
+    finally:
+        engine.dispose()
+    for w in r.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if as_json:
+        typer.echo(json.dumps({**r.as_dict(), "sought_ids": r.sought_ids}, ensure_ascii=False))
+        return
+    typer.echo(f"{r.file} (PFIF {r.version}): {r.persons} persons ({r.persons_new} new, {r.persons_updated} updated, "
+               f"{r.persons_unchanged} unchanged), {r.notes} notes ({r.notes_new} new, {r.notes_updated} updated, "
+               f"{r.notes_orphan} about persons not held here)")
+    typer.echo(f"linked: {r.linked_auto} auto, {r.linked_review} to review")
+
+
+@pfif_app.command("sought")
+def sought_cmd(
+    municipality: Optional[str] = _MUNI,
+    only: str = typer.Option("", "--only", help="linked or open (without a link)."),
+    include_restricted: bool = typer.Option(False, "--include-restricted",
+                                            help="Also show links touching 閲覧制限 (HQ's internal view)."),
+    relink: bool = typer.Option(False, "--relink", help="Match every sought person again first."),
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: Optional[str] = _DB,
+) -> None:
+    """Sought people with their current links (suggested or confirmed)."""
+    from app.cli_sync import _actor, _hub_engine, _one_line_errors
+    from app.hub_pfif import record_view, relink as relink_all, sought_list
+    from sync.hub import registry
+
+    if only not in ("", "linked", "open"):
+        typer.echo("error: --only must be linked or open", err=True)
+        raise typer.Exit(1)
+    engine = _hub_engine(database_url)
+    try:
+        with _one_line_errors():
+            key = registry.load_data_key()
+            if relink:
+                typer.echo(f"relinked: {relink_all(engine, key, municipality, by=_actor())} link rows written", err=True)
+            rows = sought_list(engine, key, municipality, reveal_restricted=include_restricted, only=only)
+            record_view(engine, municipality, by=_actor(), count=len(rows),
+                        where=f"cli: anpi hub pfif sought{' --include-restricted' if include_restricted else ''}")
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    for r in rows:
+        typer.echo(f"{r['sought_id']}  {r['name']}  [{r['status'] or '-'}]  {r['person_record_id']}")
+        for lk in r["links"]:
+            flag = " (閲覧制限)" if lk["restricted"] else ""
+            typer.echo(f"    {lk['engine'] or lk['decision']:<9} {lk['target_kind']:<8} {lk['target_id']}  "
+                       f"{lk['target'].get('name', '')}{flag}  {(lk['score'] or 0):.3f}  {lk['reasons']}")
+    typer.echo(f"{len(rows)} sought persons", err=True)
+
+
+@pfif_app.command("decide")
+def decide_cmd(
+    sought_id: str = typer.Argument(...),
+    kind: str = typer.Argument(..., help="resident or evacuee"),
+    target_id: str = typer.Argument(..., help="宛名番号 or evacuee id"),
+    decision: str = typer.Argument(..., help="confirmed, rejected or undo"),
+    municipality: Optional[str] = _MUNI,
+    database_url: Optional[str] = _DB,
+) -> None:
+    """Confirm or reject a proposed link, or undo the last staff decision on it."""
+    from app.cli_sync import _actor, _hub_engine, _one_line_errors
+    from app.hub_pfif import decide_link
+    from sync.hub import registry
+
+    engine = _hub_engine(database_url)
+    try:
+        with _one_line_errors():
+            row = decide_link(engine, registry.load_data_key(), municipality, sought_id, kind, target_id, decision,
+                              by=_actor(), reveal_restricted=True)
+    finally:
+        engine.dispose()
+    typer.echo(f"{kind} {target_id}: {row['decision']}")
+
+
+@pfif_app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="PFIF 1.4 XML file to write."),
+    municipality: Optional[str] = _MUNI,
+    expiry_days: Optional[int] = typer.Option(None, "--expiry-days", min=1,
+                                              help="expiry_date = now + N days (default ANPI_PFIF_EXPIRY_DAYS or 365)."),
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: Optional[str] = _DB,
+) -> None:
+    """Evacuees at the municipality's shelters who consented to publication (⑭) as PFIF 1.4 (never 閲覧制限)."""
+    from app.cli_sync import _actor, _hub_engine, _one_line_errors
+    from app.hub_pfif import export_pfif
+    from sync.hub import registry
+
+    engine = _hub_engine(database_url)
+    try:
+        with _one_line_errors():
+            res = export_pfif(engine, registry.load_data_key(), municipality, out, by=_actor(),
+                              expiry_days=expiry_days)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(res.as_dict(), ensure_ascii=False))
+        return
+    typer.echo(f"{res.persons} persons written to {out} ({res.no_consent} without consent ⑭ and "
+               f"{res.protected} under 閲覧制限 left out)")

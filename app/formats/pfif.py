@@ -694,3 +694,34 @@ def write_pfif(doc: PfifDocument | list[PfifPerson]) -> bytes:
         out.append("  </pfif:note>\n")
     out.append("</pfif:pfif>\n")
     return "".join(out).encode("utf-8")
+
+
+# --- JSON form (the hub keeps parsed records as JSON) -------------------------------------------
+
+def record_to_json(rec: PfifPerson | PfifNote) -> dict[str, Any]:
+    """A person (without its notes) or a note as JSON-ready data: every PFIF field, times in ISO 8601,
+    and the fields as the file had them (`raw`). `record_from_json` gives the same record back."""
+    out: dict[str, Any] = {}
+    for f in fields(rec):
+        if f.name in ("notes", "line"):
+            continue
+        v = getattr(rec, f.name)
+        out[f.name] = v.isoformat() if isinstance(v, datetime) else (dict(v) if f.name == "raw" else v)
+    return out
+
+
+def _from_json(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)} - {"notes", "line"}
+    kw = {k: v for k, v in data.items() if k in names}
+    for t in TIME_FIELDS:
+        if isinstance(kw.get(t), str):
+            kw[t] = datetime.fromisoformat(kw[t]) if kw[t] else None
+    return cls(**kw)
+
+
+def person_from_json(data: dict[str, Any]) -> PfifPerson:
+    return _from_json(PfifPerson, data)  # type: ignore[no-any-return]
+
+
+def note_from_json(data: dict[str, Any]) -> PfifNote:
+    return _from_json(PfifNote, data)  # type: ignore[no-any-return]

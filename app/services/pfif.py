@@ -19,12 +19,14 @@ Export: evacuees who consented to publication (様式第1号 ⑭ `consent_public
 with one `believed_alive` note per stay event, plus a note on each sought person a staff member
 confirmed as one of them. Never a person linked to a 閲覧制限 resident, nor anyone of their
 household.
+
+The rules that do not depend on SQLite (the engine's query, the evacuee comparison, which link
+rows a proposal writes, how an evacuee becomes a PFIF person) live in `app.services.pfif_rules`,
+shared with the hub (`app.hub_pfif`).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,44 +45,27 @@ from app.services.errors import AlreadyDone, Conflict, InvalidInput, NotFound
 from app.services.evacuees import STATUS_JA, full_name, resident_display
 from app.services.reconcile import current_matcher
 from app.services.registry import newest_snapshot
+from app.services.pfif_rules import (ENGINE, STAFF_FINAL, EvacueeIndex, EvacueeTyped, LinkState, age_text,
+                                     default_expiry_days, display_name, evacuee_person, found_note, plan_links,
+                                     propose, record_domain_for_code, registered_note, stamp_entry_dates, stay_note)
+from app.services.pfif_rules import aware as _aware, newer as _newer, refused as _refused
+from app.services.pfif_rules import sought_query as _sought_query
 from matching.engine import Matcher
-from matching.names import script_of
-from matching.person import query_keys
 from matching.query import Query
 from matching.registry_index import RegistryIndex
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
-DEFAULT_EXPIRY_DAYS = 365
-EXPIRY_ENV = "ANPI_PFIF_EXPIRY_DAYS"
 TARGET_KINDS = ("resident", "evacuee")
-ENGINE = ("auto", "review")  # decisions the engine owns (an undo hands a link back to it)
-STAFF_FINAL = ("confirmed", "rejected")
 CURRENT = ("auto", "review", "confirmed")  # what a link that is shown may be
 DECISION_JA = {"auto": "自動照合", "review": "要確認", "confirmed": "確認済み", "rejected": "別人"}
 STATUS_PFIF_JA = {"information_sought": "情報を求めています", "is_note_author": "本人による書き込み",
                   "believed_alive": "生存情報あり", "believed_missing": "行方不明", "believed_dead": "死亡情報あり"}
-SEX_PFIF = {"M": "male", "F": "female"}
 _CHUNK = 500
 
 
 def _name(by_user: Any) -> str:
     """A staff member's name from a Staff/CurrentUser-like object or a plain string."""
     return str(getattr(by_user, "name", None) or by_user or "")
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands stored times back naive; they were stored as UTC."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def _newer(a: datetime | None, b: datetime | None) -> bool:
-    """Is `a` strictly newer than `b` (a missing time is older than any time)?"""
-    a, b = _aware(a), _aware(b)
-    if a is None:
-        return False
-    return b is None or a > b
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -295,125 +280,19 @@ def _registry_matcher(session: Session) -> RegistryEngine | None:
     return Matcher(index, readings=Matcher.learn_readings(index), as_of=snap.as_of), snap
 
 
-def _display_name(p: SoughtPerson) -> str:
-    if p.full_name:
-        return p.full_name
-    return " ".join(x for x in (p.family_name, p.given_name) if x)
-
-
-def _reading(p: SoughtPerson) -> str:
-    """Japanese Person Finder users typed the ふりがな as an alternate name."""
-    for line in p.alternate_names.splitlines():
-        if line.strip() and script_of(line.strip()) == "kana":
-            return line.strip()
-    return ""
-
-
-def _birth_text(p: SoughtPerson) -> str:
-    if p.date_of_birth:
-        return p.date_of_birth
-    if p.age.isdigit():
-        return f"{p.age}歳"
-    return ""
-
-
-def _address(p: SoughtPerson) -> str:
-    return "".join(x for x in (p.home_state, p.home_city, p.home_neighborhood, p.home_street) if x)
-
-
 def sought_query(p: SoughtPerson) -> Query:
     """What the engine is asked: the same Query an evacuee typed at intake would give."""
-    name = _display_name(p).replace("\n", " ")
-    return Query(name=name, name_kana=_reading(p), birth=_birth_text(p), sex=p.sex, address=_address(p), key=p.id)
+    return _sought_query(p, p.id)
 
 
-@dataclass
-class _Person:
-    names: set[str]
-    years: tuple[int, int] | None
-    day: str
-    sex: str
-
-
-def _keys(name: str, kana: str, birth: str, sex: str, years: tuple[int, int] | None = None) -> _Person:
-    qk = query_keys(name, kana, birth, sex)
-    names: set[str] = set()
-    if qk.kanji_variant:
-        names.add("k:" + qk.kanji_variant)
-    names.update("r:" + x for x in qk.kana_loose if x)
-    if qk.alpha_tokens:
-        names.add("a:" + qk.alpha_tokens)
-    names.update("s:" + x for x in qk.romaji if x)
-    pd = qk.birth
-    day = pd.value.isoformat() if pd.kind == "day" and pd.value else ""
-    if pd.year_min is not None and pd.year_max is not None:
-        years = (pd.year_min, pd.year_max)
-    return _Person(names, years, day, qk.sex)
-
-
-_NAME_LEVEL = {"k": ("kanji", 0.6), "r": ("kana", 0.5), "a": ("alpha", 0.45), "s": ("romaji", 0.4)}
-
-
-def _compare(a: _Person, b: _Person) -> tuple[float, str] | None:
-    """Score and reasons when the names agree and nothing contradicts, else None."""
-    shared = a.names & b.names
-    if not shared:
-        return None
-    level, score = max((_NAME_LEVEL[k[0]] for k in shared), key=lambda x: x[1])
-    reasons = [f"name={level}"]
-    if a.day and b.day:
-        if a.day != b.day:
-            return None
-        score += 0.35
-        reasons.append("birth=exact")
-    elif a.years and b.years:
-        if a.years[1] < b.years[0] or b.years[1] < a.years[0]:
-            return None
-        score += 0.15
-        reasons.append("birth=year-agrees")
-    else:
-        reasons.append("birth=missing")
-    if a.sex and b.sex:
-        if a.sex != b.sex:
-            return None
-        score += 0.04
-        reasons.append("sex=agree")
-    return min(score, 0.99), "; ".join(reasons)
-
-
-def _age_years(age: str, today: datetime) -> tuple[int, int] | None:
-    m = re.fullmatch(r"(\d{1,3})(?:-(\d{1,3}))?", age or "")
-    if not m:
-        return None
-    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-    return today.year - max(lo, hi) - 1, today.year - min(lo, hi)
-
-
-class _Evacuees:
+def _evacuee_index(session: Session) -> EvacueeIndex:
     """Every evacuee in this database with the matching keys of what was typed at intake."""
-
-    def __init__(self, session: Session) -> None:
-        self.rows = list(session.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)))
-        self.keys = [_keys(e.name_raw or " ".join(x for x in (e.family_name, e.given_name) if x),
-                           e.name_kana_raw or e.name_kana, e.birth_raw, e.sex_raw or e.sex) for e in self.rows]
-        self.by_name: dict[str, list[int]] = defaultdict(list)
-        for i, k in enumerate(self.keys):
-            for n in k.names:
-                self.by_name[n].append(i)
-        dec = _latest_decisions(session)
-        self.resident_of = {ev_id: d.resident_id for ev_id, d in dec.items()
-                            if d.decision in ("auto", "confirmed") and d.resident_id}
-
-    def candidates(self, p: SoughtPerson) -> list[tuple[Evacuee, float, str]]:
-        want = _keys(_display_name(p).replace("\n", " "), _reading(p), p.date_of_birth, p.sex,
-                     _age_years(p.age, utcnow()) if not p.date_of_birth else None)
-        hits = sorted({i for n in want.names for i in self.by_name.get(n, ())})
-        out = []
-        for i in hits:
-            c = _compare(want, self.keys[i])
-            if c is not None:
-                out.append((self.rows[i], c[0], c[1]))
-        return out
+    rows = list(session.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)))
+    dec = _latest_decisions(session)
+    return EvacueeIndex(
+        (EvacueeTyped(e.id, e.name_raw or " ".join(x for x in (e.family_name, e.given_name) if x),
+                      e.name_kana_raw or e.name_kana, e.birth_raw, e.sex_raw or e.sex) for e in rows),
+        {ev_id: d.resident_id for ev_id, d in dec.items() if d.decision in ("auto", "confirmed") and d.resident_id})
 
 
 def _latest_decisions(session: Session) -> dict[str, MatchDecision]:
@@ -453,40 +332,21 @@ def link_sought(session: Session, persons: Sequence[SoughtPerson], *, registry: 
     by_person: dict[str, dict[tuple[str, str], SoughtLink]] = defaultdict(dict)
     for (sid, k, t), row in _latest_pairs(_link_rows(session, [p.id for p in persons])).items():
         by_person[sid][(k, t)] = row
-    evs = _Evacuees(session)
+    evs = _evacuee_index(session)
+    engine = (registry[0], registry[1].id) if registry is not None else None  # links keep the snapshot id
     now = utcnow()
     new: list[SoughtLink] = []
     for p in persons:
-        mine = by_person.get(p.id, {})
-        refused = {pair for pair, row in mine.items() if row.decision == "rejected" and row.by_user}
-        proposals: dict[tuple[str, str], tuple[str, float, str, int | None]] = {}
-        resident_auto = ""
-        if not _expired(p, now):
-            if registry is not None:
-                matcher, snap = registry
-                r = matcher.match(sought_query(p), exclude=[t for k, t in refused if k == "resident"])
-                if r.decision in ENGINE and r.resident_id:
-                    proposals[("resident", r.resident_id)] = (r.decision, r.probability, r.reasons, snap.id)
-                    resident_auto = r.resident_id if r.decision == "auto" else ""
-            for ev, score, reasons in evs.candidates(p):
-                if ("evacuee", ev.id) in refused:
-                    continue
-                same = bool(resident_auto) and evs.resident_of.get(ev.id) == resident_auto
-                decision = "auto" if same else "review"
-                if same:
-                    reasons += f"; both linked to resident {resident_auto} by the engine"
-                proposals[("evacuee", ev.id)] = (decision, score, reasons, None)
-        for (kind, tid), (decision, score, reasons, snap_id) in proposals.items():
-            prev = mine.get((kind, tid))
-            if prev is not None and (prev.decision in STAFF_FINAL and prev.by_user or prev.decision == decision):
-                continue
-            new.append(SoughtLink(sought_id=p.id, target_kind=kind, target_id=tid, snapshot_id=snap_id,
-                                  decision=decision, score=round(score, 6), reasons=reasons))
-        for (kind, tid), prev in mine.items():
-            if prev.decision in ENGINE and (kind, tid) not in proposals:
-                why = "record expired at its source" if _expired(p, now) else "no longer proposed by the engine"
-                new.append(SoughtLink(sought_id=p.id, target_kind=kind, target_id=tid, snapshot_id=prev.snapshot_id,
-                                      decision="rejected", score=prev.score, reasons=why))
+        latest = {pair: LinkState(row.decision, row.by_user, row.score, row.snapshot_id)
+                  for pair, row in by_person.get(p.id, {}).items()}
+        expired = _expired(p, now)
+        proposals = propose(p, key=p.id, registry=engine, evacuees=evs, refused_pairs=_refused(latest),
+                            expired=expired, today=now)
+        for (kind, tid), prop in plan_links(proposals, latest, expired=expired):
+            new.append(SoughtLink(sought_id=p.id, target_kind=kind, target_id=tid, snapshot_id=prop.snapshot,
+                                  decision=prop.decision,
+                                  score=round(prop.score, 6) if prop.score is not None else None,
+                                  reasons=prop.reasons))
     session.add_all(new)
     session.flush()
     return new
@@ -632,7 +492,7 @@ class SoughtView:
 
     @property
     def name(self) -> str:
-        return _display_name(self.person)
+        return display_name(self.person)
 
     @property
     def status_ja(self) -> str:
@@ -709,13 +569,8 @@ def sought_overview(session: Session, *, reveal_restricted: bool, q: str = "", i
 
 def record_domain_for(shelter: Shelter | None) -> str:
     """Our PFIF record ids: `anpi.<municipality code, else shelter code>.jp/<ULID>`."""
-    code = ""
-    if shelter is not None:
-        code = shelter.municipality_code or shelter.code
-    slug = re.sub(r"[^a-z0-9-]+", "-", code.lower()).strip("-")
-    if not slug:
-        slug = shelter.id.lower() if shelter is not None else "local"
-    return f"anpi.{slug}.jp"
+    code = (shelter.municipality_code or shelter.code) if shelter is not None else ""
+    return record_domain_for_code(code, fallback=shelter.id.lower() if shelter is not None else "local")
 
 
 def _second(dt: datetime | None) -> datetime:
@@ -723,30 +578,7 @@ def _second(dt: datetime | None) -> datetime:
 
 
 def _age(ev: Evacuee, today: datetime) -> str:
-    if ev.birth_date:
-        b = ev.birth_date
-        years = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
-        return str(max(years, 0))
-    if ev.birth_year_min is not None and ev.birth_year_max is not None:
-        lo, hi = today.year - ev.birth_year_max - 1, today.year - ev.birth_year_min
-        return f"{max(lo, 0)}-{max(hi, 0)}"
-    return ""
-
-
-def _note_text(kind: str, shelter_name: str, at: datetime) -> tuple[str, str]:
-    day = at.astimezone().strftime("%Y-%m-%d")
-    if kind == "check_out":
-        return f"{day}、{shelter_name}を退所しました（無事を確認済み）。", ""
-    if kind == "transfer":
-        return f"{day}、{shelter_name}から別の避難先へ移りました（無事を確認済み）。", ""
-    return f"{shelter_name}に避難しています（{day} 受付、無事を確認）。", shelter_name
-
-
-def _default_expiry_days() -> int:
-    try:
-        return max(1, int(os.environ.get(EXPIRY_ENV, DEFAULT_EXPIRY_DAYS)))
-    except ValueError:
-        return DEFAULT_EXPIRY_DAYS
+    return age_text(ev.birth_date, ev.birth_year_min, ev.birth_year_max, today)
 
 
 def build_export(session: Session, *, expiry_days: int | None = None, now: datetime | None = None) -> tuple[PfifDocument, list[str]]:
@@ -756,7 +588,7 @@ def build_export(session: Session, *, expiry_days: int | None = None, now: datet
     names; `entry_date` strictly increases in document order, ending at `now`.
     """
     now = _second(now or utcnow())
-    expiry = now + timedelta(days=expiry_days if expiry_days is not None else _default_expiry_days())
+    expiry = now + timedelta(days=expiry_days if expiry_days is not None else default_expiry_days())
     evs = list(session.exec(select(Evacuee).where(Evacuee.consent_public == True)  # noqa: E712
                             .order_by(Evacuee.created_at, Evacuee.id)))
     blocked = protected_evacuees(session, evs)
@@ -775,37 +607,19 @@ def build_export(session: Session, *, expiry_days: int | None = None, now: datet
         domain = record_domain_for(sh)
         pid = f"{domain}/{ev.id}"
         ours[ev.id] = pid
-        kana = ev.name_kana or ev.name_kana_raw
-        name = full_name(ev) or kana
-        person = PfifPerson(
-            person_record_id=pid, expiry_date=expiry, author_name=shelter_name or "Anpi",
-            source_name=f"Anpi {shelter_name}".strip(), source_date=_second(ev.updated_at or ev.created_at),
-            full_name=name, given_name=ev.given_name if full_name(ev) else "",
-            family_name=ev.family_name if full_name(ev) else "",
-            alternate_names=kana if kana and kana != name else "", sex=SEX_PFIF.get(ev.sex, ""), age=_age(ev, now))
-        for st in stays.get(ev.id, []):
-            text_ja, location = _note_text(st.kind, shelter_name, _second(st.at))
-            person.notes.append(PfifNote(
-                note_record_id=f"{domain}/{st.id}", person_record_id=pid, author_name=shelter_name or "Anpi",
-                source_date=_second(st.at), author_made_contact=True, status="believed_alive",
-                last_known_location=location, text=text_ja))
+        named = bool(full_name(ev))
+        person = evacuee_person(pid, expiry=expiry, shelter_name=shelter_name,
+                                source_date=_second(ev.updated_at or ev.created_at),
+                                name=full_name(ev) or ev.name_kana or ev.name_kana_raw,
+                                given_name=ev.given_name if named else "", family_name=ev.family_name if named else "",
+                                kana=ev.name_kana or ev.name_kana_raw, sex=ev.sex, age=_age(ev, now))
+        person.notes = [stay_note(domain, st.id, pid, st.kind, shelter_name, _second(st.at))
+                        for st in stays.get(ev.id, [])]
         if not person.notes:
-            person.notes.append(PfifNote(
-                note_record_id=f"{domain}/{ev.id}.note", person_record_id=pid, author_name=shelter_name or "Anpi",
-                source_date=_second(ev.created_at), author_made_contact=True, status="believed_alive",
-                last_known_location=shelter_name, text=f"{shelter_name}で無事を確認しました。"))
+            person.notes.append(registered_note(domain, ev.id, pid, shelter_name, _second(ev.created_at)))
         doc.persons.append(person)
     doc.notes.extend(_found_notes(session, ours, shelters, {e.id: e for e in evs}))
-    records: list[PfifPerson | PfifNote] = []
-    for p in doc.persons:
-        records.append(p)
-        records.extend(p.notes)
-    records.extend(doc.notes)
-    start = now - timedelta(seconds=len(records) - 1) if records else now
-    for i, rec in enumerate(records):
-        rec.entry_date = start + timedelta(seconds=i)
-        if rec.source_date is not None and rec.source_date > rec.entry_date:
-            rec.source_date = rec.entry_date  # never claim a source newer than the entry
+    stamp_entry_dates(doc, now)
     return doc, [e.id for e in evs]
 
 
@@ -830,14 +644,9 @@ def _found_notes(session: Session, ours: dict[str, str], shelters: dict[str, She
         sought = session.get(SoughtPerson, sid)
         if sought is None:
             continue
-        ev = evs[ev_id]
-        sh = shelters.get(ev.shelter_id)
-        name = sh.name if sh else ""
-        notes.append(PfifNote(
-            note_record_id=f"{record_domain_for(sh)}/{row.id}", person_record_id=sought.pfif_record_id,
-            linked_person_record_id=ours[ev_id], author_name=name or "Anpi", source_date=_second(row.at),
-            author_made_contact=True, status="believed_alive", last_known_location=name,
-            text=f"{name}で無事が確認された方と同一人物と確認しました（避難所の記録: {ours[ev_id]}）。"))
+        sh = shelters.get(evs[ev_id].shelter_id)
+        notes.append(found_note(record_domain_for(sh), row.id, sought.pfif_record_id, ours[ev_id],
+                                sh.name if sh else "", _second(row.at)))
     return notes
 
 
@@ -857,7 +666,7 @@ def export_pfif(session: Session, out: Path, *, by_user: str, expiry_days: int |
     try:
         audit.record(session, by_user, "export", screen, [f"evacuee:{e}" for e in disclosed],
                      {"format": "pfif", "file": out.name, "persons": len(doc.persons),
-                      "notes": len(doc.all_notes()), "expiry_days": expiry_days or _default_expiry_days()})
+                      "notes": len(doc.all_notes()), "expiry_days": expiry_days or default_expiry_days()})
         session.commit()
     except Exception:
         tmp.unlink(missing_ok=True)

@@ -1,14 +1,116 @@
-"""(to be written) routes of this desk at the hub."""
+"""PFIF (Google Person Finder) at the hub: thin JSON faces over `app.hub_pfif`.
+
+Routes (``Authorization: Bearer <token>`` of a hub user; everything is the caller's municipality):
+
+- ``POST /v1/hq/pfif/import?name=FILE&csv_domain=…``  body = the PFIF XML or Person Finder CSV
+  file's bytes (perm desk) → the import's counts; a file we refuse stores nothing and answers 422
+  with every problem (file, line, field)
+- ``GET  /v1/hq/pfif/sought?q=…&only=linked|open&include_expired=1``  sought people with their
+  current links (perm desk; audited as a look at personal data). 閲覧制限 residents and withheld
+  evacuees are never link targets here except for an admin
+- ``POST /v1/hq/pfif/sought/{sought_id}/links``  ``{"target_kind": "resident"|"evacuee",
+  "target_id": …, "decision": "confirmed"|"rejected"|"undo"}`` (perm desk; audited)
+- ``GET  /v1/hq/pfif/export?expiry_days=N``  PFIF 1.4 of the evacuees who consented to
+  publication (⑭), never 閲覧制限 (perm hq; audited ``export.pfif``)
+
+Errors come back in the shapes of every /v1/hq route (``sync.hub.hq.answer``); another
+municipality's ids answer 404 exactly like ids that do not exist.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 
+from app import hub_pfif
+from app.formats.errors import FileFormatError
+from app.services.errors import AnpiError, InvalidInput
 from sync.hub.hq import HqCaller
+from sync.hub.tenants import HqUser
+
+XML = "application/xml; charset=utf-8"
+
+
+def _bad(exc: Exception) -> JSONResponse:
+    """Our bad-input errors (a refused file names every problem; other input names its field)."""
+    if isinstance(exc, FileFormatError):
+        return JSONResponse({"error": "bad_file", "detail": str(exc), "total": exc.total,
+                             "problems": [{"file": p.file, "line": p.line, "field": p.field, "message": p.message,
+                                           "message_ja": p.message_ja} for p in exc.problems]}, status_code=422)
+    if isinstance(exc, InvalidInput):
+        status = 413 if exc.field == "file" else 400  # the only file problem before parsing: its size
+        return JSONResponse({"error": "bad_request", "detail": f"{exc.field}: {exc}" if exc.field else str(exc),
+                             "detail_ja": exc.message_ja}, status_code=status)
+    return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+
+
+def _safe_name(name: str) -> str:
+    base = re.split(r"[\\/]", name or "")[-1].strip()
+    return base[:200] or "pfif.xml"
 
 
 def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> APIRouter:
-    return APIRouter()
+    r = APIRouter()
+
+    @r.post("/v1/hq/pfif/import")
+    async def pfif_import(request: Request, name: str = "", csv_domain: str = "") -> Any:
+        raw = await request.body()
+
+        def fn(u: HqUser) -> Any:
+            try:
+                res = hub_pfif.import_pfif(engine, data_key(), u.municipality_code, raw, _safe_name(name),
+                                           by=f"hq:{u.name}", csv_domain=csv_domain or None)
+            except (FileFormatError, AnpiError) as exc:
+                return _bad(exc)
+            return {**res.as_dict(), "sought_ids": res.sought_ids}
+        return await caller.call(request, fn, perm="desk")
+
+    @r.get("/v1/hq/pfif/sought")
+    async def pfif_sought(request: Request, q: str = "", only: str = "", include_expired: bool = False,
+                          limit: int = 500) -> Any:
+        def fn(u: HqUser) -> dict[str, Any]:
+            rows = hub_pfif.sought_list(engine, data_key(), u.municipality_code, reveal_restricted=u.role == "admin",
+                                        q=q, only=only if only in ("linked", "open") else "",
+                                        include_expired=include_expired, limit=max(1, min(limit, 5000)))
+            return {"sought": rows, "count": len(rows)}
+        return await caller.call(request, fn, perm="desk", personal=True)
+
+    @r.post("/v1/hq/pfif/sought/{sought_id}/links")
+    async def pfif_decide(request: Request, sought_id: str) -> Any:
+        raw = await request.body()
+
+        def fn(u: HqUser) -> Any:
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                return _bad(ValueError("body must be JSON"))
+            if not isinstance(body, dict):
+                return _bad(ValueError("body must be a JSON object"))
+            try:
+                return hub_pfif.decide_link(engine, data_key(), u.municipality_code, sought_id,
+                                            str(body.get("target_kind") or body.get("kind") or ""),
+                                            str(body.get("target_id") or ""), str(body.get("decision") or ""),
+                                            by=f"hq:{u.name}", reveal_restricted=u.role == "admin")
+            except AnpiError as exc:
+                return _bad(exc)
+        return await caller.call(request, fn, perm="desk")
+
+    @r.get("/v1/hq/pfif/export")
+    async def pfif_export(request: Request, expiry_days: int | None = None) -> Any:
+        def fn(u: HqUser) -> Any:
+            if expiry_days is not None and expiry_days < 1:
+                return _bad(InvalidInput("expiry_days must be at least 1", "有効期限の日数は1以上です", "expiry_days"))
+            file = f"anpi-pfif-{u.municipality_code}.xml"
+            res = hub_pfif.export_bytes(engine, data_key(), u.municipality_code, by=f"hq:{u.name}",
+                                        expiry_days=expiry_days, file=file)
+            return Response(res.data, media_type=XML, headers={
+                "Content-Disposition": f'attachment; filename="{file}"', "X-Anpi-Persons": str(res.persons),
+                "Cache-Control": "no-store"})
+        return await caller.call(request, fn, perm="hq")
+
+    return r

@@ -1,0 +1,785 @@
+"""PFIF (Google Person Finder) at the hub, per municipality: sought people in, safety notes out.
+
+The shelter's rules, not a copy of them: files are read by `app.formats.pfif`, the engine is asked
+and evacuees are compared by `app.services.pfif_rules` (as `app.services.pfif` does on a laptop),
+and the export is built from the same record builders and written by the same writer. Only the
+rows differ: here they are the municipality's hub tables.
+
+- **Import** (`import_pfif`): a PFIF 1.1–1.4 XML or Person Finder CSV file becomes
+  `hub_sought_person` rows (the parsed person and its notes as JSON), all or nothing, audited. A
+  record id names one record: importing it again changes nothing, a newer `source_date` updates
+  it, a PFIF placeholder (the source withdrew it) expires it. A note about a person the hub does
+  not hold yet is kept on a stub row (no name, never listed) until the person arrives.
+- **Linking**: each new or changed sought person is matched against the municipality's newest
+  registry backup (`sync.hub.crossmatch.home_index`: the same engine and index the shelters use;
+  needs the hub data key) and against the evacuees registered at the municipality's shelters.
+  Proposals and decisions are append-only `hub_sought_link` rows: `suggested` (the engine;
+  `reasons` starts with its level, `auto:` or `review:`), `confirmed` / `rejected` (staff, or a
+  `rejected` without a user when the engine withdraws a proposal); the newest row per (sought
+  person, target) is the link's state, so every decision can be undone by another row.
+- **閲覧制限 (DV等支援措置)**: a sought-person file is exactly how an abuser could look for a
+  victim. A resident flagged in any of the municipality's registry backups (compared as keyed
+  MACs, `hub_restricted`), or living in a registry household with one, and an evacuee the hub
+  withholds, linked (or proposed) to such a resident, registered together with one, or found to be
+  one by another town, is never shown as a link target except to an admin; deciding on such a
+  link answers "not found" like a link that does not exist.
+- **Export** (`export_pfif`): evacuees registered at the municipality's shelters who consented to
+  publication (様式第1号 ⑭, `consents.public` True) and are not protected as above, as PFIF 1.4
+  persons with a `believed_alive` note per stay, plus a note on each sought person staff confirmed
+  as one of them; `entry_date` strictly increasing, `expiry_date` set. Audited.
+
+Every function reads and writes one municipality only (queries filter on it, and the transaction
+states it for PostgreSQL's row-level security); another municipality's ids answer "not found".
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from app.formats.pfif import (PfifDocument, PfifNote, PfifPerson, format_time, parse_pfif,
+                              person_from_json, record_to_json, write_pfif)
+from app.services import pfif_rules as rules
+from app.services.errors import InvalidInput
+from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, TARGET_KINDS, ImportResult
+from matching.dates import DateError, parse_date
+from sync.errors import DataKeyError, HubConflict, HubNotFound
+from sync.hub import audit, crossmatch, registry
+from sync.hub.apply import in_
+from sync.hub.registry import DataKey, Records
+from sync.hub.store import (
+    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_lock, hub_person_link, hub_restricted, hub_sought_link,
+    hub_sought_person, hub_stay, new_row_id, resolve_municipality, set_tenant, utcnow,
+)
+from sync.hub.tenants import homes_for_host
+
+SUGGESTED = "suggested"
+SHOWN = (SUGGESTED, "confirmed")  # a link whose newest row is one of these is current
+DECISIONS = ("confirmed", "rejected", "undo")
+SEX_JA = {"M": "男", "F": "女"}
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+def _when(text: Any) -> datetime | None:
+    """An ISO time stored as text (hub tables keep shelters' times as they sent them)."""
+    if isinstance(text, datetime):
+        return rules.aware(text)
+    if not text:
+        return None
+    try:
+        return rules.aware(datetime.fromisoformat(str(text)))
+    except ValueError:
+        return None
+
+
+def _pfif_time(dt: datetime | None) -> str | None:
+    return format_time(dt) if dt is not None else None
+
+
+def _level(row: Mapping[str, Any]) -> str:
+    """The engine's level of a `suggested` row (`auto:` / `review:` at the start of its reasons)."""
+    head = str(row["reasons"] or "").split(":", 1)[0]
+    return head if head in rules.ENGINE else "review"
+
+
+def _state(row: Mapping[str, Any]) -> rules.LinkState:
+    """A hub link row in the engine's vocabulary (auto | review | confirmed | rejected)."""
+    decision = _level(row) if row["decision"] == SUGGESTED else row["decision"]
+    return rules.LinkState(decision, row["by_user"] or "", row["score"])
+
+
+def _hub_decision(prop: rules.Proposal) -> tuple[str, str]:
+    """(decision, reasons) of the row a proposal writes."""
+    if prop.decision in rules.ENGINE:
+        return SUGGESTED, f"{prop.decision}: {prop.reasons}"
+    return prop.decision, prop.reasons
+
+
+def _after(prev: datetime | None, now: datetime) -> datetime:
+    """`now`, or just after `prev`: the newest row of a link is its state, so rows must sort in order."""
+    return max(now, prev + timedelta(microseconds=1)) if prev is not None else now
+
+
+def _is_stub(record: Mapping[str, Any]) -> bool:
+    return bool(record.get("stub"))
+
+
+def _expired(record: Mapping[str, Any], now: datetime) -> bool:
+    exp = _when(record.get("expiry_date"))
+    return exp is not None and exp <= now
+
+
+def _municipality(engine: Engine, municipality: str | None) -> str:
+    with engine.connect() as conn:
+        return resolve_municipality(conn, municipality)
+
+
+# ---- rows -------------------------------------------------------------------------------------
+@dataclass
+class _Sought:
+    """One hub_sought_person row in memory (record and notes parsed)."""
+
+    sought_id: str
+    person_record_id: str
+    record: dict[str, Any]
+    notes: list[dict[str, Any]]
+    source_file: str | None = None
+    imported_by: str | None = None
+    imported_at: datetime | None = None
+    new: bool = False
+    changed: bool = False
+    person_changed: bool = False
+
+    @property
+    def stub(self) -> bool:
+        return _is_stub(self.record)
+
+    def person(self) -> PfifPerson:
+        return person_from_json(self.record)
+
+
+def _sought_rows(conn: Connection, m: str, ids: Sequence[str] | None = None) -> list[_Sought]:
+    q = select(hub_sought_person).where(hub_sought_person.c.municipality_code == m)
+    if ids is not None:
+        if not ids:
+            return []
+        q = q.where(in_(conn, hub_sought_person.c.sought_id, list(ids)))
+    return [_Sought(r["sought_id"], r["person_record_id"], json.loads(r["record"]), json.loads(r["notes"]),
+                    r["source_file"], r["imported_by"], r["imported_at"])
+            for r in conn.execute(q.order_by(hub_sought_person.c.imported_at.desc(),
+                                             hub_sought_person.c.sought_id)).mappings()]
+
+
+def _link_rows(conn: Connection, m: str, sought_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    q = select(hub_sought_link).where(hub_sought_link.c.municipality_code == m)
+    if sought_ids is not None:
+        if not sought_ids:
+            return []
+        q = q.where(in_(conn, hub_sought_link.c.sought_id, list(sought_ids)))
+    return [dict(r) for r in conn.execute(q.order_by(hub_sought_link.c.at, hub_sought_link.c.link_id)).mappings()]
+
+
+def _latest(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["sought_id"], r["target_kind"], r["target_id"]): dict(r) for r in rows}
+
+
+def _resident_links(conn: Connection, m: str) -> dict[str, str]:
+    """evacuee → the resident of this municipality it is linked to (the hub's active links)."""
+    return {r[0]: str(r[1]) for r in conn.execute(
+        select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
+            hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
+            hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m))
+        .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id)).all()}
+
+
+def _evacuee_index(conn: Connection, m: str) -> rules.EvacueeIndex:
+    rows = conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.name, hub_evacuee.c.name_kana,
+                               hub_evacuee.c.birth_date_raw, hub_evacuee.c.birth_date, hub_evacuee.c.sex).where(
+        hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))
+        .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).all()
+    return rules.EvacueeIndex((rules.EvacueeTyped(r[0], r[1] or "", r[2] or "", r[3] or r[4] or "", r[5] or "")
+                               for r in rows), _resident_links(conn, m))
+
+
+def _shelter_names(conn: Connection, m: str) -> dict[str, str]:
+    return {r[0]: (r[1] or r[2] or "") for r in conn.execute(select(
+        hub_device.c.device_id, hub_device.c.shelter_name, hub_device.c.name).where(
+        hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None))).all()}
+
+
+# ---- the registry backup and 閲覧制限 -----------------------------------------------------------
+@dataclass
+class _Registry:
+    """What this municipality's newest registry backup tells: records for display and households,
+    and whether there is a backup at all (without the key, over-protect)."""
+
+    key: DataKey | None
+    snapshot: Any  # SnapshotInfo | None
+    records: Records | None
+
+
+def _registry(engine: Engine, key: DataKey | None, m: str) -> _Registry:
+    with engine.connect() as conn:
+        snap = registry.latest_snapshot(conn, m)
+    rec = registry.open_records(engine, key, m, snap) if snap is not None and key is not None else None
+    return _Registry(key, snap, rec)
+
+
+@dataclass
+class Guard:
+    """Who must never leave HQ's internal view (閲覧制限): over-protecting is the safe error."""
+
+    m: str
+    reg: _Registry
+    macs: set[str] = field(default_factory=set)  # restricted 宛名番号 of every backup, as keyed MACs
+    households: set[str] = field(default_factory=set)  # registry households with a restricted member
+    evacuees: set[str] = field(default_factory=set)
+
+    def resident(self, resident_id: str) -> bool:
+        if self.reg.key is None:
+            return self.reg.snapshot is not None  # a backup we cannot read: nobody in it is shown
+        if self.reg.key.mac(f"{self.m}:{resident_id}") in self.macs:
+            return True
+        if self.reg.records is not None:
+            row = self.reg.records.by_id(resident_id)
+            if row is not None:
+                hh = self.reg.records.as_dict(row).get("household_id")
+                return bool(hh) and hh in self.households
+        return False
+
+    def target(self, kind: str, target_id: str) -> bool:
+        return self.resident(target_id) if kind == "resident" else target_id in self.evacuees
+
+
+def _guard(conn: Connection, m: str, reg: _Registry) -> Guard:
+    set_tenant(conn, m)
+    g = Guard(m, reg, macs={r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
+        hub_restricted.c.municipality_code == m)).all()})
+    if reg.records is not None:
+        d = {name: i for i, name in enumerate(reg.records.fields)}
+        g.households = {r[d["household_id"]] for r in reg.records.rows if r[d["restricted"]] and r[d["household_id"]]}
+    evs = conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.withheld, hub_evacuee.c.care,
+                              hub_evacuee.c.household_key).where(hub_evacuee.c.municipality_code == m)).all()
+    flagged = set()
+    for eid, withheld, care, _hk in evs:
+        try:
+            care_d = json.loads(care or "{}")
+        except ValueError:
+            care_d = {}
+        if withheld or (isinstance(care_d, dict) and care_d.get("restricted") is True):
+            flagged.add(eid)
+    # linked, or proposed for review, to a protected resident of this municipality
+    latest: dict[str, Any] = {}
+    for r in conn.execute(select(hub_decision.c.evacuee_id, hub_decision.c.decision, hub_decision.c.resident_id,
+                                 hub_decision.c.resident_municipality).where(hub_decision.c.municipality_code == m)
+                          .order_by(hub_decision.c.at, hub_decision.c.decision_id)).all():
+        latest[r[0]] = r
+    for eid, r in latest.items():
+        if r[1] in ("auto", "confirmed", "review") and r[2] and r[3] in (None, "", m) and g.resident(str(r[2])):
+            flagged.add(eid)
+    for eid, rid in _resident_links(conn, m).items():
+        if g.resident(rid):
+            flagged.add(eid)
+    # another town found them to be one of its 閲覧制限 residents (the home's view of our evacuee)
+    for home in homes_for_host(conn, m, active_only=False):
+        set_tenant(conn, home)
+        flagged.update(r[0] for r in conn.execute(select(hub_cross_link.c.evacuee_id).where(
+            hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == m,
+            hub_cross_link.c.restricted.is_(True))).all())
+    set_tenant(conn, m)
+    # whoever registered together with a protected person (the household key typed at intake)
+    keys = {hk for eid, _w, _c, hk in evs if eid in flagged and hk}
+    flagged.update(eid for eid, _w, _c, hk in evs if hk and hk in keys)
+    g.evacuees = flagged
+    return g
+
+
+# ---- import -----------------------------------------------------------------------------------
+def _registry_engine(engine: Engine, key: DataKey | None, m: str) -> crossmatch.HomeIndex | None:
+    """The matcher over the municipality's newest backup (built outside any transaction: seconds)."""
+    return crossmatch.home_index(engine, key, m) if key is not None else None
+
+
+def import_file(engine: Engine, key: DataKey | None, municipality: str | None, path: Path, *, by: str,
+                csv_domain: str | None = None, link: bool = True) -> ImportResult:
+    """`import_pfif` of a file on disk (refused above MAX_FILE_BYTES before it is read)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path.name} is {size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
+                               "ファイルが大きすぎます (100MBまで)", "file")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", f"ファイルを読めません: {path.name}", "file") from None
+    return import_pfif(engine, key, municipality, data, path.name, by=by, csv_domain=csv_domain, link=link)
+
+
+def import_pfif(engine: Engine, key: DataKey | None, municipality: str | None, data: bytes, file_name: str, *,
+                by: str, csv_domain: str | None = None, link: bool = True) -> ImportResult:
+    """Load a PFIF XML or Person Finder CSV file (told apart by content) into one municipality's
+    sought people and link them. All or nothing: a file with any problem raises PfifError (naming
+    file, line and field) before anything is stored. Audited as `pfif.imported`."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(f"{file_name} is {len(data):,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
+                           "ファイルが大きすぎます (100MBまで)", "file")
+    doc = parse_pfif(data, file_name, csv_domain=csv_domain)
+    m = _municipality(engine, municipality)
+    hx = _registry_engine(engine, key, m) if link else None
+    notes = doc.all_notes()
+    res = ImportResult(file_name, doc.version, len(doc.persons), len(notes),
+                       warnings=[str(w) for w in doc.warnings], warnings_ja=[w.ja() for w in doc.warnings])
+    now = utcnow()
+    with engine.begin() as conn:
+        set_tenant(conn, m)
+        hub_lock(conn, m)
+        if link and hx is None and registry.latest_snapshot(conn, m) is not None:
+            res.warnings.append("no hub data key: sought people were not matched against the registry backup")
+            res.warnings_ja.append("データ鍵が設定されていないため、住民との照合はしていません")
+        set_tenant(conn, m)
+        rows = {s.person_record_id: s for s in _sought_rows(conn, m)}
+        _store_persons(doc, rows, res, file_name, by)
+        _store_notes(notes, rows, res)
+        _write(conn, m, rows, file_name, by, now)
+        if link:
+            changed = set(res.sought_ids)
+            res.link_rows = _link(conn, m, [s for s in rows.values() if s.sought_id in changed and not s.stub], hx, now)
+            latest = _latest(_link_rows(conn, m, res.file_ids))
+            counts = Counter(_level(r) for r in latest.values() if r["decision"] == SUGGESTED)
+            res.linked_auto, res.linked_review = counts["auto"], counts["review"]
+        audit.record(conn, m, actor=by, action="pfif.imported", detail={
+            "file": file_name, "version": res.version, "persons": res.persons, "notes": res.notes,
+            "persons_new": res.persons_new, "persons_updated": res.persons_updated, "notes_new": res.notes_new,
+            "notes_updated": res.notes_updated, "link_rows": res.link_rows, "sought_ids": res.sought_ids})
+    return res
+
+
+def _store_persons(doc: PfifDocument, rows: dict[str, _Sought], res: ImportResult, file_name: str, by: str) -> None:
+    for p in doc.persons:
+        rid = p.person_record_id
+        row = rows.get(rid)
+        if p.is_placeholder:
+            res.persons_expired += 1
+            if row is not None and not row.stub and _when(row.record.get("expiry_date")) != rules.aware(p.expiry_date):
+                row.record["expiry_date"] = p.expiry_date.isoformat() if p.expiry_date else None
+                row.changed = row.person_changed = True
+                res.sought_ids.append(row.sought_id)
+            continue
+        record = record_to_json(replace(p, notes=[]))
+        if row is None or row.stub:
+            if row is None:
+                row = rows[rid] = _Sought(new_row_id(), rid, record, [], new=True)
+            row.record = record
+            res.persons_new += 1
+        elif rules.newer(p.source_date, _when(row.record.get("source_date"))):
+            row.record = record
+            res.persons_updated += 1
+        else:
+            res.persons_unchanged += 1
+            res.file_ids.append(row.sought_id)
+            continue
+        row.changed = row.person_changed = True
+        row.source_file, row.imported_by = file_name, by
+        res.sought_ids.append(row.sought_id)
+        res.file_ids.append(row.sought_id)
+
+
+def _store_notes(notes: Sequence[PfifNote], rows: dict[str, _Sought], res: ImportResult) -> None:
+    where = {n["note_record_id"]: s for s in rows.values() for n in s.notes}
+    for n in notes:
+        owner = where.get(n.note_record_id)
+        if owner is None:
+            res.notes_new += 1
+        else:
+            old = next(x for x in owner.notes if x["note_record_id"] == n.note_record_id)
+            if not rules.newer(n.source_date, _when(old.get("source_date"))):
+                res.notes_unchanged += 1
+                continue
+            res.notes_updated += 1
+            owner.notes = [x for x in owner.notes if x["note_record_id"] != n.note_record_id]
+            owner.changed = True  # the note may move to another person
+        target = rows.get(n.person_record_id)
+        if target is None:  # about a person we do not hold (yet): kept on a stub until they arrive
+            target = rows[n.person_record_id] = _Sought(new_row_id(), n.person_record_id,
+                                                        {"person_record_id": n.person_record_id, "stub": True}, [],
+                                                        new=True)
+        target.notes.append(record_to_json(n))
+        target.notes.sort(key=lambda x: (x.get("source_date") or "", x["note_record_id"]))
+        target.changed = True
+        where[n.note_record_id] = target
+    res.notes_orphan = sum(1 for n in notes if rows[n.person_record_id].stub)
+
+
+def _write(conn: Connection, m: str, rows: Mapping[str, _Sought], file_name: str, by: str, now: datetime) -> None:
+    for s in rows.values():
+        if not s.changed:
+            continue
+        values: dict[str, Any] = dict(
+            record=json.dumps(s.record, ensure_ascii=False, sort_keys=True),
+            notes=json.dumps(s.notes, ensure_ascii=False, sort_keys=True),
+            entry_date=_pfif_time(_when(s.record.get("entry_date"))),
+            expiry_date=_pfif_time(_when(s.record.get("expiry_date"))), updated_at=now)
+        if s.person_changed or s.new:
+            values.update(source_file=s.source_file or file_name, imported_by=s.imported_by or by)
+        if s.new:
+            conn.execute(hub_sought_person.insert().values(municipality_code=m, sought_id=s.sought_id,
+                                                           person_record_id=s.person_record_id, imported_at=now,
+                                                           **values))
+        else:
+            conn.execute(update(hub_sought_person).where(hub_sought_person.c.municipality_code == m,
+                                                         hub_sought_person.c.sought_id == s.sought_id).values(**values))
+
+
+def _link(conn: Connection, m: str, persons: Sequence[_Sought], hx: crossmatch.HomeIndex | None,
+          now: datetime) -> int:
+    """Append the rows the engine's view of these sought people implies; returns how many."""
+    if not persons:
+        return 0
+    evs = _evacuee_index(conn, m)
+    by_person: dict[str, dict[rules.Pair, rules.LinkState]] = {}
+    last_at: dict[tuple[str, str, str], datetime] = {}  # a new row must sort after the pair's newest
+    for (sid, kind, tid), row in _latest(_link_rows(conn, m, [p.sought_id for p in persons])).items():
+        by_person.setdefault(sid, {})[(kind, tid)] = _state(row)
+        last_at[(sid, kind, tid)] = row["at"]
+    engine_view = (hx.matcher, hx.records.snapshot_id) if hx is not None else None
+    new = []
+    for s in persons:
+        latest = by_person.get(s.sought_id, {})
+        expired = _expired(s.record, now)
+        proposals = rules.propose(s.person(), key=s.sought_id, registry=engine_view, evacuees=evs,
+                                  refused_pairs=rules.refused(latest), expired=expired, today=now)
+        for (kind, tid), prop in rules.plan_links(proposals, latest, expired=expired):
+            decision, reasons = _hub_decision(prop)
+            new.append(dict(municipality_code=m, link_id=new_row_id(), sought_id=s.sought_id, target_kind=kind,
+                            target_id=tid, decision=decision, reasons=reasons, by_user=None,
+                            at=_after(last_at.get((s.sought_id, kind, tid)), now),
+                            score=round(prop.score, 6) if prop.score is not None else None))
+    if new:
+        conn.execute(hub_sought_link.insert(), new)
+    return len(new)
+
+
+def relink(engine: Engine, key: DataKey | None, municipality: str | None, *, by: str) -> int:
+    """Match every sought person again (new evacuees arrived, or a new registry backup); audited."""
+    m = _municipality(engine, municipality)
+    hx = _registry_engine(engine, key, m)
+    now = utcnow()
+    with engine.begin() as conn:
+        set_tenant(conn, m)
+        hub_lock(conn, m)
+        persons = [s for s in _sought_rows(conn, m) if not s.stub]
+        n = _link(conn, m, persons, hx, now)
+        audit.record(conn, m, actor=by, action="pfif.relinked", detail={"persons": len(persons), "link_rows": n})
+    return n
+
+
+# ---- what the desk sees -----------------------------------------------------------------------
+def _resident_view(reg: _Registry, resident_id: str) -> dict[str, Any]:
+    if reg.records is None:
+        return {"name": "（データ鍵がないため表示できません）" if reg.snapshot is not None else "（見つかりません）"}
+    row = reg.records.by_id(resident_id)
+    if row is None:
+        return {"name": "（見つかりません）"}
+    d = reg.records.as_dict(row)
+    return {"resident_id": resident_id, "household_id": d.get("household_id") or "",
+            "name": "　".join(x for x in (d.get("family_name"), d.get("given_name")) if x),
+            "name_kana": " ".join(x for x in (d.get("family_name_kana"), d.get("given_name_kana")) if x),
+            "alpha_name": d.get("alpha_name") or "", "birth_date": d.get("birth_date") or "",
+            "sex": SEX_JA.get(d.get("sex") or "", ""), "address": d.get("address") or ""}
+
+
+def _evacuee_views(conn: Connection, m: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    shelters = _shelter_names(conn, m)
+    return {r["evacuee_id"]: {
+        "evacuee_id": r["evacuee_id"], "external_key": r["external_key"], "name": r["name"] or "",
+        "name_kana": r["name_kana"] or "", "birth_date": r["birth_date"] or r["birth_date_raw"] or "",
+        "sex": SEX_JA.get(r["sex"] or "", r["sex"] or ""), "status": r["status"],
+        "shelter_code": r["current_shelter_code"] or r["shelter_code"], "shelter_name": shelters.get(r["device_id"] or "")}
+        for r in conn.execute(select(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+                                                        in_(conn, hub_evacuee.c.evacuee_id, list(ids)))).mappings()}
+
+
+def _link_view(row: Mapping[str, Any], target: dict[str, Any], restricted: bool) -> dict[str, Any]:
+    engine_level = _level(row) if row["decision"] == SUGGESTED else None
+    shown = engine_level if row["decision"] == SUGGESTED else row["decision"]
+    return {"link_id": row["link_id"], "target_kind": row["target_kind"], "target_id": row["target_id"],
+            "decision": row["decision"], "engine": engine_level, "decision_ja": DECISION_JA.get(shown or "", shown),
+            "score": row["score"], "reasons": row["reasons"], "by_user": row["by_user"],
+            "at": row["at"].isoformat(timespec="seconds") if row["at"] else None, "restricted": restricted,
+            "target": target}
+
+
+def _latest_status(notes: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """Person Finder's rule: the status of the newest note (by source_date) that has one."""
+    best: Mapping[str, Any] | None = None
+    for n in notes:
+        if n.get("status") and (best is None or rules.newer(_when(n.get("source_date")), _when(best.get("source_date")))):
+            best = n
+    return (best["status"], best.get("source_date")) if best else ("", None)
+
+
+def _sought_view(s: _Sought, now: datetime) -> dict[str, Any]:
+    p = s.record
+    status, status_at = _latest_status(s.notes)
+    return {
+        "sought_id": s.sought_id, "person_record_id": s.person_record_id,
+        "name": rules.display_name(s.person()), "alternate_names": p.get("alternate_names") or "",
+        "sex": p.get("sex") or "", "date_of_birth": p.get("date_of_birth") or "", "age": p.get("age") or "",
+        "home": rules.address(s.person()), "description": p.get("description") or "",
+        "author_name": p.get("author_name") or "", "source_name": p.get("source_name") or "",
+        "source_date": p.get("source_date"), "expiry_date": p.get("expiry_date"), "expired": _expired(p, now),
+        "status": status, "status_ja": STATUS_PFIF_JA.get(status, ""), "status_at": status_at,
+        "source_file": s.source_file, "imported_by": s.imported_by,
+        "imported_at": s.imported_at.isoformat(timespec="seconds") if s.imported_at else None,
+        "notes": [{k: n.get(k) for k in ("note_record_id", "author_name", "source_date", "status", "author_made_contact",
+                                         "last_known_location", "text", "linked_person_record_id")} for n in s.notes],
+        "links": [], "decided": []}
+
+
+def sought_list(engine: Engine, key: DataKey | None, municipality: str | None, *, reveal_restricted: bool,
+                q: str = "", only: str = "", include_expired: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+    """Sought people (newest first) with their current links (suggested or confirmed) and the staff
+    decisions that can be undone. Links touching 閲覧制限 are left out unless `reveal_restricted`
+    (admins), and then flagged. `only`: "" (all), "linked" or "open" (without a current link)."""
+    m = _municipality(engine, municipality)
+    reg = _registry(engine, key, m)
+    now = utcnow()
+    with engine.connect() as conn:
+        set_tenant(conn, m)
+        persons = [s for s in _sought_rows(conn, m) if not s.stub and (include_expired or not _expired(s.record, now))]
+        if q.strip():
+            want = q.strip().lower()
+            persons = [s for s in persons if want in " ".join(
+                str(s.record.get(k) or "") for k in ("full_name", "given_name", "family_name", "alternate_names",
+                                                     "person_record_id", "home_city")).lower()]
+        latest = _latest(_link_rows(conn, m, [s.sought_id for s in persons]))
+        guard = _guard(conn, m, reg)
+        evacuees = _evacuee_views(conn, m, sorted({t for (_s, k, t) in latest if k == "evacuee"}))
+    views = {s.sought_id: _sought_view(s, now) for s in persons}
+    for (sid, kind, tid), row in latest.items():
+        protected = guard.target(kind, tid)
+        if protected and not reveal_restricted:
+            continue
+        target = {"kind": kind, "kind_ja": "住民" if kind == "resident" else "避難者", "id": tid,
+                  **(_resident_view(reg, tid) if kind == "resident" else evacuees.get(tid) or {"name": "（見つかりません）"})}
+        lv = _link_view(row, target, protected)
+        if row["decision"] in SHOWN:
+            views[sid]["links"].append(lv)
+        if row["by_user"] and row["decision"] in rules.STAFF_FINAL:
+            views[sid]["decided"].append(lv)
+    out = []
+    for s in persons:
+        v = views[s.sought_id]
+        v["links"].sort(key=lambda lv: ({"confirmed": 0, "auto": 1, "review": 2}.get(lv["engine"] or lv["decision"], 3),
+                                        -(lv["score"] or 0.0)))
+        if only == "linked" and not v["links"] or only == "open" and v["links"]:
+            continue
+        out.append(v)
+    return out[:max(1, limit)]
+
+
+def record_view(engine: Engine, municipality: str | None, *, by: str, count: int, where: str) -> None:
+    """A look at sought people (personal data) in the municipality's audit log."""
+    m = _municipality(engine, municipality)
+    with engine.begin() as conn:
+        audit.record(conn, m, actor=by, action="pfif.viewed", detail={"where": where, "count": count})
+
+
+def decide_link(engine: Engine, key: DataKey | None, municipality: str | None, sought_id: str, target_kind: str,
+                target_id: str, decision: str, *, by: str, reveal_restricted: bool = False) -> dict[str, Any]:
+    """Staff confirm or reject a proposed link, or undo their last decision on it: a new row,
+    audited. A link the caller may not see (閲覧制限), or of another municipality, is not found."""
+    if decision not in DECISIONS:
+        raise InvalidInput(f"unknown decision {decision!r} (confirmed, rejected or undo)", "判定が正しくありません",
+                           "decision")
+    if target_kind not in TARGET_KINDS:
+        raise InvalidInput(f"unknown target kind {target_kind!r} (resident or evacuee)", "照合先の種類が正しくありません",
+                           "target_kind")
+    m = _municipality(engine, municipality)
+    reg = _registry(engine, key, m)
+    with engine.begin() as conn:
+        set_tenant(conn, m)
+        hub_lock(conn, m)
+        person = _sought_rows(conn, m, [sought_id])
+        rows = [r for r in _link_rows(conn, m, [sought_id])
+                if r["target_kind"] == target_kind and r["target_id"] == target_id]
+        if not person or person[0].stub or not rows or (not reveal_restricted
+                                                          and _guard(conn, m, reg).target(target_kind, target_id)):
+            raise HubNotFound("not found")
+        last = rows[-1]
+        at = _after(last["at"], utcnow())
+        if decision == "undo":
+            if not (last["by_user"] and last["decision"] in rules.STAFF_FINAL):
+                raise HubConflict("nothing to undo: the link was not decided by staff")
+            base = next((r for r in reversed(rows) if r["decision"] == SUGGESTED), None)
+            level = _level(base) if base else "review"
+            why = str(base["reasons"]).split(":", 1)[1].strip() if base and ":" in str(base["reasons"]) else ""
+            new = dict(decision=SUGGESTED, score=base["score"] if base else last["score"],
+                       reasons=f"{level}: undo of {last['decision']} by {last['by_user']}" + (f"; {why}" if why else ""))
+        else:
+            if last["decision"] == decision and last["by_user"]:
+                raise HubConflict(f"already {decision} by {last['by_user']}")
+            new = dict(decision=decision, score=last["score"], reasons=f"{decision} by staff {by}")
+        row = dict(municipality_code=m, link_id=new_row_id(), sought_id=sought_id, target_kind=target_kind,
+                   target_id=target_id, by_user=by, at=at, **new)
+        conn.execute(hub_sought_link.insert().values(**row))
+        audit.record(conn, m, actor=by, action="pfif.link_decided", detail={
+            "sought_id": sought_id, "target_kind": target_kind, "target_id": target_id, "decision": decision,
+            "link_id": row["link_id"], "now": row["decision"]})
+    return {"link_id": row["link_id"], "sought_id": sought_id, "target_kind": target_kind, "target_id": target_id,
+            "decision": row["decision"], "by_user": by, "at": at.isoformat()}
+
+
+# ---- export -----------------------------------------------------------------------------------
+@dataclass
+class HubPfifExport:
+    municipality_code: str
+    persons: int
+    notes: int
+    no_consent: int  # registered evacuees left out: consent ⑭ not given
+    protected: int  # left out for 閲覧制限 (whatever their consent)
+    evacuee_ids: list[str]
+    path: Path | None = None
+    data: bytes = b""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"municipality_code": self.municipality_code, "persons": self.persons, "notes": self.notes,
+                "no_consent": self.no_consent, "protected": self.protected,
+                "file": str(self.path) if self.path else None}
+
+
+def _age(row: Mapping[str, Any], today: datetime) -> str:
+    day = None
+    if row["birth_date"]:
+        try:
+            day = date.fromisoformat(str(row["birth_date"])[:10])
+        except ValueError:
+            day = None
+    if day is not None:
+        return rules.age_text(day, None, None, today)
+    try:
+        pd = parse_date(row["birth_date_raw"] or "", today=today.date())
+    except DateError:
+        return ""
+    return rules.age_text(pd.value if pd.kind == "day" else None, pd.year_min, pd.year_max, today)
+
+
+def _split(name: str) -> tuple[str, str]:
+    """(family, given) when the name was typed as exactly two words, else nothing is guessed."""
+    parts = name.replace("　", " ").split()
+    return (parts[0], parts[1]) if len(parts) == 2 else ("", "")
+
+
+def _source_date(row: Mapping[str, Any], stays: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """When the shelter last learned something about the evacuee (registration, an edit, a stay)."""
+    times = [_when(row["registered_at"])]
+    try:
+        prov = json.loads(row["provenance"] or "{}")
+    except ValueError:
+        prov = {}
+    times += [_when(v[0]) for v in prov.values() if isinstance(v, list) and v]
+    times += [_when(st["at"]) for st in stays]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def build_export(engine: Engine, key: DataKey | None, municipality: str | None, *, expiry_days: int | None = None,
+                 now: datetime | None = None) -> tuple[PfifDocument, HubPfifExport]:
+    """The PFIF 1.4 document of one municipality's evacuees who may be published (not audited)."""
+    m = _municipality(engine, municipality)
+    reg = _registry(engine, key, m)
+    if reg.snapshot is not None and reg.records is None:
+        raise DataKeyError("the hub has no data key configured: 閲覧制限 in the registry backup cannot be checked, "
+                           "so nothing is published")
+    now = rules.second(now, utcnow())
+    expiry = now + timedelta(days=expiry_days if expiry_days is not None else rules.default_expiry_days())
+    with engine.connect() as conn:
+        set_tenant(conn, m)
+        guard = _guard(conn, m, reg)
+        rows = [dict(r) for r in conn.execute(select(hub_evacuee).where(
+            hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))
+            .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings()]
+        shelters = _shelter_names(conn, m)
+        consented, no_consent, protected = [], 0, 0
+        for r in rows:
+            try:
+                public = json.loads(r["consents"] or "{}").get("public") is True
+            except (ValueError, AttributeError):
+                public = False
+            if r["evacuee_id"] in guard.evacuees:
+                protected += 1
+            elif not public:
+                no_consent += 1
+            elif r["name"] or r["name_kana"]:
+                consented.append(r)
+        ids = [r["evacuee_id"] for r in consented]
+        stays: dict[str, list[dict[str, Any]]] = {}
+        if ids:
+            for st in conn.execute(select(hub_stay).where(hub_stay.c.municipality_code == m,
+                                                          in_(conn, hub_stay.c.evacuee_id, ids))
+                                   .order_by(hub_stay.c.at, hub_stay.c.stay_id)).mappings():
+                stays.setdefault(st["evacuee_id"], []).append(dict(st))
+        confirmed = [r for r in _latest(_link_rows(conn, m)).values() if r["decision"] == "confirmed"]
+        sought = {s.sought_id: s for s in _sought_rows(conn, m, sorted({r["sought_id"] for r in confirmed}))}
+        resident_of = _resident_links(conn, m)
+    domain = rules.record_domain_for_code(m)
+    doc = PfifDocument("1.4")
+    ours: dict[str, str] = {}
+    shelter_of: dict[str, str] = {}
+    for r in consented:
+        eid = r["evacuee_id"]
+        pid = ours[eid] = f"{domain}/{eid}"
+        shelter = shelter_of[eid] = shelters.get(r["device_id"] or "", "") or (r["shelter_code"] or "")
+        family, given = _split(r["name"] or "")
+        person = rules.evacuee_person(
+            pid, expiry=expiry, shelter_name=shelter,
+            source_date=rules.second(_source_date(r, stays.get(eid, [])), now),
+            name=r["name"] or r["name_kana"], given_name=given, family_name=family, kana=r["name_kana"] or "",
+            sex=r["sex"] or "", age=_age(r, now))
+        for st in stays.get(eid, []):
+            at = rules.second(_when(st["at"]), now)
+            person.notes.append(rules.stay_note(domain, st["stay_id"], pid, st["kind"],
+                                                shelters.get(st["device_id"] or "", "") or shelter, at))
+        if not person.notes:
+            person.notes.append(rules.registered_note(domain, eid, pid, shelter,
+                                                      rules.second(_when(r["registered_at"]), now)))
+        doc.persons.append(person)
+    ev_of_resident: dict[str, str] = {}
+    for eid in ours:
+        if eid in resident_of:
+            ev_of_resident.setdefault(resident_of[eid], eid)
+    for row in confirmed:
+        eid = row["target_id"] if row["target_kind"] == "evacuee" else ev_of_resident.get(row["target_id"], "")
+        s = sought.get(row["sought_id"])
+        if eid not in ours or s is None or s.stub:
+            continue
+        doc.notes.append(rules.found_note(domain, row["link_id"], s.person_record_id, ours[eid], shelter_of[eid],
+                                          rules.second(row["at"], now)))
+    rules.stamp_entry_dates(doc, now)
+    return doc, HubPfifExport(m, len(doc.persons), len(doc.all_notes()), no_consent, protected, list(ours))
+
+
+def _audit_export(engine: Engine, res: HubPfifExport, *, by: str, file: str, expiry_days: int | None) -> None:
+    with engine.begin() as conn:
+        audit.record(conn, res.municipality_code, actor=by, action="export.pfif", detail={
+            "format": "pfif", "file": file, "persons": res.persons, "notes": res.notes,
+            "no_consent": res.no_consent, "protected": res.protected,
+            "expiry_days": expiry_days or rules.default_expiry_days(), "evacuees": res.evacuee_ids})
+
+
+def export_bytes(engine: Engine, data_key: DataKey | None, municipality: str | None, *, by: str,
+                 expiry_days: int | None = None, file: str = "pfif.xml") -> HubPfifExport:
+    """The export as bytes (`.data`), audited — for the HTTP route."""
+    doc, res = build_export(engine, data_key, municipality, expiry_days=expiry_days)
+    res.data = write_pfif(doc)
+    _audit_export(engine, res, by=by, file=file, expiry_days=expiry_days)
+    return res
+
+
+def export_pfif(engine: Engine, data_key: DataKey | None, municipality: str | None, out: Path, *, by: str,
+                expiry_days: int | None = None) -> HubPfifExport:
+    """Write one municipality's publishable evacuees as a PFIF 1.4 file Person Finder accepts
+    (`anpi hub export anpi-list --format pfif`, `anpi hub pfif export`). Written atomically; the
+    export is audited before the file appears (the record of a disclosure must not be lost)."""
+    out = Path(out)
+    doc, res = build_export(engine, data_key, municipality, expiry_days=expiry_days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(write_pfif(doc))
+    try:
+        _audit_export(engine, res, by=by, file=out.name, expiry_days=expiry_days)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
+    res.path = out
+    return res
