@@ -104,6 +104,14 @@ class EvacueeRegistered(EventPayload):
     care: dict[str, Any] = field(default_factory=dict)
     consents: dict[str, Any] = field(default_factory=dict)
     registered_at: str | None = None
+    # 様式第1号 items the 安否照会 desk may read out (see EVACUEE_FORM_FIELDS); optional, so
+    # registrations of older laptops stay valid, and an older hub keeps them in hub_evacuee.extra
+    nationality: str | None = None  # ⑥ 国籍
+    identifying_info: str | None = None  # ⑦ 通称・旧姓・特徴 …
+    injury: str | None = None  # ⑧ 負傷・疾病
+    injury_state: str | None = None  # ⑨ その状況
+    current_location: str | None = None  # ⑩ 居所 within the shelter (体育館A …)
+    contact: str | None = None  # ⑪ 連絡先
     v: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -118,6 +126,11 @@ EVACUEE_FIELDS = (
     "external_key", "name", "name_kana", "birth_date_raw", "birth_date", "sex", "address", "phone",
     "household_key", "care", "consents", "shelter_code",
 )
+#: 様式第1号 fields an ``evacuee.registered`` carries and an ``evacuee.updated`` may change, which the
+#: hub keeps in ``hub_evacuee.extra`` (it has no column for them: apply stores any field outside
+#: EVACUEE_FIELDS there, with the same sequential/concurrent edit rules), so hubs and laptops of
+#: any version exchange them without a schema change
+EVACUEE_FORM_FIELDS = ("nationality", "identifying_info", "injury", "injury_state", "current_location", "contact")
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,8 @@ class EvacueeUpdated(EventPayload):
     """``changes`` is ``{field: {"old": value_seen_by_staff, "new": value_written}}``.
 
     Carrying the old value is what lets the hub tell a sequential edit from a concurrent one.
+    Fields are those of EVACUEE_FIELDS or EVACUEE_FORM_FIELDS (the latter land in the hub's
+    ``extra``, like any field a newer laptop may send).
     """
 
     TYPE: ClassVar[str] = "evacuee.updated"

@@ -40,9 +40,10 @@ EDITABLE = ("name", "name_kana", "birth_date", "sex", "address", "phone", "relat
             "identifying_info", "injury", "injury_state", "current_location", "contact", "pets")
 _RAW_ATTR = {"name": "name_raw", "name_kana": "name_kana_raw", "birth_date": "birth_raw", "sex": "sex_raw",
              "address": "address_raw", "phone": "phone_raw"}
-#: our field → the `evacuee.updated` field the hub knows (sync.events.EVACUEE_FIELDS)
+#: our field → the `evacuee.updated` field the hub knows (sync.events.EVACUEE_FIELDS, and the 様式第1号
+#: items ⑥–⑪ of EVACUEE_FORM_FIELDS that its 安否照会 desk reads out); 続柄 and pets stay at the shelter
 _EVENT_FIELD = {"name": "name", "name_kana": "name_kana", "birth_date": "birth_date_raw", "sex": "sex",
-                "address": "address", "phone": "phone"}
+                "address": "address", "phone": "phone", **{f: f for f in events.EVACUEE_FORM_FIELDS}}
 CONSENTS = ("consent_relatives", "consent_acquaintances", "consent_public")
 
 

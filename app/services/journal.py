@@ -28,6 +28,8 @@ def evacuee_registered(session: Session, ev: Evacuee, shelter: Shelter) -> None:
         care=dict(ev.care_flags), registered_at=ev.created_at,
         consents={"relatives": ev.consent_relatives, "acquaintances": ev.consent_acquaintances,
                   "public": ev.consent_public},
+        # ⑥–⑪ of 様式第1号, so the hub's 安否照会 desk can say what this shelter's desk would
+        **{f: (getattr(ev, f) or "").strip() or None for f in events.EVACUEE_FORM_FIELDS},
     ))
 
 

@@ -1,0 +1,397 @@
+"""安否照会 at the hub: the desk answers about anyone registered at any shelter of its municipality.
+
+The shelter's desk answers only about its own evacuees, because a laptop does not know another
+shelter's 閲覧制限 status or injury items. The hub holds every shelter's registrations
+(`hub_evacuee`, with the 様式第1号 items ⑥–⑪ in `extra`), the person links and the keyed MACs of
+the registry's 閲覧制限 residents, so its desk (HQ's call centre) can answer for the whole town.
+The rules are the shelter's own (`app.services.inquiry_rules`: the consent matrix, the
+identification rules, the wording, the form checks, the audit shape); this module only reads the
+hub's rows for them and logs the answer (`hub_inquiry` + the hub audit chain, one transaction).
+
+Choices made here (they decide disclosures, so they are written down):
+- One person, several registrations: an evacuee who moved from one shelter to another is often
+  registered again. Registrations linked to the same resident (active `hub_person_link`, same
+  person key) count as one person; consents are the strictest of them (any refusal wins), the
+  items come from the registration where the person is now (in a shelter, newest first), and if
+  any of them is protected, all are. Unlinked namesakes stay separate people (ask for detail).
+- 閲覧制限 is fail-closed. A registration is protected when the hub withholds it
+  (`hub_evacuee.withheld`, sticky), when its care flags say `restricted`, when its person link
+  (or its newest decision, if still "review") names a resident flagged in *any* registry backup
+  held for that municipality (`hub_restricted`, keyed MACs), when another municipality found it
+  to be one of its protected residents (`hub_cross_link.restricted`), or when such a link exists
+  but the hub has no data key to check it with.
+- Every request is logged, including one that only made the desk ask for more detail
+  (`hub_inquiry.outcome` "ambiguous" with an empty answer text; audit action "inquiry_search").
+- The desk's answer never carries the real outcome: "answered" or "no_information" (or
+  "needs_detail"). The real one is in the log, for HQ and auditors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
+from app.services.errors import InvalidInput
+from app.services.inquiry_rules import (
+    OUTCOME_JA, Consents, InquiryRequest, ItemSource, PersonFacts, answer_for, answer_text, birth_text, decide,
+    disclosed_items, facts_from_birth, fit, item_values, location_text, log_detail, name_keys, parse_asked,
+    require_valid, search_detail,
+)
+from matching.kana import to_katakana
+from sync.events import EVACUEE_FORM_FIELDS
+from sync.hub import audit, tenants
+from sync.hub.apply import in_
+from sync.hub.registry import DataKey
+from sync.hub.store import (
+    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_inquiry, hub_person_link, hub_restricted, hub_stay,
+    new_row_id, resolve_municipality, set_tenant, utcnow,
+)
+
+#: what the desk is told happened (the real outcome stays in the log)
+DESK_OUTCOMES = ("answered", "no_information", "needs_detail")
+
+
+def _json(text: Any) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None  # damaged: callers fail closed
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ("" if v is None else str(v))
+
+
+# --- one registration as the rules see it -------------------------------------------------------
+
+def row_facts(row: Mapping[str, Any]) -> PersonFacts:
+    """What a hub_evacuee row says that can identify its person."""
+    kana = _str(row["name_kana"])
+    names = name_keys(_str(row["name"]), kana, to_katakana(kana))
+    day: date | None = None
+    if row["birth_date"]:
+        try:
+            day = date.fromisoformat(str(row["birth_date"])[:10])
+        except ValueError:
+            day = None
+    return facts_from_birth(names, _str(row["address"]), day=day, raw=_str(row["birth_date_raw"]))
+
+
+def row_values(row: Mapping[str, Any], shelter_name: str, destination: str) -> dict[int, str]:
+    """Items ① … ⑪ of a hub_evacuee row (⑥–⑪ from `extra`, absent from older laptops' events)."""
+    extra = _json(row["extra"]) or {}
+    form = {f: _str(extra.get(f)) for f in EVACUEE_FORM_FIELDS}
+    day = None
+    if row["birth_date"]:
+        try:
+            day = date.fromisoformat(str(row["birth_date"])[:10])
+        except ValueError:
+            day = None
+    return item_values(ItemSource(
+        name=_str(row["name"]), kana=to_katakana(_str(row["name_kana"])),
+        birth=birth_text(day, _str(row["birth_date_raw"])), sex=_str(row["sex"]), address=_str(row["address"]),
+        nationality=form["nationality"], identifying_info=form["identifying_info"], injury=form["injury"],
+        injury_state=form["injury_state"],
+        location=location_text(_str(row["status"]) or "in_shelter", shelter_name, form["current_location"],
+                               destination),
+        contact=form["contact"] or _str(row["phone"])))
+
+
+# --- 閲覧制限 -----------------------------------------------------------------------------------
+
+def _flagged_residents(conn: Connection, m: str, key: DataKey | None,
+                       wanted: dict[str, set[tuple[str, str]]]) -> set[str]:
+    """Evacuees whose (municipality, 宛名番号) is flagged in that municipality's backups; all of them
+    when there is no data key to check with (fail closed)."""
+    if not wanted:
+        return set()
+    if key is None:
+        return set(wanted)
+    by_town: dict[str, dict[str, set[str]]] = {}  # town → mac → evacuees
+    for eid, pairs in wanted.items():
+        for town, rid in pairs:
+            by_town.setdefault(town, {}).setdefault(key.mac(f"{town}:{rid}"), set()).add(eid)
+    out: set[str] = set()
+    try:
+        for town, macs in sorted(by_town.items()):
+            set_tenant(conn, town)  # another town's 宛名番号 is checked against that town's backups
+            hit = {r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
+                hub_restricted.c.municipality_code == town, in_(conn, hub_restricted.c.rid_mac, sorted(macs)))).all()}
+            for mac in hit:
+                out |= macs[mac]
+    finally:
+        set_tenant(conn, m)
+    return out
+
+
+def _cross_town_restricted(conn: Connection, m: str, ids: list[str]) -> set[str]:
+    """Evacuees at m's shelters that another municipality found to be one of its protected residents."""
+    out: set[str] = set()
+    try:
+        for home in tenants.homes_for_host(conn, m, active_only=False):
+            set_tenant(conn, home)
+            out |= {r[0] for r in conn.execute(select(hub_cross_link.c.evacuee_id).where(
+                hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == m,
+                hub_cross_link.c.restricted.is_(True), in_(conn, hub_cross_link.c.evacuee_id, ids))).all()}
+    finally:
+        set_tenant(conn, m)
+    return out
+
+
+def restricted_rows(conn: Connection, m: str, key: DataKey | None, rows: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Which of these hub_evacuee rows are 閲覧制限 (fail-closed, see the module notes)."""
+    ids = sorted(rows)
+    if not ids:
+        return set()
+    out = set()
+    for eid, r in rows.items():
+        care = _json(r["care"])
+        if r["withheld"] or care is None or (isinstance(care, dict) and care.get("restricted") is True) \
+                or not isinstance(care, dict):
+            out.add(eid)
+    wanted: dict[str, set[tuple[str, str]]] = {}
+    for eid, rid, town in conn.execute(select(
+            hub_person_link.c.evacuee_id, hub_person_link.c.resident_id, hub_person_link.c.resident_municipality)
+            .where(hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
+                   in_(conn, hub_person_link.c.evacuee_id, ids))).all():
+        wanted.setdefault(eid, set()).add((town or m, str(rid)))
+    newest: dict[str, Any] = {}
+    for d in conn.execute(select(hub_decision.c.evacuee_id, hub_decision.c.decision, hub_decision.c.resident_id,
+                                 hub_decision.c.resident_municipality, hub_decision.c.at, hub_decision.c.decision_id)
+                          .where(hub_decision.c.municipality_code == m, in_(conn, hub_decision.c.evacuee_id, ids))
+                          .order_by(hub_decision.c.at, hub_decision.c.decision_id)).all():
+        newest[d.evacuee_id] = d
+    for eid, d in newest.items():  # a pending review naming a protected candidate protects too
+        if d.decision == "review" and d.resident_id:
+            wanted.setdefault(eid, set()).add((d.resident_municipality or m, str(d.resident_id)))
+    out |= _flagged_residents(conn, m, key, wanted)
+    out |= _cross_town_restricted(conn, m, ids)
+    return out
+
+
+# --- finding the person ---------------------------------------------------------------------------
+
+_ROW_COLS = [hub_evacuee.c[n] for n in (
+    "evacuee_id", "device_id", "shelter_code", "name", "name_kana", "birth_date_raw", "birth_date", "sex", "address",
+    "phone", "care", "consents", "registered_at", "status", "current_shelter_code", "last_stay_key", "extra",
+    "withheld")]
+
+
+@dataclass
+class Person:
+    """One person as the hub knows them: one registration, or several linked to the same resident."""
+
+    key: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def ids(self) -> list[str]:
+        return [r["evacuee_id"] for r in self.rows]
+
+    def current(self) -> dict[str, Any]:
+        """The registration that says where the person is now: in a shelter first, newest first."""
+        return sorted(self.rows, key=lambda r: ((r["status"] or "in_shelter") == "in_shelter",
+                                                _str(r["registered_at"]), r["evacuee_id"]))[-1]
+
+    def consents(self) -> Consents:
+        """The strictest of the person's registrations; a damaged consents object refuses everything."""
+        def one(text: Any) -> Consents:
+            data = _json(text)
+            return Consents(False, False, False) if data is None else Consents.from_json(data)
+        return Consents.strictest(one(r["consents"]) for r in self.rows)
+
+
+@dataclass
+class HubFound:
+    kind: str  # one | none | restricted | ambiguous
+    person: Person | None = None
+    candidates: list[str] = field(default_factory=list)  # every evacuee id considered
+    restricted: list[str] = field(default_factory=list)  # evacuee ids
+
+
+def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: str = "", birth: str = "",
+                address: str = "") -> HubFound:
+    """The one person the inquirer means among every shelter's registrations, without guessing."""
+    asked = parse_asked(name, kana, birth, address)
+    if not asked.names:
+        return HubFound("none")
+    set_tenant(conn, m)
+    fits: dict[str, str] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(select(*_ROW_COLS).where(hub_evacuee.c.municipality_code == m,
+                                                   hub_evacuee.c.registered.is_(True))
+                          .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings():
+        how = fit(asked, row_facts(r))
+        if how is not None:
+            fits[r["evacuee_id"]] = how
+            rows[r["evacuee_id"]] = dict(r)
+    if not rows:
+        return HubFound("none")
+    # registrations linked to the same resident are one person; bring in all of them
+    pkey: dict[str, str] = {}
+    links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.person_key).where(
+        hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
+        in_(conn, hub_person_link.c.evacuee_id, sorted(rows)))).all()
+    keys = sorted({pk for _, pk in links})
+    if keys:
+        for eid, pk in conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.person_key).where(
+                hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
+                in_(conn, hub_person_link.c.person_key, keys))).all():
+            pkey[eid] = f"person:{pk}"
+        more = sorted(set(pkey) - set(rows))
+        if more:
+            for r in conn.execute(select(*_ROW_COLS).where(hub_evacuee.c.municipality_code == m,
+                                                           hub_evacuee.c.registered.is_(True),
+                                                           in_(conn, hub_evacuee.c.evacuee_id, more))).mappings():
+                rows[r["evacuee_id"]] = dict(r)
+    people: dict[str, Person] = {}
+    for eid, r in rows.items():
+        people.setdefault(pkey.get(eid, f"evacuee:{eid}"), Person(pkey.get(eid, f"evacuee:{eid}"))).rows.append(r)
+    flagged_rows = restricted_rows(conn, m, key, rows)
+    strong = [p.key for p in people.values() if any(fits.get(i) == "strong" for i in p.ids())]
+    weak = [p.key for p in people.values() if p.key not in strong and any(fits.get(i) == "weak" for i in p.ids())]
+    flagged = {p.key for p in people.values() if set(p.ids()) & flagged_rows}
+    kind, one, _ = decide(strong, weak, flagged)
+    considered = [i for k in strong + weak for i in people[k].ids()]
+    restricted = [i for i in considered if i in flagged_rows or pkey.get(i, f"evacuee:{i}") in flagged]
+    return HubFound(kind, people[one] if one else None, considered, restricted)
+
+
+def _where(conn: Connection, m: str, row: Mapping[str, Any]) -> tuple[str, str]:
+    """(shelter name as enrolled, destination of the newest stay when the person left or moved)."""
+    shelter = ""
+    if row["device_id"]:
+        d = conn.execute(select(hub_device.c.shelter_name, hub_device.c.name).where(
+            hub_device.c.municipality_code == m, hub_device.c.device_id == row["device_id"])).first()
+        shelter = (d[0] or d[1]) if d else ""
+    shelter = shelter or _str(row["shelter_code"])
+    dest = ""
+    if (row["status"] or "in_shelter") != "in_shelter":
+        s = conn.execute(select(hub_stay.c.destination).where(
+            hub_stay.c.municipality_code == m, hub_stay.c.evacuee_id == row["evacuee_id"])
+            .order_by(hub_stay.c.at.desc(), hub_stay.c.stay_id.desc()).limit(1)).first()
+        dest = _str(s[0]) if s else ""
+    return shelter, dest
+
+
+# --- answering and logging -----------------------------------------------------------------------
+
+@dataclass
+class HubAnswer:
+    inquiry_id: str
+    municipality_code: str
+    needs_detail: bool
+    outcome: str  # the real one (for the log)
+    items: list[dict[str, Any]]
+    answer_text: str
+
+    @property
+    def desk_outcome(self) -> str:
+        """What the desk may know: answered, or the one "no information" for every other reason."""
+        if self.needs_detail:
+            return "needs_detail"
+        return "answered" if self.items else "no_information"
+
+    def for_desk(self) -> dict[str, Any]:
+        return {"id": self.inquiry_id, "municipality_code": self.municipality_code, "outcome": self.desk_outcome,
+                "needs_detail": self.needs_detail, "items": self.items, "answer_text": self.answer_text}
+
+
+def answer_inquiry(engine: Engine, key: DataKey | None, municipality: str | None, req: InquiryRequest, *,
+                   by: str, actor: str) -> HubAnswer:
+    """Find the person across every shelter of the municipality, decide what may be said, and log
+    the inquiry and its audit entry in one transaction. Bad input raises InvalidInput naming the field."""
+    r = require_valid(req)
+    if not by.strip():
+        raise InvalidInput("by: the desk member's name is required", "対応者の氏名を入力してください", "by")
+    with engine.begin() as conn:
+        m = resolve_municipality(conn, municipality)
+        found = find_person(conn, m, key, r.sought_name, r.sought_kana, r.sought_birth, r.sought_address)
+        needs_detail = found.kind == "ambiguous" and not r.give_up
+        items: list[dict[str, Any]] = []
+        evacuee_id: str | None = None
+        if needs_detail:
+            outcome, text = "ambiguous", ""
+        else:
+            p = found.person
+            outcome, shown = answer_for(found.kind, r.relationship, p.consents() if p is not None else None)
+            if p is not None:
+                row = p.current()
+                evacuee_id = row["evacuee_id"]
+                items = disclosed_items(row_values(row, *_where(conn, m, row)), shown)
+            elif found.kind == "restricted" and len(found.restricted) == 1:
+                evacuee_id = found.restricted[0]
+            text = answer_text(items)
+        iid = new_row_id()
+        set_tenant(conn, m)
+        conn.execute(hub_inquiry.insert().values(
+            municipality_code=m, inquiry_id=iid, at=utcnow(), by_user=by.strip(),
+            inquirer=json.dumps({"name": r.inquirer_name, "address": r.inquirer_address, "phone": r.inquirer_phone,
+                                 "id_proof": r.id_proof, "id_proof_note": r.id_proof_note, "purpose": r.purpose},
+                                ensure_ascii=False),
+            relationship=r.relationship, asked=json.dumps(r.sought(), ensure_ascii=False), outcome=outcome,
+            evacuee_id=evacuee_id, items=json.dumps(items, ensure_ascii=False), answer_text=text))
+        if needs_detail:
+            audit.record(conn, m, actor=actor, action="inquiry_search",
+                         detail={"inquiry_id": iid, **search_detail(r, found.candidates, found.restricted)})
+        else:
+            audit.record(conn, m, actor=actor, action="inquiry", detail=log_detail(
+                inquiry_id=iid, r=r, outcome=outcome, evacuee_id=evacuee_id, items=items,
+                candidates=found.candidates, restricted=found.restricted))
+    return HubAnswer(iid, m, needs_detail, outcome, items, text)
+
+
+def list_inquiries(engine: Engine, municipality: str | None, *, outcome: str = "", limit: int = 500,
+                   actor: str | None = None) -> list[dict[str, Any]]:
+    """The municipality's inquiry log, newest first, with the real outcome (HQ and auditors only).
+    With `actor`, the look is written to the audit log (the CLI; the routes audit their own)."""
+    if outcome and outcome not in OUTCOME_JA:
+        raise InvalidInput(f"outcome: must be one of {', '.join(OUTCOME_JA)}", "回答区分が正しくありません", "outcome")
+    with engine.begin() as conn:
+        m = resolve_municipality(conn, municipality)
+        set_tenant(conn, m)
+        q = select(hub_inquiry).where(hub_inquiry.c.municipality_code == m)
+        if outcome:
+            q = q.where(hub_inquiry.c.outcome == outcome)
+        rows = conn.execute(q.order_by(hub_inquiry.c.at.desc(), hub_inquiry.c.inquiry_id.desc())
+                            .limit(max(1, min(int(limit), 5000)))).mappings().all()
+        out = [log_row(r) for r in rows]
+        if actor:
+            audit.record(conn, m, actor=actor, action="inquiry.listed", detail={"outcome": outcome, "count": len(out)})
+    return out
+
+
+def log_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    items = _json(r["items"]) or []
+    return {"id": r["inquiry_id"], "municipality_code": r["municipality_code"], "at": r["at"].isoformat(),
+            "by_user": r["by_user"], "inquirer": _json(r["inquirer"]) or {}, "relationship": r["relationship"],
+            "sought": _json(r["asked"]) or {}, "outcome": r["outcome"], "outcome_ja": OUTCOME_JA.get(r["outcome"], ""),
+            "needs_detail": r["outcome"] == "ambiguous" and not r["answer_text"], "evacuee_id": r["evacuee_id"],
+            "items": [i["no"] for i in items if isinstance(i, dict) and "no" in i], "answer_text": r["answer_text"]}
+
+
+def request_from(data: Mapping[str, Any]) -> InquiryRequest:
+    """The desk form from a JSON object; a field of the wrong type is named (InvalidInput)."""
+    kw: dict[str, Any] = {}
+    for f in InquiryRequest.__dataclass_fields__:
+        if f not in data or data[f] is None:
+            continue
+        v = data[f]
+        if f == "give_up":
+            if not isinstance(v, bool):
+                raise InvalidInput("give_up: must be true or false", "「これ以上の情報はない」は true / false です",
+                                   "give_up")
+        elif not isinstance(v, str):
+            raise InvalidInput(f"{f}: must be a string", "文字で入力してください", f)
+        kw[f] = v
+    return InquiryRequest(**kw)
+
+
+__all__: Sequence[str] = ("DESK_OUTCOMES", "HubAnswer", "HubFound", "Person", "answer_inquiry", "find_person",
+                          "list_inquiries", "log_row", "request_from", "restricted_rows", "row_facts", "row_values")
