@@ -502,27 +502,65 @@ def hub_registry_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool
 @hub_export_app.command("anpi-list")
 def hub_export_anpi_list_cmd(
     municipality: Optional[str] = _MUNI_OPT,
-    fmt: str = typer.Option(..., "--format", help="csv or xlsx"),
+    fmt: str = typer.Option(..., "--format", help="csv, xlsx, pdf or pfif (PFIF 1.4 of consenting evacuees)"),
     encoding: str = typer.Option("utf-8-sig", "--encoding", help="csv: utf-8-sig or cp932"),
     out: Path = typer.Option(..., "--out"),
+    town: Optional[list[str]] = typer.Option(None, "--town", help="町字 (repeatable), e.g. 高田町館の沖"),
+    household: str = typer.Option("", "--household", help="世帯番号"),
+    age_band: str = typer.Option("", "--age-band", help="0-5, 6-14, 15-64, 65-74 or 75+"),
+    care_only: bool = typer.Option(False, "--care-only", help="Only people with 要配慮 flags"),
+    status: str = typer.Option("", "--status",
+                               help="in_shelter, left, confirmed_other, dead, missing, unconfirmed or safe"),
     database_url: Optional[str] = _DB_OPT,
 ) -> None:
-    """HQ list of one municipality's residents across every shelter on the hub (audited)."""
+    """HQ list of one municipality's residents across every shelter on the hub (audited; 閲覧制限 left out)."""
     from app.hub_export import FORMATS, export_anpi_list
+    from app.services.anpi_list import AnpiFilter
     from sync.hub import registry
 
+    fmt = fmt.strip().lower()
+    if fmt == "pfif":  # Person Finder publishes people, not the resident list: the PFIF desk's export
+        _hub_pfif_export(municipality, out, database_url)
+        return
     if fmt not in FORMATS:
-        raise _fail(f"--format must be one of {', '.join(FORMATS)}")
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}, pfif")
     if fmt == "csv" and encoding not in ("utf-8-sig", "cp932"):
         raise _fail("--encoding must be utf-8-sig or cp932")
+    if fmt != "csv" and encoding != "utf-8-sig":
+        raise _fail("--encoding applies to csv only")
+    filters = AnpiFilter(towns=tuple(town or ()), household=household.strip(), age_band=age_band.strip(),
+                         care_only=care_only, status=status.strip())
     engine = _hub_engine(database_url)
     with _one_line_errors():
+        from app.formats.fonts import FontMissing
+
         key = registry.load_data_key(required=True)
         assert key is not None
-        res = export_anpi_list(engine, key, municipality, out, fmt=fmt, encoding=encoding, by=_actor())
+        try:
+            res = export_anpi_list(engine, key, municipality, out, fmt=fmt, encoding=encoding, by=_actor(),
+                                   filters=filters)
+        except FontMissing as exc:
+            raise _fail(str(exc)) from None
     extra = f"; {res.restricted_excluded} 閲覧制限 people left out" if res.restricted_excluded else ""
-    rep = f"; {len(res.result.replacements)} characters replaced (see report)" if res.result.replacements else ""
-    typer.echo(f"wrote {res.rows} residents of {res.municipality_code} ({res.safe} confirmed safe) to {out}{extra}{rep}")
+    typer.echo(f"wrote {res.rows} residents of {res.municipality_code} ({res.safe} confirmed safe) to {out}{extra}")
+    if res.result.replacements:
+        typer.echo(f"{len(res.result.replacements)} characters could not be written as they are and were replaced; "
+                   f"report: {res.result.report_path}", err=True)
+        for r in res.result.replacements[:5]:
+            typer.echo(f"  row {r.row} ({r.key}) {r.field}: {r.original} ({r.code}) -> {r.replacement}", err=True)
+    if res.summary_path:
+        typer.echo(f"summary: {res.summary_path}")
+
+
+def _hub_pfif_export(municipality: Optional[str], out: Path, database_url: Optional[str]) -> None:
+    from app.hub_pfif import export_pfif
+    from sync.hub import registry
+
+    engine = _hub_engine(database_url)
+    with _one_line_errors():
+        res = export_pfif(engine, registry.load_data_key(), municipality, out, by=_actor())
+    typer.echo(f"wrote {res.persons} people ({res.notes} notes) of {res.municipality_code} to {out} as PFIF 1.4; "
+               f"left out: {res.no_consent} without consent ⑭, {res.protected} 閲覧制限")
 
 
 @hub_cross_app.command("run")

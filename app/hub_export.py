@@ -1,30 +1,46 @@
-"""``anpi hub export anpi-list``: one municipality's safety list across every shelter on the hub.
+"""HQ at the hub: one municipality's safety list across every shelter, its files, and HQ records typed there.
 
 The rows are the shelter's own (``app.services.anpi_list``: ``ResidentRecord``, ``ShelterStay``,
-``build_rows``, ``export_table``) and so are the writers (``app.formats.anpi_list_export``); only
-the data comes from the hub: the municipality's newest registry backup (decrypted) and where
-each resident was found — at its own shelters, or at another town's shelter through a sharing
-agreement.  Nothing of another municipality is read (every hub query is scoped to the one
-municipality, and PostgreSQL's row-level security holds it to that).  閲覧制限 people never reach
-the file (``export_table`` drops them and reports only their number).  Audited in the hub log.
+``HqRecord``, ``current_hq_records``, ``build_rows``, ``export_table``) and so are the writers
+(``app.formats.anpi_list_export``); only the data comes from the hub (``sync.hub.hq.list_inputs``,
+``hq_record_rows``): the municipality's newest registry backup (decrypted), where each resident was
+found — at its own shelters, or at another town's shelter through a sharing agreement — and every
+HQ record (typed on a laptop and synced as ``hq.recorded``, or typed here by :func:`record_hq`).
+So a resident has the same status (避難所で確認 / 退所 / 他の手段で確認 / 死亡 / 行方不明 / 未確認) in a
+shelter's list and the hub's, and the same filters and order.  HQ's JSON (:func:`list_json`,
+``GET /v1/hq/anpi-list``), the files (:func:`export_anpi_list`) and the record history
+(:func:`hq_history`) are all built here; ``sync/`` holds no copy of the list's logic (it may not
+import ``app/``, DESIGN §8, so the list lives on this side).
+
+Nothing of another municipality is read (every hub query is scoped to the one municipality,
+and PostgreSQL's row-level security holds it to that).  閲覧制限 people never reach a file
+(``export_table`` drops them and reports only their number).  Exports and records are audited
+in the municipality's hub log.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from ulid import ULID
 
-from app.formats.anpi_list_export import ExportResult, summary_lines, write_csv, write_xlsx
-from app.services.anpi_list import ResidentRecord, ShelterStay, build_rows, export_table
+from app.formats.anpi_list_export import ExportResult, ExportTable, summary_lines, write_csv, write_pdf, write_xlsx
+from app.services.anpi_list import (
+    HQ_STATUS_JA, SAFE, AnpiFilter, AnpiList, AnpiRow, HqRecord, ResidentRecord, ShelterStay, build_rows,
+    check_hq_input, current_hq_records, export_table, replay_hq_records,
+)
+from app.services.errors import Conflict, InvalidInput, NotFound
 from matching.address import town_key
+from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, hq, registry
 from sync.hub.registry import DataKey
-from sync.hub.store import municipality_names, resolve_municipality, set_tenant
+from sync.hub.store import hub_hq_record, hub_lock, municipality_names, resolve_municipality, set_tenant
 
-FORMATS = ("csv", "xlsx")
+FORMATS = ("csv", "xlsx", "pdf")
+ENCODINGS = ("utf-8-sig", "cp932")
 
 
 @dataclass
@@ -36,11 +52,15 @@ class HubExport:
     municipality_code: str
     safe: int
     result: ExportResult
+    summary_path: Path | None = None
+    table: ExportTable | None = None
 
 
 def _dt(text: Any) -> datetime | None:
     if not text:
         return None
+    if isinstance(text, datetime):
+        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
     try:
         dt = datetime.fromisoformat(str(text))
     except ValueError:
@@ -56,63 +76,227 @@ def _date(text: Any) -> date | None:
 
 
 def _care(flags: Any) -> tuple[str, ...]:
-    if not isinstance(flags, dict):
-        return ()
-    return tuple(sorted(str(k) for k, v in flags.items() if v is True and k != "restricted"))
+    from app.services.evacuees import care_labels
+
+    return tuple(care_labels(dict(flags))) if isinstance(flags, dict) and flags else ()
 
 
-def export_anpi_list(engine: Engine, key: DataKey, municipality: str | None, out: Path, *, fmt: str,
-                     encoding: str = "utf-8-sig", by: str = "operator") -> HubExport:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    with engine.connect() as conn:
-        m = resolve_municipality(conn, municipality)
-        names = municipality_names(conn)
-        snap = registry.latest_snapshot(conn, m)
-        if snap is None:
-            raise registry.RegistryError(f"no registry backup for municipality {m} at the hub yet "
-                                         "(anpi hub registry import FILE --municipality CODE)")
-        found = hq.safety_index(conn, m)
-    rec = registry.open_records(engine, key, m, snap)
-    residents = []
+def residents_of(rec: registry.Records) -> list[ResidentRecord]:
+    out = []
     for d in registry.iter_rows(rec):
         address = d.get("address") or ""
-        residents.append(ResidentRecord(
+        out.append(ResidentRecord(
             resident_id=str(d["resident_id"]), household_id=d.get("household_id") or "",
             relationship=d.get("relationship") or "", family_name=d.get("family_name") or "",
             given_name=d.get("given_name") or "", family_name_kana=d.get("family_name_kana") or "",
             given_name_kana=d.get("given_name_kana") or "", alpha_name=d.get("alpha_name") or "",
             birth_date=_date(d.get("birth_date")), birth_raw=d.get("birth_raw") or "", sex=d.get("sex") or "",
             address=address, town=(town_key(address) or "") if address else "", restricted=bool(d.get("restricted"))))
-    stays: dict[str, list[ShelterStay]] = {}
-    for rid, w in found.items():
-        own = w["municipality_code"] == m
-        shelter = w.get("shelter_name") or w.get("shelter_code") or ""
-        if not own:
-            shelter = f"{w.get('municipality_name') or w['municipality_code']} {shelter}".strip()
-        state = w.get("evacuee_status") or "in_shelter"
-        stays[rid] = [ShelterStay(shelter=shelter, state=state if state in ("in_shelter", "left", "transferred")
-                                  else "in_shelter", since=_dt(w.get("since")),
-                                  left_at=_dt(w.get("last_stay_at")) if state != "in_shelter" else None,
-                                  care=_care(w.get("care")), evacuee_id=w.get("evacuee_id") or "", remote=not own)]
-    lst = build_rows(residents, stays, {}, include_restricted=False)
+    return out
+
+
+def shelter_stays(m: str, stays: dict[str, list[dict[str, Any]]]) -> dict[str, list[ShelterStay]]:
+    """The hub's stays (``sync.hub.hq.stays_index``) as the shelter's ``ShelterStay``; another
+    town's shelter is named with its town (加須市 加須市民体育館)."""
+    out: dict[str, list[ShelterStay]] = {}
+    for rid, person in stays.items():
+        for w in person:
+            shelter = w.get("shelter_name") or w.get("shelter_code") or ""
+            if w["municipality_code"] != m:
+                shelter = f"{w.get('municipality_name') or w['municipality_code']} {shelter}".strip()
+            out.setdefault(rid, []).append(ShelterStay(
+                shelter=shelter, state=w["state"], since=_dt(w.get("since")), left_at=_dt(w.get("left_at")),
+                destination=w.get("destination") or "", care=_care(w.get("care")),
+                evacuee_id=w.get("evacuee_id") or "", remote=bool(w.get("remote"))))
+    return out
+
+
+def hq_records_of(rows: list[dict[str, Any]]) -> list[HqRecord]:
+    return [HqRecord(resident_id=str(r["resident_id"]), status=r["status"], at=_dt(r["at"]) or datetime.min.replace(
+        tzinfo=timezone.utc), method=r["method"] or "", note=r["note"] or "", by_user=r["by_user"] or "",
+        id=r["record_id"]) for r in rows]
+
+
+@dataclass
+class HubList:
+    """The shelter's list of one municipality built at the hub, with the hub's own records beside
+    it: what HQ's JSON shows of each row (where the person was found, which HQ record, typed where)
+    without deciding anything again — the status, filters, order and counts are ``build_rows``'."""
+
+    snapshot: registry.SnapshotInfo
+    anpi: AnpiList
+    residents: dict[str, ResidentRecord]  # 宛名番号 → registry person
+    stays: dict[str, list[dict[str, Any]]]  # 宛名番号 → the hub's stays (``sync.hub.hq.stays_index``)
+    records: dict[str, dict[str, Any]]  # record_id → the hub's HQ record row
+
+    def json_row(self, r: AnpiRow) -> dict[str, Any]:
+        """One row of ``GET /v1/hq/anpi-list``: the shelter's row, plus the hub's stay it rests on
+        (``where``) and the HQ record shown (``hq``, with ``typed_at`` hub | shelter)."""
+        person = self.residents.get(r.resident_id)
+        where = next((w for w in self.stays.get(r.resident_id, ()) if w["evacuee_id"] == r.evacuee_id),
+                     None) if r.evacuee_id else None
+        rec = self.records.get(r.hq_record_id) if r.hq_record_id else None
+        return {
+            "resident_id": r.resident_id, "household_id": r.household_id, "relationship": r.relationship,
+            "name": r.name, "name_kana": r.kana, "alpha_name": person.alpha_name if person else "",
+            "birth_date": r.birth_date.isoformat() if r.birth_date else "", "age": r.age, "sex": r.sex,
+            "address": r.address, "town": r.town, "restricted": r.restricted, "status": r.status,
+            "status_ja": r.status_ja, "safe": r.safe, "where": where, "care": list(r.care),
+            "hq": ({k: rec[k] for k in ("record_id", "status", "method", "note", "by_user", "at")}
+                   | {"typed_at": _typed_at(rec)}) if rec else None}
+
+
+def _typed_at(record: dict[str, Any]) -> str:
+    return "hub" if record.get("device_id") is None else "shelter"
+
+
+def hub_list(engine: Engine, key: DataKey | None, m: str, *, filters: AnpiFilter | None = None,
+             include_restricted: bool = False, today: date | None = None) -> HubList:
+    """The shelter's ``AnpiList`` for municipality ``m`` from the hub's tables (``build_rows``), with
+    the hub's records it was built from."""
+    snap, rec, stays, records = hq.list_inputs(engine, key, m)
+    residents = residents_of(rec)
+    lst = build_rows(residents, shelter_stays(m, stays), current_hq_records(hq_records_of(records)),
+                     filters=filters, today=today, include_restricted=include_restricted)
     lst.as_of, lst.gaiji_map = _date(snap.as_of), dict(rec.gaiji or {})
     lst.snapshot_id = snap.snapshot_id  # type: ignore[assignment]  # the hub's ids are ULIDs
-    title = f"安否確認リスト {names.get(m, m)}"
-    table = export_table(lst, by=by, title=title)
+    return HubList(snap, lst, {r.resident_id: r for r in residents}, stays, {r["record_id"]: r for r in records})
+
+
+def hub_anpi_list(engine: Engine, key: DataKey | None, m: str, *, filters: AnpiFilter | None = None,
+                  include_restricted: bool = False, today: date | None = None) -> AnpiList:
+    """The shelter's ``AnpiList`` for municipality ``m``, from the hub's tables (``build_rows``)."""
+    return hub_list(engine, key, m, filters=filters, include_restricted=include_restricted, today=today).anpi
+
+
+def list_json(engine: Engine, key: DataKey | None, m: str, filters: AnpiFilter | None = None, *,
+              limit: int = 1000, offset: int = 0, today: date | None = None) -> dict[str, Any]:
+    """``GET /v1/hq/anpi-list``: HQ's internal view — 閲覧制限 people included and marked
+    (``restricted``); no file or answer to anyone outside HQ is built from it.  Counts (per
+    status, per 町字, ``safe``) are over every row the filters keep; ``rows`` is one page."""
+    hl = hub_list(engine, key, m, filters=filters, include_restricted=True, today=today)
+    lst = hl.anpi
+    start = max(0, offset)
+    page = lst.rows[start:start + max(1, min(limit, 10000))]
+    return {"snapshot": hl.snapshot.as_dict(), "filters": lst.filters.as_dict(), "total": len(lst.rows),
+            "safe": sum(lst.counts[s] for s in SAFE), "counts": lst.counts, "town_counts": lst.town_counts,
+            "rows": [hl.json_row(r) for r in page]}
+
+
+def hq_history(engine: Engine, m: str, resident_id: str) -> list[dict[str, Any]]:
+    """Every HQ record of one resident (laptops' and the hub's), oldest first, each marked by the
+    list's own replay (``replay_hq_records``): ``in_force`` (the one the list uses), ``undone_by``
+    (the withdrawal that took it back) or ``undoes`` (for a withdrawal)."""
+    with engine.connect() as conn:
+        rows = hq.hq_record_rows(conn, m, resident_id)
+    stacks, undid = replay_hq_records(hq_records_of(rows))
+    standing = stacks.get(resident_id)
+    in_force = standing[-1].id if standing else None
+    undone_by = {v: k for k, v in undid.items()}
+    return [dict(r, typed_at=_typed_at(r), in_force=r["record_id"] == in_force,
+                 undone_by=undone_by.get(r["record_id"]), undoes=undid.get(r["record_id"]),
+                 status_ja=HQ_STATUS_JA.get(r["status"], r["status"])) for r in rows]
+
+
+def check_format(fmt: str, encoding: str) -> tuple[str, str]:
+    """(format, encoding) as the writers take them; InvalidInput naming the option otherwise."""
+    fmt = (fmt or "").strip().lower()
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}", "出力形式が正しくありません", "format")
+    encoding = (encoding or "").strip().lower() or "utf-8-sig"
+    if fmt != "csv" and encoding != "utf-8-sig":
+        raise InvalidInput("--encoding applies to csv only", "文字コードはCSVだけに指定できます", "encoding")
+    if encoding not in ENCODINGS:
+        raise InvalidInput(f"--encoding must be one of {', '.join(ENCODINGS)}", "文字コードは UTF-8(BOM付) か CP932 です",
+                           "encoding")
+    return fmt, encoding
+
+
+def export_anpi_list(engine: Engine, key: DataKey, municipality: str | None, out: Path, *, fmt: str,
+                     encoding: str = "utf-8-sig", by: str = "operator", filters: AnpiFilter | None = None,
+                     write_summary: bool = True, route: str = "cli: anpi hub export anpi-list") -> HubExport:
+    """Write the list as csv / xlsx / pdf and audit it (format, filters, rows, every resident in it).
+
+    A CSV gets its summary in ``FILE.summary.txt`` (unless ``write_summary`` is False); characters a
+    format cannot hold are replaced and listed in ``FILE.replacements.csv`` (``result.replacements``).
+    """
+    fmt, encoding = check_format(fmt, encoding)
+    with engine.connect() as conn:
+        m = resolve_municipality(conn, municipality)
+        names = municipality_names(conn)
+    f = filters or AnpiFilter()
+    lst = hub_anpi_list(engine, key, m, filters=f, include_restricted=False)
+    table = export_table(lst, by=by, title=f"安否確認リスト {names.get(m, m)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = write_csv(table, out, encoding=encoding) if fmt == "csv" else write_xlsx(table, out)
     if fmt == "csv":
+        result = write_csv(table, out, encoding=encoding)
+    elif fmt == "xlsx":
+        result = write_xlsx(table, out)
+    else:
+        result = write_pdf(table, out)
+    summary = None
+    if fmt == "csv" and write_summary:
         summary = out.with_name(out.stem + ".summary.txt")
         tmp = summary.with_name(summary.name + ".tmp")
         tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
         tmp.replace(summary)
-    safe = sum(1 for r in lst.rows if r.safe and not r.restricted)
+    exported = [r for r in lst.rows if not r.restricted]
+    safe = sum(1 for r in exported if r.safe)
     with engine.begin() as conn:
         set_tenant(conn, m)
         audit.record(conn, m, actor=by, action="export.anpi_list", detail={
             "format": fmt, "encoding": encoding if fmt == "csv" else "", "file": out.name, "rows": result.rows,
-            "restricted_excluded": table.excluded_count, "snapshot_id": snap.snapshot_id, "safe": safe,
-            "residents": [r.resident_id for r in lst.rows if not r.restricted]})
-    return HubExport(out, fmt, result.rows, table.excluded_count, m, safe, result)
+            "filters": f.as_dict(), "route": route, "restricted_excluded": table.excluded_count,
+            "replacements": len(result.replacements), "snapshot_id": lst.snapshot_id, "safe": safe,
+            "residents": [r.resident_id for r in exported]})
+    return HubExport(out, fmt, result.rows, table.excluded_count, m, safe, result, summary, table)
+
+
+# ---- HQ records typed at the hub ---------------------------------------------------------------------------
+def record_hq(engine: Engine, key: DataKey | None, municipality: str | None, resident_id: str, status: str,
+              method: str = "", note: str = "", *, by: str, actor: str = "",
+              now: datetime | None = None) -> dict[str, Any]:
+    """Store one HQ record typed at the hub (他の手段で確認 / 死亡 / 行方不明 / withdrawn) and audit it.
+
+    Checked as on a laptop (``check_hq_input``; the resident must be in the municipality's newest
+    registry backup; ``withdrawn`` needs a record in force).  Written under the municipality's hub
+    lock, so two HQ desks withdrawing at once cannot both undo the same record; its time is set
+    after every record of that resident already held (a laptop clock running ahead must not make a
+    withdrawal replay before the record it undoes).
+    """
+    resident_id = (resident_id or "").strip()
+    if not resident_id:
+        raise InvalidInput("resident_id (宛名番号) is required", "宛名番号を入力してください", "resident_id")
+    method, note, by_name = check_hq_input(status, method, note, by)
+    if key is None:
+        raise DataKeyError("the hub has no data key configured: the registry backup cannot be read")
+    with engine.connect() as conn:
+        m = resolve_municipality(conn, municipality)
+        snap = registry.latest_snapshot(conn, m)
+    if snap is None:
+        raise RegistryError(f"no registry backup for municipality {m} at the hub yet "
+                            "(anpi hub registry import FILE --municipality CODE)")
+    if registry.open_records(engine, key, m, snap).by_id(resident_id) is None:
+        raise NotFound(f"resident {resident_id!r} is not in the newest registry backup (as of {snap.as_of})",
+                       f"宛名番号 {resident_id} は台帳にありません")
+    at = now or datetime.now(timezone.utc)
+    record_id = str(ULID())
+    with engine.begin() as conn:
+        hub_lock(conn, m)
+        rows = hq.hq_record_rows(conn, m, resident_id)
+        current = current_hq_records(hq_records_of(rows)).get(resident_id)
+        if status == "withdrawn" and current is None:
+            raise Conflict(f"resident {resident_id} has no HQ record to withdraw", "取り消す記録がありません")
+        latest = max((_dt(r["at"]) for r in rows if _dt(r["at"])), default=None)
+        if latest is not None and at <= latest:
+            at = latest + timedelta(microseconds=1)
+        row = dict(municipality_code=m, record_id=record_id, resident_id=resident_id, status=status,
+                   method=method or None, note=note or None, by_user=by_name, at=at.isoformat(), device_id=None,
+                   event_id=None)
+        conn.execute(hub_hq_record.insert().values(**row))
+        audit.record(conn, m, actor=actor or by_name, action="hq.recorded", detail={
+            "resident_id": resident_id, "status": status, "method": method, "record_id": record_id,
+            "withdrew": current.id if status == "withdrawn" and current else None})
+    out = {k: v for k, v in row.items() if k != "municipality_code"}
+    return out | {"typed_at": "hub", "withdrew": current.id if status == "withdrawn" and current else None}

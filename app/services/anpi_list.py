@@ -16,10 +16,13 @@ Plain records in, rows out; nothing below touches a database:
   that was not later rejected: shelter name, state (in_shelter | left | transferred), since
   (registration or last check-in), left_at and destination (退所先 / 移動先), 要配慮 labels.
 - `HqRecord` — one HQ record (`HqConfirmation` row). `current_hq_records(records)` replays them
-  in time order (withdrawn undoes the previous record) and gives the one in force per resident.
+  in time order (withdrawn undoes the previous record) and gives the one in force per resident;
+  `replay_hq_records` is that replay, also telling which withdrawal undid which record (history).
 - `resolve_status(stays, hq)` — the status of one person (precedence below).
 - `build_rows(residents, stays, hq, filters=…, today=…, include_restricted=…)` → `AnpiList`:
-  filtered, sorted rows (`AnpiRow`) with counts per status and per 町字.
+  filtered, sorted rows (`AnpiRow`) with counts per status and per 町字; each row names the
+  stay (`evacuee_id`) and HQ record (`hq_record_id`) its status rests on, so a caller holding
+  richer records (the hub's JSON) can show them without deciding the status again.
 - `export_table(anpi_list, …)` → `app.formats.anpi_list_export.ExportTable`, the plain table the
   writers (`write_csv`, `write_xlsx`, `write_pdf`) take. It always drops 閲覧制限 rows and
   reports only their number, whatever list it is given.
@@ -44,8 +47,9 @@ Status precedence (one status per person; the reasons stay visible in the row):
    行方不明 (HQ records, by time).
 4. 未確認 — nothing known.
 
-HQ records (`HqConfirmation`) stay on the laptop or hub where they were typed: there is no sync
-event for them yet (sync/events.py would need an `hq.recorded` type).
+HQ records (`HqConfirmation`) typed on a laptop travel to the hub (`hq.recorded` events), whose list
+replays them with its own (typed at the hub, `app.hub_export.record_hq`); both check their input
+with `check_hq_input`.
 
 Sort: 町字, then the house number (番地・号, natural order), then 世帯番号, then 続柄 (世帯主
 first, spouse, children, …), then date of birth — the order a field team walks a street in.
@@ -165,6 +169,8 @@ class AnpiRow:
     care: tuple[str, ...] = ()
     restricted: bool = False
     remote: bool = False  # the shelter information came from another shelter via the hub
+    evacuee_id: str = ""  # the stay the status rests on (ShelterStay.evacuee_id), "" when none
+    hq_record_id: str = ""  # the HQ record shown (HqRecord.id), "" when none
 
     @property
     def status_ja(self) -> str:
@@ -277,16 +283,29 @@ def local_text(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def current_hq_records(records: Iterable[HqRecord]) -> dict[str, HqRecord]:
-    """The HQ record in force per resident: replayed in time order, `withdrawn` undoes the previous one."""
+def replay_hq_records(records: Iterable[HqRecord]) -> tuple[dict[str, list[HqRecord]], dict[str, str]]:
+    """The one replay of HQ records: in time order (then id), `withdrawn` undoes the previous record
+    of that resident still standing.
+
+    Returns (per resident, the records still standing, oldest first — the last is in force;
+    withdrawal id → id of the record it undid). The shelter's list, the hub's list and the hub's
+    history view (`app.hub_export.hq_history`) all read these two.
+    """
     stacks: dict[str, list[HqRecord]] = {}
+    undid: dict[str, str] = {}
     for r in sorted(records, key=lambda r: (_aware(r.at) or _EPOCH, r.id)):
         stack = stacks.setdefault(r.resident_id, [])
         if r.status == "withdrawn":
             if stack:
-                stack.pop()
+                undid[r.id] = stack.pop().id
         else:
             stack.append(r)
+    return stacks, undid
+
+
+def current_hq_records(records: Iterable[HqRecord]) -> dict[str, HqRecord]:
+    """The HQ record in force per resident: replayed in time order, `withdrawn` undoes the previous one."""
+    stacks, _ = replay_hq_records(records)
     return {rid: s[-1] for rid, s in stacks.items() if s}
 
 
@@ -423,9 +442,10 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
             town=town or NO_TOWN, status=status, care=care, restricted=r.restricted)
         if stay is not None:
             row.shelter, row.since, row.left_at = stay.shelter, stay.since, stay.left_at
-            row.destination, row.remote = stay.destination, stay.remote
+            row.destination, row.remote, row.evacuee_id = stay.destination, stay.remote, stay.evacuee_id
         if record is not None and status in ("confirmed_other", "dead", "missing"):
             row.hq_method, row.hq_by, row.hq_at, row.hq_note = record.method, record.by_user, record.at, record.note
+            row.hq_record_id = record.id
         rows.append(row)
     unknown = sorted(t for t in want_towns if t not in all_towns)
     if unknown:
@@ -647,14 +667,11 @@ def normalize_method(method: str) -> str:
     return _METHOD_ALIASES.get(m.lower(), m)
 
 
-def record_hq_confirmation(session: Session, resident_id: str, status: str, method: str = "", note: str = "",
-                           by: Any = "", *, screen: str = "cli: anpi hq confirm") -> HqConfirmation:
-    """Store one HQ record (他の手段で確認 / 死亡 / 行方不明 / withdrawn) and audit it; the caller commits.
+def check_hq_input(status: str, method: str = "", note: str = "", by: Any = "") -> tuple[str, str, str]:
+    """(method, note, by_name) of one HQ record, normalised; InvalidInput naming the field otherwise.
 
-    The resident must be in the newest snapshot. `withdrawn` needs a record in force to undo.
-    `by` is the staff member (a name, or a Staff / CurrentUser).
+    Pure: the shelter (`record_hq_confirmation`) and the hub (`app.hub_export.record_hq`) check alike.
     """
-    resident_id = (resident_id or "").strip()
     if status not in HQ_STATUS_JA:
         raise InvalidInput(f"unknown status {status!r} (one of {', '.join(HQ_STATUS_JA)})",
                            "記録の種類を選んでください", "status")
@@ -671,6 +688,18 @@ def record_hq_confirmation(session: Session, resident_id: str, status: str, meth
     by_name = by if isinstance(by, str) else str(getattr(by, "name", "") or "")
     if not by_name.strip():
         raise InvalidInput("who recorded it is required (--by NAME)", "記録者がわかりません", "by")
+    return method, note, by_name.strip()
+
+
+def record_hq_confirmation(session: Session, resident_id: str, status: str, method: str = "", note: str = "",
+                           by: Any = "", *, screen: str = "cli: anpi hq confirm") -> HqConfirmation:
+    """Store one HQ record (他の手段で確認 / 死亡 / 行方不明 / withdrawn) and audit it; the caller commits.
+
+    The resident must be in the newest snapshot. `withdrawn` needs a record in force to undo.
+    `by` is the staff member (a name, or a Staff / CurrentUser).
+    """
+    resident_id = (resident_id or "").strip()
+    method, note, by_name = check_hq_input(status, method, note, by)
     snap = newest_snapshot(session)
     if snap is None:
         raise NotFound("no registry snapshot imported yet", "住民基本台帳がまだ取り込まれていません")

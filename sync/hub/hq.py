@@ -9,20 +9,27 @@ Routes (``Authorization: Bearer <token>`` of an HQ user, see ``anpi hub user add
 
 - ``GET  /v1/hq/whoami``            the user and their municipality
 - ``GET  /v1/hq/status``            counts for the municipality (as ``anpi hub status``) + registry and cross-town
-- ``GET  /v1/hq/anpi-list``         safety list: every resident of the newest registry backup, safe or not yet
 - ``GET  /v1/hq/evacuees``          evacuees at the municipality's shelters
 - ``GET  /v1/hq/evacuees/{id}``     one of them, with stays and decisions
 - ``GET  /v1/hq/found-elsewhere``   the municipality's residents found at other towns' shelters
 - ``GET  /v1/hq/review``            open review items (field conflicts, cross-town candidates)
 - ``POST /v1/hq/review/{item_id}``  ``{"decision": "confirmed"|"rejected", "resident_id": …}`` (cross-town items)
+                                    or ``{"decision": "value", "event_id": …}`` (field conflicts: that value wins)
 - ``GET  /v1/hq/shares``            agreements the municipality is part of
 - ``GET  /v1/hq/registry``          registry backups held for it (metadata)
 - ``GET  /v1/hq/devices``           (admin) its shelter laptops
 - ``GET  /v1/hq/audit``             (admin) its audit log
+
+The safety list (``GET /v1/hq/anpi-list`` and its files, HQ records, history) is built by the
+shelter's list logic in ``app/`` (``app.hub_export``, routes in ``app/api/hub/hq_desk.py``, served by
+``app.hub_app``): ``sync/`` may not import ``app/`` (DESIGN §8), so this module only hands it the
+hub's data — :func:`list_inputs`, :func:`stays_index`, :func:`hq_record_rows` — and keeps no copy of
+the list's statuses, filters or order.
 """
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
@@ -35,12 +42,11 @@ from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, Regis
 from sync.hub import audit, crossmatch, registry, store, tenants
 from sync.hub.registry import DataKey
 from sync.hub.store import (
-    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_person_link, hub_review_item, hub_stay,
-    municipality_names, set_tenant,
+    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_hq_record, hub_person_link, hub_review_item,
+    hub_stay, municipality_names, set_tenant,
 )
 
-SAFE = "safe"
-UNCONFIRMED = "unconfirmed"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # ---- queries -------------------------------------------------------------------------------------
@@ -67,59 +73,102 @@ def _shelters(conn: Connection, m: str) -> dict[str, str]:
         hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None))).all()}
 
 
-def safety_index(conn: Connection, m: str) -> dict[str, dict[str, Any]]:
-    """resident_id → where the municipality's resident was found safe (own shelters or another town's)."""
+def _time(text: Any) -> datetime | None:
+    """ISO text (as events carry it) → an aware datetime; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
+    """resident_id → every evacuee linked to the municipality's resident: at its own shelters (a
+    linking decision not revoked) and at other towns' shelters (cross-town links).
+
+    Each stay: evacuee_id, municipality_code/name, shelter_code/name, evacuee_status
+    (in_shelter | left | transferred), since (registration or last check-in), left_at, destination,
+    care (the raw flags), how ("own shelter" | "cross-town (…)"), remote (another town's shelter).
+    """
     set_tenant(conn, m)
     names = municipality_names(conn)
     shelters = _shelters(conn, m)
-    found: dict[str, dict[str, Any]] = {}
-    q = (select(hub_person_link.c.resident_id, hub_person_link.c.evacuee_id, hub_person_link.c.linked_at,
-                hub_evacuee.c.status, hub_evacuee.c.current_shelter_code, hub_evacuee.c.shelter_code,
-                hub_evacuee.c.device_id, hub_evacuee.c.registered_at, hub_evacuee.c.last_stay_key,
-                hub_evacuee.c.care)
+    out: dict[str, list[dict[str, Any]]] = {}
+    q = (select(hub_person_link.c.resident_id, hub_person_link.c.evacuee_id, hub_evacuee.c.status,
+                hub_evacuee.c.current_shelter_code, hub_evacuee.c.shelter_code, hub_evacuee.c.device_id,
+                hub_evacuee.c.registered_at, hub_evacuee.c.last_stay_key, hub_evacuee.c.care)
          .join(hub_evacuee, (hub_evacuee.c.municipality_code == hub_person_link.c.municipality_code)
                & (hub_evacuee.c.evacuee_id == hub_person_link.c.evacuee_id), isouter=True)
          .where(hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-                hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m)))
-    for r in conn.execute(q).mappings():
-        found.setdefault(str(r["resident_id"]), {
-            "evacuee_id": r["evacuee_id"], "municipality_code": m, "municipality_name": names.get(m),
+                hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m))
+         .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id))
+    own = [dict(r) for r in conn.execute(q).mappings()]
+    last_ids = [(r["last_stay_key"] or "").partition("|")[2] for r in own]
+    last: dict[str, Any] = {}
+    if any(last_ids):
+        for s in conn.execute(select(hub_stay.c.stay_id, hub_stay.c.kind, hub_stay.c.destination, hub_stay.c.at)
+                              .where(hub_stay.c.municipality_code == m,
+                                     crossmatch._in(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))
+                              ).mappings():
+            last[s["stay_id"]] = s
+    seen: set[tuple[str, str]] = set()
+    for r, sid in zip(own, last_ids):
+        rid, ev = str(r["resident_id"]), r["evacuee_id"]
+        if (rid, ev) in seen:
+            continue
+        seen.add((rid, ev))
+        state = r["status"] if r["status"] in ("in_shelter", "left", "transferred") else "in_shelter"
+        stay = last.get(sid)
+        since = stay["at"] if stay is not None and stay["kind"] == "check_in" else r["registered_at"]
+        out.setdefault(rid, []).append({
+            "evacuee_id": ev, "municipality_code": m, "municipality_name": names.get(m),
             "shelter_code": r["current_shelter_code"] or r["shelter_code"],
-            "shelter_name": shelters.get(r["device_id"] or ""), "evacuee_status": r["status"],
-            "since": r["registered_at"], "last_stay_at": (r["last_stay_key"] or "").split("|")[0] or None,
-            "care": json.loads(r["care"] or "{}"), "how": "own shelter"})
+            "shelter_name": shelters.get(r["device_id"] or ""), "evacuee_status": r["status"], "state": state,
+            "since": since, "last_stay_at": (r["last_stay_key"] or "").split("|")[0] or None,
+            "left_at": stay["at"] if stay is not None and state != "in_shelter" else None,
+            "destination": (stay["destination"] or "") if stay is not None and state != "in_shelter" else "",
+            "care": json.loads(r["care"] or "{}"), "how": "own shelter", "remote": False})
     for r in conn.execute(select(hub_cross_link).where(hub_cross_link.c.municipality_code == m,
-                                                       hub_cross_link.c.linked.is_(True))).mappings():
-        found.setdefault(str(r["resident_id"]), {
+                                                       hub_cross_link.c.linked.is_(True))
+                          .order_by(hub_cross_link.c.linked_at, hub_cross_link.c.evacuee_id)).mappings():
+        state = r["status"] if r["status"] in ("in_shelter", "left", "transferred") else "in_shelter"
+        out.setdefault(str(r["resident_id"]), []).append({
             "evacuee_id": r["evacuee_id"], "municipality_code": r["host_code"],
             "municipality_name": names.get(r["host_code"]), "shelter_code": r["shelter_code"],
-            "shelter_name": r["shelter_name"], "evacuee_status": r["status"], "since": r["registered_at"],
-            "last_stay_at": None, "care": {}, "how": f"cross-town ({r['decision']})"})
-    return found
+            "shelter_name": r["shelter_name"], "evacuee_status": r["status"], "state": state,
+            "since": r["registered_at"], "last_stay_at": None, "left_at": None, "destination": "",
+            "care": {}, "how": f"cross-town ({r['decision']})", "remote": True})
+    return out
 
 
-def anpi_list_rows(engine: Engine, key: DataKey | None, m: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(snapshot info, one row per resident of the newest registry backup) for HQ."""
+# ---- HQ records (他の手段で確認 / 死亡 / 行方不明, and their withdrawal) ---------------------------------
+def hq_record_rows(conn: Connection, m: str, resident_id: str | None = None) -> list[dict[str, Any]]:
+    """HQ records of the municipality (of one resident), in replay order: (at, record_id)."""
+    set_tenant(conn, m)
+    q = select(hub_hq_record).where(hub_hq_record.c.municipality_code == m)
+    if resident_id is not None:
+        q = q.where(hub_hq_record.c.resident_id == resident_id)
+    rows = [{k: v for k, v in r.items() if k != "municipality_code"} for r in conn.execute(q).mappings()]
+    rows.sort(key=lambda r: (_time(r["at"]) or _EPOCH, r["record_id"]))
+    return rows
+
+
+def list_inputs(engine: Engine, key: DataKey | None, m: str) -> tuple[Any, Any, dict[str, list[dict[str, Any]]],
+                                                                       list[dict[str, Any]]]:
+    """(snapshot, decrypted records, stays by 宛名番号, every HQ record): what the safety list of
+    municipality ``m`` is built from (by ``app.hub_export``, for HQ's JSON and its files)."""
     if key is None:
         raise DataKeyError("the hub has no data key configured: the registry backup cannot be read")
     with engine.connect() as conn:
         snap = registry.latest_snapshot(conn, m)
         if snap is None:
-            raise RegistryError("no registry backup for this municipality at the hub yet")
-        found = safety_index(conn, m)
-    rec = registry.open_records(engine, key, m, snap)
-    rows = []
-    for d in registry.iter_rows(rec):
-        rid = str(d["resident_id"])
-        where = found.get(rid)
-        rows.append({
-            "resident_id": rid, "household_id": d.get("household_id") or "",
-            "name": "　".join(x for x in (d.get("family_name"), d.get("given_name")) if x),
-            "name_kana": " ".join(x for x in (d.get("family_name_kana"), d.get("given_name_kana")) if x),
-            "alpha_name": d.get("alpha_name") or "", "birth_date": d.get("birth_date") or "",
-            "sex": d.get("sex") or "", "address": d.get("address") or "", "restricted": bool(d.get("restricted")),
-            "status": SAFE if where else UNCONFIRMED, "where": where})
-    return snap.as_dict(), rows
+            raise RegistryError(f"no registry backup for municipality {m} at the hub yet "
+                                "(anpi hub registry import FILE --municipality CODE)")
+        stays = stays_index(conn, m)
+        hq = hq_record_rows(conn, m)
+    return snap, registry.open_records(engine, key, m, snap), stays, hq
 
 
 def _evacuee_rows(conn: Connection, m: str, where: Any = None, limit: int = 500, offset: int = 0) -> list[dict[str, Any]]:
@@ -199,6 +248,53 @@ def review_items(engine: Engine, m: str, status: str = "open") -> list[dict[str,
              "created_at": r["created_at"].isoformat(timespec="seconds")} for r in rows]
 
 
+def resolve_field_conflict(engine: Engine, m: str, item_id: str, event_id: str, *, by: str) -> dict[str, Any]:
+    """HQ picks one of a field-conflict item's candidate values: the hub's evacuee row takes it
+    (its provenance now names that event, at the time of the decision, so an older edit arriving
+    late does not overturn it), the item is closed, and the municipality's audit log says who
+    chose which event.  Another municipality's item answers like an unknown id (404)."""
+    from sync.events import EVACUEE_FIELDS
+    from sync.hub.apply import _col_value  # the same column encoding apply uses
+
+    now = store.utcnow()
+    with engine.begin() as conn:
+        store.hub_lock(conn, m)
+        item = conn.execute(select(hub_review_item).where(hub_review_item.c.municipality_code == m,
+                                                          hub_review_item.c.item_id == item_id)).mappings().first()
+        if item is None:
+            raise HubNotFound("no such review item")
+        if item["kind"] != "field_conflict":
+            raise HubConflict("decision 'value' applies to field-conflict items only")
+        if item["status"] != "open":
+            raise HubConflict("this review item is already resolved")
+        chosen = next((c for c in json.loads(item["candidates"]) if c.get("event_id") == event_id), None)
+        if not event_id or chosen is None:
+            raise HubConflict("event_id must be one of the item's candidates")
+        fname, eid = item["field"], item["evacuee_id"]
+        row = conn.execute(select(hub_evacuee.c.provenance, hub_evacuee.c.extra).where(
+            hub_evacuee.c.municipality_code == m, hub_evacuee.c.evacuee_id == eid)).first()
+        if row is None:
+            raise HubConflict("the evacuee of this item is not at the hub")
+        prov, extra = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
+        prov[fname] = [now.isoformat(), event_id]
+        values: dict[str, Any] = {"provenance": json.dumps(prov, ensure_ascii=False), "updated_at": now}
+        if fname in EVACUEE_FIELDS:
+            values[fname] = _col_value(fname, chosen.get("value"))
+        else:
+            extra[fname] = chosen.get("value")
+            values["extra"] = json.dumps(extra, ensure_ascii=False)
+        conn.execute(hub_evacuee.update().where(hub_evacuee.c.municipality_code == m,
+                                                hub_evacuee.c.evacuee_id == eid).values(**values))
+        resolution = json.dumps({"decision": "value", "event_id": event_id}, ensure_ascii=False)
+        conn.execute(hub_review_item.update().where(
+            hub_review_item.c.municipality_code == m, hub_review_item.c.item_id == item_id).values(
+            status="resolved", resolution=resolution, resolved_by=by, updated_at=now))
+        audit.record(conn, m, actor=by, action="review.resolved", detail={
+            "item_id": item_id, "kind": "field_conflict", "evacuee_id": eid, "field": fname, "event_id": event_id})
+    return {"item_id": item_id, "status": "resolved", "decision": "value", "evacuee_id": eid, "field": fname,
+            "event_id": event_id, "value": chosen.get("value")}
+
+
 # ---- the calling convention of every /v1/hq route (also used by app/'s hub desk routes) -----------
 def answer(exc: Exception) -> JSONResponse:
     """Our exceptions as JSON answers (the same shapes on every /v1/hq route)."""
@@ -270,18 +366,6 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
     async def status(request: Request) -> JSONResponse:
         return await call(request, lambda u: hq_status(engine, u.municipality_code))
 
-    @router.get("/v1/hq/anpi-list")
-    async def anpi_list(request: Request, status: str = "", limit: int = 1000, offset: int = 0) -> JSONResponse:
-        def fn(u: tenants.HqUser) -> dict[str, Any]:
-            snap, rows = anpi_list_rows(engine, data_key(), u.municipality_code)
-            if status:
-                rows = [r for r in rows if r["status"] == status]
-            total = len(rows)
-            counts = {SAFE: sum(1 for r in rows if r["status"] == SAFE)}
-            page = rows[max(0, offset):max(0, offset) + max(1, min(limit, 10000))]
-            return {"snapshot": snap, "total": total, "safe": counts[SAFE], "rows": page}
-        return await call(request, fn, personal=True)
-
     @router.get("/v1/hq/evacuees")
     async def evacuee_list(request: Request, limit: int = 500, offset: int = 0) -> JSONResponse:
         return await call(request, lambda u: {"evacuees": evacuees(engine, u.municipality_code, limit, offset)},
@@ -313,6 +397,9 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
                 raise HubConflict("body must be JSON") from None
             if not isinstance(body, dict):
                 raise HubConflict("body must be a JSON object")
+            if body.get("decision") == "value":  # a field conflict: HQ picks one candidate's value
+                return resolve_field_conflict(engine, u.municipality_code, item_id, str(body.get("event_id") or ""),
+                                              by=f"hq:{u.name}")
             return crossmatch.resolve_review(engine, data_key(), u.municipality_code, item_id,
                                              decision=str(body.get("decision", "")),
                                              resident_id=body.get("resident_id"), by=f"hq:{u.name}")

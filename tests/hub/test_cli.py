@@ -55,8 +55,8 @@ def test_municipalities_users_agreements(tmp_path: Path) -> None:
     rows = json.loads(run(env, "hub", "devices", "--json", "--municipality", B).stdout)
     assert [d["name"] for d in rows] == ["第二中学校"]
     assert len(json.loads(run(env, "hub", "devices", "--json").stdout)) == 2
-    assert one_line_error(run(env, "hub", "export", "anpi-list", "--municipality", A, "--format", "pdf",
-                              "--out", str(tmp_path / "x.pdf")), "--format must be one of csv, xlsx")
+    assert one_line_error(run(env, "hub", "export", "anpi-list", "--municipality", A, "--format", "docx",
+                              "--out", str(tmp_path / "x.docx")), "--format must be one of csv, xlsx, pdf")
     r = run(env | {"ANPI_HUB_DATA_KEY": "A" * 43 + "="}, "hub", "export", "anpi-list", "--municipality", A,
             "--format", "csv", "--out", str(tmp_path / "x.csv"))
     assert one_line_error(r, "no registry backup for municipality")

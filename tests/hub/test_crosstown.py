@@ -4,7 +4,7 @@ shelter learns "住民: 双葉町" and the basic four items, and nothing else �
 
 Real pieces throughout: shelter laptops are SQLite files driven through the shelter services
 (register, reconcile) and ``sync_once`` over HTTP to a uvicorn hub on PostgreSQL (as a role that
-row-level security binds); HQ reads the hub's ``/v1/hq`` routes; exports go through the CLI.
+row-level security binds; composed as ``anpi hub serve`` runs it, ``app.hub_app.create_app``); HQ reads the hub's ``/v1/hq`` routes; exports go through the CLI.
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from app.cli import app as anpi
+from app.hub_app import create_app
 from app.hub_registry import pull_into_shelter
 from app.services.reconcile import reconcile_all
 from app.services.roster import EvacueeInput, register
 from sync import client
-from sync.hub import audit, crossmatch, registry, server, tenants
+from sync.hub import audit, crossmatch, registry, tenants
 from tests.hub.conftest import PgHub
 from tests.hub.helpers import A, A_NAME, B, B_NAME, add_towns, app_shelter, enroll, hq, store_registry
 from tests.sync.helpers import ThreadedServer, no_sleep
@@ -48,7 +49,7 @@ def sync(sh, http: httpx.Client) -> client.SyncResult:  # noqa: ANN001
 @pytest.fixture
 def towns(pg_hub: PgHub, tmp_path: Path):  # noqa: ANN201
     key = registry.DataKey.generate()
-    app = server.create_hub_app(pg_hub.url, data_key=key)
+    app = create_app(pg_hub.url, data_key=key)  # as `anpi hub serve` runs it (the list is app/'s)
     engine = app.state.engine
     a, b = add_towns(engine, tmp_path, residents=300, evacuees=10)
     store_registry(engine, key, a)

@@ -246,6 +246,12 @@ def test_sought_person_is_linked_to_resident_and_synced_evacuee_and_decisions_ar
     assert [p.person_record_id for p in doc.persons] == [ours]
     assert [(n.person_record_id, n.linked_person_record_id, n.status) for n in doc.notes] == [
         ("pf.example.org/p1", ours, "believed_alive")] * 2  # confirmed to the evacuee and to its resident
+    # HQ's export command offers the same file as one of the list's formats
+    via_list = h.tmp / "list.xml"
+    res = runner.invoke(anpi, ["hub", "export", "anpi-list", "--municipality", A, "--format", "pfif",
+                               "--out", str(via_list)], env=h.env(), catch_exceptions=False)
+    assert res.exit_code == 0 and "as PFIF 1.4" in res.output, res.output
+    assert [p.person_record_id for p in parse_pfif(via_list.read_bytes(), via_list.name).persons] == [ours]
     # a record seen again: an older copy changes nothing, a newer one updates it; a PFIF placeholder
     # (the source withdrew the record) hides it and the engine withdraws its links
     older = as_sought(other, "pf.example.org/p2", t - timedelta(days=1))
