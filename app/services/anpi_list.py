@@ -401,7 +401,10 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
     f = filters or AnpiFilter()
     _parse_filters(f)
     today = today or datetime.now().astimezone().date()
-    want_towns = {normalize_town(t) for t in f.towns if t.strip()}
+    # a value the list itself offered (a chart bar, the 町字 menu) is a town key already and is taken
+    # as it is: normalising "中央1" again would cut its 丁目 number off; anything typed is normalised
+    typed = {t.strip(): normalize_town(t) for t in f.towns if t.strip()}
+    want_towns = set(typed) | set(typed.values())
     band = AGE_BANDS.get(f.age_band) if f.age_band else None
     all_towns: set[str] = set()
     rows: list[AnpiRow] = []
@@ -447,10 +450,13 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
             row.hq_method, row.hq_by, row.hq_at, row.hq_note = record.method, record.by_user, record.at, record.note
             row.hq_record_id = record.id
         rows.append(row)
-    unknown = sorted(t for t in want_towns if t not in all_towns)
+    unknown = sorted(raw for raw, key in typed.items() if raw not in all_towns and key not in all_towns)
     if unknown:
         raise InvalidInput(f"unknown town (町字) {', '.join(unknown)}: no resident of the snapshot lives there",
                            f"町字「{'・'.join(unknown)}」の住民は台帳にいません", "town")
+    chosen = {raw if raw in all_towns else key for raw, key in typed.items()}
+    if chosen != want_towns:  # "中央1" named a town of its own: its normalised "中央" was not meant
+        rows = [x for x in rows if (x.town if x.town != NO_TOWN else "") in chosen]
     far = date.max
     numbers: dict[str, tuple[int, ...]] = {}  # households share addresses
 

@@ -12,11 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
 from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
@@ -61,9 +62,18 @@ def _params(town: str, household: str, age_band: str, care_only: str, status: st
     return Params(town.strip(), household.strip(), age_band.strip(), care_only in ("1", "on", "true"), status.strip())
 
 
-def chart(progress: list[dict[str, Any]], params: Params, *, width: int = 760, bar: int = 18, gap: int = 6,
-          label_w: int = 180) -> dict[str, Any]:
-    """Geometry of the stacked bars (確認済み / 死亡・行方不明 / 未確認) per 町字, drawn as SVG by the template."""
+#: bar colours of the chart: 確認済み / 死亡・行方不明 / 未確認
+CHART_COLOURS = ("#1e7b34", "#7a1f2b", "#d9d9d2")
+
+
+def chart_geometry(progress: list[dict[str, Any]], href: Callable[[str], str], *, width: int = 760, bar: int = 18,
+                   gap: int = 6, label_w: int = 180) -> dict[str, Any]:
+    """Geometry of the stacked bars (確認済み / 死亡・行方不明 / 未確認) per 町字.
+
+    Pure: ``progress`` is ``[{"town", "safe", "dead_missing", "unconfirmed", "total"}, …]`` (the
+    shelter's ``AnpiList.town_progress()``, or the hub's counts); ``href(town)`` is where a bar leads
+    (the page's own list filtered to that 町字).
+    """
     plot = width - label_w - 170
     bars = []
     for i, p in enumerate(progress):
@@ -73,10 +83,52 @@ def chart(progress: list[dict[str, Any]], params: Params, *, width: int = 760, b
         y = 28 + i * (bar + gap)
         bars.append({**p, "y": y, "text_y": y + bar - 5, "x0": label_w, "w_safe": w_safe, "x1": label_w + w_safe,
                      "w_dm": w_dm, "x2": label_w + w_safe + w_dm, "w_rest": round(plot - w_safe - w_dm, 1),
-                     "pct": round(100 * p["safe"] / total), "href": "/hq?" + Params(
-                         p["town"], params.household, params.age_band, params.care_only, params.status).query()})
+                     "pct": round(100 * p["safe"] / total), "href": href(p["town"])})
     return {"width": width, "height": 36 + len(bars) * (bar + gap), "bar": bar, "label_w": label_w, "plot": plot,
             "bars": bars, "num_x": label_w + plot + 8}
+
+
+def chart_svg(c: dict[str, Any]) -> Markup:
+    """The one drawing of the per-町字 chart (the shelter's /hq page and the hub's chart.svg): SVG
+    markup from :func:`chart_geometry`, every text escaped; a standalone document too (xmlns)."""
+    e = escape
+    ok, dm, rest = CHART_COLOURS
+    lw = c["label_w"]
+    out = [f'<svg id="town-chart" xmlns="http://www.w3.org/2000/svg" class="hq-chart" role="img" '
+           f'aria-labelledby="town-chart-title" width="{c["width"]}" height="{c["height"]}" '
+           f'viewBox="0 0 {c["width"]} {c["height"]}">',
+           '<title id="town-chart-title">町字ごとの確認済み・未確認の人数</title>',
+           '<g class="legend" font-size="12">'
+           f'<rect x="{lw}" y="6" width="12" height="12" fill="{ok}"/><text x="{lw + 16}" y="16">確認済み</text>'
+           f'<rect x="{lw + 90}" y="6" width="12" height="12" fill="{dm}"/>'
+           f'<text x="{lw + 106}" y="16">死亡・行方不明</text>'
+           f'<rect x="{lw + 220}" y="6" width="12" height="12" fill="{rest}"/><text x="{lw + 236}" y="16">未確認</text>'
+           '</g>']
+    for b in c["bars"]:
+        out.append(
+            f'<a href="{e(b["href"])}" class="bar-link" data-town="{e(b["town"])}">'
+            f'<title>{e(b["town"])}: 確認済み {b["safe"]} / 死亡・行方不明 {b["dead_missing"]} / '
+            f'未確認 {b["unconfirmed"]}（計 {b["total"]}人）</title>'
+            f'<text x="{lw - 6}" y="{b["text_y"]}" text-anchor="end" font-size="12">{e(b["town"])}</text>'
+            f'<rect class="bar-safe" x="{b["x0"]}" y="{b["y"]}" width="{b["w_safe"]}" height="{c["bar"]}" fill="{ok}"/>'
+            f'<rect class="bar-dm" x="{b["x1"]}" y="{b["y"]}" width="{b["w_dm"]}" height="{c["bar"]}" fill="{dm}"/>'
+            f'<rect class="bar-rest" x="{b["x2"]}" y="{b["y"]}" width="{b["w_rest"]}" height="{c["bar"]}" '
+            f'fill="{rest}"/>'
+            f'<text x="{c["num_x"]}" y="{b["text_y"]}" font-size="12">{b["safe"]} / {b["total"]}人（{b["pct"]}%）</text>'
+            '</a>')
+    if not c["bars"]:
+        out.append(f'<text x="{lw}" y="32" font-size="12">該当する住民はいません。</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def chart(progress: list[dict[str, Any]], params: Params, **geometry: int) -> dict[str, Any]:
+    """The shelter's chart: bars lead to /hq filtered to the 町字 (keeping the other filters);
+    ``svg`` is the drawing (:func:`chart_svg`)."""
+    c = chart_geometry(progress, lambda town: "/hq?" + Params(
+        town, params.household, params.age_band, params.care_only, params.status).query(), **geometry)
+    c["svg"] = chart_svg(c) if c["bars"] else Markup("")
+    return c
 
 
 def _row_view(r: al.AnpiRow, gaiji: dict[str, str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from app.db import open_shelter_db
 from app.services import anpi_list as al
+from matching.address import town_key
 from app.services.errors import Conflict, InvalidInput, NotFound
 from tests.conftest import Cli, write_csv
 
@@ -532,3 +533,20 @@ def test_registrations_at_other_shelters_come_from_the_hub(tmp_path: Path) -> No
     assert rows["1001"].care == ("乳幼児",)
     assert rows["1006"].status == "left" and rows["1006"].destination == "仮設住宅"
     assert rows["1007"].status == "unconfirmed"
+
+
+def test_town_filter_takes_the_lists_own_town_keys_as_they_are() -> None:
+    """A 町字 with a 丁目 number ("中央1", as the chart and the menu offer it) selects that town only;
+    normalising it again would turn it into "中央", another town or an unknown-town error."""
+    people = [al.ResidentRecord("1", "H1", address="陸前高田市中央1丁目2-3", town=town_key("陸前高田市中央1丁目2-3")),
+              al.ResidentRecord("2", "H2", address="陸前高田市中央4", town=town_key("陸前高田市中央4")),
+              al.ResidentRecord("3", "H3", address="陸前高田市中央二丁目5", town=town_key("陸前高田市中央二丁目5"))]
+    assert [p.town for p in people] == ["中央1", "中央", "中央2"]
+
+    def ids(*towns: str) -> list[str]:
+        return [r.resident_id for r in al.build_rows(people, {}, {}, filters=al.AnpiFilter(towns=towns)).rows]
+
+    assert ids("中央1") == ["1"]
+    assert ids("中央") == ["2"]
+    assert ids("中央一丁目") == ["1"]  # typed: normalised
+    assert ids("中央1", "中央2") == ["1", "3"]
