@@ -228,6 +228,8 @@ def test_browser_issue_and_print_view(tmp_path: Path) -> None:
         page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(f"{base}/switch")
         page.locator(".tile-name", has_text="窓口").click()
+        # the click handler empties and focuses the PIN field: typing before it runs loses digits
+        expect(page.locator("#pin")).to_be_focused()
         page.keyboard.type("3333")
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/dashboard")

@@ -227,7 +227,7 @@ def test_hq_page_fields_are_labelled_and_japanese(app) -> None:  # type: ignore[
 @pytest.mark.xdist_group("browser")
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="!!! /usr/bin/chromium is missing: browser test NOT RUN !!!")
 def test_browser_sees_chart_and_downloads_csv(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     sh = prepare(tmp_path)
     with serve(sh.db_path) as base, sync_playwright() as p:
@@ -242,6 +242,8 @@ def test_browser_sees_chart_and_downloads_csv(tmp_path: Path) -> None:
                     if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
             page.goto(f"{base}/switch")
             page.locator(".tile-name", has_text="本部").click()
+            # the click handler empties and focuses the PIN field: typing before it runs loses digits
+            expect(page.locator("#pin")).to_be_focused()
             page.keyboard.type("2222")
             page.keyboard.press("Enter")
             page.wait_for_url(f"{base}/dashboard")
