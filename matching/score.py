@@ -6,6 +6,7 @@ field ("kana=exact; birth=day±1; sex=agree").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -79,6 +80,9 @@ def _kanji_equal(a: str, b: str) -> bool:
     if len(a) != len(b) or (GAIJI_WILDCARD not in a and GAIJI_WILDCARD not in b):
         return False
     return all(x == y or x == GAIJI_WILDCARD or y == GAIJI_WILDCARD for x, y in zip(a, b))
+
+
+_CONTRADICTING = ("sex", "birth", "family", "given", "alpha")  # a "different" level here contradicts
 
 
 class Scorer:
@@ -266,7 +270,8 @@ class Scorer:
             return FieldScore("town", "agree", self._town_agree(self.ix.freq_town.get(r, 1)))
         return FieldScore("town", "different", self._town_diff)
 
-    def score(self, pq: PreparedQuery, i: int) -> Candidate:
+    def _name(self, pq: PreparedQuery, i: int) -> tuple[float, list[FieldScore]]:
+        """The best name form (or the alphabet name) for resident `i`: its weight and fields."""
         best_w, best_fields = float("-inf"), [FieldScore("name", "missing", 0.0)]
         for f in pq.forms:
             w, fs = self._name_form(f, i)
@@ -277,9 +282,50 @@ class Scorer:
             best_w, best_fields = alpha.weight, [alpha]
         if best_w == float("-inf"):
             best_w = 0.0
-        fields = [*best_fields, self._birth(pq, i), self._sex(pq, i), self._town(pq, i)]
-        cand = Candidate(i, self.ix.resident_id[i], self.ix.household_id[i], best_w + sum(f.weight for f in fields[len(best_fields):]), fields)
-        for f in fields:
-            if f.level == "different" and f.field in ("sex", "birth", "family", "given", "alpha"):
-                cand.contradictions.append(f.field)
-        return cand
+        return best_w, best_fields
+
+    def score(self, pq: PreparedQuery, i: int) -> Candidate:
+        return self.score_many(pq, (i,))[0]
+
+    def score_many(self, pq: PreparedQuery, indexes: Iterable[int]) -> list[Candidate]:
+        """Candidates for residents `indexes`, in that order; each exactly as :meth:`score` alone.
+
+        Why together: a query's candidates share values (a name block has one name, a surname
+        block one surname), and every comparison depends only on the resident's value, so each
+        distinct value is compared once per query (measured: a third fewer name comparisons at 1 M).
+        Field scores are shared between candidates and never changed after scoring.
+        """
+        ix = self.ix
+        fk, gk, fj, gj, alpha, birth, town, house = (ix.family_kana, ix.given_kana, ix.family_kanji, ix.given_kanji,
+                                                     ix.alpha, ix.birth, ix.town, ix.house)
+        rid, hh = ix.resident_id, ix.household_id
+        names: dict[tuple[str, str, str, str, str], tuple[float, list[FieldScore], list[str]]] = {}
+        births: dict[str, FieldScore] = {}
+        towns: dict[tuple[str, str], FieldScore] = {}
+        sexes: dict[str, FieldScore] = {}
+        out: list[Candidate] = []
+        for i in indexes:
+            key = (fk[i], gk[i], fj[i], gj[i], alpha[i])
+            name = names.get(key)
+            if name is None:
+                w, fs = self._name(pq, i)
+                name = names[key] = (w, fs, [f.field for f in fs if f.level == "different" and f.field in _CONTRADICTING])
+            b = births.get(birth[i])
+            if b is None:
+                b = births[birth[i]] = self._birth(pq, i)
+            t = towns.get((town[i], house[i]))
+            if t is None:
+                t = towns[(town[i], house[i])] = self._town(pq, i)
+            sx = sexes.get(ix.sex[i])
+            if sx is None:
+                sx = sexes[ix.sex[i]] = self._sex(pq, i)
+            name_w, name_fields, contradictions = name
+            # the same sum, in the same order, as adding the field weights one by one
+            cand = Candidate(i, rid[i], hh[i], name_w + (0 + b.weight + sx.weight + t.weight), [*name_fields, b, sx, t],
+                             contradictions=list(contradictions))
+            if b.level == "different":
+                cand.contradictions.append("birth")
+            if sx.level == "different":
+                cand.contradictions.append("sex")
+            out.append(cand)
+        return out

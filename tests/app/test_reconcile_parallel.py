@@ -41,4 +41,13 @@ def test_forked_half_scores_exactly_like_one_process(tmp_path: Path) -> None:
     assert stats["processes"] == 2
     assert [(p.query.key, [(c.resident_id, round(c.weight, 9)) for c in cands]) for p, cands in one] == \
            [(p.query.key, [(c.resident_id, round(c.weight, 9)) for c in cands]) for p, cands in two]
-    assert [r.decision for r in matcher.decide_all(one)] == [r.decision for r in matcher.decide_all(two)]
+    # the child's results travel as plain tuples: every part of every candidate comes back exactly
+    assert [_exactly(p, cands) for p, cands in one] == [_exactly(p, cands) for p, cands in two]
+    assert [(r.decision, r.resident_id, r.probability, r.reasons) for r in matcher.decide_all(one)] == \
+           [(r.decision, r.resident_id, r.probability, r.reasons) for r in matcher.decide_all(two)]
+
+
+def _exactly(pq: object, cands: list) -> tuple:
+    return (pq.query.key, pq.birth_iso, pq.town, [(f.family_kana, f.family_kanji) for f in pq.forms],  # type: ignore[attr-defined]
+            [(c.index, c.resident_id, c.household_id, c.weight, c.probability, c.contradictions,
+              [(f.field, f.level, f.weight, f.note) for f in c.fields]) for c in cands])
