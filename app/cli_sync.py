@@ -27,7 +27,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.cli_common import db_path, engine_for
-from sync import bundles, client, models
 from sync.errors import BundleAlreadyImported, SyncError
 
 HUB_DB_ENV = "ANPI_HUB_DATABASE_URL"
@@ -83,6 +82,8 @@ def _one_line_errors() -> Iterator[None]:
 
 # ---- shelter database --------------------------------------------------------------------------------
 def shelter_session_factory(ctx: typer.Context) -> Callable[[], Session]:
+    from sync import models  # here, not at the top: every `anpi` command would pay for sync's imports
+
     engine = engine_for(ctx)
     models.create_all(engine)  # no-op once the lead's migration created them
     return lambda: Session(engine)
@@ -96,6 +97,8 @@ def enroll_cmd(
     shelter_name: Optional[str] = typer.Option(None, "--shelter-name", help="Shown to other shelters"),
 ) -> None:
     """Join a hub: send this laptop's public key with the code, pin the hub's keys."""
+    from sync import client
+
     with _one_line_errors():
         r = client.enroll(shelter_session_factory(ctx), hub, code, shelter_name)
     typer.echo(f"enrolled device {r.device_id} as {r.device_name!r} at hub {r.hub_id} ({r.hub_url})")
@@ -109,6 +112,8 @@ def sync_cmd(
     retries: int = typer.Option(5, "--retries", min=0, help="Retries per request (exponential back-off)"),
 ) -> None:
     """Push then pull until up to date; exit 0 only when everything local is acknowledged."""
+    from sync import client
+
     tty = sys.stderr.isatty() and not as_json
 
     def progress(p: client.SyncProgress) -> None:
@@ -137,6 +142,8 @@ def bundle_export_cmd(
     out: Path = typer.Option(..., "--out", help="Bundle file to write (e.g. on the USB stick)"),
 ) -> None:
     """Write every not-yet-acknowledged event into a signed bundle encrypted for the hub."""
+    from sync import bundles
+
     with _one_line_errors():
         info = bundles.export_bundle(shelter_session_factory(ctx), out)
     typer.echo(f"wrote bundle {info.bundle_id}: {info.events} events, {info.size} bytes, verified -> {info.path} "
@@ -149,6 +156,8 @@ def bundle_import_cmd(
     receipt: Path = typer.Argument(..., help="Receipt file written by `anpi hub bundle import`"),
 ) -> None:
     """Read the hub's signed receipt and mark the events it covers acknowledged."""
+    from sync import bundles
+
     with _one_line_errors():
         info = bundles.import_receipt(shelter_session_factory(ctx), receipt)
     typer.echo(f"receipt for bundle {info.bundle_id}: {info.acknowledged} events newly acknowledged, "
@@ -165,6 +174,7 @@ def registry_pull_cmd(
     """Fetch the newest registry backup of this laptop's municipality from the hub (verified by
     the hub's signature and SHA-256) and import it; matching then works offline."""
     from app.hub_registry import pull_into_shelter
+    from sync import models
 
     path = db_path(ctx)
     with _one_line_errors():
