@@ -24,7 +24,7 @@ FACTORY = "app.hub_app:app_from_env"
 def create_app(database_url: str, **kwargs: Any) -> FastAPI:
     """The hub app with the desks' routes (same arguments as `create_hub_app`)."""
     from app.api.hub import certificates, hq_desk, inquiry, pfif
-    from app.web import hub_pages
+    from app.web import hub_desk_pages, hub_pages
 
     hub = create_hub_app(database_url, **kwargs)
     engine = hub.state.engine
@@ -33,7 +33,7 @@ def create_app(database_url: str, **kwargs: Any) -> FastAPI:
     def data_key() -> Any:
         return hub.state.data_key
 
-    for module in (hq_desk, inquiry, certificates, pfif, hub_pages):
+    for module in (hq_desk, inquiry, certificates, pfif, hub_pages, hub_desk_pages):
         hub.include_router(module.router(engine, caller, data_key))
     return hub
 

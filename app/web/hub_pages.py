@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 #: the files the page loads (name → media type); nothing else of kiosk_ui/static is served here
 STATIC = {"app.css": "text/css; charset=utf-8", "hq.css": "text/css; charset=utf-8",
-          "hub_hq.css": "text/css; charset=utf-8", "hub_hq.js": "text/javascript; charset=utf-8"}
+          "hub_hq.css": "text/css; charset=utf-8", "hub_hq.js": "text/javascript; charset=utf-8",
+          "hub_token.js": "text/javascript; charset=utf-8"}  # the token and calls, shared with /desk
 #: export buttons: (label, format, encoding, element id) — as on the shelter's screen (no PFIF here:
 #: the hub's PFIF has its own routes under /v1/hq/pfif)
 EXPORTS = [("CSV (UTF-8 BOM付)", "csv", "utf-8-sig", "export-csv"), ("CSV (CP932)", "csv", "cp932", "export-cp932"),

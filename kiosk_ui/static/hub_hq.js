@@ -8,11 +8,12 @@
 (function () {
   "use strict";
 
-  var KEY = "anpi-hub-token";
+  var Hub = window.AnpiHub;  // the token, the calls and the login form: hub_token.js (shared with /desk)
+  var ApiError = Hub.ApiError;
+  var api = Hub.api;
   var body = document.body;
   var PER_PAGE = parseInt(body.dataset.perPage || "100", 10);
   var CARE = JSON.parse(body.dataset.careLabels || "{}");
-  var ROLE_JA = { hq: "本部", desk: "窓口", admin: "管理者" };
   var DONE_JA = { confirmed_other: "他の手段で確認したことを記録しました", dead: "死亡の報告を記録しました",
                   missing: "行方不明の報告を記録しました", withdrawn: "直前の記録を取り消しました" };
   var FIELD_JA = { town: "町字", household: "世帯番号", age_band: "年齢", status: "状態・記録の種類",
@@ -21,45 +22,28 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function token() {
-    try { return sessionStorage.getItem(KEY) || ""; } catch (e) { return ""; }
-  }
-
-  function ApiError(status, data) {
-    this.status = status;
-    this.error = (data && data.error) || "";
-    this.detail = (data && (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail))) || "";
-  }
-
   /** The hub's answer in Japanese: 401/403 and every error shape of the /v1/hq routes. */
   function messageJa(err, what) {
-    if (!(err instanceof ApiError)) {
-      return ["ハブに接続できません。ネットワークを確認して、もう一度お試しください。", String(err)];
-    }
-    var field = (err.detail.match(/^([a-z_]+):/) || [])[1];
+    var common = Hub.commonMessage(err);
+    if (!(err instanceof ApiError)) { return [common, Hub.detailLine(err)]; }
+    var field = err.field;
     var m;
-    if (err.status === 401) {
-      m = "トークンが正しくないか、無効になっています。貼り付け直してください。";
+    if (common) {
+      m = common;
     } else if (err.status === 403) {
       m = "この操作の権限がありません（本部または管理者の利用者が必要です）。";
     } else if (err.status === 404) {
       m = what === "record" ? "その宛名番号は台帳にありません。" : "見つかりません。";
-    } else if (err.error === "no_registry") {
-      m = "この自治体の住民基本台帳がまだハブに取り込まれていません。";
-    } else if (err.error === "no_data_key") {
-      m = "ハブにデータ鍵またはフォントが設定されていないため、処理できません。管理者に連絡してください。";
     } else if (err.error === "conflict") {
       m = /withdraw/.test(err.detail) ? "取り消す記録がありません。" : "ほかの操作と重なりました。画面を更新して確認してください。";
     } else if (field === "method") {
       m = "確認方法を選んでください（他の手段で確認した場合は必須です）。";
     } else if (field && FIELD_JA[field]) {
       m = FIELD_JA[field] + "の指定が正しくありません。";
-    } else if (err.status >= 500) {
-      m = "ハブでエラーが起きました。しばらくしてからもう一度お試しください。";
     } else {
       m = "入力が正しくありません。";
     }
-    return [m, err.detail ? "（ハブの応答 " + err.status + ": " + err.detail + "）" : "（ハブの応答 " + err.status + "）"];
+    return [m, Hub.detailLine(err)];
   }
 
   function showError(err, what) {
@@ -78,18 +62,6 @@
   }
 
   function clearMessages() { $("hub-error").hidden = true; $("hub-done").hidden = true; }
-
-  function api(path, opts) {
-    opts = opts || {};
-    var headers = { Authorization: "Bearer " + token() };
-    if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; }
-    return fetch(path, { method: opts.method || "GET", headers: headers, credentials: "omit", cache: "no-store",
-                         body: opts.json !== undefined ? JSON.stringify(opts.json) : undefined })
-      .then(function (r) {
-        if (r.ok) { return r; }
-        return r.json().catch(function () { return {}; }).then(function (d) { throw new ApiError(r.status, d); });
-      });
-  }
 
   // ---- filters (in the query string, never the token) ------------------------------------------
   function filters() {
@@ -242,12 +214,8 @@
   }
 
   function start() {
-    return api("/v1/hq/whoami").then(function (r) { return r.json(); }).then(function (me) {
-      $("who-muni").textContent = (me.municipality_name || "") + "（" + me.municipality_code + "）";
-      $("who-name").textContent = me.name;
-      $("who-role").textContent = ROLE_JA[me.role] || me.role;
-      $("who-role").className = "role role-" + me.role;
-      $("who").hidden = false;
+    return Hub.whoami().then(function (me) {
+      Hub.showWho(me);
       $("login").hidden = true;
       $("board").hidden = false;
       // every 町字 of the registry for the select, whatever the filter in the URL says
@@ -262,14 +230,14 @@
   }
 
   function logout(keepMessage) {
-    try { sessionStorage.removeItem(KEY); } catch (e) { /* storage refused: nothing kept */ }
+    Hub.forget();
+    Hub.hideWho();
     $("board").hidden = true;
-    $("who").hidden = true;
     $("login").hidden = false;
     $("hq-rows").textContent = "";
     $("town-chart-box").textContent = "";
     $("record-who").hidden = true;
-    ["who-muni", "who-name", "who-role", "snapshot-info", "list-info"].forEach(function (id) { $(id).textContent = ""; });
+    ["snapshot-info", "list-info"].forEach(function (id) { $(id).textContent = ""; });
     if (!keepMessage) { clearMessages(); showDone("ログアウトしました。トークンはこの画面から消えました。"); }
     $("token").focus();
   }
@@ -324,16 +292,7 @@
   }
 
   function init() {
-    $("token-form").addEventListener("submit", function (ev) {
-      ev.preventDefault();
-      var t = $("token").value.trim();
-      $("token").value = "";
-      if (!t) { showError("トークンを貼り付けてください。"); return; }
-      try { sessionStorage.setItem(KEY, t); } catch (e) { showError("このブラウザーではトークンを保存できません。"); return; }
-      clearMessages();
-      state.offset = 0;
-      start();
-    });
+    Hub.bindLogin(function () { clearMessages(); state.offset = 0; start(); }, showError);
     $("logout").addEventListener("click", function () { logout(false); });
     $("hq-filters").addEventListener("submit", function (ev) {
       ev.preventDefault(); clearMessages(); state.offset = 0; refresh().catch(function (e) { showError(e); });
@@ -371,7 +330,7 @@
     });
     $("record-form").addEventListener("submit", record);
     readLocation();
-    if (token()) { start(); } else { $("token").focus(); }
+    if (Hub.token()) { start(); } else { $("token").focus(); }
   }
 
   init();

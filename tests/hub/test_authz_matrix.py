@@ -92,6 +92,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/static/hq.css"): PUBLIC,
     ("GET", "/static/hub_hq.css"): PUBLIC,
     ("GET", "/static/hub_hq.js"): PUBLIC,
+    ("GET", "/static/hub_token.js"): PUBLIC,  # the token code both screens load
+    # the desk screen (窓口: 安否照会, 証明書, PFIF): like /hq, no personal data in it, so public
+    ("GET", "/desk"): PUBLIC,
+    ("POST", "/desk"): PUBLIC,
+    ("GET", "/static/hub_desk.js"): PUBLIC,
+    ("GET", "/static/hub_desk.css"): PUBLIC,
+    ("GET", "/static/inquiry.css"): PUBLIC,
+    ("GET", "/static/certificate.css"): PUBLIC,
+    ("GET", "/static/sought.css"): PUBLIC,
 }
 #: what an authorised caller gets from the request ``concrete`` makes (default: GET 200, POST 200 or
 #: 409); the POSTs are chosen to be refused harmlessly or to change nothing that matters
