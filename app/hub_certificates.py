@@ -10,9 +10,11 @@ certificate checks and prints the same at either desk.
 Rows live in ``hub_certificate`` (keyed (municipality_code, number)); its ``payload`` column holds
 the document described in `sync.hub.apply.certificate_doc` (content, history).  Laptops'
 certificates arrive there from their certificate.issued / certificate.voided events; the hub desk
-lists them beside its own and may reprint, reissue or void them too.  That is their status *at the
-hub*: the laptop is not told (no hub→laptop certificate notice exists yet), and a later event from
-it is recorded in the history but never un-voids the hub's row.  Reprinting needs the content the
+lists them beside its own and may reprint, reissue or void them too.  A void or reissue of a
+laptop's certificate also writes a hub notice (``certificate.voided`` / ``certificate.reissued``:
+number, reason, at, by, the issuing device, the reissue count) to the municipality's feed, so the
+laptop that issued it shows it and refuses to print a void one (app.services.certificates); a later
+event from that laptop is recorded in the history but never un-voids the hub's row.  Reprinting needs the content the
 laptop sealed to the hub in its event (laptops enrolled when they issued); otherwise 409.
 
 **Who the hub issues to.**  A resident of the municipality's newest registry backup at the hub,
@@ -535,9 +537,33 @@ def _change(engine: Engine, key: Optional[DataKey], m: str, number: str, who: st
         conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
                                                    hub_certificate.c.number == number)
                      .values(payload=json.dumps(doc, ensure_ascii=False), **values))
+        notice = _laptop_notice(row, doc, action)
+        if notice is not None:
+            store.insert_notices(conn, m, [notice])
         audit.record(conn, m, actor=who, action=action,
                      detail={"number": number, "origin": doc.get("origin"), **detail})
     return get(engine, key, m, number, by=None)
+
+
+#: hub action → type of the notice the issuing laptop pulls
+NOTICE_TYPES = {"certificate.voided": "certificate.voided", "certificate.reissued": "certificate.reissued"}
+
+
+def _laptop_notice(row: Any, doc: dict[str, Any], action: str) -> Optional[dict[str, Any]]:
+    """The feed notice telling the laptop that issued the certificate what the hub just did to it
+    (the history entry ``mutate`` appended), or None for the hub's own certificates.
+
+    Payload: ``number``, ``reason``, ``at``, ``by`` (as in the hub's history), ``device_id`` of the
+    issuing laptop (so a laptop never applies it to a number of its own that only looks alike) and,
+    for a reissue, ``reissue_count`` (the laptop's next reissue counts on from it)."""
+    if doc.get("origin") == "hub" or action not in NOTICE_TYPES or not doc.get("history"):
+        return None
+    last = doc["history"][-1]
+    payload: dict[str, Any] = {"number": row["number"], "reason": last.get("reason") or "", "at": last.get("at"),
+                               "by": last.get("by") or "", "device_id": row["device_id"], "kind": row["kind"]}
+    if action == "certificate.reissued":
+        payload["reissue_count"] = int(doc["cert"].get("reissue_count") or 0)
+    return {"type": NOTICE_TYPES[action], "payload": payload}
 
 
 def reissue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, reason: str = "",

@@ -37,7 +37,10 @@ from matching.address import town_key
 from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, hq, registry
 from sync.hub.registry import DataKey
-from sync.hub.store import hub_hq_record, hub_lock, municipality_names, resolve_municipality, set_tenant
+from sync.events import HqRecorded
+from sync.hub.store import (
+    hub_hq_record, hub_lock, insert_notices, municipality_names, resolve_municipality, set_tenant,
+)
 
 FORMATS = ("csv", "xlsx", "pdf")
 ENCODINGS = ("utf-8-sig", "cp932")
@@ -264,6 +267,10 @@ def record_hq(engine: Engine, key: DataKey | None, municipality: str | None, res
     lock, so two HQ desks withdrawing at once cannot both undo the same record; its time is set
     after every record of that resident already held (a laptop clock running ahead must not make a
     withdrawal replay before the record it undoes).
+
+    The same transaction writes a hub notice ``hq.recorded`` (the payload of a laptop's
+    ``sync.events.HqRecorded``) to the municipality's feed, so every laptop's safety list replays
+    records typed here with its own and other laptops' (``app.services.anpi_list.hq_records``).
     """
     resident_id = (resident_id or "").strip()
     if not resident_id:
@@ -295,6 +302,10 @@ def record_hq(engine: Engine, key: DataKey | None, municipality: str | None, res
                    method=method or None, note=note or None, by_user=by_name, at=at.isoformat(), device_id=None,
                    event_id=None)
         conn.execute(hub_hq_record.insert().values(**row))
+        # the municipality's laptops replay it in their own lists (same shape as a laptop's event)
+        insert_notices(conn, m, [{"type": HqRecorded.TYPE, "payload": HqRecorded(
+            record_id=record_id, resident_id=resident_id, status=status, at=row["at"], method=method or None,
+            note=note or None, by_user=by_name, municipality_code=m, snapshot_as_of=snap.as_of).to_dict()}])
         audit.record(conn, m, actor=actor or by_name, action="hq.recorded", detail={
             "resident_id": resident_id, "status": status, "method": method, "record_id": record_id,
             "withdrew": current.id if status == "withdrawn" and current else None})

@@ -303,7 +303,13 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
 
 def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch_size: int, result: SyncResult,
           on_progress: Callable[[SyncProgress], None] | None) -> None:
-    """Fetch the hub feed after our cursor; each page and its cursor commit together."""
+    """Fetch the hub feed after our cursor; each page and its cursor commit together.
+
+    Items are stored as served: another laptop's registration or edit arrives without its health
+    and contact items (the hub redacts them and hashes the redacted payload, see
+    ``sync.hub.store.pull_feed``), and the hub's own notices (device ``hub``: cross-town matches,
+    HQ records typed at the hub, voids and reissues of our certificates) arrive beside the events;
+    the hash check is over exactly what was served."""
     cursor_name = f"pull/{hub_id}"
     with session_factory() as s:
         cursor = outbox.get_cursor(s, cursor_name)

@@ -49,7 +49,9 @@ Status precedence (one status per person; the reasons stay visible in the row):
 
 HQ records (`HqConfirmation`) typed on a laptop travel to the hub (`hq.recorded` events), whose list
 replays them with its own (typed at the hub, `app.hub_export.record_hq`); both check their input
-with `check_hq_input`.
+with `check_hq_input`. The way back: other laptops' `hq.recorded` events and the hub's `hq.recorded`
+notices (same payload) arrive in `remote_event`, and `hq_records` replays them with the laptop's own,
+so every list of the municipality shows the same record in force.
 
 Sort: 町字, then the house number (番地・号, natural order), then 世帯番号, then 続柄 (世帯主
 first, spouse, children, …), then date of birth — the order a field team walks a street in.
@@ -617,10 +619,64 @@ def _remote_stays(session: Session) -> dict[str, list[ShelterStay]]:
     return out
 
 
-def hq_records(session: Session) -> list[HqRecord]:
+def local_hq_records(session: Session) -> list[HqRecord]:
+    """HQ records typed on this laptop (`HqConfirmation`)."""
     q = select(HqConfirmation.resident_id, HqConfirmation.status, HqConfirmation.at, HqConfirmation.method,  # type: ignore[call-overload]
                HqConfirmation.note, HqConfirmation.by_user, HqConfirmation.id)
     return [HqRecord(*r) for r in session.execute(q)]
+
+
+def _own_municipality(session: Session) -> str:
+    own = session.execute(select(Shelter.municipality_code).order_by(Shelter.created_at)).first()  # type: ignore[call-overload]
+    return (own[0] or "") if own else ""
+
+
+def remote_hq_records(session: Session, resident_id: str | None = None) -> list[HqRecord]:
+    """HQ records typed elsewhere, from what the laptop pulled (`remote_event` type `hq.recorded`):
+    other laptops' events, and the hub's notices for records typed at the hub (`record_hq`), which
+    carry the same payload. A record naming another municipality's 宛名番号 is not ours and is left
+    out (the hub files such a record nowhere either); one that names none is taken as ours, since
+    the hub's feed only ever holds the laptop's own municipality."""
+    own_code = _own_municipality(session)
+    sql = "SELECT payload, recorded_at FROM remote_event WHERE type = 'hq.recorded'"
+    params: dict[str, Any] = {}
+    if resident_id is not None:
+        sql += " AND json_extract(payload, '$.resident_id') = :rid"
+        params["rid"] = resident_id
+    try:
+        rows = session.execute(text(sql + " ORDER BY hub_seq"), params).all()
+    except OperationalError:  # a database made before sync existed has no remote_event table
+        return []
+    out: list[HqRecord] = []
+    for payload, recorded_at in rows:
+        try:
+            p = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(p, dict) or not p.get("record_id") or not p.get("resident_id"):
+            continue
+        code = p.get("municipality_code") or ""
+        if own_code and code and code != own_code:
+            continue
+        if p.get("status") not in HQ_STATUS_JA:
+            continue
+        at = _parse_time(p.get("at")) or _parse_time(recorded_at)
+        if at is None:
+            continue
+        out.append(HqRecord(resident_id=str(p["resident_id"]), status=str(p["status"]), at=at,
+                            method=str(p.get("method") or ""), note=str(p.get("note") or ""),
+                            by_user=str(p.get("by_user") or ""), id=str(p["record_id"])))
+    return out
+
+
+def hq_records(session: Session) -> list[HqRecord]:
+    """Every HQ record this laptop knows: its own and those typed on other laptops or at the hub
+    (pulled). One replay (`current_hq_records` / `replay_hq_records`, by (at, record id)) over all of
+    them gives the same record in force here as at the hub; a record id is counted once."""
+    seen: dict[str, HqRecord] = {}
+    for r in (*local_hq_records(session), *remote_hq_records(session)):
+        seen.setdefault(r.id, r)
+    return list(seen.values())
 
 
 def fetch_stays(session: Session) -> dict[str, list[ShelterStay]]:
@@ -714,7 +770,7 @@ def record_hq_confirmation(session: Session, resident_id: str, status: str, meth
     if found is None:
         raise NotFound(f"resident {resident_id!r} is not in the newest snapshot (as of {snap.as_of})",
                        f"宛名番号 {resident_id} は台帳にありません")
-    current = current_hq_records(r for r in hq_records(session) if r.resident_id == resident_id).get(resident_id)
+    current = current_hq_records(_records_of(session, resident_id)).get(resident_id)
     if status == "withdrawn" and current is None:
         raise Conflict(f"resident {resident_id} has no HQ record to withdraw", "取り消す記録がありません")
     rec = HqConfirmation(resident_id=resident_id, status=status, method=method, note=note, by_user=by_name)
@@ -734,12 +790,22 @@ def record_hq_confirmation(session: Session, resident_id: str, status: str, meth
     return rec
 
 
-def hq_history(session: Session, resident_id: str) -> list[HqConfirmation]:
-    """Every HQ record of one resident, oldest first (withdrawn ones included)."""
+def _records_of(session: Session, resident_id: str) -> list[HqRecord]:
+    """One resident's HQ records, this laptop's and pulled ones (ids counted once)."""
     from sqlmodel import select as sm_select
 
-    return list(session.exec(sm_select(HqConfirmation).where(HqConfirmation.resident_id == resident_id)
-                             .order_by(HqConfirmation.at, HqConfirmation.id)))  # type: ignore[arg-type]
+    local = [HqRecord(r.resident_id, r.status, r.at, r.method, r.note, r.by_user, r.id)
+             for r in session.exec(sm_select(HqConfirmation).where(HqConfirmation.resident_id == resident_id))]
+    seen: dict[str, HqRecord] = {}
+    for r in (*local, *remote_hq_records(session, resident_id)):
+        seen.setdefault(r.id, r)
+    return list(seen.values())
+
+
+def hq_history(session: Session, resident_id: str) -> list[HqRecord]:
+    """Every HQ record of one resident — typed here, on another laptop or at the hub — oldest first
+    (withdrawn ones included), in the replay's order (at, record id)."""
+    return sorted(_records_of(session, resident_id), key=lambda r: (_aware(r.at) or _EPOCH, r.id))
 
 
 # --- export -------------------------------------------------------------------------------

@@ -28,6 +28,14 @@ short id is about n²/2³¹ — 0.0005 % for 100 laptops, 0.05 % for 1,000. The 
 epoch are stored with every certificate (and travel with its sync event), so the hub can always
 tell two such numbers apart.
 
+Voids and reissues done at the hub (HQ's certificate desk, app.hub_certificates) reach the laptop
+that issued the certificate as hub notices in `remote_event` (`certificate.voided` /
+`certificate.reissued`, device "hub", keyed by number). They are shown on top of the laptop's own
+rows (`CertificateView`, `hub_actions`): status, reason, reissue count and history say what the hub
+did, and a certificate the hub voided is never printed or reissued here. The laptop's own rows are
+not rewritten for it (its `CertificateEvent`s stay append-only and its own); the number keeps its
+meaning — the same 整理番号 the laptop allocated, whichever desk voided or reissued it.
+
 The household comes from the newest registry snapshot (世帯番号 → members); the applicant must be
 tied to the registry by a match decision (auto or confirmed by staff) or by the desk checking an
 ID in person, and the certificate records which. People the registry does not know get the
@@ -37,13 +45,15 @@ manual path: the household as declared, marked 手動 in the database, on screen
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, text as sql_text, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from app.formats.certificate_pdf import (
@@ -82,6 +92,7 @@ __all__ = [
     "CertificateFilter", "Household", "parse_kind", "parse_damage", "parse_members", "short_device_id",
     "allocate_number", "household", "registry_link", "issue", "issue_manual", "list_certificates",
     "get_certificate", "history", "reissue", "void", "pdf", "issuer_from_env", "folded_characters",
+    "HubAction", "CertificateView", "hub_actions",
     "CERTIFY_RISAI", "CERTIFY_HISAI", "birth_text", "local_date", "printable", "wareki",
     # shared with the hub's desk (app.hub_certificates): one rule set, one renderer
     "kind_and_damage", "clean_text", "order_household", "identity_for", "refuse_restricted", "refuse_duplicate",
@@ -315,8 +326,8 @@ def household(session: Session, resident_id: str) -> Household:
     same = [Certificate.resident_id.in_([m.resident_id for m in members])]  # type: ignore[attr-defined]
     if applicant.household_id:
         same.append(Certificate.household_id == applicant.household_id)
-    issued = list(session.exec(select(Certificate).where(Certificate.manual == False, or_(*same))  # noqa: E712
-                               .order_by(Certificate.issued_at)))
+    issued = _with_hub(session, list(session.exec(select(Certificate).where(Certificate.manual == False, or_(*same))  # noqa: E712
+                                                  .order_by(Certificate.issued_at))))
     return Household(snap, applicant, head, head_found, members, registry_link(session, rid),
                      any(m.restricted for m in members), issued)
 
@@ -501,16 +512,19 @@ class CertificateFilter:
     manual: Optional[bool] = None
 
 
-def list_certificates(session: Session, f: CertificateFilter | None = None, *, limit: int = 500) -> list[Certificate]:
-    """Newest first."""
+def list_certificates(session: Session, f: CertificateFilter | None = None, *, limit: int = 500) -> list[Any]:
+    """Newest first; each as this laptop shows it (`CertificateView` when the hub voided or reissued it)."""
     f = f or CertificateFilter()
     q = select(Certificate)
     if f.kind:
         q = q.where(Certificate.kind == parse_kind(f.kind))
-    if f.status:
-        if f.status not in STATUS_JA:
-            raise InvalidInput(f"unknown status {f.status!r} (issued or void)", "状態が正しくありません", "status")
-        q = q.where(Certificate.status == f.status)
+    if f.status and f.status not in STATUS_JA:
+        raise InvalidInput(f"unknown status {f.status!r} (issued or void)", "状態が正しくありません", "status")
+    hub_void = sorted({a.number for acts in hub_actions(session).values() for a in acts if a.action == "void"})
+    if f.status == "void":
+        q = q.where(or_(Certificate.status == "void", Certificate.number.in_(hub_void)))  # type: ignore[attr-defined]
+    elif f.status == "issued":  # the hub's voids are left out below (a notice counts for its own device only)
+        q = q.where(Certificate.status == "issued")
     if f.manual is not None:
         q = q.where(Certificate.manual == f.manual)
     text = (f.q or "").strip()
@@ -519,10 +533,13 @@ def list_certificates(session: Session, f: CertificateFilter | None = None, *, l
         q = q.where(or_(Certificate.number.like(like), Certificate.head_name.like(like),  # type: ignore[attr-defined]
                         Certificate.head_address.like(like), Certificate.location.like(like),  # type: ignore[attr-defined]
                         Certificate.resident_id == text, Certificate.household_id == text))
-    return list(session.exec(q.order_by(Certificate.issued_at.desc(), Certificate.number.desc()).limit(limit)))  # type: ignore[attr-defined]
+    rows = _with_hub(session, list(session.exec(q.order_by(Certificate.issued_at.desc(),  # type: ignore[attr-defined]
+                                                           Certificate.number.desc()).limit(limit))))  # type: ignore[attr-defined]
+    return [c for c in rows if not f.status or c.status == f.status]
 
 
-def get_certificate(session: Session, number: str) -> Certificate:
+def _row(session: Session, number: str) -> Certificate:
+    """The laptop's own row (what reissue and void change)."""
     number = (number or "").strip().upper()
     cert = session.exec(select(Certificate).where(Certificate.number == number)).first()
     if cert is None:
@@ -530,9 +547,132 @@ def get_certificate(session: Session, number: str) -> Certificate:
     return cert
 
 
-def history(session: Session, number: str) -> list[CertificateEvent]:
-    return list(session.exec(select(CertificateEvent).where(CertificateEvent.number == number)
-                             .order_by(CertificateEvent.at, CertificateEvent.id)))
+def get_certificate(session: Session, number: str) -> Any:
+    """One certificate as this laptop shows it: the row, or a `CertificateView` of it when the hub
+    voided or reissued it (status, reason and count as the hub left them)."""
+    return _with_hub(session, [_row(session, number)])[0]
+
+
+# --- what the hub did to this laptop's certificates ---------------------------------------------------
+
+@dataclass(frozen=True)
+class HubAction:
+    """A void or reissue done at the hub's certificate desk, as pulled (a `remote_event` notice).
+    Has the attributes of a `CertificateEvent`, so the history lists both alike."""
+
+    number: str
+    action: str  # void | reissue
+    reason: str
+    by_user: str
+    at: datetime
+    reissue_count: int = 0
+    device_id: str = ""  # the laptop that issued the certificate, as the hub knows it
+    id: str = ""  # the notice's id
+    where: str = "hub"
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _parse_at(value: Any, fallback: Any) -> datetime:
+    for v in (value, fallback):
+        try:
+            return _aware(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
+        except (TypeError, ValueError):
+            continue
+    return datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+_HUB_ACTION = {"certificate.voided": "void", "certificate.reissued": "reissue"}
+
+
+def hub_actions(session: Session, numbers: Iterable[str] | None = None) -> dict[str, list[HubAction]]:
+    """number → the hub's voids and reissues of it, oldest first, from the pulled notices (only the
+    hub's own: device "hub"; a laptop's certificate events are other laptops' business)."""
+    sql = ("SELECT event_id, type, payload, recorded_at FROM remote_event WHERE device_id = 'hub' "
+           "AND type IN ('certificate.voided', 'certificate.reissued')")
+    wanted = None if numbers is None else {n for n in numbers if n}
+    if wanted is not None and not wanted:
+        return {}
+    try:
+        rows = session.execute(sql_text(sql + " ORDER BY hub_seq")).all()
+    except OperationalError:  # a database made before sync existed has no remote_event table
+        return {}
+    out: dict[str, list[HubAction]] = {}
+    for event_id, etype, payload, recorded_at in rows:
+        try:
+            p = json.loads(payload)
+        except ValueError:
+            continue
+        number = str(p.get("number") or "").strip().upper() if isinstance(p, dict) else ""
+        if not number or (wanted is not None and number not in wanted):
+            continue
+        by = str(p.get("by") or "")
+        count = p.get("reissue_count")
+        out.setdefault(number, []).append(HubAction(
+            number=number, action=_HUB_ACTION[etype], reason=str(p.get("reason") or ""),
+            by_user=f"本部 {by}".strip(), at=_parse_at(p.get("at"), recorded_at),
+            reissue_count=count if isinstance(count, int) else 0, device_id=str(p.get("device_id") or ""),
+            id=str(event_id)))
+    for acts in out.values():
+        acts.sort(key=lambda a: (a.at, a.id))
+    return out
+
+
+class CertificateView:
+    """A certificate as this laptop shows it: its own row with what the hub did on top.
+
+    Reads like the `Certificate` (every other attribute is the row's) but never changes it: the
+    hub's void makes ``status`` "void" with the hub's reason (a void done here first keeps its own
+    reason); a hub reissue raises ``reissue_count`` to the hub's count. ``hub_actions`` lists them.
+    """
+
+    def __init__(self, cert: Certificate, actions: list[HubAction]) -> None:
+        self._cert = cert
+        self.hub_actions = actions
+        voids = [a for a in actions if a.action == "void"]
+        self.hub_voided = bool(voids)
+        if cert.status == "issued" and voids:
+            self.status, self.void_reason = "void", voids[0].reason or "本部で無効化"
+        else:
+            self.status, self.void_reason = cert.status, cert.void_reason
+        self.reissue_count = max([cert.reissue_count, *(a.reissue_count for a in actions if a.action == "reissue")])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_cert":  # copy/pickle probe before __init__ ran
+            raise AttributeError(name)
+        return getattr(self._cert, name)
+
+    @property
+    def row(self) -> Certificate:
+        return self._cert
+
+
+def _with_hub(session: Session, rows: list[Certificate]) -> list[Any]:
+    """Each row, or its `CertificateView` when the hub voided or reissued it. A notice counts for a
+    row only when it names the device that issued the row (or names none): two laptops' numbers
+    can look alike (short ids may clash), their certificates never are the same."""
+    acts = hub_actions(session, [c.number for c in rows])
+    out: list[Any] = []
+    for c in rows:
+        mine = [a for a in acts.get(c.number, ()) if not a.device_id or not c.device_id or a.device_id == c.device_id]
+        out.append(CertificateView(c, mine) if mine else c)
+    return out
+
+
+def history(session: Session, number: str) -> list[Any]:
+    """The certificate's issue / reissue / void entries, this laptop's (`CertificateEvent`) and the
+    hub's (`HubAction`, by_user marked 本部), by time."""
+    local = list(session.exec(select(CertificateEvent).where(CertificateEvent.number == number)
+                              .order_by(CertificateEvent.at, CertificateEvent.id)))
+    cert = session.exec(select(Certificate).where(Certificate.number == number)).first()
+    dev = cert.device_id if cert is not None else ""
+    remote = [a for a in hub_actions(session, [number]).get(number, ())
+              if not a.device_id or not dev or a.device_id == dev]
+    if not remote:
+        return local  # type: ignore[return-value]
+    return sorted([*local, *remote], key=lambda e: (_aware(e.at), str(e.id)))
 
 
 def last_reissue_at(session: Session, number: str) -> Optional[datetime]:
@@ -544,12 +684,13 @@ def last_reissue_at(session: Session, number: str) -> Optional[datetime]:
 
 def reissue(session: Session, number: str, *, by: Any = "", reason: str = "", screen: str = "cli") -> Certificate:
     """Same number, same content, reissue counter +1, logged; a void certificate cannot be reissued."""
-    cert = get_certificate(session, number)
-    if cert.status != "issued":
-        raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {cert.void_reason})",
-                       f"証明書 {cert.number} は無効のため再発行できません（理由: {cert.void_reason}）")
+    cert = _row(session, number)
+    shown = _with_hub(session, [cert])[0]  # a void or reissue at the hub counts here too
+    if shown.status != "issued":
+        raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {shown.void_reason})",
+                       f"証明書 {cert.number} は無効のため再発行できません（理由: {shown.void_reason}）")
     reason = clean_text(reason, "reason", "再発行の理由", required=False)
-    cert.reissue_count += 1
+    cert.reissue_count = shown.reissue_count + 1  # counts on from the hub's reissues
     session.add(cert)
     session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
     session.flush()
@@ -565,10 +706,11 @@ def void(session: Session, number: str, reason: str, *, by: Any = "", screen: st
     if not reason:
         raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
     reason = clean_text(reason, "reason", "無効にする理由")
-    cert = get_certificate(session, number)
-    if cert.status == "void":
-        raise Conflict(f"certificate {cert.number} is already void (reason: {cert.void_reason})",
-                       f"証明書 {cert.number} はすでに無効です（理由: {cert.void_reason}）")
+    cert = _row(session, number)
+    shown = _with_hub(session, [cert])[0]
+    if shown.status == "void":
+        raise Conflict(f"certificate {cert.number} is already void (reason: {shown.void_reason})",
+                       f"証明書 {cert.number} はすでに無効です（理由: {shown.void_reason}）")
     cert.status = "void"
     cert.void_reason = reason
     now = utcnow()

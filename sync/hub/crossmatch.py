@@ -45,14 +45,13 @@ from matching.engine import Matcher, MatchResult
 from matching.person import stored_keys
 from matching.query import Query
 from matching.registry_index import RegistryIndex
-from sync.canonical import canonical_json, sha256_hex
 from sync.errors import HubConflict, HubNotFound
 from sync.events import LINKING_DECISIONS
 from sync.hub import audit, registry
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
-    _insert, bulk_insert, hub_cross_link, hub_crossmatch_job, hub_decision, hub_device, hub_evacuee, hub_lock,
-    hub_notice, hub_person_link, hub_review_item, municipality_names, new_row_id, next_hub_seq, set_tenant,
+    _insert, hub_cross_link, hub_crossmatch_job, hub_decision, hub_device, hub_evacuee, hub_lock,
+    hub_notice, hub_person_link, hub_review_item, insert_notices, municipality_names, new_row_id, set_tenant,
     tenant_codes, utcnow,
 )
 
@@ -418,26 +417,13 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
         for home, detail in sorted(disclosures, key=lambda x: x[0]):
             audit.record(conn, home, actor="hub:crossmatch", action="crossmatch.disclosed", detail=detail)
         set_tenant(conn, host)
-        _insert_notices(conn, host, notices, now)
+        insert_notices(conn, host, notices, now)
         if fresh:
             conn.execute(update(hub_crossmatch_job).where(
                 hub_crossmatch_job.c.municipality_code == host,
                 _in(conn, hub_crossmatch_job.c.evacuee_id, sorted(fresh)))
                 .values(status="done", updated_at=now))
     return res
-
-
-def _insert_notices(conn: Connection, host: str, notices: list[dict[str, Any]], now: datetime) -> None:
-    if not notices:
-        return
-    base = next_hub_seq(conn, host)
-    rows = []
-    for i, n in enumerate(notices):
-        payload = canonical_json(n["payload"])
-        rows.append(dict(municipality_code=host, notice_id=new_row_id(), hub_seq=base + i + 1, type=n["type"],
-                         evacuee_id=n["payload"].get("evacuee_id"), payload=payload,
-                         payload_sha256=sha256_hex(payload), created_at=now))
-    bulk_insert(conn, hub_notice, rows, on_conflict_nothing=False)
 
 
 def _linked_notice(home: str, names: Mapping[str, str], eid: str, decision: str, four: Mapping[str, str]) -> dict[str, Any]:
@@ -670,7 +656,7 @@ def resolve_review(engine: Engine, key: DataKey | None, home: str, item_id: str,
         for h, detail in disclosures:
             audit.record(conn, h, actor=by, action="crossmatch.disclosed", detail=detail)
         set_tenant(conn, host)
-        _insert_notices(conn, host, notices, now)
+        insert_notices(conn, host, notices, now)
         if decision == "rejected":  # another candidate may still be the one
             enqueue(conn, host, {eid: "rejected by home staff"}, now)
     return {"item_id": item_id, "decision": decision, "resident_id": rid}

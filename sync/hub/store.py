@@ -45,9 +45,10 @@ from sqlalchemy.engine import Connection, Engine
 from ulid import ULID
 
 from sync import crypto
-from sync.canonical import sha256_hex
+from sync.canonical import canonical_json, sha256_hex
 from sync.crypto import enrolment_message, enrolment_reply_message
 from sync.errors import AuthError, EnrollmentError, IngestError, TenantError
+from sync.events import EVACUEE_FORM_FIELDS
 
 #: tenant of a hub where no municipality was ever added (not a valid 団体コード: none starts with 00)
 IMPLICIT_TENANT = "000000"
@@ -1190,14 +1191,68 @@ def keep_statistics_fresh(engine: Engine, stored: int) -> None:
 
 
 # ---- feed for pulling other shelters' events ---------------------------------------------------------------
+#: health and contact items of an evacuee (様式第1号 ⑥–⑪ and the phone number) that the feed never
+#: forwards to *other* laptops — see :func:`pull_feed`
+FEED_PRIVATE_FIELDS: tuple[str, ...] = ("phone", *EVACUEE_FORM_FIELDS)
+#: event types whose payload may carry them (top level, or under ``changes`` for an edit)
+_REDACTED_TYPES = ("evacuee.registered", "evacuee.updated")
+
+
+def redact_for_feed(etype: str, payload: str, payload_sha256: str) -> tuple[str, str] | None:
+    """(payload, sha256) as another laptop may receive it, or ``None`` when nothing is left to send.
+
+    An ``evacuee.registered`` loses the keys of :data:`FEED_PRIVATE_FIELDS`; an ``evacuee.updated``
+    loses those changes, and is not sent at all when it changed nothing else.  A payload with nothing
+    to remove is returned byte for byte (same hash as the laptop that wrote it); a redacted one is
+    canonical JSON (sync.canonical) with its own SHA-256, which is what the laptop checks.
+    """
+    if etype not in _REDACTED_TYPES:
+        return payload, payload_sha256
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload, payload_sha256
+    if not isinstance(data, dict):
+        return payload, payload_sha256
+    changed = False
+    if etype == "evacuee.registered":
+        for k in FEED_PRIVATE_FIELDS:
+            if k in data:
+                del data[k]
+                changed = True
+    else:
+        changes = data.get("changes")
+        if isinstance(changes, dict):
+            kept = {k: v for k, v in changes.items() if k not in FEED_PRIVATE_FIELDS}
+            if len(kept) != len(changes):
+                if not kept:
+                    return None
+                data["changes"], changed = kept, True
+    if not changed:
+        return payload, payload_sha256
+    text_ = canonical_json(data)
+    return text_, sha256_hex(text_)
+
+
 def pull_feed(engine: Engine, device_id: str, after: int, limit: int = 500,
               municipality: str | None = None) -> dict[str, Any]:
     """The device's municipality's feed after ``after``: other devices' events and the hub's
     notices to that municipality, in feed order — nothing of another municipality, and no event
     about an evacuee the hub withholds (閲覧制限).
 
-    ``next`` advances past the requester's own (and withheld) events too, so a shelter whose
-    own events end the feed is not asked to page through them again.
+    **Health and contact items stay at the hub.**  Registrations and edits carry 様式第1号 items
+    ⑥–⑪ (国籍, 通称・特徴, 負傷・疾病 and its state, 居所, 連絡先) and the phone number; other laptops
+    have no use for them — what they read from their ``remote_event`` (the safety list's stays and
+    要配慮 ``care``, "already registered at …" by name, kana and birth date, cross-town notices,
+    HQ records, certificate notices) never includes them, and their 安否照会 desk does not answer
+    for people registered elsewhere (the hub's desk does, from its own tables, which keep
+    everything).  A laptop lost or stolen at one shelter should expose as little as possible of
+    the people at every other one, so :func:`redact_for_feed` removes them from what is served
+    here (an edit of only those items is not served at all); the payload is then re-hashed, since
+    the laptop verifies ``sha256(payload) == payload_sha256`` and keys nothing on the original hash.
+
+    ``next`` advances past the requester's own (and withheld or emptied) events too, so a shelter
+    whose own events end the feed is not asked to page through them again.
     """
     limit = max(1, min(int(limit), 2000))
     m = municipality or device_municipality(engine, device_id)
@@ -1235,8 +1290,12 @@ def pull_feed(engine: Engine, device_id: str, after: int, limit: int = 500,
             for r in conn.execute(q).mappings():
                 if r["evacuee_id"] in withheld:
                     continue
-                items.append((int(r["hub_seq"]), {k: r[k] for k in ("hub_seq",) + WIRE_KEYS}
-                              | {"shelter_name": r["shelter_name"] or r["device_name"]}))
+                served = redact_for_feed(r["type"], r["payload"], r["payload_sha256"])
+                if served is None:
+                    continue
+                wire = {k: r[k] for k in ("hub_seq",) + WIRE_KEYS}
+                wire["payload"], wire["payload_sha256"] = served
+                items.append((int(r["hub_seq"]), wire | {"shelter_name": r["shelter_name"] or r["device_name"]}))
         for r in no_rows:
             if int(r["hub_seq"]) <= last:
                 items.append((int(r["hub_seq"]), notice_wire(r)))
@@ -1250,6 +1309,30 @@ def notice_wire(r: Mapping[str, Any]) -> dict[str, Any]:
             "seq": int(r["hub_seq"]), "type": r["type"], "recorded_at": r["created_at"].isoformat()
             if isinstance(r["created_at"], datetime) else str(r["created_at"]), "payload": r["payload"],
             "payload_sha256": r["payload_sha256"], "shelter_name": None}
+
+
+def insert_notices(conn: Connection, municipality: str, notices: Sequence[Mapping[str, Any]],
+                   now: datetime | None = None) -> list[str]:
+    """Append hub-made feed entries for one municipality's laptops; returns their notice ids.
+
+    Each notice is ``{"type": …, "payload": {…}}`` (``evacuee_id`` taken from the payload when it
+    names one).  The payload is stored as canonical JSON with its SHA-256, exactly what the laptop
+    checks when it pulls.  The caller holds the tenant's lock (:func:`hub_lock`): notices share the
+    feed numbering with events (:func:`next_hub_seq`), which must commit in order.
+    """
+    if not notices:
+        return []
+    now = now or utcnow()
+    base = next_hub_seq(conn, municipality)
+    rows = []
+    for i, n in enumerate(notices):
+        payload = canonical_json(dict(n["payload"]))
+        eid = n["payload"].get("evacuee_id")
+        rows.append(dict(municipality_code=municipality, notice_id=new_row_id(), hub_seq=base + i + 1,
+                         type=str(n["type"])[:64], evacuee_id=eid if isinstance(eid, str) and eid else None,
+                         payload=payload, payload_sha256=sha256_hex(payload), created_at=now))
+    bulk_insert(conn, hub_notice, rows, on_conflict_nothing=False)
+    return [r["notice_id"] for r in rows]
 
 
 # ---- status -----------------------------------------------------------------------------------------------
