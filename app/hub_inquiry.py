@@ -20,6 +20,15 @@ Choices made here (they decide disclosures, so they are written down):
   held for that municipality (`hub_restricted`, keyed MACs), when another municipality found it
   to be one of its protected residents (`hub_cross_link.restricted`), or when such a link exists
   but the hub has no data key to check it with.
+- Identification uses, besides each registration as typed, the registry record of the resident
+  its active person link names (kanji name, reading, date of birth, address, from the
+  municipality's newest backup): rosters are often typed in kana, romaji, half-width or another
+  kanji, or without a date of birth. A detail agrees when it agrees with either source and rules
+  the person out when it contradicts every source that records it (`inquiry_rules.fit`). Without
+  the data key, or for a link to another municipality's resident, only the rows are used. The
+  backup is decrypted once per process and snapshot (`registry.open_records`' cache) and only the
+  linked residents' facts are worked out, once each (`linked_facts`): not the registry per inquiry.
+- An age typed at registration ("36歳") is read against the day of registration (`registered_at`).
 - Every request is logged, including one that only made the desk ask for more detail
   (`hub_inquiry.outcome` "ambiguous" with an empty answer text; audit action "inquiry_search").
 - The desk's answer never carries the real outcome: "answered" or "no_information" (or
@@ -29,6 +38,8 @@ Choices made here (they decide disclosures, so they are written down):
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping, Sequence
@@ -40,11 +51,12 @@ from app.services.errors import InvalidInput
 from app.services.inquiry_rules import (
     OUTCOME_JA, Consents, InquiryRequest, ItemSource, PersonFacts, answer_for, answer_text, birth_text, decide,
     disclosed_items, facts_from_birth, fit, item_values, location_text, log_detail, name_keys, parse_asked,
-    require_valid, search_detail,
+    require_valid, resident_facts, search_detail,
 )
 from matching.kana import to_katakana
 from sync.events import EVACUEE_FORM_FIELDS
-from sync.hub import audit, tenants
+from sync.errors import DataKeyError, RegistryError
+from sync.hub import audit, registry, tenants
 from sync.hub.apply import in_
 from sync.hub.registry import DataKey
 from sync.hub.store import (
@@ -71,29 +83,100 @@ def _str(v: Any) -> str:
 
 # --- one registration as the rules see it -------------------------------------------------------
 
+def _day(text: Any) -> date | None:
+    """The calendar day an ISO date or timestamp names, as written (the laptop's local day)."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(str(text)[:10])
+    except ValueError:
+        return None
+
+
 def row_facts(row: Mapping[str, Any]) -> PersonFacts:
-    """What a hub_evacuee row says that can identify its person."""
+    """What a hub_evacuee row says that can identify its person. A date of birth typed as an age
+    ("36歳") or a two-digit era year is read against the day of registration, not of the inquiry."""
     kana = _str(row["name_kana"])
     names = name_keys(_str(row["name"]), kana, to_katakana(kana))
-    day: date | None = None
-    if row["birth_date"]:
-        try:
-            day = date.fromisoformat(str(row["birth_date"])[:10])
-        except ValueError:
-            day = None
-    return facts_from_birth(names, _str(row["address"]), day=day, raw=_str(row["birth_date_raw"]))
+    return facts_from_birth(names, _str(row["address"]), day=_day(row["birth_date"]), raw=_str(row["birth_date_raw"]),
+                            today=_day(row["registered_at"]))
+
+
+# --- the linked resident's registry facts -----------------------------------------------------------
+
+#: (engine, municipality, snapshot id) → 宛名番号 → PersonFacts (None: not in that backup). A backup
+#: never changes once stored, so what was worked out from it holds for the life of the process; only
+#: the residents some evacuee is linked to are ever worked out (a few thousand, not the registry).
+_facts_cache: OrderedDict[tuple[int, str, str], dict[str, PersonFacts | None]] = OrderedDict()
+_facts_lock = threading.Lock()
+FACTS_CACHE = 4
+
+
+def _snapshot_facts(engine: Engine, m: str, snapshot_id: str) -> dict[str, PersonFacts | None]:
+    ck = (id(engine), m, snapshot_id)
+    with _facts_lock:
+        hit = _facts_cache.get(ck)
+        if hit is None:
+            hit = _facts_cache[ck] = {}
+            while len(_facts_cache) > FACTS_CACHE:
+                _facts_cache.popitem(last=False)
+        else:
+            _facts_cache.move_to_end(ck)
+        return hit
+
+
+def linked_facts(conn: Connection, m: str, key: DataKey | None) -> dict[str, PersonFacts]:
+    """evacuee id → the registry facts of the resident its active person link names, from m's newest
+    registry backup; {} without a data key or a backup (identification then uses the rows alone).
+
+    The backup is one sealed blob: `registry.open_records` decrypts it once per process and snapshot
+    (its own cache), and each linked resident's facts are worked out once (`_facts_cache`), so an
+    inquiry costs one read of the links and dictionary look-ups. Links to another municipality's
+    resident are not followed: this desk reads only its own municipality's registry."""
+    if key is None:
+        return {}
+    snap = registry.latest_snapshot(conn, m)  # (sets the tenant)
+    if snap is None:
+        return {}
+    links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
+        hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
+        (hub_person_link.c.resident_municipality.is_(None)) | (hub_person_link.c.resident_municipality == m))).all()
+    if not links:
+        return {}
+    cache = _snapshot_facts(conn.engine, m, snap.snapshot_id)
+    rec: registry.Records | None = None
+    out: dict[str, PersonFacts] = {}
+    for eid, rid in links:
+        rid = str(rid)
+        if rid not in cache:
+            if rec is None:
+                try:
+                    rec = registry.open_records(conn.engine, key, m, snap)
+                except (DataKeyError, RegistryError):
+                    return {}  # a backup this key cannot open: the rows alone, as without a key
+            cache[rid] = _record_facts(rec, rid, snap.as_of)
+        f = cache[rid]
+        if f is not None:
+            out[eid] = f
+    return out
+
+
+def _record_facts(rec: registry.Records, rid: str, as_of: str) -> PersonFacts | None:
+    row = rec.by_id(rid)
+    if row is None:
+        return None
+    d = rec.as_dict(row)
+    return resident_facts(
+        family=_str(d.get("family_name")), given=_str(d.get("given_name")), family_kana=_str(d.get("family_name_kana")),
+        given_kana=_str(d.get("given_name_kana")), alpha=_str(d.get("alpha_name")), birth_day=_day(d.get("birth_date")),
+        birth_raw=_str(d.get("birth_raw")), address=_str(d.get("address")), as_of=_day(as_of), gaiji=rec.gaiji)
 
 
 def row_values(row: Mapping[str, Any], shelter_name: str, destination: str) -> dict[int, str]:
     """Items ① … ⑪ of a hub_evacuee row (⑥–⑪ from `extra`, absent from older laptops' events)."""
     extra = _json(row["extra"]) or {}
     form = {f: _str(extra.get(f)) for f in EVACUEE_FORM_FIELDS}
-    day = None
-    if row["birth_date"]:
-        try:
-            day = date.fromisoformat(str(row["birth_date"])[:10])
-        except ValueError:
-            day = None
+    day = _day(row["birth_date"])
     return item_values(ItemSource(
         name=_str(row["name"]), kana=to_katakana(_str(row["name_kana"])),
         birth=birth_text(day, _str(row["birth_date_raw"])), sex=_str(row["sex"]), address=_str(row["address"]),
@@ -222,12 +305,14 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
     if not asked.names:
         return HubFound("none")
     set_tenant(conn, m)
+    linked = linked_facts(conn, m, key)
     fits: dict[str, str] = {}
     rows: dict[str, dict[str, Any]] = {}
     for r in conn.execute(select(*_ROW_COLS).where(hub_evacuee.c.municipality_code == m,
                                                    hub_evacuee.c.registered.is_(True))
                           .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings():
-        how = fit(asked, row_facts(r))
+        extra = linked.get(r["evacuee_id"])
+        how = fit(asked, row_facts(r), (extra,) if extra is not None else ())
         if how is not None:
             fits[r["evacuee_id"]] = how
             rows[r["evacuee_id"]] = dict(r)
@@ -394,4 +479,4 @@ def request_from(data: Mapping[str, Any]) -> InquiryRequest:
 
 
 __all__: Sequence[str] = ("DESK_OUTCOMES", "HubAnswer", "HubFound", "Person", "answer_inquiry", "find_person",
-                          "list_inquiries", "log_row", "request_from", "restricted_rows", "row_facts", "row_values")
+                          "linked_facts", "list_inquiries", "log_row", "request_from", "restricted_rows", "row_facts", "row_values")

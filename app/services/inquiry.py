@@ -23,7 +23,12 @@ Choices where the national rules leave it open (documented because they decide d
   still "review" and any of its candidates is flagged.
 - The person asked about must be identified, not guessed: the name (kanji, kana or romaji,
   compared with the matching engine's normalisation) must agree, nothing given may contradict
-  the record, and the date of birth or the address must positively agree. Two or more such
+  the record, and the date of birth or the address must positively agree. The record is the
+  registration as typed *and*, when the newest match decision links the evacuee to a resident
+  (auto / confirmed), that resident's entry in the newest snapshot: rosters are often typed in
+  kana or romaji, or without a date of birth, while the registry has the kanji name, the reading
+  and the date. A detail agrees when it agrees with either and rules the person out when it
+  contradicts every source that records it (`inquiry_rules.fit`). Two or more such
   people, or only people whose record cannot confirm the detail given, make the desk ask for
   more detail. Whether the desk is asked for more detail depends only on people who are *not*
   restricted, so the prompt itself reveals nothing about a protected person; if a restricted
@@ -48,14 +53,14 @@ from sqlmodel import Session, select
 from app.models import Evacuee, Inquiry, Resident, Shelter, StayEvent
 from app.services import audit
 from app.services.errors import InvalidInput, NotFound
-from app.services.evacuees import full_name, latest_decisions
+from app.services.evacuees import full_name, latest_decisions, newest_snapshot
 # the rules themselves are shared with the hub's desk (app.hub_inquiry); re-exported for the faces
 from app.services.inquiry_rules import (
     ALL_ITEMS, BASIC_ITEMS, CIRCLED, ID_PROOFS, ITEMS, MAX_LEN, NOT_RECORDED, OUTCOME_JA, RELATIONSHIPS, RULES,
     SCRIPT_ANSWERED_HEAD, SCRIPT_ANSWERED_TAIL, SCRIPT_NO_INFORMATION, Answer, Consents, InquiryRequest, ItemSource,
     Outcome, PersonFacts, Rule, address_relation, answer_for, answer_text, birth_relation, birth_text,
     check_request, decide, disclosable_items, disclosed_items, facts_from_birth, fit, location_text, log_detail,
-    name_agrees, name_keys, parse_asked, request_errors, require_valid, search_detail,
+    name_agrees, name_keys, parse_asked, request_errors, require_valid, resident_facts, search_detail,
 )
 from app.services.inquiry_rules import item_values as values_of
 from app.services.shelters import current_shelter
@@ -68,7 +73,7 @@ __all__ = [  # the shared rules, re-exported for the shelter's faces and tests
     "disclosable_items", "name_agrees", "request_errors",
     # the shelter's own
     "Found", "InquiryResult", "answer_inquiry", "disclosed", "evacuee_facts", "find_person", "get_inquiry",
-    "item_values", "list_inquiries", "restricted_evacuees",
+    "item_values", "linked_facts", "list_inquiries", "restricted_evacuees",
 ]
 
 # --- what the desk reads aloud ----------------------------------------------------------------
@@ -101,12 +106,39 @@ def disclosed(session: Session, ev: Evacuee, items: Iterable[int]) -> list[dict[
 # --- finding the person asked about ---------------------------------------------------------
 
 def evacuee_facts(ev: Evacuee) -> PersonFacts:
+    """What the registration as typed says. The year range of an age ("36歳") was worked out when it
+    was typed; a row without one is read from what was typed, against the day it was registered."""
     names = name_keys(ev.name_raw, f"{ev.family_name} {ev.given_name}", ev.name_kana, to_katakana(ev.name_kana_raw))
     day = ev.birth_date if ev.birth_kind == "day" else None
     if ev.birth_date is not None and day is None:  # a date kept without being a full day: its year still counts
         return PersonFacts(names, None, (ev.birth_date.year, ev.birth_date.year), ev.address or ev.address_raw)
-    return facts_from_birth(names, ev.address or ev.address_raw, day=day, year_min=ev.birth_year_min,
-                            year_max=ev.birth_year_max)
+    registered = ev.created_at.date() if ev.created_at is not None else None
+    return facts_from_birth(names, ev.address or ev.address_raw, day=day, raw=ev.birth_raw or "",
+                            year_min=ev.birth_year_min, year_max=ev.birth_year_max, today=registered)
+
+
+def linked_facts(session: Session, evacuee_ids: list[str] | None = None) -> dict[str, PersonFacts]:
+    """evacuee id → the registry facts of the resident its newest decision links it to (auto or
+    confirmed), as the newest snapshot records them; evacuees without such a link are absent.
+
+    Only the linked residents are read (by 宛名番号 within the newest snapshot), never the registry."""
+    snap = newest_snapshot(session)
+    if snap is None:
+        return {}
+    rid_of = {ev_id: d.resident_id for ev_id, d in latest_decisions(session, evacuee_ids).items()
+              if d.decision in ("auto", "confirmed") and d.resident_id}
+    if not rid_of:
+        return {}
+    rids = sorted(set(rid_of.values()))
+    facts: dict[str, PersonFacts] = {}
+    for i in range(0, len(rids), 500):  # well inside SQLite's limit on bound parameters
+        for r in session.exec(select(Resident).where(Resident.snapshot_id == snap.id,
+                                                     Resident.resident_id.in_(rids[i:i + 500]))):  # type: ignore[attr-defined]
+            facts[r.resident_id] = resident_facts(
+                family=r.family_name, given=r.given_name, family_kana=r.family_name_kana,
+                given_kana=r.given_name_kana, alpha=r.alpha_name, birth_day=r.birth_date, birth_raw=r.birth_raw,
+                address=r.address, as_of=snap.as_of, gaiji=snap.gaiji_map)
+    return {ev_id: facts[rid] for ev_id, rid in rid_of.items() if rid in facts}
 
 
 def restricted_evacuees(session: Session, evacuee_ids: list[str]) -> set[str]:
@@ -147,8 +179,10 @@ def find_person(session: Session, name: str, kana: str = "", birth: str = "", ad
     strong: list[str] = []
     weak: list[str] = []
     by_id: dict[str, Evacuee] = {}
+    linked = linked_facts(session)
     for ev in session.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)):
-        how = fit(asked, evacuee_facts(ev))
+        extra = linked.get(ev.id)
+        how = fit(asked, evacuee_facts(ev), (extra,) if extra is not None else ())
         if how is not None:
             (strong if how == "strong" else weak).append(ev.id)
             by_id[ev.id] = ev

@@ -21,6 +21,7 @@ from matching.dates import DateError, ParsedDate, parse_date
 from matching.kana import loose_key
 from matching.kanji import variant_key
 from matching.names import script_of, tokens
+from matching.text import apply_gaiji
 
 # --- the rule -------------------------------------------------------------------------------
 
@@ -250,11 +251,16 @@ class PersonFacts:
 
 
 def facts_from_birth(names: dict[str, set[str]], address: str, *, day: date | None = None, raw: str = "",
-                     year_min: int | None = None, year_max: int | None = None) -> PersonFacts:
-    """PersonFacts from a full date, or else a year range, or else the date as typed (和暦, 78歳 …)."""
+                     year_min: int | None = None, year_max: int | None = None,
+                     today: date | None = None) -> PersonFacts:
+    """PersonFacts from a full date, or else a year range, or else the date as typed (和暦, 78歳 …).
+
+    `today` is the day the date was typed (the registration's date): an age ("36歳") or a two-digit
+    era year means something only against that day. Read against the day of the inquiry, an age typed
+    months ago misses the birth year after a birthday and the person is wrongly "not found"."""
     if day is None and year_min is None and raw.strip():
         try:
-            pd = parse_date(raw)
+            pd = parse_date(raw, today=today)
         except DateError:
             pd = None
         if pd is not None and pd.kind == "day" and pd.value is not None:
@@ -315,12 +321,45 @@ def parse_asked(name: str, kana: str = "", birth: str = "", address: str = "") -
     return Asked(name_keys(name, kana), pd, town_key(address) if address.strip() else None)
 
 
-def fit(asked: Asked, f: PersonFacts) -> Literal["strong", "weak"] | None:
+def resident_facts(*, family: str, given: str, family_kana: str = "", given_kana: str = "", alpha: str = "",
+                   birth_day: date | None = None, birth_raw: str = "", address: str = "",
+                   as_of: date | None = None, gaiji: Mapping[str, str] | None = None) -> PersonFacts:
+    """PersonFacts of a registry record (住民基本台帳): its kanji name (gaiji resolved with the
+    municipality's map), its reading, its 英字氏名, its date of birth and its address.
+
+    Used as *further evidence* for an evacuee the laptop or the hub linked to this resident (see
+    `fit`): the roster often has the name in kana, romaji or another kanji, or no date of birth, while
+    the registry has all of them."""
+    kanji = f"{family} {given}".strip()
+    if gaiji:
+        kanji = apply_gaiji(kanji, gaiji)
+    names = name_keys(kanji, f"{family_kana} {given_kana}".strip(), alpha)
+    return facts_from_birth(names, address, day=birth_day, raw="" if birth_day else birth_raw, today=as_of)
+
+
+def _either(relations: Iterable[Relation]) -> Relation:
+    """One detail against several sources about the same person: it agrees when any source agrees;
+    it contradicts only when some source contradicts it and none agrees; else nothing is said."""
+    seen = set(relations)
+    return "agree" if "agree" in seen else ("differ" if "differ" in seen else "none")
+
+
+def fit(asked: Asked, f: PersonFacts, linked: Sequence[PersonFacts] = ()) -> Literal["strong", "weak"] | None:
     """"strong": the name agrees, nothing contradicts and birth or address positively agrees;
-    "weak": the name agrees and nothing contradicts, but nothing confirms; None: not this person."""
-    if not name_agrees(asked.names, f.names):
+    "weak": the name agrees and nothing contradicts, but nothing confirms; None: not this person.
+
+    `linked` are the registry facts of the resident the evacuee was linked to (an auto / confirmed
+    match decision; at the hub an active person link): further evidence about the same person. The
+    name agrees when it agrees with the registration as typed *or* with the linked record; a date of
+    birth or an address agrees when it agrees with either; a detail rules the person out when it
+    contradicts every source that records it (typed 1980 and registry 1970: asked 1970 still agrees,
+    asked 1990 rules out). The link is a decision someone (or the engine, confidently) made, so its
+    record is the same person's; an evacuee with no link is judged on what was typed only."""
+    sources = (f, *linked)
+    if not any(name_agrees(asked.names, s.names) for s in sources):
         return None
-    b, a = birth_relation(asked.birth, f), address_relation(asked.town, f)
+    b = _either(birth_relation(asked.birth, s) for s in sources)
+    a = _either(address_relation(asked.town, s) for s in sources)
     if "differ" in (b, a):
         return None
     return "strong" if "agree" in (b, a) else "weak"

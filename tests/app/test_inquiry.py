@@ -248,3 +248,104 @@ def test_item_7_identifying_information_reaches_an_acquaintance(shelter) -> None
         assert item_values(s, ev)[7] == "旧姓 佐々木、眼鏡"
         told = {d["no"] if "no" in d else d.get("number"): d for d in disclosed(s, ev, [1, 7, 8])}
         assert any("旧姓 佐々木、眼鏡" in str(v) for v in told.values())
+
+
+# --- the linked resident's registry record as further evidence -------------------------------------
+
+def test_a_linked_evacuee_is_found_by_the_registry_name_and_birth(shelter) -> None:  # type: ignore[no-untyped-def]
+    """Typed in katakana without a date of birth, linked by staff to 1008 佐々木 健二 (S55.2.20): the
+    inquirer's kanji name and date of birth are the registry's, and find him; unlinked, nothing does."""
+    from app.services.reconcile import staff_decide
+    from app.services.roster import EvacueeInput, register
+
+    _sh, engine = shelter
+    with Session(engine, expire_on_commit=False) as s:
+        ev = register(s, EvacueeInput(name="", name_kana="ササキ ケンジ", sex="男"), by="佐藤")
+        s.commit()
+        assert find_person(s, "佐々木 健二", "", "S55.2.20").kind == "none"  # not linked: the typed kana alone
+        staff_decide(s, ev.id, "confirmed", "1008", by="佐藤")
+        s.commit()
+        f = find_person(s, "佐々木 健二", "", "S55.2.20")
+        assert f.kind == "one" and f.evacuee is not None and f.evacuee.id == ev.id
+        assert find_person(s, "佐々木 健二", "", "", "気仙町").evacuee.id == ev.id  # type: ignore[union-attr]
+        assert find_person(s, "", "ささき けんじ", "1980-02-20").evacuee.id == ev.id  # type: ignore[union-attr]
+        # a detail that contradicts the record still rules him out, and so does another reading
+        assert find_person(s, "佐々木 健二", "", "S55.2.21").kind == "none"
+        assert find_person(s, "佐々木 健二", "", "", "大船渡市盛町").kind == "none"
+        assert find_person(s, "佐々木 健二", "ササキ ケンゾウ", "S55.2.20").kind == "none"
+        res = answer_inquiry(s, req(sought_name="佐々木 健二", sought_birth="1980/2/20"), user="窓口", screen="t")
+        s.commit()
+        assert res.inquiry is not None and res.inquiry.outcome == "answered" and res.inquiry.evacuee_id == ev.id
+        # the link withdrawn (staff rejected the candidate): the typed kana alone again
+        staff_decide(s, ev.id, "rejected", "1008", by="佐藤")
+        s.commit()
+        assert find_person(s, "佐々木 健二", "", "S55.2.20").kind == "none"
+
+
+def test_only_auto_or_confirmed_links_count_and_either_source_may_agree(shelter) -> None:  # type: ignore[no-untyped-def]
+    from app.models import MatchDecision
+    from app.services.reconcile import staff_decide
+    from app.services.roster import EvacueeInput, register
+
+    _sh, engine = shelter
+    with Session(engine, expire_on_commit=False) as s:
+        sho = register(s, EvacueeInput(name_kana="タカハシ ショウ", name="", address=""), by="佐藤")
+        s.add(MatchDecision(evacuee_id=sho.id, resident_id=None, decision="review",
+                            candidates=[{"resident_id": "1003", "score": 0.7}]))
+        s.commit()
+        assert find_person(s, "髙橋 翔", "", "2005-04-05").kind == "none"  # a pending review is no link
+        s.add(MatchDecision(evacuee_id=sho.id, resident_id="1003", decision="auto"))
+        s.commit()
+        assert find_person(s, "髙橋 翔", "", "2005-04-05").evacuee.id == sho.id  # type: ignore[union-attr]
+
+        # typed with a wrong day (S55.2.3) and linked to 1007 (S55.2.2): either date is his
+        ken = register(s, EvacueeInput(name="佐々木 健", birth_date="S55.2.3", address="気仙町3"), by="佐藤")
+        staff_decide(s, ken.id, "confirmed", "1007", by="佐藤")
+        s.commit()
+        for day in ("S55.2.2", "S55.2.3"):
+            assert find_person(s, "佐々木 健", "", day).evacuee.id == ken.id  # type: ignore[union-attr]
+        assert find_person(s, "佐々木 健", "", "S55.2.4").kind == "none"  # contradicts both: not him
+
+
+def test_a_linked_protected_resident_stays_protected(shelter) -> None:  # type: ignore[no-untyped-def]
+    """Typed in romaji, linked to 1004 山﨑 花 (閲覧制限): now found by the registry name, and never disclosed."""
+    from app.services.reconcile import staff_decide
+    from app.services.roster import EvacueeInput, register
+
+    sh, engine = shelter
+    with Session(engine, expire_on_commit=False) as s:
+        ev = register(s, EvacueeInput(name="YAMAZAKI HANA", consent_relatives=True), by="佐藤")
+        staff_decide(s, ev.id, "confirmed", "1004", by="佐藤")
+        s.commit()
+        f = find_person(s, "山崎 花", "", "H11.12.31")
+        assert f.kind == "restricted" and set(f.restricted) == {sh.evacuee_ids["hana"], ev.id}
+        res = answer_inquiry(s, req(sought_name="山崎 花", sought_birth="1999-12-31"), user="窓口", screen="t")
+        s.commit()
+        assert res.inquiry is not None and res.inquiry.outcome == "restricted" and res.inquiry.items_disclosed == []
+
+
+def test_an_age_is_read_against_the_day_of_registration(shelter) -> None:  # type: ignore[no-untyped-def]
+    """"36歳" typed two years ago means born two years earlier than "36歳" typed today. The shelter
+    keeps the year range worked out at registration; a row without one reads the age against created_at."""
+    from datetime import date, datetime, timezone
+
+    from app.services.inquiry import evacuee_facts
+    from app.services.roster import EvacueeInput, parse_evacuee, register
+
+    _sh, engine = shelter
+    then = datetime(date.today().year - 2, 1, 10, 9, 0, tzinfo=timezone.utc)
+    born = then.year - 37  # 36 on 10 January: born in the year 37 years before, after 10 January
+    with Session(engine, expire_on_commit=False) as s:
+        kept = register(s, EvacueeInput(name="岩手 次郎", birth_date="36歳", address="大船渡市盛町7"), by="佐藤")
+        parsed, _ = parse_evacuee(EvacueeInput(name="岩手 次郎", birth_date="36歳"), today=then)
+        kept.birth_year_min, kept.birth_year_max, kept.created_at = parsed["birth_year_min"], parsed["birth_year_max"], then
+        bare = register(s, EvacueeInput(name="岩手 三郎", birth_date="36歳", address="大船渡市盛町8"), by="佐藤")
+        bare.birth_year_min = bare.birth_year_max = None  # as a row written without the range
+        bare.created_at = then
+        s.add_all([kept, bare])
+        s.commit()
+        assert evacuee_facts(bare).year_range == (born, born + 1)
+        for ev in (kept, bare):
+            name = f"{ev.family_name} {ev.given_name}"
+            assert find_person(s, name, "", f"{born}-06-01").evacuee.id == ev.id  # type: ignore[union-attr]
+            assert find_person(s, name, "", f"{born + 2}-06-01").kind == "none"  # today's reading of 36歳

@@ -375,3 +375,90 @@ def test_a_protected_resident_of_another_town_is_not_disclosed_by_the_host(world
         r = ask(w["http"], w["b"].hq_token, "その他", sought_name=f"{p['氏']} {p['名']}", sought_birth=p["生年月日"])
         assert r.json()["outcome"] == outcome, (p, r.json())
     assert [x["outcome"] for x in inquiry_rows(w["engine"], B)] == ["answered", "restricted"]
+
+
+# --- the linked resident's registry record as further evidence ---------------------------------------
+
+def test_a_linked_registration_is_found_by_the_registry_record(world) -> None:  # noqa: ANN001
+    """Typed in katakana without a date of birth (as rosters often are), linked by the laptop's staff to
+    a resident: the inquirer's kanji name and date of birth are the registry's, and find them through
+    the hub's person link and the municipality's backup; the same typing without a link finds nobody."""
+    from app.services.reconcile import staff_decide
+
+    w = world
+    linked, unlinked, hidden = residents(w["a"], 1, skip=120)[0], residents(w["a"], 1, skip=121)[0], \
+        residents(w["a"], 1, restricted=True)[0]
+    ids = {}
+    with w["s1"].session() as s:
+        for tag, p in (("linked", linked), ("unlinked", unlinked), ("hidden", hidden)):
+            ev = register(s, typed_input(p, name="", name_kana=f"{p['氏カナ']} {p['名カナ']}", birth_date="", address="",
+                                         consent_relatives=True), by="受付", shelter_code=SHELTER_A)
+            ids[tag] = ev.id
+            if tag != "unlinked":
+                staff_decide(s, ev.id, "confirmed", p["宛名番号"], by="受付")
+        s.commit()
+    sync(w["s1"], w["http"])
+
+    def answer(p: dict[str, str], birth: str | None = None, **more: str) -> dict[str, Any]:
+        r = ask(w["http"], w["desk"], sought_name=f"{p['氏']} {p['名']}", sought_birth=birth or p["生年月日"], **more)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    doc = answer(linked)
+    assert doc["outcome"] == "answered", doc
+    vals = {i["no"]: i["value"] for i in doc["items"]}
+    assert vals[2] == f"{linked['氏カナ']} {linked['名カナ']}" and vals[10] == SHELTER_A  # the registration's items
+    assert answer(linked, sought_kana=f"{linked['氏カナ']}{linked['名カナ']}")["outcome"] == "answered"
+    assert answer(unlinked)["outcome"] == "no_information"
+    # a detail that contradicts the record rules the person out, whatever the link
+    y, mo, d = (int(x) for x in linked["生年月日"].replace("/", "-").split("-"))
+    assert answer(linked, f"{y + 1}-{mo}-{d}")["outcome"] == "no_information"
+    assert answer(linked, sought_kana="アアア イイイ")["outcome"] == "no_information"
+    # found through the link, a protected resident is still never disclosed
+    doc = answer(hidden)
+    assert (doc["outcome"], doc["items"], doc["needs_detail"]) == ("no_information", [], False)
+
+    log = inquiry_rows_json(w)[::-1]  # oldest first
+    assert [r["outcome"] for r in log] == ["answered", "answered", "not_found", "not_found", "not_found", "restricted"]
+    assert {r["evacuee_id"] for r in log if r["outcome"] == "answered"} == {ids["linked"]}
+
+    # without the data key the backup cannot be read: the registration as typed only (not found)
+    req = InquiryRequest(inquirer_name="双葉 太郎", inquirer_address="加須市", id_proof="運転免許証",
+                         relationship="同居の親族", sought_name=f"{linked['氏']} {linked['名']}",
+                         sought_birth=linked["生年月日"])
+    assert hub_inquiry.answer_inquiry(w["engine"], None, A, req, by="窓口", actor="test").outcome == "not_found"
+    assert hub_inquiry.answer_inquiry(w["engine"], w["key"], A, req, by="窓口", actor="test").outcome == "answered"
+
+    # the laptop withdraws the link (staff reject the candidate): the kana alone again, at the hub too
+    with w["s1"].session() as s:
+        staff_decide(s, ids["linked"], "rejected", linked["宛名番号"], by="受付")
+        s.commit()
+    sync(w["s1"], w["http"])
+    assert answer(linked)["outcome"] == "no_information"
+
+
+def inquiry_rows_json(w: dict[str, Any]) -> list[dict[str, Any]]:
+    return hq(w["http"], w["a"].hq_token, "GET", "/v1/hq/inquiries?limit=1000").json()["inquiries"]
+
+
+def test_an_age_is_read_against_the_day_of_registration(world) -> None:  # noqa: ANN001
+    """"36歳" typed on a registration two years ago: the birth year is the one it meant then."""
+    from datetime import date
+
+    w = world
+    year = date.today().year - 2
+    born = year - 37  # 36 on 10 January: born in the year 37 years earlier, after 10 January
+    row = {"name": "古川 健", "name_kana": "", "address": "", "birth_date": None, "birth_date_raw": "36歳",
+           "registered_at": f"{year}-01-10T09:00:00+09:00"}
+    assert hub_inquiry.row_facts(row).year_range == (born, born + 1)
+    payload = canonical_json({"evacuee_id": "01AGEAGEAGE000000000000000", "shelter_code": "OLD", "name": "古川 健",
+                              "birth_date_raw": "36歳", "registered_at": f"{year}-01-10T09:00:00+09:00",
+                              "address": "福島県双葉郡双葉町大字両竹9", "v": 1, "care": {},
+                              "consents": {"relatives": True}})
+    store.ingest(w["engine"], "O" * 26, [{
+        "event_id": "01AGEEVENT0000000000000000", "device_id": "O" * 26, "epoch": 1, "seq": 1,
+        "type": "evacuee.registered", "recorded_at": f"{year}-01-10T00:00:00+00:00", "payload": payload,
+        "payload_sha256": sha256_hex(payload)}], municipality=A)
+    assert ask(w["http"], w["desk"], sought_name="古川 健", sought_birth=f"{born}-06-01").json()["outcome"] == "answered"
+    assert ask(w["http"], w["desk"], sought_name="古川 健",
+               sought_birth=f"{born + 2}-06-01").json()["outcome"] == "no_information"  # today's reading of 36歳
