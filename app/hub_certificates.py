@@ -39,9 +39,11 @@ registry does not know take the manual path (手動, marked on paper and in the 
 
 **閲覧制限 (DV等支援措置)** — the shelter's rule, kept at the hub: a household with a flagged member
 is issued, reissued and printed only by ``hq`` or ``admin`` users (the paper carries its address);
-a ``desk`` user is refused (403) and sees such certificates in lists and details with the address
-and location masked (（閲覧制限）).  Voiding discloses nothing and stays open to the desk.  The flag
-comes from the newest registry backup (and is remembered on certificates the hub issued).
+a ``desk`` user is refused (403) and sees such certificates in lists and details with the address,
+location, issuing shelter and device and identity note masked (（閲覧制限）), and the list's text
+search never matches their address.  Voiding discloses nothing and stays open to the desk.  The flag
+is the hub's one rule (`sync.hub.restricted`, see `restricted_numbers`): any backup of the
+municipality, fail-closed without the data key (and remembered on certificates the hub issued).
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ from app.services import certificates as certs
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sync import crypto
 from sync.errors import DataKeyError, RegistryError
-from sync.hub import audit, registry, store
+from sync.hub import audit, registry, restricted, store
 from sync.hub.apply import certificate_doc
 from sync.hub.registry import DataKey
 from sync.hub.store import (
@@ -111,23 +113,33 @@ class HubCertificate:
         return _dt(at[-1]) if at else None
 
     def as_dict(self, *, reveal_restricted: bool = True, with_history: bool = False) -> dict[str, Any]:
+        """The certificate for a JSON answer. A 閲覧制限 one, for a caller who may not see it, masks
+        whatever tells where the household is or was found: the address and location, the shelter
+        and device that issued it, and the identity note (which names another town's shelter when
+        the applicant was matched there); history entries lose their device id."""
         hide = self.restricted and not reveal_restricted
+
+        def masked(value: Any) -> Any:
+            return (MASKED if value else value) if hide else value
+
         out = {
             "number": self.number, "kind": self.kind, "kind_ja": certs.KIND_JA.get(self.kind, self.kind),
             "status": self.status, "status_ja": certs.STATUS_JA.get(self.status, self.status),
-            "origin": self.origin, "device_id": self.device_id, "shelter_name": self.shelter_name,
+            "origin": self.origin, "device_id": None if hide else self.device_id,
+            "shelter_name": masked(self.shelter_name),
             "resident_id": self.resident_id, "household_id": self.household_id, "head_name": self.head_name,
-            "head_address": MASKED if hide and self.head_address else self.head_address,
-            "cause": self.cause, "location": MASKED if hide and self.location else self.location,
+            "head_address": masked(self.head_address),
+            "cause": self.cause, "location": masked(self.location),
             "damage": self.damage, "damage_ja": certs.DAMAGE_JA.get(self.damage, ""), "members": self.members,
             "manual": self.manual, "manual_reason": self.manual_reason, "identity": self.identity,
-            "identity_ja": certs.IDENTITY_JA.get(self.identity, self.identity), "identity_note": self.identity_note,
+            "identity_ja": certs.IDENTITY_JA.get(self.identity, self.identity),
+            "identity_note": masked(self.identity_note),
             "issued_at": self.issued_at.isoformat(timespec="seconds"), "issued_by": self.issued_by,
             "reissue_count": self.reissue_count, "void_reason": self.void_reason, "voided_at": self.voided_at,
             "content_known": self.content_known, "restricted": self.restricted,
         }
         if with_history:
-            out["history"] = [dict(h) for h in self.history]
+            out["history"] = [{k: v for k, v in h.items() if not (hide and k == "device_id")} for h in self.history]
         return out
 
 
@@ -185,29 +197,38 @@ def _records(engine: Engine, key: DataKey, m: str) -> registry.Records:
     return registry.open_records(engine, key, m, snap)
 
 
-@dataclass
-class RestrictedIndex:
-    residents: set[str]
-    households: set[str]
+def restricted_numbers(engine: Engine, key: Optional[DataKey], m: str, certificates: Iterable["HubCertificate"]) -> set[str]:
+    """Numbers of the certificates whose household is under 閲覧制限, by the hub's one rule
+    (`sync.hub.restricted.protected_residents`): the flag the hub remembered when it issued it, or
+    the applicant or a member flagged in *any* backup of the municipality, or the household (世帯番号,
+    in the newest backup) holding a member flagged in any backup. Laptops' sealed content carries
+    no flag, so this is how theirs are known. Without the data key, a municipality whose backups flag
+    anyone has every registry-based certificate treated as restricted (fail closed); the manual path
+    (no 宛名番号) is not tied to the registry."""
+    certificates = list(certificates)
+    out = {c.number for c in certificates if c.restricted}
+    tied = [c for c in certificates if c.number not in out and not c.manual
+            and (c.resident_id or c.household_id or any(x.get("resident_id") for x in c.members))]
+    if not tied:
+        return out
+    records: Optional[registry.Records] = None
+    if key is not None:
+        try:
+            records = _records(engine, key, m)
+        except RegistryError:
+            records = None
+    members: dict[str, list[str]] = restricted.household_index(records)[1] if records is not None else {}
 
-    def covers(self, resident_id: str, household_id: str, members: Iterable[dict[str, Any]]) -> bool:
-        return bool((resident_id and resident_id in self.residents)
-                    or (household_id and household_id in self.households)
-                    or any(str(x.get("resident_id") or "") in self.residents for x in members))
+    def rids(c: HubCertificate) -> set[str]:
+        own = {c.resident_id} | {str(x.get("resident_id") or "") for x in c.members}
+        return {r for r in own | set(members.get(c.household_id, ())) if r}
 
-
-def _restricted_index(engine: Engine, key: Optional[DataKey], m: str) -> RestrictedIndex:
-    """閲覧制限 residents and their households in the newest backup (empty without a key or backup)."""
-    if key is None:
-        return RestrictedIndex(set(), set())
-    try:
-        rec = _records(engine, key, m)
-    except RegistryError:
-        return RestrictedIndex(set(), set())
-    rids = registry.rows_restricted(rec)
-    hi, ri = rec.fields.index("household_id"), rec.fields.index("resident_id")
-    households = {str(r[hi]) for r in rec.rows if str(r[ri]) in rids and r[hi]}
-    return RestrictedIndex(rids, households)
+    with engine.connect() as conn:
+        set_tenant(conn, m)
+        if key is None:
+            return out | ({c.number for c in tied} if restricted.holds_flags(conn, m) else set())
+        flagged = restricted.protected_residents(conn, m, key, {r for c in tied for r in rids(c)})
+    return out | {c.number for c in tied if rids(c) & flagged}
 
 
 @dataclass
@@ -240,8 +261,11 @@ def household(engine: Engine, key: Optional[DataKey], municipality: Optional[str
     else:
         members = [applicant]
     head, head_found, members = certs.order_household(applicant, members)
-    return HubHousehold(rec.snapshot_id, rec.as_of, applicant, head, head_found, members,
-                        any(bool(x.restricted) for x in members))
+    flagged = any(bool(x.restricted) for x in members)
+    if not flagged:  # flagged in an older backup counts too (the hub's one rule)
+        with engine.connect() as conn:
+            flagged = bool(restricted.protected_residents(conn, m, key, {str(x.resident_id) for x in members}))
+    return HubHousehold(rec.snapshot_id, rec.as_of, applicant, head, head_found, members, flagged)
 
 
 def _link(conn: Connection, m: str, rid: str) -> tuple[Optional[str], Optional[str], str]:
@@ -277,8 +301,7 @@ class _Reader:
     the device's key), names their shelters, applies the 閲覧制限 index."""
 
     def __init__(self, engine: Engine, key: Optional[DataKey], m: str) -> None:
-        self.engine, self.m = engine, m
-        self.index = _restricted_index(engine, key, m)
+        self.engine, self.key, self.m = engine, key, m
         self._identity: Any = None
         with engine.connect() as conn:
             set_tenant(conn, m)
@@ -323,9 +346,16 @@ class _Reader:
             reissue_count=int(c.get("reissue_count") or 0), void_reason=row["void_reason"] or "",
             voided_at=row["voided_at"], device_id=row["device_id"],
             shelter_name=self.devices.get(row["device_id"] or "", (None, None))[1], content_known=known,
-            history=list(doc.get("history") or []))
-        cert.restricted = bool(c.get("restricted")) or self.index.covers(cert.resident_id, cert.household_id, members)
+            history=list(doc.get("history") or []), restricted=c.get("restricted") is True)
         return cert
+
+    def build_all(self, rows: Iterable[Any]) -> list[HubCertificate]:
+        """The certificates of these rows, each with its 閲覧制限 flag (`restricted_numbers`)."""
+        out = [self.build(r) for r in rows]
+        flagged = restricted_numbers(self.engine, self.key, self.m, out)
+        for c in out:
+            c.restricted = c.number in flagged
+        return out
 
 
 def _row(conn: Connection, m: str, number: str) -> Any:
@@ -450,8 +480,13 @@ def parse_members(value: Any) -> list[dict[str, Any]]:
 # ---- reading -----------------------------------------------------------------------------------------
 def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Optional[str], *, kind: str = "",
                       status: str = "", resident: str = "", q: str = "", manual: Optional[bool] = None,
-                      origin: str = "", limit: int = 500, by: Any = "hub") -> list[HubCertificate]:
-    """The municipality's certificates, the laptops' and the hub's, newest first (audited)."""
+                      origin: str = "", limit: int = 500, by: Any = "hub",
+                      reveal_restricted: bool = True) -> list[HubCertificate]:
+    """The municipality's certificates, the laptops' and the hub's, newest first (audited).
+
+    ``q`` matches the number, the head's name, a 宛名番号 / 世帯番号 — and the address and location
+    only of certificates the caller may see in full: for a caller without `reveal_restricted` a
+    閲覧制限 certificate's address is never matched (the answer would tell where the household is)."""
     m = _municipality(engine, municipality)
     if kind:
         kind = certs.parse_kind(kind)
@@ -469,7 +504,7 @@ def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Opti
         if status:
             query = query.where(hub_certificate.c.status == ("issued" if status == "issued" else "voided"))
         rows = conn.execute(query).mappings().all()
-    out = [reader.build(r) for r in rows]
+    out = reader.build_all(rows)
     resident = (resident or "").strip()
     if resident:
         out = [c for c in out if resident in (c.resident_id, c.household_id)
@@ -477,8 +512,9 @@ def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Opti
     text = (q or "").strip()
     if text:
         up = text.upper()
-        out = [c for c in out if up in c.number or text in c.head_name or text in c.head_address
-               or text in c.location or text in (c.resident_id, c.household_id)]
+        out = [c for c in out if up in c.number or text in c.head_name
+               or ((reveal_restricted or not c.restricted) and (text in c.head_address or text in c.location))
+               or text in (c.resident_id, c.household_id)]
     if manual is not None:
         out = [c for c in out if c.manual == manual]
     if origin:
@@ -501,7 +537,7 @@ def get(engine: Engine, key: Optional[DataKey], municipality: Optional[str], num
         row = _row(conn, m, number)
     if row is None:
         raise _not_found(number)
-    cert = _Reader(engine, key, m).build(row)
+    cert = _Reader(engine, key, m).build_all([row])[0]
     if by is not None:
         with engine.begin() as conn:
             audit.record(conn, m, actor=actor_of(by), action="certificate.viewed", detail={"number": number})

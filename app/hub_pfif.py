@@ -18,11 +18,15 @@ rows differ: here they are the municipality's hub tables.
   `rejected` without a user when the engine withdraws a proposal); the newest row per (sought
   person, target) is the link's state, so every decision can be undone by another row.
 - **閲覧制限 (DV等支援措置)**: a sought-person file is exactly how an abuser could look for a
-  victim. A resident flagged in any of the municipality's registry backups (compared as keyed
-  MACs, `hub_restricted`), or living in a registry household with one, and an evacuee the hub
-  withholds, linked (or proposed) to such a resident, registered together with one, or found to be
-  one by another town, is never shown as a link target except to an admin; deciding on such a
-  link answers "not found" like a link that does not exist.
+  victim. Who is protected is the hub's one rule (`sync.hub.restricted`) with its publication
+  widening: a resident flagged in any of the municipality's registry backups (keyed MACs,
+  `hub_restricted`), or living in a registry household with one; an evacuee protected by the rule
+  (withheld, care flag, linked or proposed to a flagged resident of this or another town, found
+  protected by another town, or another registration of the same person is), registered together
+  with one (household key), or linked to a resident of such a household. Such a target is never
+  shown as a link — nor counted in an import's answer — except to an admin; deciding on such a
+  link answers "not found" like a link that does not exist. Without the data key, a municipality
+  whose backups flag anyone protects every resident and every evacuee linked to one.
 - **Export** (`export_pfif`): evacuees registered at the municipality's shelters who consented to
   publication (様式第1号 ⑭, `consents.public` True) and are not protected as above, as PFIF 1.4
   persons with a `believed_alive` note per stay, plus a note on each sought person staff confirmed
@@ -51,14 +55,13 @@ from app.services.errors import InvalidInput
 from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, TARGET_KINDS, ImportResult
 from matching.dates import DateError, parse_date
 from sync.errors import DataKeyError, HubConflict, HubNotFound
-from sync.hub import audit, crossmatch, registry
+from sync.hub import audit, crossmatch, registry, restricted
 from sync.hub.apply import in_
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
-    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_lock, hub_person_link, hub_restricted, hub_sought_link,
-    hub_sought_person, hub_stay, new_row_id, resolve_municipality, set_tenant, utcnow,
+    hub_device, hub_evacuee, hub_lock, hub_person_link, hub_sought_link, hub_sought_person, hub_stay, new_row_id,
+    resolve_municipality, set_tenant, utcnow,
 )
-from sync.hub.tenants import homes_for_host
 
 SUGGESTED = "suggested"
 SHOWN = (SUGGESTED, "confirmed")  # a link whose newest row is one of these is current
@@ -214,71 +217,30 @@ def _registry(engine: Engine, key: DataKey | None, m: str) -> _Registry:
 
 @dataclass
 class Guard:
-    """Who must never leave HQ's internal view (閲覧制限): over-protecting is the safe error."""
+    """Who must never leave HQ's internal view (閲覧制限), by the hub's one rule for publication
+    (`sync.hub.restricted.protected_for_publication` / `household_protected_residents`): over-
+    protecting is the safe error. Resident targets are worked out when the guard is made."""
 
     m: str
     reg: _Registry
-    macs: set[str] = field(default_factory=set)  # restricted 宛名番号 of every backup, as keyed MACs
-    households: set[str] = field(default_factory=set)  # registry households with a restricted member
+    residents: set[str] = field(default_factory=set)  # protected among the residents asked about
     evacuees: set[str] = field(default_factory=set)
 
     def resident(self, resident_id: str) -> bool:
-        if self.reg.key is None:
-            return self.reg.snapshot is not None  # a backup we cannot read: nobody in it is shown
-        if self.reg.key.mac(f"{self.m}:{resident_id}") in self.macs:
-            return True
-        if self.reg.records is not None:
-            row = self.reg.records.by_id(resident_id)
-            if row is not None:
-                hh = self.reg.records.as_dict(row).get("household_id")
-                return bool(hh) and hh in self.households
-        return False
+        return resident_id in self.residents
 
     def target(self, kind: str, target_id: str) -> bool:
         return self.resident(target_id) if kind == "resident" else target_id in self.evacuees
 
 
-def _guard(conn: Connection, m: str, reg: _Registry) -> Guard:
+def _guard(conn: Connection, m: str, reg: _Registry, residents: Iterable[str] = ()) -> Guard:
+    """The guard for municipality m: every protected evacuee, and which of `residents` are protected.
+    Without the data key, a municipality whose backups flag anyone protects every resident and every
+    evacuee linked to one (fail closed)."""
+    evacuees = restricted.protected_for_publication(conn, m, reg.key, reg.records)
+    res = restricted.household_protected_residents(conn, m, reg.key, reg.records, residents)
     set_tenant(conn, m)
-    g = Guard(m, reg, macs={r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
-        hub_restricted.c.municipality_code == m)).all()})
-    if reg.records is not None:
-        d = {name: i for i, name in enumerate(reg.records.fields)}
-        g.households = {r[d["household_id"]] for r in reg.records.rows if r[d["restricted"]] and r[d["household_id"]]}
-    evs = conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.withheld, hub_evacuee.c.care,
-                              hub_evacuee.c.household_key).where(hub_evacuee.c.municipality_code == m)).all()
-    flagged = set()
-    for eid, withheld, care, _hk in evs:
-        try:
-            care_d = json.loads(care or "{}")
-        except ValueError:
-            care_d = {}
-        if withheld or (isinstance(care_d, dict) and care_d.get("restricted") is True):
-            flagged.add(eid)
-    # linked, or proposed for review, to a protected resident of this municipality
-    latest: dict[str, Any] = {}
-    for r in conn.execute(select(hub_decision.c.evacuee_id, hub_decision.c.decision, hub_decision.c.resident_id,
-                                 hub_decision.c.resident_municipality).where(hub_decision.c.municipality_code == m)
-                          .order_by(hub_decision.c.at, hub_decision.c.decision_id)).all():
-        latest[r[0]] = r
-    for eid, r in latest.items():
-        if r[1] in ("auto", "confirmed", "review") and r[2] and r[3] in (None, "", m) and g.resident(str(r[2])):
-            flagged.add(eid)
-    for eid, rid in _resident_links(conn, m).items():
-        if g.resident(rid):
-            flagged.add(eid)
-    # another town found them to be one of its 閲覧制限 residents (the home's view of our evacuee)
-    for home in homes_for_host(conn, m, active_only=False):
-        set_tenant(conn, home)
-        flagged.update(r[0] for r in conn.execute(select(hub_cross_link.c.evacuee_id).where(
-            hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == m,
-            hub_cross_link.c.restricted.is_(True))).all())
-    set_tenant(conn, m)
-    # whoever registered together with a protected person (the household key typed at intake)
-    keys = {hk for eid, _w, _c, hk in evs if eid in flagged and hk}
-    flagged.update(eid for eid, _w, _c, hk in evs if hk and hk in keys)
-    g.evacuees = flagged
-    return g
+    return Guard(m, reg, res, evacuees)
 
 
 # ---- import -----------------------------------------------------------------------------------
@@ -288,7 +250,7 @@ def _registry_engine(engine: Engine, key: DataKey | None, m: str) -> crossmatch.
 
 
 def import_file(engine: Engine, key: DataKey | None, municipality: str | None, path: Path, *, by: str,
-                csv_domain: str | None = None, link: bool = True) -> ImportResult:
+                csv_domain: str | None = None, link: bool = True, reveal_restricted: bool = False) -> ImportResult:
     """`import_pfif` of a file on disk (refused above MAX_FILE_BYTES before it is read)."""
     path = Path(path)
     try:
@@ -299,20 +261,27 @@ def import_file(engine: Engine, key: DataKey | None, municipality: str | None, p
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}", f"ファイルを読めません: {path.name}", "file") from None
-    return import_pfif(engine, key, municipality, data, path.name, by=by, csv_domain=csv_domain, link=link)
+    return import_pfif(engine, key, municipality, data, path.name, by=by, csv_domain=csv_domain, link=link,
+                       reveal_restricted=reveal_restricted)
 
 
 def import_pfif(engine: Engine, key: DataKey | None, municipality: str | None, data: bytes, file_name: str, *,
-                by: str, csv_domain: str | None = None, link: bool = True) -> ImportResult:
+                by: str, csv_domain: str | None = None, link: bool = True,
+                reveal_restricted: bool = False) -> ImportResult:
     """Load a PFIF XML or Person Finder CSV file (told apart by content) into one municipality's
     sought people and link them. All or nothing: a file with any problem raises PfifError (naming
-    file, line and field) before anything is stored. Audited as `pfif.imported`."""
+    file, line and field) before anything is stored. Audited as `pfif.imported`.
+
+    `linked_auto` / `linked_review` count only the links the caller may see: a link to a 閲覧制限
+    target counts only when `reveal_restricted` (admins) — a count would tell that the file's
+    person was found among the protected."""
     if len(data) > MAX_FILE_BYTES:
         raise InvalidInput(f"{file_name} is {len(data):,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
                            "ファイルが大きすぎます (100MBまで)", "file")
     doc = parse_pfif(data, file_name, csv_domain=csv_domain)
     m = _municipality(engine, municipality)
     hx = _registry_engine(engine, key, m) if link else None
+    reg = _registry(engine, key, m) if link and not reveal_restricted else None
     notes = doc.all_notes()
     res = ImportResult(file_name, doc.version, len(doc.persons), len(notes),
                        warnings=[str(w) for w in doc.warnings], warnings_ja=[w.ja() for w in doc.warnings])
@@ -332,6 +301,9 @@ def import_pfif(engine: Engine, key: DataKey | None, municipality: str | None, d
             changed = set(res.sought_ids)
             res.link_rows = _link(conn, m, [s for s in rows.values() if s.sought_id in changed and not s.stub], hx, now)
             latest = _latest(_link_rows(conn, m, res.file_ids))
+            if reg is not None:  # what the caller may not see is not counted either
+                guard = _guard(conn, m, reg, {t for (_s, k, t) in latest if k == "resident"})
+                latest = {p: r for p, r in latest.items() if not guard.target(p[1], p[2])}
             counts = Counter(_level(r) for r in latest.values() if r["decision"] == SUGGESTED)
             res.linked_auto, res.linked_review = counts["auto"], counts["review"]
         audit.record(conn, m, actor=by, action="pfif.imported", detail={
@@ -542,7 +514,7 @@ def sought_list(engine: Engine, key: DataKey | None, municipality: str | None, *
                 str(s.record.get(k) or "") for k in ("full_name", "given_name", "family_name", "alternate_names",
                                                      "person_record_id", "home_city")).lower()]
         latest = _latest(_link_rows(conn, m, [s.sought_id for s in persons]))
-        guard = _guard(conn, m, reg)
+        guard = _guard(conn, m, reg, {t for (_s, k, t) in latest if k == "resident"})
         evacuees = _evacuee_views(conn, m, sorted({t for (_s, k, t) in latest if k == "evacuee"}))
     views = {s.sought_id: _sought_view(s, now) for s in persons}
     for (sid, kind, tid), row in latest.items():
@@ -593,7 +565,8 @@ def decide_link(engine: Engine, key: DataKey | None, municipality: str | None, s
         rows = [r for r in _link_rows(conn, m, [sought_id])
                 if r["target_kind"] == target_kind and r["target_id"] == target_id]
         if not person or person[0].stub or not rows or (not reveal_restricted
-                                                          and _guard(conn, m, reg).target(target_kind, target_id)):
+                                                          and _guard(conn, m, reg, [target_id] if target_kind == "resident" else ())
+                                                          .target(target_kind, target_id)):
             raise HubNotFound("not found")
         last = rows[-1]
         at = _after(last["at"], utcnow())

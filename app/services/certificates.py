@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import or_, text as sql_text, update
+from sqlalchemy import and_, or_, text as sql_text, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
@@ -510,6 +510,10 @@ class CertificateFilter:
     kind: str = ""  # risai | hisai | "" (both)
     status: str = ""  # issued | void | "" (both)
     manual: Optional[bool] = None
+    #: the caller may see 閲覧制限 households (the "restricted" permission). Without it, `q` never
+    #: matches the address or location of a certificate whose applicant or household is flagged in
+    #: any snapshot: a hit would tell where the household is (an address oracle). Fail-closed default.
+    reveal_restricted: bool = False
 
 
 def list_certificates(session: Session, f: CertificateFilter | None = None, *, limit: int = 500) -> list[Any]:
@@ -530,9 +534,16 @@ def list_certificates(session: Session, f: CertificateFilter | None = None, *, l
     text = (f.q or "").strip()
     if text:
         like = f"%{text}%"
+        where = or_(Certificate.head_address.like(like), Certificate.location.like(like))  # type: ignore[attr-defined]
+        if not f.reveal_restricted:
+            flagged = select(Resident.resident_id).where(Resident.restricted == True)  # noqa: E712
+            flagged_hh = select(Resident.household_id).where(Resident.restricted == True,  # noqa: E712
+                                                             Resident.household_id.is_not(None),  # type: ignore[union-attr]
+                                                             Resident.household_id != "")
+            where = and_(where, Certificate.resident_id.not_in(flagged),  # type: ignore[attr-defined]
+                         Certificate.household_id.not_in(flagged_hh))  # type: ignore[attr-defined]
         q = q.where(or_(Certificate.number.like(like), Certificate.head_name.like(like),  # type: ignore[attr-defined]
-                        Certificate.head_address.like(like), Certificate.location.like(like),  # type: ignore[attr-defined]
-                        Certificate.resident_id == text, Certificate.household_id == text))
+                        where, Certificate.resident_id == text, Certificate.household_id == text))
     rows = _with_hub(session, list(session.exec(q.order_by(Certificate.issued_at.desc(),  # type: ignore[attr-defined]
                                                            Certificate.number.desc()).limit(limit))))  # type: ignore[attr-defined]
     return [c for c in rows if not f.status or c.status == f.status]

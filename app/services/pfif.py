@@ -130,12 +130,14 @@ def _source(record_id: str) -> str:
 
 
 def import_pfif(session: Session, path: Path, *, by_user: Any, screen: str = "cli: anpi pfif import",
-                csv_domain: str | None = None, link: bool = True) -> ImportResult:
+                csv_domain: str | None = None, link: bool = True, reveal_restricted: bool = False) -> ImportResult:
     """Load a PFIF XML or Person Finder CSV file (told apart by content) and link its persons.
 
     All or nothing: a file with any problem raises PfifError (a FileFormatError naming file, line and
     field) before anything is stored. Commits the session. `by_user`: a name or a Staff-like object
-    (the audit log records its id and role too).
+    (the audit log records its id and role too). `linked_auto` / `linked_review` count only the links
+    the caller may see: a link to a 閲覧制限 target counts only when `reveal_restricted` (a role with
+    the "restricted" permission) — the count would tell that the person was found among the protected.
     """
     path = Path(path)
     try:
@@ -156,7 +158,11 @@ def import_pfif(session: Session, path: Path, *, by_user: Any, screen: str = "cl
             persons = [session.get(SoughtPerson, sid) for sid in result.sought_ids]
             result.link_rows = len(link_sought(session, [p for p in persons if p is not None], registry=registry))
             current = current_links(session, result.file_ids)
-            counts = Counter(lk.decision for links in current.values() for lk in links)
+            shown = [lk for links in current.values() for lk in links]
+            if not reveal_restricted:
+                hidden = _protected(session, {(lk.target_kind, lk.target_id) for lk in shown})
+                shown = [lk for lk in shown if (lk.target_kind, lk.target_id) not in hidden]
+            counts = Counter(lk.decision for lk in shown)
             result.linked_auto, result.linked_review = counts["auto"], counts["review"]
         audit.record(session, by_user, "pfif_import", screen, [f"sought:{sid}" for sid in result.sought_ids], {
             "file": path.name, "version": result.version, "persons": result.persons, "notes": result.notes,

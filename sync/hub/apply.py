@@ -109,15 +109,22 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
 
 
 def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
-    """Evacuees a shelter marks 閲覧制限 (``restricted`` on a registration, edit or decision)
-    are withheld from every other shelter's feed from now on (sticky)."""
+    """Evacuees 閲覧制限 are withheld from every other shelter's feed from now on (sticky): those a
+    shelter marks (``restricted`` on a registration, edit or decision) and, by the hub's one rule
+    (:mod:`sync.hub.restricted`), every evacuee this batch touched that is protected — linked or
+    pending review to a resident flagged in any backup of their town (this one or another), found
+    protected by another town, damaged care flags — with the other registrations of the same person.
+    Without the data key a link into a town that holds flagged residents withholds (fail closed)."""
+    from sync.hub import registry
+    from sync.hub.restricted import protected_evacuees
+
     ids = set()
-    linked: dict[str, str] = {}  # evacuee -> 宛名番号 of this municipality, from linking decisions
+    touched: set[str] = set()
     for e in events:
         d = e.data
-        if e.type == "match.decided" and d.get("decision") in LINKING_DECISIONS and d.get("resident_id") \
-                and d.get("municipality_code") in (None, "", m) and d.get("evacuee_id"):
-            linked[str(d["evacuee_id"])] = str(d["resident_id"])
+        if d.get("evacuee_id") and e.type in ("evacuee.registered", "evacuee.updated", "match.decided",
+                                              "consent.changed"):
+            touched.add(str(d["evacuee_id"]))
         changes = d.get("changes") if isinstance(d.get("changes"), dict) else {}
         flag = d.get("restricted") is True or (isinstance(changes.get("restricted"), dict)
                                                and changes["restricted"].get("new") is True)
@@ -126,31 +133,17 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
             flag = True
         if flag and d.get("evacuee_id"):
             ids.add(str(d["evacuee_id"]))
-    if linked:
-        ids |= _linked_to_restricted(conn, m, linked)
     if ids:
         mark_withheld(conn, m, ids)
-
-
-def _linked_to_restricted(conn: Connection, m: str, linked: dict[str, str]) -> set[str]:
-    """Evacuees just linked to a resident flagged 閲覧制限 in one of the municipality's registry
-    backups at the hub (compared as keyed MACs; needs the hub data key)."""
-    from sync.hub import registry
-    from sync.hub.store import hub_restricted
-
-    key = registry.data_key_of(conn.engine)
-    if key is None:
-        return set()
-    macs = {key.mac(f"{m}:{rid}"): eid for eid, rid in linked.items()}
-    hit = {r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
-        hub_restricted.c.municipality_code == m, in_(conn, hub_restricted.c.rid_mac, sorted(macs)))).all()}
-    return {macs[x] for x in hit}
+    if touched:
+        more = protected_evacuees(conn, m, registry.data_key_of(conn.engine), touched, whole_person=True)
+        mark_withheld(conn, m, more - ids)
 
 
 def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str]) -> None:
     ids = sorted(set(evacuee_ids))
     if ids:
-        conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m,
+        conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
                                                in_(conn, hub_evacuee.c.evacuee_id, ids)).values(withheld=True))
 
 

@@ -12,7 +12,9 @@
 
 Bad input answers 422 ``{"error": "invalid_input", "field", "detail", "detail_ja"}``; a number of
 another municipality answers 404 exactly like one that does not exist.  閲覧制限 households: only
-hq/admin issue, reissue or print (403 for desk users), and desk users see their address masked.
+hq/admin issue, reissue or print (403 for desk users); desk users see their address, location,
+issuing shelter/device and identity note masked, and ``q`` never matches their address.  A PDF the
+hub cannot draw for want of the Japanese font answers 503 ``{"error": "font_missing"}``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 
 from app import hub_certificates as hc
+from app.formats.fonts import FontMissing
 from app.services.errors import AnpiError, Conflict, Forbidden, InvalidInput, NotFound
 from sync.hub.hq import HqCaller
 
@@ -81,6 +84,9 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
                 out = fn(user)
             except AnpiError as exc:
                 return error_answer(exc)
+            except FontMissing as exc:  # the hub cannot write PDFs until the font is installed
+                return JSONResponse({"error": "font_missing", "detail": str(exc),
+                                     "detail_ja": "日本語フォントが見つからないため、PDFを作成できません"}, status_code=503)
             return out if isinstance(out, Response) else JSONResponse(out, status_code=status_code)
         return await caller.call(request, guarded, perm="desk")
 
@@ -121,7 +127,8 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
                       origin: str = "", limit: int = 500) -> Response:
         def fn(u: Any) -> dict[str, Any]:
             rows = hc.list_certificates(engine, data_key(), u.municipality_code, kind=kind, status=status,
-                                        resident=resident, q=q, origin=origin, limit=limit, by=u)
+                                        resident=resident, q=q, origin=origin, limit=limit, by=u,
+                                        reveal_restricted=u.can("hq"))
             return {"certificates": [view(u, c) for c in rows], "count": len(rows)}
         return await call(request, fn)
 

@@ -3,8 +3,9 @@
 Routes (``Authorization: Bearer <token>`` of a hub user; everything is the caller's municipality):
 
 - ``POST /v1/hq/pfif/import?name=FILE&csv_domain=…``  body = the PFIF XML or Person Finder CSV
-  file's bytes (perm desk) → the import's counts; a file we refuse stores nothing and answers 422
-  with every problem (file, line, field)
+  file's bytes (perm desk) → the import's counts (``linked_auto`` / ``linked_review`` count only
+  links the caller may see: 閲覧制限 targets only for an admin); a file we refuse stores nothing and
+  answers 422 with every problem (file, line, field)
 - ``GET  /v1/hq/pfif/sought?q=…&only=linked|open&include_expired=1``  sought people with their
   current links (perm desk; audited as a look at personal data). 閲覧制限 residents and withheld
   evacuees are never link targets here except for an admin
@@ -64,7 +65,8 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         def fn(u: HqUser) -> Any:
             try:
                 res = hub_pfif.import_pfif(engine, data_key(), u.municipality_code, raw, _safe_name(name),
-                                           by=f"hq:{u.name}", csv_domain=csv_domain or None)
+                                           by=f"hq:{u.name}", csv_domain=csv_domain or None,
+                                           reveal_restricted=u.role == "admin")
             except (FileFormatError, AnpiError) as exc:
                 return _bad(exc)
             return {**res.as_dict(), "sought_ids": res.sought_ids}
