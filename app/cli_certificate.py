@@ -141,7 +141,8 @@ def list_cmd(
     from app.services import audit, certificates
 
     with _session(ctx) as s:
-        rows = certificates.list_certificates(s, certificates.CertificateFilter(q=q, kind=kind, status=status))
+        rows = certificates.list_certificates(s, certificates.CertificateFilter(
+            q=q, kind=kind, status=status, reveal_restricted=True))  # the operator holds the database itself
         audit.record(s, by or _default_user(), "view", "cli certificate list",
                      [f"certificate:{c.number}" for c in rows], {"q": q, "kind": kind, "status": status})
         s.commit()

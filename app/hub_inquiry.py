@@ -56,11 +56,12 @@ from app.services.inquiry_rules import (
 from matching.kana import to_katakana
 from sync.events import EVACUEE_FORM_FIELDS
 from sync.errors import DataKeyError, RegistryError
-from sync.hub import audit, registry, tenants
+from sync.hub import audit, registry
 from sync.hub.apply import in_
 from sync.hub.registry import DataKey
+from sync.hub.restricted import protected_evacuees
 from sync.hub.store import (
-    hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_inquiry, hub_person_link, hub_restricted, hub_stay,
+    hub_device, hub_evacuee, hub_inquiry, hub_person_link, hub_stay,
     new_row_id, resolve_municipality, set_tenant, utcnow,
 )
 
@@ -187,78 +188,6 @@ def row_values(row: Mapping[str, Any], shelter_name: str, destination: str) -> d
         contact=form["contact"] or _str(row["phone"])))
 
 
-# --- 閲覧制限 -----------------------------------------------------------------------------------
-
-def _flagged_residents(conn: Connection, m: str, key: DataKey | None,
-                       wanted: dict[str, set[tuple[str, str]]]) -> set[str]:
-    """Evacuees whose (municipality, 宛名番号) is flagged in that municipality's backups; all of them
-    when there is no data key to check with (fail closed)."""
-    if not wanted:
-        return set()
-    if key is None:
-        return set(wanted)
-    by_town: dict[str, dict[str, set[str]]] = {}  # town → mac → evacuees
-    for eid, pairs in wanted.items():
-        for town, rid in pairs:
-            by_town.setdefault(town, {}).setdefault(key.mac(f"{town}:{rid}"), set()).add(eid)
-    out: set[str] = set()
-    try:
-        for town, macs in sorted(by_town.items()):
-            set_tenant(conn, town)  # another town's 宛名番号 is checked against that town's backups
-            hit = {r[0] for r in conn.execute(select(hub_restricted.c.rid_mac).where(
-                hub_restricted.c.municipality_code == town, in_(conn, hub_restricted.c.rid_mac, sorted(macs)))).all()}
-            for mac in hit:
-                out |= macs[mac]
-    finally:
-        set_tenant(conn, m)
-    return out
-
-
-def _cross_town_restricted(conn: Connection, m: str, ids: list[str]) -> set[str]:
-    """Evacuees at m's shelters that another municipality found to be one of its protected residents."""
-    out: set[str] = set()
-    try:
-        for home in tenants.homes_for_host(conn, m, active_only=False):
-            set_tenant(conn, home)
-            out |= {r[0] for r in conn.execute(select(hub_cross_link.c.evacuee_id).where(
-                hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == m,
-                hub_cross_link.c.restricted.is_(True), in_(conn, hub_cross_link.c.evacuee_id, ids))).all()}
-    finally:
-        set_tenant(conn, m)
-    return out
-
-
-def restricted_rows(conn: Connection, m: str, key: DataKey | None, rows: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """Which of these hub_evacuee rows are 閲覧制限 (fail-closed, see the module notes)."""
-    ids = sorted(rows)
-    if not ids:
-        return set()
-    out = set()
-    for eid, r in rows.items():
-        care = _json(r["care"])
-        if r["withheld"] or care is None or (isinstance(care, dict) and care.get("restricted") is True) \
-                or not isinstance(care, dict):
-            out.add(eid)
-    wanted: dict[str, set[tuple[str, str]]] = {}
-    for eid, rid, town in conn.execute(select(
-            hub_person_link.c.evacuee_id, hub_person_link.c.resident_id, hub_person_link.c.resident_municipality)
-            .where(hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-                   in_(conn, hub_person_link.c.evacuee_id, ids))).all():
-        wanted.setdefault(eid, set()).add((town or m, str(rid)))
-    newest: dict[str, Any] = {}
-    for d in conn.execute(select(hub_decision.c.evacuee_id, hub_decision.c.decision, hub_decision.c.resident_id,
-                                 hub_decision.c.resident_municipality, hub_decision.c.at, hub_decision.c.decision_id)
-                          .where(hub_decision.c.municipality_code == m, in_(conn, hub_decision.c.evacuee_id, ids))
-                          .order_by(hub_decision.c.at, hub_decision.c.decision_id)).all():
-        newest[d.evacuee_id] = d
-    for eid, d in newest.items():  # a pending review naming a protected candidate protects too
-        if d.decision == "review" and d.resident_id:
-            wanted.setdefault(eid, set()).add((d.resident_municipality or m, str(d.resident_id)))
-    out |= _flagged_residents(conn, m, key, wanted)
-    out |= _cross_town_restricted(conn, m, ids)
-    return out
-
-
 # --- finding the person ---------------------------------------------------------------------------
 
 _ROW_COLS = [hub_evacuee.c[n] for n in (
@@ -338,7 +267,8 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
     people: dict[str, Person] = {}
     for eid, r in rows.items():
         people.setdefault(pkey.get(eid, f"evacuee:{eid}"), Person(pkey.get(eid, f"evacuee:{eid}"))).rows.append(r)
-    flagged_rows = restricted_rows(conn, m, key, rows)
+    # 閲覧制限: the hub's one rule (sync/hub/restricted.py), a person's registrations together
+    flagged_rows = protected_evacuees(conn, m, key, rows.keys(), whole_person=True) & set(rows)
     strong = [p.key for p in people.values() if any(fits.get(i) == "strong" for i in p.ids())]
     weak = [p.key for p in people.values() if p.key not in strong and any(fits.get(i) == "weak" for i in p.ids())]
     flagged = {p.key for p in people.values() if set(p.ids()) & flagged_rows}
@@ -479,4 +409,4 @@ def request_from(data: Mapping[str, Any]) -> InquiryRequest:
 
 
 __all__: Sequence[str] = ("DESK_OUTCOMES", "HubAnswer", "HubFound", "Person", "answer_inquiry", "find_person",
-                          "linked_facts", "list_inquiries", "log_row", "request_from", "restricted_rows", "row_facts", "row_values")
+                          "linked_facts", "list_inquiries", "log_row", "request_from", "row_facts", "row_values")

@@ -41,7 +41,8 @@ def certificate_list(request: Request, q: str = "", kind: str = "", status: str 
                      session: Session = Depends(db)) -> HTMLResponse:
     error = ""
     f = certs.CertificateFilter(q=q.strip(), kind=kind if kind in KIND_CHOICES else "",
-                                status=status if status in STATUS_CHOICES else "")
+                                status=status if status in STATUS_CHOICES else "",
+                                reveal_restricted=user.can("restricted"))
     rows = certs.list_certificates(session, f)
     audit_view(session, request, user, "search" if f.q else "view", [f"certificate:{c.number}" for c in rows],
                {"q": f.q, "kind": f.kind, "status": f.status, "count": len(rows)})

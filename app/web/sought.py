@@ -62,7 +62,8 @@ def sought_import(request: Request, file: UploadFile = File(...), user: CurrentU
             ctx["error"] = "ファイルが大きすぎます (100MBまで)"
             return _page(request, session, user, ctx, status_code=413)
         try:
-            ctx["result"] = pfif.import_pfif(session, path, by_user=user, screen=screen(request))
+            ctx["result"] = pfif.import_pfif(session, path, by_user=user, screen=screen(request),
+                                             reveal_restricted=user.can("restricted"))
         except FileFormatError as exc:
             session.rollback()
             ctx["error"] = "ファイルを読み取れません。何も取り込んでいません。"
