@@ -65,6 +65,7 @@ from sync import crypto
 from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, registry, restricted, store
 from sync.hub.apply import certificate_doc
+from sync.hub.hq import parse_time
 from sync.hub.registry import DataKey
 from sync.hub.store import (
     hub_certificate, hub_counter, hub_cross_link, hub_decision, hub_device, hub_lock, hub_person_link,
@@ -144,14 +145,8 @@ class HubCertificate:
 
 
 def _dt(text: Any) -> datetime:
-    if isinstance(text, datetime):
-        dt = text
-    else:
-        try:
-            dt = datetime.fromisoformat(str(text or "").replace("Z", "+00:00"))
-        except ValueError:
-            dt = datetime(1970, 1, 1)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    """A stored time, or the epoch when there is none (sorts first)."""
+    return parse_time(text) or datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def actor_of(user: Any) -> str:

@@ -36,6 +36,7 @@ from app.services.errors import Conflict, InvalidInput, NotFound
 from matching.address import town_key
 from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, hq, registry
+from sync.hub.hq import parse_time
 from sync.hub.registry import DataKey
 from sync.events import HqRecorded
 from sync.hub.store import (
@@ -57,18 +58,6 @@ class HubExport:
     result: ExportResult
     summary_path: Path | None = None
     table: ExportTable | None = None
-
-
-def _dt(text: Any) -> datetime | None:
-    if not text:
-        return None
-    if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
-    try:
-        dt = datetime.fromisoformat(str(text))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _date(text: Any) -> date | None:
@@ -108,14 +97,14 @@ def shelter_stays(m: str, stays: dict[str, list[dict[str, Any]]]) -> dict[str, l
             if w["municipality_code"] != m:
                 shelter = f"{w.get('municipality_name') or w['municipality_code']} {shelter}".strip()
             out.setdefault(rid, []).append(ShelterStay(
-                shelter=shelter, state=w["state"], since=_dt(w.get("since")), left_at=_dt(w.get("left_at")),
+                shelter=shelter, state=w["state"], since=parse_time(w.get("since")), left_at=parse_time(w.get("left_at")),
                 destination=w.get("destination") or "", care=_care(w.get("care")),
                 evacuee_id=w.get("evacuee_id") or "", remote=bool(w.get("remote"))))
     return out
 
 
 def hq_records_of(rows: list[dict[str, Any]]) -> list[HqRecord]:
-    return [HqRecord(resident_id=str(r["resident_id"]), status=r["status"], at=_dt(r["at"]) or datetime.min.replace(
+    return [HqRecord(resident_id=str(r["resident_id"]), status=r["status"], at=parse_time(r["at"]) or datetime.min.replace(
         tzinfo=timezone.utc), method=r["method"] or "", note=r["note"] or "", by_user=r["by_user"] or "",
         id=r["record_id"]) for r in rows]
 
@@ -295,7 +284,7 @@ def record_hq(engine: Engine, key: DataKey | None, municipality: str | None, res
         current = current_hq_records(hq_records_of(rows)).get(resident_id)
         if status == "withdrawn" and current is None:
             raise Conflict(f"resident {resident_id} has no HQ record to withdraw", "取り消す記録がありません")
-        latest = max((_dt(r["at"]) for r in rows if _dt(r["at"])), default=None)
+        latest = max((parse_time(r["at"]) for r in rows if parse_time(r["at"])), default=None)
         if latest is not None and at <= latest:
             at = latest + timedelta(microseconds=1)
         row = dict(municipality_code=m, record_id=record_id, resident_id=resident_id, status=status,

@@ -57,9 +57,10 @@ from matching.dates import DateError, parse_date
 from sync.errors import DataKeyError, HubConflict, HubNotFound
 from sync.hub import audit, crossmatch, registry, restricted
 from sync.hub.apply import in_
+from sync.hub.hq import parse_time, shelter_names
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
-    hub_device, hub_evacuee, hub_lock, hub_person_link, hub_sought_link, hub_sought_person, hub_stay, new_row_id,
+    hub_evacuee, hub_lock, hub_person_link, hub_sought_link, hub_sought_person, hub_stay, new_row_id,
     resolve_municipality, set_tenant, utcnow,
 )
 
@@ -70,18 +71,6 @@ SEX_JA = {"M": "男", "F": "女"}
 
 
 # ---- small helpers ----------------------------------------------------------------------------
-def _when(text: Any) -> datetime | None:
-    """An ISO time stored as text (hub tables keep shelters' times as they sent them)."""
-    if isinstance(text, datetime):
-        return rules.aware(text)
-    if not text:
-        return None
-    try:
-        return rules.aware(datetime.fromisoformat(str(text)))
-    except ValueError:
-        return None
-
-
 def _pfif_time(dt: datetime | None) -> str | None:
     return format_time(dt) if dt is not None else None
 
@@ -115,7 +104,7 @@ def _is_stub(record: Mapping[str, Any]) -> bool:
 
 
 def _expired(record: Mapping[str, Any], now: datetime) -> bool:
-    exp = _when(record.get("expiry_date"))
+    exp = parse_time(record.get("expiry_date"))
     return exp is not None and exp <= now
 
 
@@ -189,12 +178,6 @@ def _evacuee_index(conn: Connection, m: str) -> rules.EvacueeIndex:
         .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).all()
     return rules.EvacueeIndex((rules.EvacueeTyped(r[0], r[1] or "", r[2] or "", r[3] or r[4] or "", r[5] or "")
                                for r in rows), _resident_links(conn, m))
-
-
-def _shelter_names(conn: Connection, m: str) -> dict[str, str]:
-    return {r[0]: (r[1] or r[2] or "") for r in conn.execute(select(
-        hub_device.c.device_id, hub_device.c.shelter_name, hub_device.c.name).where(
-        hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None))).all()}
 
 
 # ---- the registry backup and 閲覧制限 -----------------------------------------------------------
@@ -319,7 +302,7 @@ def _store_persons(doc: PfifDocument, rows: dict[str, _Sought], res: ImportResul
         row = rows.get(rid)
         if p.is_placeholder:
             res.persons_expired += 1
-            if row is not None and not row.stub and _when(row.record.get("expiry_date")) != rules.aware(p.expiry_date):
+            if row is not None and not row.stub and parse_time(row.record.get("expiry_date")) != rules.aware(p.expiry_date):
                 row.record["expiry_date"] = p.expiry_date.isoformat() if p.expiry_date else None
                 row.changed = row.person_changed = True
                 res.sought_ids.append(row.sought_id)
@@ -330,7 +313,7 @@ def _store_persons(doc: PfifDocument, rows: dict[str, _Sought], res: ImportResul
                 row = rows[rid] = _Sought(new_row_id(), rid, record, [], new=True)
             row.record = record
             res.persons_new += 1
-        elif rules.newer(p.source_date, _when(row.record.get("source_date"))):
+        elif rules.newer(p.source_date, parse_time(row.record.get("source_date"))):
             row.record = record
             res.persons_updated += 1
         else:
@@ -351,7 +334,7 @@ def _store_notes(notes: Sequence[PfifNote], rows: dict[str, _Sought], res: Impor
             res.notes_new += 1
         else:
             old = next(x for x in owner.notes if x["note_record_id"] == n.note_record_id)
-            if not rules.newer(n.source_date, _when(old.get("source_date"))):
+            if not rules.newer(n.source_date, parse_time(old.get("source_date"))):
                 res.notes_unchanged += 1
                 continue
             res.notes_updated += 1
@@ -376,8 +359,8 @@ def _write(conn: Connection, m: str, rows: Mapping[str, _Sought], file_name: str
         values: dict[str, Any] = dict(
             record=json.dumps(s.record, ensure_ascii=False, sort_keys=True),
             notes=json.dumps(s.notes, ensure_ascii=False, sort_keys=True),
-            entry_date=_pfif_time(_when(s.record.get("entry_date"))),
-            expiry_date=_pfif_time(_when(s.record.get("expiry_date"))), updated_at=now)
+            entry_date=_pfif_time(parse_time(s.record.get("entry_date"))),
+            expiry_date=_pfif_time(parse_time(s.record.get("expiry_date"))), updated_at=now)
         if s.person_changed or s.new:
             values.update(source_file=s.source_file or file_name, imported_by=s.imported_by or by)
         if s.new:
@@ -450,7 +433,7 @@ def _resident_view(reg: _Registry, resident_id: str) -> dict[str, Any]:
 def _evacuee_views(conn: Connection, m: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
-    shelters = _shelter_names(conn, m)
+    shelters = shelter_names(conn, m)
     return {r["evacuee_id"]: {
         "evacuee_id": r["evacuee_id"], "external_key": r["external_key"], "name": r["name"] or "",
         "name_kana": r["name_kana"] or "", "birth_date": r["birth_date"] or r["birth_date_raw"] or "",
@@ -474,7 +457,7 @@ def _latest_status(notes: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]
     """Person Finder's rule: the status of the newest note (by source_date) that has one."""
     best: Mapping[str, Any] | None = None
     for n in notes:
-        if n.get("status") and (best is None or rules.newer(_when(n.get("source_date")), _when(best.get("source_date")))):
+        if n.get("status") and (best is None or rules.newer(parse_time(n.get("source_date")), parse_time(best.get("source_date")))):
             best = n
     return (best["status"], best.get("source_date")) if best else ("", None)
 
@@ -634,13 +617,13 @@ def _split(name: str) -> tuple[str, str]:
 
 def _source_date(row: Mapping[str, Any], stays: Sequence[Mapping[str, Any]]) -> datetime | None:
     """When the shelter last learned something about the evacuee (registration, an edit, a stay)."""
-    times = [_when(row["registered_at"])]
+    times = [parse_time(row["registered_at"])]
     try:
         prov = json.loads(row["provenance"] or "{}")
     except ValueError:
         prov = {}
-    times += [_when(v[0]) for v in prov.values() if isinstance(v, list) and v]
-    times += [_when(st["at"]) for st in stays]
+    times += [parse_time(v[0]) for v in prov.values() if isinstance(v, list) and v]
+    times += [parse_time(st["at"]) for st in stays]
     known = [t for t in times if t is not None]
     return max(known) if known else None
 
@@ -661,7 +644,7 @@ def build_export(engine: Engine, key: DataKey | None, municipality: str | None, 
         rows = [dict(r) for r in conn.execute(select(hub_evacuee).where(
             hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))
             .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings()]
-        shelters = _shelter_names(conn, m)
+        shelters = shelter_names(conn, m)
         consented, no_consent, protected = [], 0, 0
         for r in rows:
             try:
@@ -699,12 +682,12 @@ def build_export(engine: Engine, key: DataKey | None, municipality: str | None, 
             name=r["name"] or r["name_kana"], given_name=given, family_name=family, kana=r["name_kana"] or "",
             sex=r["sex"] or "", age=_age(r, now))
         for st in stays.get(eid, []):
-            at = rules.second(_when(st["at"]), now)
+            at = rules.second(parse_time(st["at"]), now)
             person.notes.append(rules.stay_note(domain, st["stay_id"], pid, st["kind"],
                                                 shelters.get(st["device_id"] or "", "") or shelter, at))
         if not person.notes:
             person.notes.append(rules.registered_note(domain, eid, pid, shelter,
-                                                      rules.second(_when(r["registered_at"]), now)))
+                                                      rules.second(parse_time(r["registered_at"]), now)))
         doc.persons.append(person)
     ev_of_resident: dict[str, str] = {}
     for eid in ours:

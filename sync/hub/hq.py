@@ -67,20 +67,25 @@ def hq_status(engine: Engine, m: str) -> dict[str, Any]:
     return out
 
 
-def _shelters(conn: Connection, m: str) -> dict[str, str]:
-    return {r[0]: (r[1] or r[2]) for r in conn.execute(select(
+def shelter_names(conn: Connection, m: str) -> dict[str, str]:
+    """device id → the shelter's name (or the device's) for one municipality's laptops."""
+    return {r[0]: (r[1] or r[2] or "") for r in conn.execute(select(
         hub_device.c.device_id, hub_device.c.shelter_name, hub_device.c.name).where(
         hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None))).all()}
 
 
-def _time(text: Any) -> datetime | None:
-    """ISO text (as events carry it) → an aware datetime; None when absent or unreadable."""
-    if not text:
+def parse_time(text: Any) -> datetime | None:
+    """ISO text (hub tables keep shelters' times as events carried them) or a datetime → an aware
+    datetime (naive ones are UTC); None when absent or unreadable."""
+    if isinstance(text, datetime):
+        dt = text
+    elif not text:
         return None
-    try:
-        dt = datetime.fromisoformat(str(text))
-    except ValueError:
-        return None
+    else:
+        try:
+            dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
@@ -94,7 +99,7 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
     """
     set_tenant(conn, m)
     names = municipality_names(conn)
-    shelters = _shelters(conn, m)
+    shelters = shelter_names(conn, m)
     out: dict[str, list[dict[str, Any]]] = {}
     q = (select(hub_person_link.c.resident_id, hub_person_link.c.evacuee_id, hub_evacuee.c.status,
                 hub_evacuee.c.current_shelter_code, hub_evacuee.c.shelter_code, hub_evacuee.c.device_id,
@@ -151,7 +156,7 @@ def hq_record_rows(conn: Connection, m: str, resident_id: str | None = None) -> 
     if resident_id is not None:
         q = q.where(hub_hq_record.c.resident_id == resident_id)
     rows = [{k: v for k, v in r.items() if k != "municipality_code"} for r in conn.execute(q).mappings()]
-    rows.sort(key=lambda r: (_time(r["at"]) or _EPOCH, r["record_id"]))
+    rows.sort(key=lambda r: (parse_time(r["at"]) or _EPOCH, r["record_id"]))
     return rows
 
 
@@ -172,7 +177,7 @@ def list_inputs(engine: Engine, key: DataKey | None, m: str) -> tuple[Any, Any, 
 
 
 def _evacuee_rows(conn: Connection, m: str, where: Any = None, limit: int = 500, offset: int = 0) -> list[dict[str, Any]]:
-    shelters = _shelters(conn, m)
+    shelters = shelter_names(conn, m)
     q = select(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))
     if where is not None:
         q = q.where(where)
