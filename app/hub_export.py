@@ -19,7 +19,12 @@ in the municipality's hub log.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,9 +34,10 @@ from ulid import ULID
 
 from app.formats.anpi_list_export import ExportResult, ExportTable, summary_lines, write_csv, write_pdf, write_xlsx
 from app.services.anpi_list import (
-    HQ_STATUS_JA, SAFE, AnpiFilter, AnpiList, AnpiRow, HqRecord, ResidentRecord, ShelterStay, build_rows,
-    check_hq_input, current_hq_records, export_table, replay_hq_records,
+    HQ_STATUS_JA, SAFE, AnpiFilter, AnpiList, AnpiRow, HqRecord, ResidentRecord, ShelterStay, SortedResidents,
+    build_rows, check_filters, check_hq_input, current_hq_records, export_table, replay_hq_records, sort_residents,
 )
+from app.ids import utcnow
 from app.services.errors import Conflict, InvalidInput, NotFound
 from matching.address import town_key
 from sync.errors import DataKeyError, RegistryError
@@ -120,6 +126,16 @@ class HubList:
     residents: dict[str, ResidentRecord]  # 宛名番号 → registry person
     stays: dict[str, list[dict[str, Any]]]  # 宛名番号 → the hub's stays (``sync.hub.hq.stays_index``)
     records: dict[str, dict[str, Any]]  # record_id → the hub's HQ record row
+    #: 宛名番号 → the row as JSON, UTF-8 (filled as pages are served; shared by the copies a cached list
+    #: hands out; bytes take half the memory of Japanese text as str)
+    _json: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def json_bytes(self, r: AnpiRow) -> bytes:
+        """:meth:`json_row` as the JSON answer writes it (once per built list: paging reuses it)."""
+        out = self._json.get(r.resident_id)
+        if out is None:
+            out = self._json[r.resident_id] = _dumps(self.json_row(r)).encode("utf-8")
+        return out
 
     def json_row(self, r: AnpiRow) -> dict[str, Any]:
         """One row of ``GET /v1/hq/anpi-list``: the shelter's row, plus the hub's stay it rests on
@@ -142,17 +158,91 @@ def _typed_at(record: dict[str, Any]) -> str:
     return "hub" if record.get("device_id") is None else "shelter"
 
 
+def snapshot_residents(rec: registry.Records) -> tuple[SortedResidents, dict[str, ResidentRecord]]:
+    """The snapshot's residents parsed once and in list order (and by 宛名番号), kept with the decrypted
+    rows in ``registry.open_records``' per-process cache: a snapshot never changes, so only the
+    statuses are worked out again per request."""
+    def build(r: registry.Records) -> tuple[SortedResidents, dict[str, ResidentRecord]]:
+        people = residents_of(r)
+        return sort_residents(people), {p.resident_id: p for p in people}
+    return rec.derived("anpi_list.residents", build)
+
+
+#: a built list is reused only while its inputs are equal to the ones just read — checked on every request
+LIST_CACHE_SECONDS = float(os.environ.get("ANPI_HUB_LIST_CACHE_SECONDS", "120") or 0)
+LIST_CACHE_SIZE = int(os.environ.get("ANPI_HUB_LIST_CACHE", "4") or 0)
+
+
+@dataclass
+class _Built:
+    stays: dict[str, list[dict[str, Any]]]
+    records: list[dict[str, Any]]
+    hub: "HubList"
+    at: float
+
+
+_built: "OrderedDict[tuple[Any, ...], _Built]" = OrderedDict()
+_built_lock = threading.Lock()
+
+
+def _cached(ck: tuple[Any, ...], stays: dict[str, list[dict[str, Any]]],
+            records: list[dict[str, Any]]) -> "HubList | None":
+    """The list built for the same snapshot, filters and day from *equal* stays and HQ records: the
+    hub's tables are read on every request and compared, so any new event, link or HQ record of the
+    municipality shows on the very next request (nothing depends on a clock or a feed number)."""
+    now = time.monotonic()
+    with _built_lock:
+        for k in [k for k, v in _built.items() if now - v.at > LIST_CACHE_SECONDS]:
+            del _built[k]
+        hit = _built.get(ck)
+    if hit is None or hit.stays != stays or hit.records != records:
+        return None
+    return hit.hub
+
+
+def _keep(ck: tuple[Any, ...], built: _Built) -> None:
+    if LIST_CACHE_SIZE <= 0 or LIST_CACHE_SECONDS <= 0:
+        return
+    with _built_lock:
+        _built[ck] = built
+        _built.move_to_end(ck)
+        while len(_built) > LIST_CACHE_SIZE:
+            _built.popitem(last=False)
+
+
+def clear_list_cache() -> None:
+    with _built_lock:
+        _built.clear()
+
+
 def hub_list(engine: Engine, key: DataKey | None, m: str, *, filters: AnpiFilter | None = None,
              include_restricted: bool = False, today: date | None = None) -> HubList:
     """The shelter's ``AnpiList`` for municipality ``m`` from the hub's tables (``build_rows``), with
-    the hub's records it was built from."""
+    the hub's records it was built from.
+
+    The registry side is parsed and sorted once per snapshot (:func:`snapshot_residents`); the list
+    built from it is kept a short while (``ANPI_HUB_LIST_CACHE_SECONDS``, a few per process) and
+    served again only when the stays and HQ records read for this request equal the ones it was
+    built from — so paging through a list costs one build, and a change shows at once.
+    """
+    f = filters or AnpiFilter()
+    day = today or datetime.now().astimezone().date()
     snap, rec, stays, records = hq.list_inputs(engine, key, m)
-    residents = residents_of(rec)
+    ck = (id(engine), m, snap.snapshot_id, f.towns, f.household, f.age_band, f.care_only, f.status,
+          include_restricted, day)
+    hit = _cached(ck, stays, records)
+    if hit is not None:
+        check_filters(f)  # the caller's filters read (a status label made a code) as build_rows does
+        # a list as of now: the same rows, a new 作成 time for a file's notes
+        return replace(hit, snapshot=snap, anpi=replace(hit.anpi, generated_at=utcnow()))
+    residents, by_id = snapshot_residents(rec)
     lst = build_rows(residents, shelter_stays(m, stays), current_hq_records(hq_records_of(records)),
-                     filters=filters, today=today, include_restricted=include_restricted)
+                     filters=f, today=day, include_restricted=include_restricted)
     lst.as_of, lst.gaiji_map = _date(snap.as_of), dict(rec.gaiji or {})
     lst.snapshot_id = snap.snapshot_id  # type: ignore[assignment]  # the hub's ids are ULIDs
-    return HubList(snap, lst, {r.resident_id: r for r in residents}, stays, {r["record_id"]: r for r in records})
+    hl = HubList(snap, lst, by_id, stays, {r["record_id"]: r for r in records})
+    _keep(ck, _Built(stays, records, hl, time.monotonic()))
+    return hl
 
 
 def hub_anpi_list(engine: Engine, key: DataKey | None, m: str, *, filters: AnpiFilter | None = None,
@@ -161,18 +251,37 @@ def hub_anpi_list(engine: Engine, key: DataKey | None, m: str, *, filters: AnpiF
     return hub_list(engine, key, m, filters=filters, include_restricted=include_restricted, today=today).anpi
 
 
+def _dumps(doc: Any) -> str:
+    """JSON as Starlette's ``JSONResponse`` renders it (so the answer is the same byte for byte)."""
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def _list_head(hl: HubList, limit: int, offset: int) -> tuple[dict[str, Any], list[AnpiRow]]:
+    lst = hl.anpi
+    start = max(0, offset)
+    page = lst.rows[start:start + max(1, min(limit, 10000))]
+    return {"snapshot": hl.snapshot.as_dict(), "filters": lst.filters.as_dict(), "total": len(lst.rows),
+            "safe": sum(lst.counts[s] for s in SAFE), "counts": lst.counts, "town_counts": lst.town_counts}, page
+
+
 def list_json(engine: Engine, key: DataKey | None, m: str, filters: AnpiFilter | None = None, *,
               limit: int = 1000, offset: int = 0, today: date | None = None) -> dict[str, Any]:
     """``GET /v1/hq/anpi-list``: HQ's internal view — 閲覧制限 people included and marked
     (``restricted``); no file or answer to anyone outside HQ is built from it.  Counts (per
     status, per 町字, ``safe``) are over every row the filters keep; ``rows`` is one page."""
     hl = hub_list(engine, key, m, filters=filters, include_restricted=True, today=today)
-    lst = hl.anpi
-    start = max(0, offset)
-    page = lst.rows[start:start + max(1, min(limit, 10000))]
-    return {"snapshot": hl.snapshot.as_dict(), "filters": lst.filters.as_dict(), "total": len(lst.rows),
-            "safe": sum(lst.counts[s] for s in SAFE), "counts": lst.counts, "town_counts": lst.town_counts,
-            "rows": [hl.json_row(r) for r in page]}
+    head, page = _list_head(hl, limit, offset)
+    return head | {"rows": [hl.json_row(r) for r in page]}
+
+
+def list_json_bytes(engine: Engine, key: DataKey | None, m: str, filters: AnpiFilter | None = None, *,
+                    limit: int = 1000, offset: int = 0, today: date | None = None) -> bytes:
+    """:func:`list_json` already encoded (UTF-8), as ``JSONResponse`` would write it: each row's text
+    is made once per built list, so the next page of a cached list costs a join, not 10,000 dumps."""
+    hl = hub_list(engine, key, m, filters=filters, include_restricted=True, today=today)
+    head, page = _list_head(hl, limit, offset)
+    return b"".join((_dumps(head)[:-1].encode("utf-8"), b',"rows":[', b",".join([hl.json_bytes(r) for r in page]),
+                     b"]}"))
 
 
 def hq_history(engine: Engine, m: str, resident_id: str) -> list[dict[str, Any]]:

@@ -377,6 +377,12 @@ def normalize_town(value: str) -> str:
     return town_key(value) or value
 
 
+def check_filters(f: AnpiFilter) -> None:
+    """Check the filters as `build_rows` does (InvalidInput naming the field) and turn a status label
+    into its code, in place; for a caller that serves a list built earlier with equal filters."""
+    _parse_filters(f)
+
+
 def _parse_filters(f: AnpiFilter) -> None:
     if f.age_band and f.age_band not in AGE_BANDS:
         raise InvalidInput(f"unknown age band {f.age_band!r} (one of {', '.join(AGE_BANDS)})",
@@ -390,7 +396,42 @@ def _parse_filters(f: AnpiFilter) -> None:
                                "状態の指定が正しくありません", "status")
 
 
-def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence[ShelterStay]],
+_FAR = date.max
+
+
+@dataclass(frozen=True)
+class SortedResidents:
+    """A snapshot's residents already in list order, grouped by 町字 (town key, "" when none).
+
+    Only the registry decides the order (the key reads no status), so a caller that keeps a snapshot
+    in memory (the hub, per snapshot: `app.hub_export`) sorts once with `sort_residents` and hands
+    this to `build_rows`, which then skips its sort and, for a 町字 filter, reads only those towns.
+    Each town's residents are contiguous in list order, so the towns' dict order is the list order.
+    """
+
+    rows: tuple[ResidentRecord, ...]
+    by_town: dict[str, tuple[ResidentRecord, ...]]
+
+
+def sort_residents(residents: Iterable[ResidentRecord]) -> SortedResidents:
+    numbers: dict[str, tuple[int, ...]] = {}
+
+    def key(r: ResidentRecord) -> tuple:
+        n = numbers.get(r.address)
+        if n is None:
+            n = numbers[r.address] = house_numbers(r.address)
+        town = r.town or NO_TOWN
+        return (town == NO_TOWN, town, n, r.household_id, relationship_rank(r.relationship), r.birth_date or _FAR,
+                r.resident_id)
+
+    rows = tuple(sorted(residents, key=key))
+    groups: dict[str, list[ResidentRecord]] = {}
+    for r in rows:
+        groups.setdefault(r.town or "", []).append(r)
+    return SortedResidents(rows, {t: tuple(g) for t, g in groups.items()})
+
+
+def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Mapping[str, Sequence[ShelterStay]],
                hq: Mapping[str, HqRecord], *, filters: AnpiFilter | None = None, today: date | None = None,
                include_restricted: bool = False) -> AnpiList:
     """The list from plain records: filtered, sorted, counted.
@@ -398,7 +439,8 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
     `stays` and `hq` are keyed by 宛名番号 (`hq` holds the records in force, see
     `current_hq_records`). 閲覧制限 residents are left out (and counted) unless
     `include_restricted`, which only HQ's internal screen may ask for. An unknown 町字 in the
-    filters is an error (a typo must not look like "nobody lives there").
+    filters is an error (a typo must not look like "nobody lives there"). `residents` may be a
+    `SortedResidents` (already in list order: same rows, no sort, a 町字 filter reads only its towns).
     """
     f = filters or AnpiFilter()
     _parse_filters(f)
@@ -412,10 +454,21 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
     rows: list[AnpiRow] = []
     excluded = 0
     total = 0
-    for r in residents:
-        total += 1
+    presorted = isinstance(residents, SortedResidents)
+    source: Iterable[ResidentRecord]
+    if isinstance(residents, SortedResidents):
+        total = len(residents.rows)
+        all_towns = set(residents.by_town)
+        # the towns asked for, in list order (the rest would all be skipped below)
+        source = ([r for t, g in residents.by_town.items() if t in want_towns for r in g] if want_towns
+                  else residents.rows)
+    else:
+        source = residents
+    for r in source:
         town = r.town or ""
-        all_towns.add(town)
+        if not presorted:
+            total += 1
+            all_towns.add(town)
         if want_towns and town not in want_towns:
             continue
         if f.household and r.household_id != f.household:
@@ -459,17 +512,17 @@ def build_rows(residents: Iterable[ResidentRecord], stays: Mapping[str, Sequence
     chosen = {raw if raw in all_towns else key for raw, key in typed.items()}
     if chosen != want_towns:  # "中央1" named a town of its own: its normalised "中央" was not meant
         rows = [x for x in rows if (x.town if x.town != NO_TOWN else "") in chosen]
-    far = date.max
-    numbers: dict[str, tuple[int, ...]] = {}  # households share addresses
+    if not presorted:
+        numbers: dict[str, tuple[int, ...]] = {}  # households share addresses
 
-    def sort_key(x: AnpiRow) -> tuple:
-        n = numbers.get(x.address)
-        if n is None:
-            n = numbers[x.address] = house_numbers(x.address)
-        return (x.town == NO_TOWN, x.town, n, x.household_id, relationship_rank(x.relationship),
-                x.birth_date or far, x.resident_id)
+        def sort_key(x: AnpiRow) -> tuple:
+            n = numbers.get(x.address)
+            if n is None:
+                n = numbers[x.address] = house_numbers(x.address)
+            return (x.town == NO_TOWN, x.town, n, x.household_id, relationship_rank(x.relationship),
+                    x.birth_date or _FAR, x.resident_id)
 
-    rows.sort(key=sort_key)
+        rows.sort(key=sort_key)
     counts = Counter(x.status for x in rows)
     town_counts: dict[str, dict[str, int]] = {}
     for x in rows:

@@ -109,32 +109,38 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
          .where(hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
                 hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m))
          .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id))
-    own = [dict(r) for r in conn.execute(q).mappings()]
-    last_ids = [(r["last_stay_key"] or "").partition("|")[2] for r in own]
+    # plain tuples: a mapping per row costs more than the query (HQ's list reads this on every request)
+    own = [tuple(r) for r in conn.execute(q).all()]
+    last_ids = [(r[7] or "").partition("|")[2] for r in own]
     last: dict[str, Any] = {}
     if any(last_ids):
-        for s in conn.execute(select(hub_stay.c.stay_id, hub_stay.c.kind, hub_stay.c.destination, hub_stay.c.at)
-                              .where(hub_stay.c.municipality_code == m,
-                                     crossmatch._in(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))
-                              ).mappings():
-            last[s["stay_id"]] = s
+        for stay_id, kind, destination, at in conn.execute(
+                select(hub_stay.c.stay_id, hub_stay.c.kind, hub_stay.c.destination, hub_stay.c.at)
+                .where(hub_stay.c.municipality_code == m,
+                       crossmatch._in(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))).all():
+            last[stay_id] = (kind, destination, at)
     seen: set[tuple[str, str]] = set()
-    for r, sid in zip(own, last_ids):
-        rid, ev = str(r["resident_id"]), r["evacuee_id"]
+    care_of: dict[str, Any] = {}  # most evacuees share a handful of flag sets: parse each text once
+    for (resident_id, ev, status, current_code, shelter_code, device_id, registered_at, last_key, care), sid \
+            in zip(own, last_ids):
+        rid = str(resident_id)
         if (rid, ev) in seen:
             continue
         seen.add((rid, ev))
-        state = r["status"] if r["status"] in ("in_shelter", "left", "transferred") else "in_shelter"
+        state = status if status in ("in_shelter", "left", "transferred") else "in_shelter"
         stay = last.get(sid)
-        since = stay["at"] if stay is not None and stay["kind"] == "check_in" else r["registered_at"]
+        since = stay[2] if stay is not None and stay[0] == "check_in" else registered_at
+        flags = care_of.get(care or "{}")
+        if flags is None:
+            flags = care_of[care or "{}"] = json.loads(care or "{}")
         out.setdefault(rid, []).append({
             "evacuee_id": ev, "municipality_code": m, "municipality_name": names.get(m),
-            "shelter_code": r["current_shelter_code"] or r["shelter_code"],
-            "shelter_name": shelters.get(r["device_id"] or ""), "evacuee_status": r["status"], "state": state,
-            "since": since, "last_stay_at": (r["last_stay_key"] or "").split("|")[0] or None,
-            "left_at": stay["at"] if stay is not None and state != "in_shelter" else None,
-            "destination": (stay["destination"] or "") if stay is not None and state != "in_shelter" else "",
-            "care": json.loads(r["care"] or "{}"), "how": "own shelter", "remote": False})
+            "shelter_code": current_code or shelter_code,
+            "shelter_name": shelters.get(device_id or ""), "evacuee_status": status, "state": state,
+            "since": since, "last_stay_at": (last_key or "").split("|")[0] or None,
+            "left_at": stay[2] if stay is not None and state != "in_shelter" else None,
+            "destination": (stay[1] or "") if stay is not None and state != "in_shelter" else "",
+            "care": dict(flags), "how": "own shelter", "remote": False})
     for r in conn.execute(select(hub_cross_link).where(hub_cross_link.c.municipality_code == m,
                                                        hub_cross_link.c.linked.is_(True))
                           .order_by(hub_cross_link.c.linked_at, hub_cross_link.c.evacuee_id)).mappings():

@@ -29,10 +29,10 @@ import threading
 import weakref
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
@@ -308,6 +308,21 @@ class Records:
     gaiji: dict[str, str]
     rows: list[list[Any]]
     _by_id: dict[str, int] | None = None
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _derive_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def derived(self, name: str, build: Callable[["Records"], Any]) -> Any:
+        """``build(self)`` once per cached snapshot: what a caller parses from the rows (the safety
+        list's sorted residents) lives and is dropped with the decrypted rows, in this process only.
+        ``build`` must return something the caller never mutates (the snapshot never changes)."""
+        hit = self._derived.get(name)
+        if hit is not None:
+            return hit
+        with self._derive_lock:  # two requests at once build it once
+            hit = self._derived.get(name)
+            if hit is None:
+                hit = self._derived[name] = build(self)
+            return hit
 
     def by_id(self, resident_id: str) -> list[Any] | None:
         if self._by_id is None:
@@ -326,7 +341,8 @@ RECORDS_CACHE = int(os.environ.get("ANPI_HUB_RECORDS_CACHE", "8") or 8)
 
 
 def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo) -> Records:
-    """Decrypted records of a snapshot; a few are kept in memory (a snapshot never changes)."""
+    """Decrypted records of a snapshot; a few are kept in memory (a snapshot never changes), each with
+    what callers derived from it (:meth:`Records.derived`) — evicted together."""
     ck = (id(engine), m, snapshot.snapshot_id)
     with _records_lock:
         hit = _records_cache.get(ck)

@@ -429,3 +429,87 @@ def test_hq_picks_the_value_of_a_field_conflict(desk: Desk) -> None:
         set_tenant(c, A)
         phone = c.execute(select(hub_evacuee.c.phone).where(hub_evacuee.c.evacuee_id == eid)).scalar()
         assert phone == "090-1111-1111"
+
+
+def test_a_change_shows_on_the_next_request_after_a_cached_list(desk: Desk) -> None:
+    """HQ's list is kept a short while (paging costs one build), yet a new stay event or HQ record of
+    the municipality shows on the very next request — and a cached page is the same as a fresh one."""
+    from app import hub_export
+    from app.services.evacuees import check_out
+
+    d = desk
+    p_stay, p_rec = d.people(2)
+    rid_stay, rid_rec = p_stay["宛名番号"], p_rec["宛名番号"]
+    hub_export.clear_list_cache()
+    first = hq(d.http, d.a.hq_token, "GET", "/v1/hq/anpi-list?limit=50&offset=50")
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    assert len(hub_export._built) == 1
+    built = next(iter(hub_export._built.values())).hub
+    again = hq(d.http, d.a.hq_token, "GET", "/v1/hq/anpi-list?limit=50&offset=50")
+    assert again.content == first.content  # served from the kept list, byte for byte
+    assert next(iter(hub_export._built.values())).hub is built
+    # the JSON the route writes is JSONResponse's rendering of list_json
+    from starlette.responses import JSONResponse
+    assert JSONResponse(hub_export.list_json(d.engine, d.key, A, limit=50, offset=50)).body == first.content
+    assert status_of(d, rid_stay) == status_of(d, rid_rec) == "unconfirmed"
+
+    # an HQ record typed at the hub: the very next request
+    assert post(d, rid_rec, {"status": "missing"}).status_code == 200
+    assert status_of(d, rid_rec) == "missing"
+    # a laptop's registration (with its match decision) and then its check-out, each after one sync
+    shelter_in(d, [p_stay])
+    assert status_of(d, rid_stay) == "in_shelter"
+    with d.laptop.session() as s:
+        ev = rows_of(d)[rid_stay]["where"]["evacuee_id"]
+        check_out(s, ev, by="staff", destination="親戚宅")
+        s.commit()
+    sync(d)
+    row = rows_of(d)[rid_stay]
+    assert (row["status"], row["where"]["destination"]) == ("left", "親戚宅")
+    # an HQ record typed on the laptop, after the list was read (and kept)
+    assert rows_of(d, "status=safe").keys() == {rid_stay}
+    with d.laptop.session() as s:
+        record_hq_confirmation(s, rid_rec, "confirmed_other", "電話", by="本部 田中")
+        s.commit()
+    sync(d)
+    assert rows_of(d, "status=safe").keys() == {rid_stay, rid_rec}
+    # a withdrawal at the hub undoes it at once; filters read the same on a kept list (label → code)
+    assert post(d, rid_rec, {"status": "withdrawn"}).status_code == 200
+    for q in ("status=行方不明", "status=missing"):
+        doc = hq(d.http, d.a.hq_token, "GET", f"/v1/hq/anpi-list?{q}").json()
+        assert doc["filters"]["status"] == "missing" and [r["resident_id"] for r in doc["rows"]] == [rid_rec]
+    # another municipality's list is its own
+    assert rid_rec not in rows_of(d, token=d.b.hq_token)
+
+
+def test_presorted_residents_build_the_same_list(tmp_path: Path) -> None:
+    """The hub sorts a snapshot's residents once (``sort_residents``); ``build_rows`` given them keeps
+    the same rows, order, counts and errors as from the plain, shuffled records."""
+    import random
+    from dataclasses import asdict, replace
+
+    from app.services.anpi_list import AnpiFilter, ResidentRecord, ShelterStay, build_rows, sort_residents
+    from app.services.errors import InvalidInput
+    from matching.address import town_key
+    from tests.hub.helpers import A_NAME, A_PREFIX, make_town
+
+    t = make_town(tmp_path, A, A_NAME, A_PREFIX, residents=400, evacuees=5)
+    people = [ResidentRecord(p["宛名番号"], p["世帯番号"], p["続柄"], p["氏"], p["名"], p["氏カナ"], p["名カナ"], p["英字氏名"],
+                             date.fromisoformat(p["生年月日"]) if p["生年月日"] else None, p["生年月日"],
+                             {"男": "M", "女": "F"}.get(p["性別"], p["性別"]), p["住所"],
+                             town_key(p["住所"]) or "" if p["住所"] else "", bool(p["閲覧制限"])) for p in t.residents]
+    people[3] = replace(people[3], address="", town="")  # one with no 町字
+    random.Random(7).shuffle(people)
+    stays = {people[0].resident_id: [ShelterStay("体育館", "in_shelter", care=("高齢者",), evacuee_id="E1")]}
+    towns = sorted({p.town for p in people if p.town})
+    pre = sort_residents(people)
+    for f in (AnpiFilter(), AnpiFilter(towns=(towns[0],)), AnpiFilter(towns=(towns[-1], towns[1], "（町字なし）")),
+              AnpiFilter(towns=(people[5].address,)), AnpiFilter(household=people[9].household_id),
+              AnpiFilter(status="safe"), AnpiFilter(care_only=True), AnpiFilter(age_band="75+", towns=(towns[2],))):
+        plain = build_rows(people, stays, {}, filters=replace(f), today=date(2025, 4, 1), include_restricted=True)
+        fast = build_rows(pre, stays, {}, filters=replace(f), today=date(2025, 4, 1), include_restricted=True)
+        assert [asdict(r) for r in fast.rows] == [asdict(r) for r in plain.rows], f
+        assert (fast.counts, list(fast.town_counts.items()), fast.total_residents, fast.restricted_excluded) == \
+            (plain.counts, list(plain.town_counts.items()), plain.total_residents, plain.restricted_excluded)
+    with pytest.raises(InvalidInput):
+        build_rows(pre, stays, {}, filters=AnpiFilter(towns=(towns[0], "存在しない町")))

@@ -91,8 +91,10 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
                         status: str = "", limit: int = 1000, offset: int = 0) -> JSONResponse:
         filters = list_filters(request, household, age_band, care, status)
 
-        def fn(u: tenants.HqUser) -> dict[str, Any]:
-            return hub_export.list_json(engine, data_key(), u.municipality_code, filters, limit=limit, offset=offset)
+        def fn(u: tenants.HqUser) -> Response:
+            # encoded by hub_export (rows' JSON kept with a cached list); the same bytes JSONResponse writes
+            return Response(hub_export.list_json_bytes(engine, data_key(), u.municipality_code, filters, limit=limit,
+                                                       offset=offset), media_type="application/json")
         return await caller.call(request, translated(fn), personal=True)
 
     @r.get("/v1/hq/anpi-list/export")
