@@ -39,19 +39,21 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from app.services.errors import InvalidInput
 from app.services.inquiry_rules import (
-    OUTCOME_JA, Consents, InquiryRequest, ItemSource, PersonFacts, answer_for, answer_text, birth_text, decide,
-    disclosed_items, facts_from_birth, fit, item_values, location_text, log_detail, name_keys, parse_asked,
-    require_valid, resident_facts, search_detail,
+    OUTCOME_JA, Asked, Consents, InquiryRequest, ItemSource, PersonFacts, answer_for, answer_text, birth_text, decide,
+    disclosed_items, facts_from_birth, fit, item_values, location_text, log_detail, name_key_pairs, name_keys,
+    parse_asked, require_valid, resident_facts, search_detail,
 )
 from matching.kana import to_katakana
 from sync.events import EVACUEE_FORM_FIELDS
@@ -61,7 +63,7 @@ from sync.hub.apply import in_
 from sync.hub.registry import DataKey
 from sync.hub.restricted import protected_evacuees
 from sync.hub.store import (
-    hub_device, hub_evacuee, hub_inquiry, hub_person_link, hub_stay,
+    hub_device, hub_evacuee, hub_event, hub_inquiry, hub_person_link, hub_stay,
     new_row_id, resolve_municipality, set_tenant, utcnow,
 )
 
@@ -94,11 +96,16 @@ def _day(text: Any) -> date | None:
         return None
 
 
+def row_names(name: Any, kana: Any) -> dict[str, set[str]]:
+    """The name keys of a registration as typed (kanji, the reading, the reading in katakana)."""
+    k = _str(kana)
+    return name_keys(_str(name), k, to_katakana(k))
+
+
 def row_facts(row: Mapping[str, Any]) -> PersonFacts:
     """What a hub_evacuee row says that can identify its person. A date of birth typed as an age
     ("36歳") or a two-digit era year is read against the day of registration, not of the inquiry."""
-    kana = _str(row["name_kana"])
-    names = name_keys(_str(row["name"]), kana, to_katakana(kana))
+    names = row_names(row["name"], row["name_kana"])
     return facts_from_birth(names, _str(row["address"]), day=_day(row["birth_date"]), raw=_str(row["birth_date_raw"]),
                             today=_day(row["registered_at"]))
 
@@ -140,8 +147,20 @@ def linked_facts(conn: Connection, m: str, key: DataKey | None) -> dict[str, Per
     if snap is None:
         return {}
     links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
-        hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-        (hub_person_link.c.resident_municipality.is_(None)) | (hub_person_link.c.resident_municipality == m))).all()
+        hub_person_link.c.municipality_code == m, *_own_active_link(m))).all()
+    return _facts_of_links(conn, m, key, snap, links) or {}
+
+
+def _own_active_link(m: str) -> tuple[Any, ...]:
+    """An active person link to one of m's own residents (the only ones this desk follows)."""
+    return (hub_person_link.c.revoked_at.is_(None),
+            (hub_person_link.c.resident_municipality.is_(None)) | (hub_person_link.c.resident_municipality == m))
+
+
+def _facts_of_links(conn: Connection, m: str, key: DataKey, snap: registry.SnapshotInfo,
+                    links: Sequence[tuple[Any, Any]]) -> dict[str, PersonFacts] | None:
+    """evacuee id → the linked resident's facts for these (evacuee id, 宛名番号) links; None when
+    the backup cannot be opened with this key (then the rows alone are used, as without a key)."""
     if not links:
         return {}
     cache = _snapshot_facts(conn.engine, m, snap.snapshot_id)
@@ -154,7 +173,7 @@ def linked_facts(conn: Connection, m: str, key: DataKey | None) -> dict[str, Per
                 try:
                     rec = registry.open_records(conn.engine, key, m, snap)
                 except (DataKeyError, RegistryError):
-                    return {}  # a backup this key cannot open: the rows alone, as without a key
+                    return None
             cache[rid] = _record_facts(rec, rid, snap.as_of)
         f = cache[rid]
         if f is not None:
@@ -186,6 +205,160 @@ def row_values(row: Mapping[str, Any], shelter_name: str, destination: str) -> d
         location=location_text(_str(row["status"]) or "in_shelter", shelter_name, form["current_location"],
                                destination),
         contact=form["contact"] or _str(row["phone"])))
+
+
+# --- the name index: candidates by key, not by scanning -------------------------------------------
+#
+# `fit` can only say yes when a name agrees, and a name agrees only when the asked name and one of the
+# person's sources (the registration as typed, or the linked resident's registry record) share a
+# (script, key) pair (`inquiry_rules.name_key_pairs`). So an index from those pairs to evacuee ids
+# (and to linked 宛名番号) finds every registration that could fit; the full rules then run on those
+# few rows, read fresh from the database. The index may hold more than is true (an old name, a link
+# revoked since, a row not registered): that only adds candidates the rules then rule out. It must
+# never hold less, so before each look-up it takes in what changed (`_refresh`).
+
+#: how far before the newest `updated_at` / `linked_at` already taken in a refresh looks again. Writers
+#: stamp rows with a time taken when their transaction starts, before they wait for the tenant's lock,
+#: so a row can commit later than a newer-stamped one; this covers that wait (seconds in practice).
+SLACK = timedelta(minutes=10)
+#: every so often the names are read again in full (only changed names are worked out again): a
+#: bound on anything the slack did not cover (e.g. a writer that waited longer than SLACK)
+FULL_EVERY = 600.0
+
+
+@dataclass
+class _Index:
+    """One municipality's name index in this process (see above). Guarded by `lock`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sig: tuple[Any, ...] | None = None  # what the database said at the last refresh of the names
+    by_key: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # pair → evacuee ids
+    names: dict[str, tuple[Any, Any, frozenset[tuple[str, str]]]] = field(default_factory=dict)
+    rows: int = -1
+    updated: datetime | None = None  # newest updated_at taken in
+    full_at: float = 0.0  # time.monotonic() of the last full read
+    # linked residents, for one registry snapshot read with one data key
+    snapshot: tuple[str, str] | None = None  # (snapshot id, key id)
+    res_by_key: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # pair → 宛名番号
+    res_known: set[str] = field(default_factory=set)
+    link_sig: tuple[Any, ...] | None = None  # … and of the linked residents
+    links: int = -1
+    linked: datetime | None = None
+    unreadable: bool = False  # the backup cannot be opened with this key
+
+    def put(self, eid: str, name: Any, kana: Any) -> None:
+        old = self.names.get(eid)
+        if old is not None and old[0] == name and old[1] == kana:
+            return
+        pairs = frozenset(name_key_pairs(row_names(name, kana)))
+        if old is not None:
+            for p in old[2] - pairs:
+                ids = self.by_key.get(p)
+                if ids is not None:
+                    ids.discard(eid)
+                    if not ids:
+                        del self.by_key[p]
+        for p in pairs:
+            self.by_key.setdefault(p, set()).add(eid)
+        self.names[eid] = (name, kana, pairs)
+
+
+#: engine → municipality → its index (an engine that is gone takes its indexes with it)
+_indexes: weakref.WeakKeyDictionary[Engine, dict[str, _Index]] = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
+
+
+def _index_of(engine: Engine, m: str) -> _Index:
+    with _indexes_lock:
+        return _indexes.setdefault(engine, {}).setdefault(m, _Index())
+
+
+def _signature(conn: Connection, m: str) -> tuple[Any, ...]:
+    """Cheap figures that move when m's registrations or person links do: the feed number (every
+    laptop's change arrives as an event, numbered in commit order), the rows and links counts and
+    their newest stamps (HQ's own edits of a row)."""
+    ev, pl = hub_evacuee.c, hub_person_link.c
+    return tuple(conn.execute(select(
+        select(func.max(hub_event.c.hub_seq)).where(hub_event.c.municipality_code == m).scalar_subquery(),
+        select(func.count()).select_from(hub_evacuee).where(ev.municipality_code == m).scalar_subquery(),
+        select(func.max(ev.updated_at)).where(ev.municipality_code == m).scalar_subquery(),
+        select(func.count()).select_from(hub_person_link).where(pl.municipality_code == m).scalar_subquery(),
+        select(func.max(pl.linked_at)).where(pl.municipality_code == m).scalar_subquery(),
+    )).one())
+
+
+def _refresh(conn: Connection, m: str, key: DataKey | None, snap: registry.SnapshotInfo | None,
+             ix: _Index) -> None:
+    """Take in what changed since the last refresh (caller holds ix.lock and has set the tenant)."""
+    sig = _signature(conn, m)
+    _, rows, updated, links, linked = sig
+    now = time.monotonic()
+    full = ix.rows < 0 or rows < ix.rows or ix.updated is None or now - ix.full_at > FULL_EVERY
+    if full or sig != ix.sig:
+        q = select(hub_evacuee.c.evacuee_id, hub_evacuee.c.name, hub_evacuee.c.name_kana).where(
+            hub_evacuee.c.municipality_code == m)
+        if not full:
+            q = q.where((hub_evacuee.c.updated_at >= ix.updated - SLACK) | hub_evacuee.c.updated_at.is_(None))
+        for eid, name, kana in conn.execute(q):
+            ix.put(eid, name, kana)
+        ix.rows, ix.updated = rows, updated if updated is not None else ix.updated
+        if full:
+            ix.full_at = now
+        ix.sig = sig
+    if key is None or snap is None:
+        return
+    if ix.snapshot != (snap.snapshot_id, key.key_id) or links < ix.links or ix.linked is None or full:
+        ix.snapshot, ix.res_by_key, ix.res_known, ix.unreadable = (snap.snapshot_id, key.key_id), {}, set(), False
+        ix.links, ix.linked = -1, None
+    if not ix.unreadable and (ix.links < 0 or sig != ix.link_sig):
+        q = select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
+            hub_person_link.c.municipality_code == m, *_own_active_link(m))
+        if ix.links >= 0 and ix.linked is not None:
+            q = q.where(hub_person_link.c.linked_at >= ix.linked - SLACK)
+        new = sorted({str(rid) for _, rid in conn.execute(q)} - ix.res_known)
+        facts = _facts_of_links(conn, m, key, snap, [(rid, rid) for rid in new])
+        if facts is None:
+            ix.unreadable = True
+        else:
+            for rid in new:
+                ix.res_known.add(rid)
+                f = facts.get(rid)
+                for p in name_key_pairs(f.names) if f is not None else ():
+                    ix.res_by_key.setdefault(p, set()).add(rid)
+            ix.links, ix.linked = links, linked if linked is not None else ix.linked
+    ix.link_sig = sig
+
+
+def _candidates(conn: Connection, m: str, key: DataKey | None, asked: Asked
+                ) -> tuple[list[dict[str, Any]], dict[str, PersonFacts]]:
+    """The registrations whose name could agree with the asked one (every one that can fit, read
+    fresh, in registration order) and the linked registry facts of those, as `linked_facts` has them."""
+    snap = registry.latest_snapshot(conn, m) if key is not None else None  # (sets the tenant)
+    set_tenant(conn, m)
+    ix = _index_of(conn.engine, m)
+    pairs = name_key_pairs(asked.names)
+    with ix.lock:
+        _refresh(conn, m, key, snap, ix)
+        eids = set().union(*(ix.by_key.get(p, ()) for p in pairs))
+        rids = set() if ix.unreadable or snap is None else set().union(*(ix.res_by_key.get(p, ()) for p in pairs))
+        unreadable = ix.unreadable
+    if rids:
+        eids.update(r[0] for r in conn.execute(select(hub_person_link.c.evacuee_id).where(
+            hub_person_link.c.municipality_code == m, *_own_active_link(m),
+            in_(conn, hub_person_link.c.resident_id, sorted(rids)))))
+    if not eids:
+        return [], {}
+    rows = [dict(r) for r in conn.execute(
+        select(*_ROW_COLS).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True),
+                                 in_(conn, hub_evacuee.c.evacuee_id, sorted(eids)))
+        .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings()]
+    linked: dict[str, PersonFacts] = {}
+    if key is not None and snap is not None and not unreadable and rows:
+        links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
+            hub_person_link.c.municipality_code == m, *_own_active_link(m),
+            in_(conn, hub_person_link.c.evacuee_id, [r["evacuee_id"] for r in rows]))).all()
+        linked = _facts_of_links(conn, m, key, snap, links) or {}
+    return rows, linked
 
 
 # --- finding the person ---------------------------------------------------------------------------
@@ -234,17 +407,15 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
     if not asked.names:
         return HubFound("none")
     set_tenant(conn, m)
-    linked = linked_facts(conn, m, key)
+    candidates, linked = _candidates(conn, m, key, asked)
     fits: dict[str, str] = {}
     rows: dict[str, dict[str, Any]] = {}
-    for r in conn.execute(select(*_ROW_COLS).where(hub_evacuee.c.municipality_code == m,
-                                                   hub_evacuee.c.registered.is_(True))
-                          .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).mappings():
+    for r in candidates:
         extra = linked.get(r["evacuee_id"])
         how = fit(asked, row_facts(r), (extra,) if extra is not None else ())
         if how is not None:
             fits[r["evacuee_id"]] = how
-            rows[r["evacuee_id"]] = dict(r)
+            rows[r["evacuee_id"]] = r
     if not rows:
         return HubFound("none")
     # registrations linked to the same resident are one person; bring in all of them

@@ -234,6 +234,15 @@ def name_keys(*texts: str) -> dict[str, set[str]]:
     return out
 
 
+def name_key_pairs(names: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    """`name_keys`' result as (script, key) pairs: what an index of names is keyed by.
+
+    `name_agrees` needs at least one script whose keys intersect, so a record whose pairs share
+    none with the asked name's pairs can never agree: looking the asked pairs up in an index finds
+    every record that might (a superset; `fit` then decides as before)."""
+    return {(kind, k) for kind, keys in names.items() for k in keys}
+
+
 def name_agrees(asked: dict[str, set[str]], theirs: dict[str, set[str]]) -> bool:
     """At least one script agrees and no script given on both sides disagrees."""
     shared = [k for k in asked if k in theirs]

@@ -242,6 +242,7 @@ hub_evacuee = Table(
     Column("updated_at", DateTime(timezone=True)),
     # 閲覧制限 (DV等支援措置): never sent to other shelters; sticky once set
     Column("withheld", Boolean, nullable=False, server_default=false()),
+    Index("ix_hub_evacuee_updated", "municipality_code", "updated_at"),  # what changed since (inquiry index)
 )
 
 hub_evacuee_value = Table(
@@ -306,6 +307,7 @@ hub_person_link = Table(
     Column("revoked_by_decision_id", String(26)),
     Index("ix_hub_person_link_evacuee", "municipality_code", "evacuee_id"),
     Index("ix_hub_person_link_person", "municipality_code", "person_key"),
+    Index("ix_hub_person_link_resident", "municipality_code", "resident_id"),  # the inquiry desk's lookups
 )
 
 hub_review_item = Table(

@@ -462,3 +462,66 @@ def test_an_age_is_read_against_the_day_of_registration(world) -> None:  # noqa:
     assert ask(w["http"], w["desk"], sought_name="古川 健", sought_birth=f"{born}-06-01").json()["outcome"] == "answered"
     assert ask(w["http"], w["desk"], sought_name="古川 健",
                sought_birth=f"{born + 2}-06-01").json()["outcome"] == "no_information"  # today's reading of 36歳
+
+
+# --- the name index stays exact under change ------------------------------------------------------
+
+def test_registrations_and_edits_after_a_cached_inquiry_are_found_at_once(world) -> None:  # noqa: ANN001
+    """The desk finds candidates through a per-process index of name keys: an evacuee registered, or
+    renamed by an edit, or linked to a resident after an inquiry built that index is found by the very
+    next inquiry, an old name no longer finds the renamed one, and every registration whose name fits
+    (judged on every row, as before the index) is among the candidates the indexed search considers."""
+    from app.services.inquiry_rules import fit, parse_asked
+    from app.services.reconcile import staff_decide
+
+    w = world
+    first, late, renamed, kana_only = residents(w["a"], 4, skip=140)
+
+    def answer(p: dict[str, str], name: str | None = None) -> str:
+        r = ask(w["http"], w["desk"], sought_name=name or f"{p['氏']} {p['名']}", sought_birth=p["生年月日"])
+        assert r.status_code == 200, r.text
+        return r.json()["outcome"]
+
+    with w["s1"].session() as s:
+        register(s, typed_input(first, consent_relatives=True), by="受付", shelter_code=SHELTER_A)
+        s.commit()
+    sync(w["s1"], w["http"])
+    assert answer(first) == "answered"  # builds the index
+    assert answer(late) == "no_information"  # not registered yet
+
+    with w["s2"].session() as s:
+        register(s, typed_input(late, consent_relatives=True), by="受付", shelter_code=SHELTER_B)
+        e_renamed = register(s, typed_input(renamed, name="仮名 太郎", consent_relatives=True), by="受付",
+                             shelter_code=SHELTER_B).id
+        e_kana = register(s, typed_input(kana_only, name="", name_kana=f"{kana_only['氏カナ']} {kana_only['名カナ']}",
+                                         birth_date="", address="", consent_relatives=True),
+                          by="受付", shelter_code=SHELTER_B).id
+        s.commit()
+    sync(w["s2"], w["http"])
+    assert answer(late) == "answered"  # registered after a cached inquiry: found by the next one
+    assert answer(renamed) == "no_information"  # typed under another name so far
+    assert answer(kana_only) == "no_information"  # kana only, no date of birth, no link yet
+
+    with w["s2"].session() as s:
+        update_evacuee(s, e_renamed, {"name": f"{renamed['氏']} {renamed['名']}"}, by="受付")
+        staff_decide(s, e_kana, "confirmed", kana_only["宛名番号"], by="受付")
+        s.commit()
+    sync(w["s2"], w["http"])
+    assert answer(renamed) == "answered"  # the edit reaches the very next inquiry
+    assert answer(renamed, "仮名 太郎") == "no_information"  # and the old name no longer finds them
+    assert answer(kana_only) == "answered"  # found through the new link's registry record
+
+    # the indexed search misses no registration a scan of every row would fit
+    with w["engine"].begin() as c:
+        set_tenant(c, A)
+        linked = hub_inquiry.linked_facts(c, A, w["key"])
+        rows = [dict(r) for r in c.execute(select(*hub_inquiry._ROW_COLS).where(
+            store.hub_evacuee.c.municipality_code == A, store.hub_evacuee.c.registered.is_(True))).mappings()]
+        assert len(rows) >= 4
+        for p in (first, late, renamed, kana_only):
+            for name, kana in ((f"{p['氏']} {p['名']}", ""), ("", f"{p['氏カナ']} {p['名カナ']}")):
+                asked = parse_asked(name, kana, p["生年月日"])
+                scan = {r["evacuee_id"] for r in rows if fit(asked, hub_inquiry.row_facts(r), tuple(
+                    f for f in (linked.get(r["evacuee_id"]),) if f is not None)) is not None}
+                found = hub_inquiry.find_person(c, A, w["key"], name, kana, p["生年月日"])
+                assert scan and scan <= set(found.candidates), (name, kana, scan, found)
