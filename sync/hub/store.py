@@ -546,9 +546,21 @@ def open_hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     _refuse_old_schema(engine)
     metadata.create_all(engine)
+    _add_new_indexes(engine)
     if engine.dialect.name == "postgresql":
         install_row_level_security(engine)
     return engine
+
+
+def _add_new_indexes(engine: Engine) -> None:
+    """``create_all`` makes only missing *tables*: an index added to an existing table in a later
+    version is created here, so a hub upgraded in place gets it too (cheap when all exist)."""
+    insp = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {ix["name"] for ix in insp.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(engine, checkfirst=True)
 
 
 def _refuse_old_schema(engine: Engine) -> None:
