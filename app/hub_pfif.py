@@ -52,7 +52,7 @@ from app.formats.pfif import (PfifDocument, PfifNote, PfifPerson, format_time, p
                               person_from_json, record_to_json, write_pfif)
 from app.services import pfif_rules as rules
 from app.services.errors import InvalidInput
-from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, TARGET_KINDS, ImportResult
+from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, TARGET_KINDS, ImportResult, read_file
 from matching.dates import DateError, parse_date
 from sync.errors import DataKeyError, HubConflict, HubNotFound
 from sync.hub import audit, crossmatch, registry, restricted
@@ -236,14 +236,7 @@ def import_file(engine: Engine, key: DataKey | None, municipality: str | None, p
                 csv_domain: str | None = None, link: bool = True, reveal_restricted: bool = False) -> ImportResult:
     """`import_pfif` of a file on disk (refused above MAX_FILE_BYTES before it is read)."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{path.name} is {size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
-                               "ファイルが大きすぎます (100MBまで)", "file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", f"ファイルを読めません: {path.name}", "file") from None
+    data = read_file(path)
     return import_pfif(engine, key, municipality, data, path.name, by=by, csv_domain=csv_domain, link=link,
                        reveal_restricted=reveal_restricted)
 

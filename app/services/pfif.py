@@ -129,6 +129,19 @@ def _source(record_id: str) -> str:
     return record_domain(record_id) or "-"
 
 
+def read_file(path: Path) -> bytes:
+    """A PFIF / Person Finder file's bytes, refused above MAX_FILE_BYTES before it is read (shelter
+    and hub imports alike)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path.name} is {size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
+                               "ファイルが大きすぎます (100MBまで)", "file")
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}", f"ファイルを読めません: {path.name}", "file") from None
+
+
 def import_pfif(session: Session, path: Path, *, by_user: Any, screen: str = "cli: anpi pfif import",
                 csv_domain: str | None = None, link: bool = True, reveal_restricted: bool = False) -> ImportResult:
     """Load a PFIF XML or Person Finder CSV file (told apart by content) and link its persons.
@@ -140,14 +153,7 @@ def import_pfif(session: Session, path: Path, *, by_user: Any, screen: str = "cl
     the "restricted" permission) — the count would tell that the person was found among the protected.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{path.name} is {size:,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
-                               "ファイルが大きすぎます (100MBまで)", "file")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}", f"ファイルを読めません: {path.name}", "file") from None
+    data = read_file(path)
     doc = parse_pfif(data, path.name, csv_domain=csv_domain)
     # the engine first: on the shelter's single SQLite connection it cannot be built once this
     # session holds the connection (see _registry_matcher)
