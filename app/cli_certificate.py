@@ -45,7 +45,8 @@ def _session(ctx: typer.Context) -> Iterator[Session]:
         engine.dispose()
 
 
-def _write(out: Path, data: bytes) -> None:
+def write_file(out: Path, data: bytes) -> None:
+    """Atomically (a temporary file, then rename): a PDF on disk is always whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
@@ -58,33 +59,62 @@ def _write_pdf(ctx: typer.Context, number: str, out: Path, by: str) -> None:
     with _session(ctx) as s:
         data = certificates.pdf(s, number, by=by, screen="cli certificate")
         s.commit()
-    _write(out, data)
+    write_file(out, data)
     typer.echo(f"wrote {out}", err=True)
 
 
 BY = typer.Option(None, "--by", help="Who does this (default: the OS user).")
+
+# options `anpi certificate issue` and `anpi hub certificate issue` share
+KIND = typer.Option(..., "--kind", help="risai (り災証明書) or hisai (被災証明書).")
+CAUSE = typer.Option(..., "--cause", help="罹災原因, e.g. 令和8年11月20日の地震.")
+DAMAGE = typer.Option(None, "--damage", help="り災 only: 全壊 大規模半壊 中規模半壊 半壊 準半壊 一部損壊, "
+                                             "or zenkai/daikibo/chukibo/hankai/junhankai/ichibu.")
+LOCATION = typer.Option("", "--location", help="被災住家の所在地 (default: the head's address).")
+ID_NOTE = typer.Option("", "--id-note", help="How identity was checked, e.g. 運転免許証.")
+NO_MEMBERS = typer.Option(False, "--no-members", help="Leave the 世帯構成員 table off.")
+MANUAL = typer.Option(False, "--manual", help="Manual path: the registry does not know the applicant.")
+NAME = typer.Option("", "--name", help="Manual path: 世帯主氏名 as declared.")
+ADDRESS = typer.Option("", "--address", help="Manual path: 世帯主住所 as declared.")
+MEMBER = typer.Option([], "--member", help="Manual path, repeatable: '氏名,続柄,生年月日'.")
+NOTE = typer.Option("", "--note", help="Manual path: why the registry could not be used.")
+PDF_OUT = typer.Option(None, "--out", help="Write the certificate PDF here.")
+
+
+def check_issue_path(manual: bool, resident_id: str | None, manual_only: dict[str, Any]) -> None:
+    """--manual and --resident-id choose the path; options of the manual path (``manual_only``:
+    option name → value given) make no sense without it."""
+    if manual:
+        if resident_id:
+            raise InvalidInput("--manual and --resident-id exclude each other", field="resident_id")
+        return
+    if not resident_id:
+        raise InvalidInput(
+            "--resident-id is required (or --manual --name … --address … for people the registry does not know)",
+            field="resident_id")
+    if any(manual_only.values()):
+        raise InvalidInput(f"{'/'.join(manual_only)} belong to --manual", field="manual")
 
 
 @certificate_app.command("issue")
 @cli_errors
 def issue_cmd(
     ctx: typer.Context,
-    kind: str = typer.Option(..., "--kind", help="risai (り災証明書) or hisai (被災証明書)."),
-    cause: str = typer.Option(..., "--cause", help="罹災原因, e.g. 令和8年11月20日の地震."),
+    kind: str = KIND,
+    cause: str = CAUSE,
     resident_id: Optional[str] = typer.Option(None, "--resident-id", help="宛名番号 of the applicant."),
-    damage: Optional[str] = typer.Option(None, "--damage", help="り災 only: 全壊 大規模半壊 中規模半壊 半壊 準半壊 一部損壊, "
-                                                               "or zenkai/daikibo/chukibo/hankai/junhankai/ichibu."),
-    location: str = typer.Option("", "--location", help="被災住家の所在地 (default: the head's address)."),
+    damage: Optional[str] = DAMAGE,
+    location: str = LOCATION,
     in_person: bool = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
                                                              "(needed when no match links the resident to an evacuee)."),
-    id_note: str = typer.Option("", "--id-note", help="How identity was checked, e.g. 運転免許証."),
-    no_members: bool = typer.Option(False, "--no-members", help="Leave the 世帯構成員 table off."),
-    manual: bool = typer.Option(False, "--manual", help="Manual path: the registry does not know the applicant."),
-    name: str = typer.Option("", "--name", help="Manual path: 世帯主氏名 as declared."),
-    address: str = typer.Option("", "--address", help="Manual path: 世帯主住所 as declared."),
-    member: list[str] = typer.Option([], "--member", help="Manual path, repeatable: '氏名,続柄,生年月日'."),
-    note: str = typer.Option("", "--note", help="Manual path: why the registry could not be used."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate PDF here."),
+    id_note: str = ID_NOTE,
+    no_members: bool = NO_MEMBERS,
+    manual: bool = MANUAL,
+    name: str = NAME,
+    address: str = ADDRESS,
+    member: list[str] = MEMBER,
+    note: str = NOTE,
+    out: Optional[Path] = PDF_OUT,
     by: Optional[str] = BY,
 ) -> None:
     """Issue a certificate to the resident's household; prints its number."""
@@ -92,20 +122,13 @@ def issue_cmd(
 
     who = by or _default_user()
     with _session(ctx) as s:
+        check_issue_path(manual, resident_id, {"--name": name, "--address": address, "--member": member})
         if manual:
-            if resident_id:
-                raise InvalidInput("--manual and --resident-id exclude each other", field="resident_id")
             members = certificates.parse_members("\n".join(member))
             cert = certificates.issue_manual(s, kind=kind, cause=cause, name=name, address=address, damage=damage,
                                              location=location, members=members, note=note, by=who,
                                              screen="cli certificate issue")
         else:
-            if not resident_id:
-                raise InvalidInput(
-                    "--resident-id is required (or --manual --name … --address … for people the registry does not know)",
-                    field="resident_id")
-            if name or address or member:
-                raise InvalidInput("--name/--address/--member belong to --manual", field="manual")
             cert = certificates.issue(s, resident_id=resident_id, kind=kind, cause=cause, damage=damage,
                                       location=location, in_person=in_person, identity_note=id_note,
                                       include_members=not no_members, by=who, screen="cli certificate issue")

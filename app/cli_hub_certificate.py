@@ -15,13 +15,15 @@ from typing import Any, Optional
 
 import typer
 
-from app.cli_sync import HUB_DB_ENV, _actor, _hub_engine, _one_line_errors
+from app.cli_certificate import (
+    ADDRESS, CAUSE, DAMAGE, ID_NOTE, KIND, LOCATION, MANUAL, MEMBER, NAME, NO_MEMBERS, NOTE, PDF_OUT, check_issue_path,
+    write_file,
+)
+from app.cli_sync import DB_OPT, MUNI_OPT, _actor, hub_database
 
 certificate_app = typer.Typer(no_args_is_help=True,
                               help="Disaster certificates at the hub (り災証明書 / 被災証明書, every shelter's and the hub's).")
 
-MUNI = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
-DB = typer.Option(None, "--database-url", envvar=HUB_DB_ENV, help="postgresql://… or sqlite:///path (env ANPI_HUB_DATABASE_URL)")
 BY = typer.Option(None, "--by", help="Who does this (default: operator:<login>).")
 
 
@@ -36,72 +38,54 @@ def _key() -> Any:
     return registry.load_data_key()
 
 
-def _write(out: Path, data: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
-
-
 def _pdf_to(engine: Any, municipality: Optional[str], number: str, out: Path, who: str) -> None:
     from app import hub_certificates as hc
 
     _, data = hc.pdf(engine, _key(), municipality, number, by=who)
-    _write(out, data)
+    write_file(out, data)
     typer.echo(f"wrote {out}", err=True)
 
 
 @certificate_app.command("issue")
 def issue_cmd(
-    kind: str = typer.Option(..., "--kind", help="risai (り災証明書) or hisai (被災証明書)."),
-    cause: str = typer.Option(..., "--cause", help="罹災原因, e.g. 令和8年11月20日の地震."),
+    kind: str = KIND,
+    cause: str = CAUSE,
     resident_id: Optional[str] = typer.Option(None, "--resident-id", help="宛名番号 in the newest registry backup."),
-    damage: Optional[str] = typer.Option(None, "--damage", help="り災 only: 全壊 大規模半壊 中規模半壊 半壊 準半壊 一部損壊, "
-                                                               "or zenkai/daikibo/chukibo/hankai/junhankai/ichibu."),
-    location: str = typer.Option("", "--location", help="被災住家の所在地 (default: the head's address)."),
+    damage: Optional[str] = DAMAGE,
+    location: str = LOCATION,
     in_person: bool = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
                                                              "(needed when no shelter match links the resident)."),
-    id_note: str = typer.Option("", "--id-note", help="How identity was checked, e.g. 運転免許証."),
-    no_members: bool = typer.Option(False, "--no-members", help="Leave the 世帯構成員 table off."),
-    manual: bool = typer.Option(False, "--manual", help="Manual path: the registry does not know the applicant."),
-    name: str = typer.Option("", "--name", help="Manual path: 世帯主氏名 as declared."),
-    address: str = typer.Option("", "--address", help="Manual path: 世帯主住所 as declared."),
-    member: list[str] = typer.Option([], "--member", help="Manual path, repeatable: '氏名,続柄,生年月日'."),
-    note: str = typer.Option("", "--note", help="Manual path: why the registry could not be used."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the certificate PDF here."),
-    municipality: Optional[str] = MUNI,
+    id_note: str = ID_NOTE,
+    no_members: bool = NO_MEMBERS,
+    manual: bool = MANUAL,
+    name: str = NAME,
+    address: str = ADDRESS,
+    member: list[str] = MEMBER,
+    note: str = NOTE,
+    out: Optional[Path] = PDF_OUT,
+    municipality: Optional[str] = MUNI_OPT,
     by: Optional[str] = BY,
-    database_url: Optional[str] = DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Issue a certificate at the hub; prints its number."""
     from app import hub_certificates as hc
     from app.services import certificates as certs
-    from app.services.errors import InvalidInput
 
-    engine = _hub_engine(database_url)
     who = by or _actor()
-    try:
-        with _one_line_errors():
-            if manual:
-                if resident_id:
-                    raise InvalidInput("--manual and --resident-id exclude each other", field="resident_id")
-                cert = hc.issue_manual(engine, municipality, kind=kind, cause=cause, name=name, address=address,
-                                       damage=damage, location=location,
-                                       members=certs.parse_members("\n".join(member)), note=note, by=who)
-            else:
-                if not resident_id:
-                    raise InvalidInput("--resident-id is required (or --manual --name … --address … for people "
-                                       "the registry does not know)", field="resident_id")
-                if name or address or member or note:
-                    raise InvalidInput("--name/--address/--member/--note belong to --manual", field="manual")
-                cert = hc.issue(engine, _key(), municipality, resident_id=resident_id, kind=kind, cause=cause,
-                                damage=damage, location=location, in_person=in_person, identity_note=id_note,
-                                include_members=not no_members, by=who)
-            typer.echo(cert.number)
-            if out is not None:
-                _pdf_to(engine, municipality, cert.number, out, who)
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        check_issue_path(manual, resident_id,
+                         {"--name": name, "--address": address, "--member": member, "--note": note})
+        if manual:
+            cert = hc.issue_manual(engine, municipality, kind=kind, cause=cause, name=name, address=address,
+                                   damage=damage, location=location,
+                                   members=certs.parse_members("\n".join(member)), note=note, by=who)
+        else:
+            cert = hc.issue(engine, _key(), municipality, resident_id=resident_id, kind=kind, cause=cause,
+                            damage=damage, location=location, in_person=in_person, identity_note=id_note,
+                            include_members=not no_members, by=who)
+        typer.echo(cert.number)
+        if out is not None:
+            _pdf_to(engine, municipality, cert.number, out, who)
 
 
 @certificate_app.command("list")
@@ -112,20 +96,16 @@ def list_cmd(
     resident: str = typer.Option("", "--resident", help="宛名番号 (applicant or household member) or 世帯番号."),
     q: str = typer.Option("", "--q", help="Part of the number, name or address."),
     origin: str = typer.Option("", "--origin", help="hub or laptop."),
-    municipality: Optional[str] = MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     by: Optional[str] = BY,
-    database_url: Optional[str] = DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Every certificate of the municipality (shelter laptops' and the hub's), newest first."""
     from app import hub_certificates as hc
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            rows = hc.list_certificates(engine, _key(), municipality, kind=kind, status=status, resident=resident,
-                                        q=q, origin=origin, by=by or _actor())
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        rows = hc.list_certificates(engine, _key(), municipality, kind=kind, status=status, resident=resident,
+                                    q=q, origin=origin, by=by or _actor())
     data = [c.as_dict() for c in rows]
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -143,42 +123,34 @@ def reissue_cmd(
     number: str = typer.Argument(..., help="整理番号."),
     reason: str = typer.Option("", "--reason", help="Why (e.g. 紛失)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the reissued PDF here."),
-    municipality: Optional[str] = MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     by: Optional[str] = BY,
-    database_url: Optional[str] = DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Reissue under the same number (logged; the paper says 再発行)."""
     from app import hub_certificates as hc
 
-    engine = _hub_engine(database_url)
     who = by or _actor()
-    try:
-        with _one_line_errors():
-            cert = hc.reissue(engine, _key(), municipality, number, reason=reason, by=who)
-            typer.echo(f"{cert.number} reissued (reissue {cert.reissue_count})")
-            if out is not None:
-                _pdf_to(engine, municipality, cert.number, out, who)
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        cert = hc.reissue(engine, _key(), municipality, number, reason=reason, by=who)
+        typer.echo(f"{cert.number} reissued (reissue {cert.reissue_count})")
+        if out is not None:
+            _pdf_to(engine, municipality, cert.number, out, who)
 
 
 @certificate_app.command("void")
 def void_cmd(
     number: str = typer.Argument(..., help="整理番号."),
     reason: str = typer.Option("", "--reason", help="Why the certificate is void (required)."),
-    municipality: Optional[str] = MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     by: Optional[str] = BY,
-    database_url: Optional[str] = DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Mark a certificate void at the hub (kept, never printed again); a reason is required."""
     from app import hub_certificates as hc
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            cert = hc.void(engine, _key(), municipality, number, reason, by=by or _actor())
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        cert = hc.void(engine, _key(), municipality, number, reason, by=by or _actor())
     typer.echo(f"{cert.number} void: {cert.void_reason}")
 
 
@@ -186,14 +158,10 @@ def void_cmd(
 def pdf_cmd(
     number: str = typer.Argument(..., help="整理番号."),
     out: Path = typer.Option(..., "--out", help="PDF file to write."),
-    municipality: Optional[str] = MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     by: Optional[str] = BY,
-    database_url: Optional[str] = DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Print a valid certificate again as A4 PDF (audited; not a reissue)."""
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            _pdf_to(engine, municipality, number, out, by or _actor())
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        _pdf_to(engine, municipality, number, out, by or _actor())

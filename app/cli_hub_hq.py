@@ -16,6 +16,8 @@ from typing import Optional
 
 import typer
 
+from app.cli_sync import DB_OPT, MUNI_OPT, _actor, hub_database
+
 hq_app = typer.Typer(no_args_is_help=True, help="Disaster HQ at the hub: record 他の手段で確認 / 死亡 / 行方不明.")
 
 
@@ -27,25 +29,18 @@ def hub_hq_confirm_cmd(
     method: str = typer.Option("", "--method", help="電話, 訪問 or その他 (also phone, visit, other)."),
     note: str = typer.Option("", "--note", help="Free text, e.g. who answered the phone."),
     by: str = typer.Option(..., "--by", help="Who at HQ recorded it."),
-    municipality: Optional[str] = typer.Option(None, "--municipality",
-                                               help="全国地方公共団体コード (default: the only one on the hub)"),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="ANPI_HUB_DATABASE_URL",
-                                               help="sqlite:///path or postgresql://… (env ANPI_HUB_DATABASE_URL)"),
+    municipality: Optional[str] = MUNI_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Record what HQ learned of a resident by other means (phone, visit) or a death / missing report."""
-    from app.cli_sync import _actor, _hub_engine, _one_line_errors
     from app.hub_export import record_hq
     from app.services.anpi_list import HQ_STATUS_JA
     from sync.hub import registry
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            key = registry.load_data_key(required=True)
-            rec = record_hq(engine, key, municipality, resident_id, status.strip(), method, note, by=by.strip(),
-                            actor=f"{_actor()} as {by.strip()}")
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        key = registry.load_data_key(required=True)
+        rec = record_hq(engine, key, municipality, resident_id, status.strip(), method, note, by=by.strip(),
+                        actor=f"{_actor()} as {by.strip()}")
     typer.echo(f"resident {rec['resident_id']}: {rec['status']} ({HQ_STATUS_JA[rec['status']]}) recorded by "
                f"{rec['by_user']}" + (f" ({rec['method']})" if rec["method"] else "") + f"; record {rec['record_id']}")
 
@@ -53,25 +48,18 @@ def hub_hq_confirm_cmd(
 @hq_app.command("history")
 def hub_hq_history_cmd(
     resident_id: str = typer.Argument(..., help="宛名番号."),
-    municipality: Optional[str] = typer.Option(None, "--municipality",
-                                               help="全国地方公共団体コード (default: the only one on the hub)"),
+    municipality: Optional[str] = MUNI_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print the records as JSON."),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="ANPI_HUB_DATABASE_URL",
-                                               help="sqlite:///path or postgresql://… (env ANPI_HUB_DATABASE_URL)"),
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Every HQ record of one resident (laptops' and the hub's), oldest first; * marks the one in force."""
     from app import hub_export
-    from app.cli_sync import _hub_engine, _one_line_errors
     from sync.hub.store import resolve_municipality
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            with engine.connect() as conn:
-                m = resolve_municipality(conn, municipality)
-            rows = hub_export.hq_history(engine, m, resident_id.strip())
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        with engine.connect() as conn:
+            m = resolve_municipality(conn, municipality)
+        rows = hub_export.hq_history(engine, m, resident_id.strip())
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str))
         return

@@ -28,7 +28,7 @@ NEEDS_DETAIL = ("お尋ねの方を特定できません。生年月日・住所
 
 def register(hub_app: typer.Typer) -> None:
     """Add `anpi hub inquiry ask|list`."""
-    from app.cli_sync import _DB_OPT, _MUNI_OPT, _fail, _hub_engine, _one_line_errors
+    from app.cli_sync import DB_OPT, MUNI_OPT, _fail, hub_database
 
     inquiry_app = typer.Typer(help="安否照会 desk at the hub (every shelter of the municipality).",
                               no_args_is_help=True)
@@ -36,7 +36,7 @@ def register(hub_app: typer.Typer) -> None:
 
     @inquiry_app.command("ask")
     def ask_cmd(
-        municipality: Optional[str] = _MUNI_OPT,
+        municipality: Optional[str] = MUNI_OPT,
         inquirer_name: str = typer.Option("", "--inquirer-name", help="照会者の氏名"),
         inquirer_address: str = typer.Option("", "--inquirer-address", help="照会者の住所"),
         inquirer_phone: str = typer.Option("", "--inquirer-phone"),
@@ -53,7 +53,7 @@ def register(hub_app: typer.Typer) -> None:
         give_up: bool = typer.Option(False, "--give-up", help="the inquirer can tell no more: record the answer"),
         by: str = typer.Option(..., "--by", help="the desk member answering"),
         as_json: bool = typer.Option(False, "--json"),
-        database_url: Optional[str] = _DB_OPT,
+        database_url: Optional[str] = DB_OPT,
     ) -> None:
         """Answer one 安否照会 from every shelter's registrations; the inquiry is logged and audited."""
         from app import hub_inquiry
@@ -67,18 +67,14 @@ def register(hub_app: typer.Typer) -> None:
             id_proof_note=id_proof_note, purpose=purpose,
             relationship=RELATIONSHIP_ALIASES.get(relationship.strip().lower(), relationship),
             sought_name=name, sought_kana=kana, sought_birth=birth, sought_address=address, give_up=give_up)
-        engine = _hub_engine(database_url)
-        try:
-            with _one_line_errors():
-                try:
-                    ans = hub_inquiry.answer_inquiry(engine, registry.data_key_of(engine), municipality, req,
-                                                     by=by, actor=f"operator:{by.strip()}")
-                except InvalidInput as exc:  # name the option, in English and Japanese
-                    opt = OPTION_OF.get(exc.field, exc.field)
-                    en = str(exc).split(": ", 1)[-1]
-                    raise _fail(f"{opt}: {en} / {exc.message_ja}") from None
-        finally:
-            engine.dispose()
+        with hub_database(database_url) as engine:
+            try:
+                ans = hub_inquiry.answer_inquiry(engine, registry.data_key_of(engine), municipality, req,
+                                                 by=by, actor=f"operator:{by.strip()}")
+            except InvalidInput as exc:  # name the option, in English and Japanese
+                opt = OPTION_OF.get(exc.field, exc.field)
+                en = str(exc).split(": ", 1)[-1]
+                raise _fail(f"{opt}: {en} / {exc.message_ja}") from None
         if as_json:
             typer.echo(json.dumps(ans.for_desk(), ensure_ascii=False))
         elif ans.needs_detail:
@@ -88,22 +84,18 @@ def register(hub_app: typer.Typer) -> None:
 
     @inquiry_app.command("list")
     def list_cmd(
-        municipality: Optional[str] = _MUNI_OPT,
+        municipality: Optional[str] = MUNI_OPT,
         outcome: str = typer.Option("", "--outcome", help="answered | refused | restricted | not_found | ambiguous"),
         limit: int = typer.Option(500, "--limit", min=1),
         as_json: bool = typer.Option(False, "--json"),
-        database_url: Optional[str] = _DB_OPT,
+        database_url: Optional[str] = DB_OPT,
     ) -> None:
         """The inquiry log with the real outcome, newest first (the look is audited)."""
         from app import hub_inquiry
         from app.cli_sync import _actor
 
-        engine = _hub_engine(database_url)
-        try:
-            with _one_line_errors():
-                rows = hub_inquiry.list_inquiries(engine, municipality, outcome=outcome, limit=limit, actor=_actor())
-        finally:
-            engine.dispose()
+        with hub_database(database_url) as engine:
+            rows = hub_inquiry.list_inquiries(engine, municipality, outcome=outcome, limit=limit, actor=_actor())
         if as_json:
             typer.echo(json.dumps(rows, ensure_ascii=False))
             return

@@ -18,12 +18,11 @@ from typing import Optional
 
 import typer
 
+from app.cli_sync import DB_OPT, MUNI_OPT, _actor, hub_database
+
 pfif_app = typer.Typer(no_args_is_help=True,
                        help="Google Person Finder (PFIF) at the hub: sought people in, safety notes out.")
 
-_MUNI = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
-_DB = typer.Option(None, "--database-url", envvar="ANPI_HUB_DATABASE_URL",
-                   help="sqlite:///path or postgresql://… (env ANPI_HUB_DATABASE_URL)")
 
 
 def register(hub_app: typer.Typer) -> None:
@@ -34,23 +33,18 @@ def register(hub_app: typer.Typer) -> None:
 @pfif_app.command("import")
 def import_cmd(
     file: Path = typer.Argument(..., help="PFIF 1.1-1.4 XML, or Person Finder's CSV import format."),
-    municipality: Optional[str] = _MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     csv_domain: Optional[str] = typer.Option(None, "--csv-domain",
                                              help="Domain for bare CSV record ids (default: from source_name)."),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-    database_url: Optional[str] = _DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Load sought people (捜索依頼) for one municipality and link them to its residents and evacuees."""
-    from app.cli_sync import _actor, _hub_engine, _one_line_errors
     from app.hub_pfif import import_file
     from sync.hub import registry
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            r = import_file(engine, registry.load_data_key(), municipality, file, by=_actor(), csv_domain=csv_domain)
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        r = import_file(engine, registry.load_data_key(), municipality, file, by=_actor(), csv_domain=csv_domain)
     for w in r.warnings:
         typer.echo(f"warning: {w}", err=True)
     if as_json:
@@ -64,33 +58,28 @@ def import_cmd(
 
 @pfif_app.command("sought")
 def sought_cmd(
-    municipality: Optional[str] = _MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     only: str = typer.Option("", "--only", help="linked or open (without a link)."),
     include_restricted: bool = typer.Option(False, "--include-restricted",
                                             help="Also show links touching 閲覧制限 (HQ's internal view)."),
     relink: bool = typer.Option(False, "--relink", help="Match every sought person again first."),
     as_json: bool = typer.Option(False, "--json"),
-    database_url: Optional[str] = _DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Sought people with their current links (suggested or confirmed)."""
-    from app.cli_sync import _actor, _hub_engine, _one_line_errors
     from app.hub_pfif import record_view, relink as relink_all, sought_list
     from sync.hub import registry
 
     if only not in ("", "linked", "open"):
         typer.echo("error: --only must be linked or open", err=True)
         raise typer.Exit(1)
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            key = registry.load_data_key()
-            if relink:
-                typer.echo(f"relinked: {relink_all(engine, key, municipality, by=_actor())} link rows written", err=True)
-            rows = sought_list(engine, key, municipality, reveal_restricted=include_restricted, only=only)
-            record_view(engine, municipality, by=_actor(), count=len(rows),
-                        where=f"cli: anpi hub pfif sought{' --include-restricted' if include_restricted else ''}")
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        key = registry.load_data_key()
+        if relink:
+            typer.echo(f"relinked: {relink_all(engine, key, municipality, by=_actor())} link rows written", err=True)
+        rows = sought_list(engine, key, municipality, reveal_restricted=include_restricted, only=only)
+        record_view(engine, municipality, by=_actor(), count=len(rows),
+                    where=f"cli: anpi hub pfif sought{' --include-restricted' if include_restricted else ''}")
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return
@@ -109,45 +98,35 @@ def decide_cmd(
     kind: str = typer.Argument(..., help="resident or evacuee"),
     target_id: str = typer.Argument(..., help="宛名番号 or evacuee id"),
     decision: str = typer.Argument(..., help="confirmed, rejected or undo"),
-    municipality: Optional[str] = _MUNI,
-    database_url: Optional[str] = _DB,
+    municipality: Optional[str] = MUNI_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Confirm or reject a proposed link, or undo the last staff decision on it."""
-    from app.cli_sync import _actor, _hub_engine, _one_line_errors
     from app.hub_pfif import decide_link
     from sync.hub import registry
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            row = decide_link(engine, registry.load_data_key(), municipality, sought_id, kind, target_id, decision,
-                              by=_actor(), reveal_restricted=True)
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        row = decide_link(engine, registry.load_data_key(), municipality, sought_id, kind, target_id, decision,
+                          by=_actor(), reveal_restricted=True)
     typer.echo(f"{kind} {target_id}: {row['decision']}")
 
 
 @pfif_app.command("export")
 def export_cmd(
     out: Path = typer.Option(..., "--out", help="PFIF 1.4 XML file to write."),
-    municipality: Optional[str] = _MUNI,
+    municipality: Optional[str] = MUNI_OPT,
     expiry_days: Optional[int] = typer.Option(None, "--expiry-days", min=1,
                                               help="expiry_date = now + N days (default ANPI_PFIF_EXPIRY_DAYS or 365)."),
     as_json: bool = typer.Option(False, "--json"),
-    database_url: Optional[str] = _DB,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Evacuees at the municipality's shelters who consented to publication (⑭) as PFIF 1.4 (never 閲覧制限)."""
-    from app.cli_sync import _actor, _hub_engine, _one_line_errors
     from app.hub_pfif import export_pfif
     from sync.hub import registry
 
-    engine = _hub_engine(database_url)
-    try:
-        with _one_line_errors():
-            res = export_pfif(engine, registry.load_data_key(), municipality, out, by=_actor(),
-                              expiry_days=expiry_days)
-    finally:
-        engine.dispose()
+    with hub_database(database_url) as engine:
+        res = export_pfif(engine, registry.load_data_key(), municipality, out, by=_actor(),
+                          expiry_days=expiry_days)
     if as_json:
         typer.echo(json.dumps(res.as_dict(), ensure_ascii=False))
         return

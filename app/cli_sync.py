@@ -220,7 +220,7 @@ def _hub_engine(database_url: Optional[str]) -> Engine:
             raise _fail(f"cannot open hub database: {str(exc).splitlines()[0]}")
 
 
-_DB_OPT = typer.Option(None, "--database-url", envvar=HUB_DB_ENV,
+DB_OPT = typer.Option(None, "--database-url", envvar=HUB_DB_ENV,
                        help="sqlite:///path or postgresql://… (env ANPI_HUB_DATABASE_URL)")
 
 
@@ -228,7 +228,7 @@ _DB_OPT = typer.Option(None, "--database-url", envvar=HUB_DB_ENV,
 def hub_serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8090, "--port"),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
     workers: int = typer.Option(1, "--workers", min=1),
 ) -> None:
     """Run the data-center hub (HTTP)."""
@@ -238,15 +238,27 @@ def hub_serve_cmd(
     serve(database_url or "", host=host, port=port, workers=workers)
 
 
-_MUNI_OPT = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
+MUNI_OPT = typer.Option(None, "--municipality", help="全国地方公共団体コード (default: the only one on the hub)")
+
+
+@contextmanager
+def hub_database(database_url: Optional[str]) -> Iterator[Engine]:
+    """The hub engine for one command: our errors become one line on stderr, the engine is
+    disposed afterwards (every `anpi hub …` desk command runs inside one)."""
+    engine = _hub_engine(database_url)
+    try:
+        with _one_line_errors():
+            yield engine
+    finally:
+        engine.dispose()
 
 
 @hub_app.command("enroll")
 def hub_enroll_cmd(
     name: str = typer.Argument(..., help="Device / shelter name, e.g. 第二中学校"),
-    municipality: Optional[str] = _MUNI_OPT,
+    municipality: Optional[str] = MUNI_OPT,
     as_json: bool = typer.Option(False, "--json"),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Register a device slot of one municipality and print its one-time enrolment code."""
     from sync.hub import store
@@ -267,7 +279,7 @@ def hub_enroll_cmd(
 def hub_status_cmd(as_json: bool = typer.Option(False, "--json"),
                    municipality: Optional[str] = typer.Option(None, "--municipality",
                                                               help="Counts of one municipality only"),
-                   database_url: Optional[str] = _DB_OPT) -> None:
+                   database_url: Optional[str] = DB_OPT) -> None:
     """Devices, events, evacuees, people (after cross-shelter linking), forks, open review items."""
     from sync.hub import store
 
@@ -283,7 +295,7 @@ def hub_status_cmd(as_json: bool = typer.Option(False, "--json"),
 @hub_app.command("devices")
 def hub_devices_cmd(as_json: bool = typer.Option(False, "--json"),
                     municipality: Optional[str] = typer.Option(None, "--municipality", help="Only this municipality"),
-                    database_url: Optional[str] = _DB_OPT) -> None:
+                    database_url: Optional[str] = DB_OPT) -> None:
     """List device slots (pending, active, revoked)."""
     from sync.hub import store
 
@@ -298,8 +310,8 @@ def hub_devices_cmd(as_json: bool = typer.Option(False, "--json"),
 
 @hub_app.command("revoke")
 def hub_revoke_cmd(device: str = typer.Argument(..., help="Device id, slot id or name"),
-                   municipality: Optional[str] = _MUNI_OPT,
-                   database_url: Optional[str] = _DB_OPT) -> None:
+                   municipality: Optional[str] = MUNI_OPT,
+                   database_url: Optional[str] = DB_OPT) -> None:
     """Refuse a lost or stolen laptop from now on (its stored events stay)."""
     from sync.hub import store
 
@@ -314,7 +326,7 @@ def hub_revoke_cmd(device: str = typer.Argument(..., help="Device id, slot id or
 def hub_bundle_import_cmd(
     file: Path = typer.Argument(..., help="Bundle written by `anpi bundle export`"),
     receipt_out: Optional[Path] = typer.Option(None, "--receipt-out", help="Where to write the signed receipt"),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Ingest a USB bundle (idempotent) and write a receipt signed by the hub."""
     from sync.hub.bundles import import_bundle_file
@@ -359,7 +371,7 @@ def _actor() -> str:
 @hub_muni_app.command("add")
 def hub_muni_add_cmd(code: str = typer.Argument(..., help="全国地方公共団体コード, 6 digits (e.g. 032026)"),
                      name: str = typer.Argument(..., help="Name, e.g. 大船渡市"),
-                     database_url: Optional[str] = _DB_OPT) -> None:
+                     database_url: Optional[str] = DB_OPT) -> None:
     """Add a municipality (tenant) to the hub."""
     from sync.hub import tenants
 
@@ -369,7 +381,7 @@ def hub_muni_add_cmd(code: str = typer.Argument(..., help="全国地方公共団
 
 
 @hub_muni_app.command("list")
-def hub_muni_list_cmd(as_json: bool = typer.Option(False, "--json"), database_url: Optional[str] = _DB_OPT) -> None:
+def hub_muni_list_cmd(as_json: bool = typer.Option(False, "--json"), database_url: Optional[str] = DB_OPT) -> None:
     """Municipalities on this hub."""
     from sync.hub import tenants
 
@@ -384,7 +396,7 @@ def hub_muni_list_cmd(as_json: bool = typer.Option(False, "--json"), database_ur
 @hub_app.command("share")
 def hub_share_cmd(home: str = typer.Option(..., "--home", help="Municipality whose registry is shared"),
                   host: str = typer.Option(..., "--host", help="Municipality whose shelters' evacuees are matched"),
-                  database_url: Optional[str] = _DB_OPT) -> None:
+                  database_url: Optional[str] = DB_OPT) -> None:
     """Let the hub match evacuees at HOST's shelters against HOME's registry (audited)."""
     from sync.hub import tenants
 
@@ -398,7 +410,7 @@ def hub_share_cmd(home: str = typer.Option(..., "--home", help="Municipality who
 
 @hub_app.command("unshare")
 def hub_unshare_cmd(home: str = typer.Option(..., "--home"), host: str = typer.Option(..., "--host"),
-                    database_url: Optional[str] = _DB_OPT) -> None:
+                    database_url: Optional[str] = DB_OPT) -> None:
     """Revoke an agreement (kept on record as revoked; audited)."""
     from sync.hub import tenants
 
@@ -412,9 +424,9 @@ def hub_unshare_cmd(home: str = typer.Option(..., "--home"), host: str = typer.O
 @hub_user_app.command("add")
 def hub_user_add_cmd(name: str = typer.Option(..., "--name"),
                      role: str = typer.Option(..., "--role", help="hq, desk (安否照会・証明書 only) or admin"),
-                     municipality: Optional[str] = _MUNI_OPT,
+                     municipality: Optional[str] = MUNI_OPT,
                      as_json: bool = typer.Option(False, "--json"),
-                     database_url: Optional[str] = _DB_OPT) -> None:
+                     database_url: Optional[str] = DB_OPT) -> None:
     """Add an HQ account; prints its bearer token once (only a hash is stored)."""
     from sync.hub import tenants
 
@@ -428,8 +440,8 @@ def hub_user_add_cmd(name: str = typer.Option(..., "--name"),
 
 
 @hub_user_app.command("list")
-def hub_user_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
-                      database_url: Optional[str] = _DB_OPT) -> None:
+def hub_user_list_cmd(municipality: Optional[str] = MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
+                      database_url: Optional[str] = DB_OPT) -> None:
     """HQ accounts of one municipality."""
     from sync.hub import tenants
 
@@ -443,8 +455,8 @@ def hub_user_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool = t
 
 
 @hub_user_app.command("disable")
-def hub_user_disable_cmd(name: str = typer.Argument(...), municipality: Optional[str] = _MUNI_OPT,
-                         database_url: Optional[str] = _DB_OPT) -> None:
+def hub_user_disable_cmd(name: str = typer.Argument(...), municipality: Optional[str] = MUNI_OPT,
+                         database_url: Optional[str] = DB_OPT) -> None:
     """Disable an HQ account (its token stops working at once)."""
     from sync.hub import tenants
 
@@ -470,12 +482,12 @@ def hub_key_create_cmd(out: Path = typer.Option(..., "--out", help="Key file to 
 @hub_registry_app.command("import")
 def hub_registry_import_cmd(
     file: Path = typer.Argument(..., help="Registry CSV exported by the vendor"),
-    municipality: Optional[str] = _MUNI_OPT,
+    municipality: Optional[str] = MUNI_OPT,
     profile: str = typer.Option("auto", help="anpi, kihon, auto or the path of a TOML profile."),
     encoding: str = typer.Option("auto", help="auto, utf-8, cp932 or euc-jp."),
     gaiji_map: Optional[Path] = typer.Option(None, "--gaiji-map", help="CSV code,char for municipal gaiji."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Snapshot date YYYY-MM-DD (default: today)."),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Check a registry backup exactly as a shelter would and store it, encrypted, for one municipality."""
     from app.hub_registry import store_at_hub
@@ -494,8 +506,8 @@ def hub_registry_import_cmd(
 
 
 @hub_registry_app.command("list")
-def hub_registry_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
-                          database_url: Optional[str] = _DB_OPT) -> None:
+def hub_registry_list_cmd(municipality: Optional[str] = MUNI_OPT, as_json: bool = typer.Option(False, "--json"),
+                          database_url: Optional[str] = DB_OPT) -> None:
     """Registry backups held for one municipality (no personal data shown)."""
     from sync.hub import registry, store
 
@@ -511,7 +523,7 @@ def hub_registry_list_cmd(municipality: Optional[str] = _MUNI_OPT, as_json: bool
 
 @hub_export_app.command("anpi-list")
 def hub_export_anpi_list_cmd(
-    municipality: Optional[str] = _MUNI_OPT,
+    municipality: Optional[str] = MUNI_OPT,
     fmt: str = typer.Option(..., "--format", help="csv, xlsx, pdf or pfif (PFIF 1.4 of consenting evacuees)"),
     encoding: str = typer.Option("utf-8-sig", "--encoding", help="csv: utf-8-sig or cp932"),
     out: Path = typer.Option(..., "--out"),
@@ -521,7 +533,7 @@ def hub_export_anpi_list_cmd(
     care_only: bool = typer.Option(False, "--care-only", help="Only people with 要配慮 flags"),
     status: str = typer.Option("", "--status",
                                help="in_shelter, left, confirmed_other, dead, missing, unconfirmed or safe"),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """HQ list of one municipality's residents across every shelter on the hub (audited; 閲覧制限 left out)."""
     from app.hub_export import FORMATS, export_anpi_list
@@ -578,7 +590,7 @@ def hub_cross_run_cmd(
     watch: bool = typer.Option(False, "--watch", help="Keep running: a matching worker beside `anpi hub serve` "
                                                       "(start the server with ANPI_HUB_CROSSMATCH=off)"),
     interval: float = typer.Option(0.2, "--interval", min=0.01, help="Seconds between looks at the queue"),
-    database_url: Optional[str] = _DB_OPT,
+    database_url: Optional[str] = DB_OPT,
 ) -> None:
     """Do the queued cross-town matching now (the server does it after each push by default)."""
     import time
