@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 
 from sync.hub.hq import HqCaller
@@ -47,24 +47,18 @@ def page_context() -> dict[str, Any]:
 
 def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> APIRouter:
     """``/desk`` and its static files; engine, caller and data_key are unused (the page reads nothing)."""
-    from app.web.common import STATIC_DIR, templates
-    from app.web.hub_pages import _headers
+    from app.web.common import templates
+    from app.web.hub_pages import add_static_routes, page_headers
 
     r = APIRouter()
     ctx = page_context()
 
     def page() -> HTMLResponse:
-        return HTMLResponse(templates.env.get_template("hub_desk.html").render(**ctx), headers=_headers())
+        return HTMLResponse(templates.env.get_template("hub_desk.html").render(**ctx), headers=page_headers())
 
     # POST only so that a form submitted without the script never puts what was typed in a URL;
     # the body is not read.
     r.add_api_route("/desk", page, methods=["GET", "POST"], response_class=HTMLResponse, include_in_schema=False)
 
-    def static_file(name: str, media: str) -> Callable[[], FileResponse]:
-        def serve() -> FileResponse:
-            return FileResponse(STATIC_DIR / name, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
-        return serve
-
-    for name, media in STATIC.items():
-        r.add_api_route(f"/static/{name}", static_file(name, media), methods=["GET"], include_in_schema=False)
+    add_static_routes(r, STATIC)
     return r

@@ -38,11 +38,25 @@ EXPORTS = [("CSV (UTF-8 BOM付)", "csv", "utf-8-sig", "export-csv"), ("CSV (CP93
 PER_PAGE = 100
 
 
-def _headers() -> dict[str, str]:
+def page_headers() -> dict[str, str]:
     from app.main import CSP  # one policy for the shelter's pages and the hub's
 
     return {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+
+
+def add_static_routes(r: APIRouter, files: dict[str, str]) -> None:
+    """Serve these kiosk_ui/static files (name → media type) by name: the hub has no /static mount,
+    so each hub page names exactly the files it loads."""
+    from app.web.common import STATIC_DIR
+
+    def static_file(name: str, media: str) -> Callable[[], FileResponse]:
+        def serve() -> FileResponse:
+            return FileResponse(STATIC_DIR / name, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
+        return serve
+
+    for name, media in files.items():
+        r.add_api_route(f"/static/{name}", static_file(name, media), methods=["GET"], include_in_schema=False)
 
 
 def bar_href(town: str, f: AnpiFilter) -> str:
@@ -57,7 +71,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
     from app.api.hub.hq_desk import list_filters, translated
     from app.services.anpi_list import AGE_BANDS, HQ_STATUS_JA, METHODS, NO_TOWN, STATUS_JA
     from app.services.evacuees import CARE_FLAGS
-    from app.web.common import STATIC_DIR, templates
+    from app.web.common import templates
     from app.web.hq import chart_geometry, chart_svg
 
     r = APIRouter()
@@ -66,19 +80,13 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         html = templates.env.get_template("hub_hq.html").render(
             statuses=STATUS_JA, hq_statuses=HQ_STATUS_JA, methods=METHODS, age_bands=list(AGE_BANDS),
             care_labels=CARE_FLAGS, exports=EXPORTS, per_page=PER_PAGE, no_town=NO_TOWN)
-        return HTMLResponse(html, headers=_headers())
+        return HTMLResponse(html, headers=page_headers())
 
     # POST only so that a token form submitted without the script never puts the token in a URL;
     # the body is not read.
     r.add_api_route("/hq", page, methods=["GET", "POST"], response_class=HTMLResponse, include_in_schema=False)
 
-    def static_file(name: str, media: str) -> Callable[[], FileResponse]:
-        def serve() -> FileResponse:
-            return FileResponse(STATIC_DIR / name, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
-        return serve
-
-    for name, media in STATIC.items():
-        r.add_api_route(f"/static/{name}", static_file(name, media), methods=["GET"], include_in_schema=False)
+    add_static_routes(r, STATIC)
 
     @r.get("/v1/hq/anpi-list/chart.svg")
     async def chart(request: Request, household: str = "", age_band: str = "", care: str = "",
@@ -92,7 +100,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
                                            include_restricted=True)  # the counts of HQ's own list view
             svg = chart_svg(chart_geometry(lst.town_progress(), lambda town: bar_href(town, lst.filters)))
             return Response('<?xml version="1.0" encoding="UTF-8"?>\n' + str(svg),
-                            media_type="image/svg+xml; charset=utf-8", headers=_headers())
+                            media_type="image/svg+xml; charset=utf-8", headers=page_headers())
         return await caller.call(request, translated(fn), personal=True)
 
     return r

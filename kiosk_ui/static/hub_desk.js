@@ -10,6 +10,7 @@
   "use strict";
 
   var Hub = window.AnpiHub;
+  var showDone = Hub.showDone, clearMessages = Hub.clearMessages;  // the message box
   var ApiError = Hub.ApiError;
   var api = Hub.api;
   var CIRCLED = JSON.parse(document.body.dataset.circled || "{}");
@@ -46,21 +47,10 @@
   }
 
   function showError(err, what) {
-    var text = typeof err === "string" ? err : messageJa(err, what);
-    $("hub-error-text").textContent = text;
-    $("hub-error-detail").textContent = typeof err === "string" ? "" : Hub.detailLine(err);
-    $("hub-error").hidden = false;
-    $("hub-done").hidden = true;
+    if (typeof err === "string") { Hub.showError(err, ""); } else { Hub.showError(messageJa(err, what), Hub.detailLine(err)); }
     if (err instanceof ApiError && err.status === 401) { logout(true); }
   }
 
-  function showDone(text) {
-    $("hub-done-text").textContent = text;
-    $("hub-done").hidden = false;
-    $("hub-error").hidden = true;
-  }
-
-  function clearMessages() { $("hub-error").hidden = true; $("hub-done").hidden = true; }
 
   function clearFieldErrors(form) {
     Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (p) { p.hidden = true; p.textContent = ""; });

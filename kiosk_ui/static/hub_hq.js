@@ -9,6 +9,7 @@
   "use strict";
 
   var Hub = window.AnpiHub;  // the token, the calls and the login form: hub_token.js (shared with /desk)
+  var showDone = Hub.showDone, clearMessages = Hub.clearMessages;  // the message box
   var ApiError = Hub.ApiError;
   var api = Hub.api;
   var body = document.body;
@@ -48,20 +49,10 @@
 
   function showError(err, what) {
     var pair = typeof err === "string" ? [err, ""] : messageJa(err, what);
-    $("hub-error-text").textContent = pair[0];
-    $("hub-error-detail").textContent = pair[1];
-    $("hub-error").hidden = false;
-    $("hub-done").hidden = true;
+    Hub.showError(pair[0], pair[1]);
     if (err instanceof ApiError && err.status === 401) { logout(true); }
   }
 
-  function showDone(text) {
-    $("hub-done-text").textContent = text;
-    $("hub-done").hidden = false;
-    $("hub-error").hidden = true;
-  }
-
-  function clearMessages() { $("hub-error").hidden = true; $("hub-done").hidden = true; }
 
   // ---- filters (in the query string, never the token) ------------------------------------------
   function filters() {

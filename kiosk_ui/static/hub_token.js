@@ -110,9 +110,25 @@
     });
   }
 
+  /** The page's message box (#hub-error / #hub-done): one message at a time. */
+  function showError(text, detail) {
+    $("hub-error-text").textContent = text;
+    $("hub-error-detail").textContent = detail || "";
+    $("hub-error").hidden = false;
+    $("hub-done").hidden = true;
+  }
+
+  function showDone(text) {
+    $("hub-done-text").textContent = text;
+    $("hub-done").hidden = false;
+    $("hub-error").hidden = true;
+  }
+
+  function clearMessages() { $("hub-error").hidden = true; $("hub-done").hidden = true; }
+
   global.AnpiHub = {
     KEY: KEY, ROLE_JA: ROLE_JA, ApiError: ApiError, token: token, keep: keep, forget: forget, api: api,
     commonMessage: commonMessage, detailLine: detailLine, whoami: whoami, showWho: showWho, hideWho: hideWho,
-    bindLogin: bindLogin,
+    bindLogin: bindLogin, showError: showError, showDone: showDone, clearMessages: clearMessages,
   };
 }(window));
