@@ -419,12 +419,6 @@
       .catch(function (err) { showError(err, "cert"); });
   }
 
-  function filenameOf(r, fallback) {
-    var cd = r.headers.get("Content-Disposition") || "";
-    var m = cd.match(/filename\*=UTF-8''([^;]+)/i) || cd.match(/filename="?([^";]+)"?/i);
-    return m ? decodeURIComponent(m[1]) : fallback;
-  }
-
   /** The PDF is fetched with the token (a plain link could not send it) and handed to the browser
    *  as an object URL: saved as a file, or opened in a new tab. */
   function pdf(open) {
@@ -435,17 +429,13 @@
     btn.disabled = true;
     clearMessages();
     return api("/v1/hq/certificates/" + encodeURIComponent(number) + "/pdf").then(function (r) {
-      var name = filenameOf(r, number + ".pdf");
+      var name = Hub.filenameOf(r, number + ".pdf");
       return r.blob().then(function (blob) {
         var url = URL.createObjectURL(new Blob([blob], { type: "application/pdf" }));
         if (tab) {
           tab.location.href = url;
         } else {
-          var a = document.createElement("a");
-          a.href = url; a.download = name; a.hidden = true;
-          document.body.appendChild(a);
-          a.click();
-          a.remove();
+          Hub.saveUrl(url, name);
         }
         setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
         showDone(tab ? number + " のPDFを新しいタブで開きました。" : name + " を保存しました。");

@@ -234,12 +234,6 @@
   }
 
   // ---- actions -----------------------------------------------------------------------------------
-  function filenameOf(r, fallback) {
-    var cd = r.headers.get("Content-Disposition") || "";
-    var m = cd.match(/filename\*=UTF-8''([^;]+)/i) || cd.match(/filename="?([^";]+)"?/i);
-    return m ? decodeURIComponent(m[1]) : fallback;
-  }
-
   function download(btn) {
     var q = filters();
     q.set("format", btn.dataset.format);
@@ -248,14 +242,10 @@
     clearMessages();
     return api("/v1/hq/anpi-list/export?" + q.toString()).then(function (r) {
       var rows = r.headers.get("X-Anpi-Rows");
-      var name = filenameOf(r, "anpi-list." + btn.dataset.format);
+      var name = Hub.filenameOf(r, "anpi-list." + btn.dataset.format);
       return r.blob().then(function (blob) {
         var url = URL.createObjectURL(blob);
-        var a = document.createElement("a");
-        a.href = url; a.download = name; a.hidden = true;
-        document.body.appendChild(a);
-        a.click();
-        a.remove();
+        Hub.saveUrl(url, name);
         setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
         showDone(name + " を保存しました" + (rows ? "（" + rows + "人）" : "") + "。");
       });

@@ -110,6 +110,23 @@
     });
   }
 
+  /** The file name a download answer gives (Content-Disposition), else ``fallback``. */
+  function filenameOf(r, fallback) {
+    var cd = r.headers.get("Content-Disposition") || "";
+    var m = cd.match(/filename\*=UTF-8''([^;]+)/i) || cd.match(/filename="?([^";]+)"?/i);
+    return m ? decodeURIComponent(m[1]) : fallback;
+  }
+
+  /** Hand an object URL to the browser as a saved file (files come with the token in a header,
+   *  so a plain link could not fetch them). */
+  function saveUrl(url, name) {
+    var a = document.createElement("a");
+    a.href = url; a.download = name; a.hidden = true;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+
   /** The page's message box (#hub-error / #hub-done): one message at a time. */
   function showError(text, detail) {
     $("hub-error-text").textContent = text;
@@ -130,5 +147,6 @@
     KEY: KEY, ROLE_JA: ROLE_JA, ApiError: ApiError, token: token, keep: keep, forget: forget, api: api,
     commonMessage: commonMessage, detailLine: detailLine, whoami: whoami, showWho: showWho, hideWho: hideWho,
     bindLogin: bindLogin, showError: showError, showDone: showDone, clearMessages: clearMessages,
+    filenameOf: filenameOf, saveUrl: saveUrl,
   };
 }(window));
