@@ -104,3 +104,24 @@ def typed_input(p: dict[str, str], **over: str) -> Any:
                 sex=sex, address=p["住所"])
     data.update(over)
     return EvacueeInput(**data)
+
+
+@dataclass
+class PageWatch:
+    """What a hub page did in the browser: script errors (a CSP refusal shows here), failed
+    requests as (status, path) to check one by one, and anything fetched from another host."""
+
+    errors: list[str]
+    failed: list[tuple[int, str]]
+    outside: list[str]
+
+
+def watch_page(page: Any, base: str) -> PageWatch:
+    w = PageWatch([], [], [])
+    page.on("pageerror", lambda e: w.errors.append(str(e)))
+    page.on("console", lambda m: w.errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda r: w.failed.append((r.status, r.url.removeprefix(base).split("?")[0]))
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on("request", lambda r: w.outside.append(r.url) if not r.url.startswith((base, "blob:")) else None)
+    return w

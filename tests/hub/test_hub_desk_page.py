@@ -27,7 +27,7 @@ from app.services.roster import register
 from sync import client
 from sync.hub import registry, tenants
 from tests.hub.conftest import PgHub
-from tests.hub.helpers import A, Town, add_towns, app_shelter, enroll, store_registry, typed_input
+from tests.hub.helpers import A, Town, add_towns, app_shelter, enroll, store_registry, typed_input, watch_page
 from tests.sync.helpers import ThreadedServer, no_sleep
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
@@ -123,16 +123,7 @@ def test_browser_inquiry_certificate_pfif(desk: Desk) -> None:
         try:
             ctx = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ja-JP", accept_downloads=True)
             page = ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            # a CSP refusal or a script error shows here; failed requests are checked one by one below
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-            failed: list[tuple[int, str]] = []
-            page.on("response", lambda r: failed.append((r.status, r.url.removeprefix(base).split("?")[0]))
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-            outside: list[str] = []
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "blob:")) else None)
+            seen = watch_page(page, base)
 
             # --- log in with a desk token: the desks, not the log -------------------------------------
             page.goto(f"{base}/desk")
@@ -315,9 +306,9 @@ def test_browser_inquiry_certificate_pfif(desk: Desk) -> None:
             expect(page.locator("#board")).to_be_visible()  # /hq reads the same token
             expect(page.locator("#who-role")).to_have_text("本部")
 
-            assert not outside, outside
-            assert not errors, errors
-            assert failed == [(400, "/v1/hq/inquiries"), (422, "/v1/hq/certificates"), (422, "/v1/hq/certificates"),
-                              (422, f"/v1/hq/certificates/{number}/void")], failed
+            assert not seen.outside, seen.outside
+            assert not seen.errors, seen.errors
+            assert seen.failed == [(400, "/v1/hq/inquiries"), (422, "/v1/hq/certificates"), (422, "/v1/hq/certificates"),
+                              (422, f"/v1/hq/certificates/{number}/void")], seen.failed
         finally:
             browser.close()

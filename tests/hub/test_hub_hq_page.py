@@ -27,7 +27,7 @@ from app.web import hub_pages
 from sync.hub import audit, registry, tenants
 from sync.hub.hq import HqCaller
 from tests.hub.conftest import PgHub
-from tests.hub.helpers import A, Town, add_towns, hq, store_registry
+from tests.hub.helpers import A, Town, add_towns, hq, store_registry, watch_page
 from tests.sync.helpers import ThreadedServer
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
@@ -202,16 +202,7 @@ def test_browser_token_counts_chart_filter_record_download(hub: Hub) -> None:
         try:
             ctx = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ja-JP", accept_downloads=True)
             page = ctx.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            # a CSP refusal or a script error would show here; failed requests are checked one by one below
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-            failed: list[tuple[int, str]] = []
-            page.on("response", lambda r: failed.append((r.status, r.url.removeprefix(base).split("?")[0]))
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-            outside: list[str] = []
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "blob:")) else None)
+            seen = watch_page(page, base)
             urls: list[str] = []
             page.on("request", lambda r: urls.append(r.url))
 
@@ -342,10 +333,10 @@ def test_browser_token_counts_chart_filter_record_download(hub: Hub) -> None:
             expect(page.locator("#hub-error-text")).to_have_text(re.compile("権限がありません"))
             expect(page.locator("#who-name")).to_have_text("窓口 佐藤")
             expect(page.locator("#board")).to_be_hidden()
-            assert not outside, outside
-            assert not errors, errors
-            assert failed == [(401, "/v1/hq/whoami"), (400, f"/v1/hq/anpi-list/{rid}/records"),
-                              (404, "/v1/hq/anpi-list/9999999999/records"), (403, "/v1/hq/anpi-list")], failed
+            assert not seen.outside, seen.outside
+            assert not seen.errors, seen.errors
+            assert seen.failed == [(401, "/v1/hq/whoami"), (400, f"/v1/hq/anpi-list/{rid}/records"),
+                              (404, "/v1/hq/anpi-list/9999999999/records"), (403, "/v1/hq/anpi-list")], seen.failed
         finally:
             browser.close()
 
