@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from ulid import ULID
 
-from app.formats.anpi_list_export import ExportResult, ExportTable, summary_lines, write_csv, write_pdf, write_xlsx
+from app.formats.anpi_list_export import ExportResult, ExportTable
 from app.services.anpi_list import (
     HQ_STATUS_JA, SAFE, AnpiFilter, AnpiList, AnpiRow, HqRecord, ResidentRecord, ShelterStay, SortedResidents,
     build_rows, check_filters, check_hq_input, current_hq_records, export_table, replay_hq_records, sort_residents,
+    write_table,
 )
 from app.ids import utcnow
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -330,18 +331,7 @@ def export_anpi_list(engine: Engine, key: DataKey, municipality: str | None, out
     table = export_table(lst, by=by, title=f"安否確認リスト {names.get(m, m)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        result = write_csv(table, out, encoding=encoding)
-    elif fmt == "xlsx":
-        result = write_xlsx(table, out)
-    else:
-        result = write_pdf(table, out)
-    summary = None
-    if fmt == "csv" and write_summary:
-        summary = out.with_name(out.stem + ".summary.txt")
-        tmp = summary.with_name(summary.name + ".tmp")
-        tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
-        tmp.replace(summary)
+    result, summary = write_table(table, out, fmt=fmt, encoding=encoding, write_summary=write_summary)
     exported = [r for r in lst.rows if not r.restricted]
     safe = sum(1 for r in exported if r.safe)
     with engine.begin() as conn:

@@ -919,6 +919,28 @@ def summary_path_for(out: Path) -> Path:
     return out.with_name(out.stem + ".summary.txt")
 
 
+def write_table(table: ExportTable, out: Path, *, fmt: str, encoding: str = "utf-8-sig",
+                write_summary: bool = False) -> tuple[ExportResult, Path | None]:
+    """The list's table as csv / xlsx / pdf (a shelter's or the hub's); with a csv, optionally the
+    counts as FILE.summary.txt beside it (written atomically). Returns the writer's result and the
+    summary's path."""
+    if fmt == "csv":
+        result = write_csv(table, out, encoding=encoding)
+    elif fmt == "xlsx":
+        result = write_xlsx(table, out)
+    else:
+        result = write_pdf(table, out)
+    summary_path = None
+    if fmt == "csv" and write_summary:
+        from app.formats.anpi_list_export import summary_lines
+
+        summary_path = summary_path_for(out)
+        tmp = summary_path.with_name(summary_path.name + ".tmp")
+        tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
+        tmp.replace(summary_path)
+    return result, summary_path
+
+
 def export_anpi_list(session: Session, out: Path, *, fmt: str, encoding: str = "utf-8-sig",
                      filters: AnpiFilter | None = None, by: Any = "", screen: str = "cli: anpi export anpi-list",
                      write_summary: bool = True) -> ExportOutcome:
@@ -956,20 +978,7 @@ def export_anpi_list(session: Session, out: Path, *, fmt: str, encoding: str = "
         return ExportOutcome(out, "pfif", n, 0)
     lst = build_anpi_list(session, filters=f, include_restricted=False)
     table = export_table(lst, by=by_name)
-    if fmt == "csv":
-        result = write_csv(table, out, encoding=encoding)
-    elif fmt == "xlsx":
-        result = write_xlsx(table, out)
-    else:
-        result = write_pdf(table, out)
-    summary_path = None
-    if fmt == "csv" and write_summary:
-        from app.formats.anpi_list_export import summary_lines
-
-        summary_path = summary_path_for(out)
-        tmp = summary_path.with_name(summary_path.name + ".tmp")
-        tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
-        tmp.replace(summary_path)
+    result, summary_path = write_table(table, out, fmt=fmt, encoding=encoding, write_summary=write_summary)
     exported = [r.resident_id for r in lst.rows if not r.restricted]
     audit.record(session, by, "export", screen, [f"resident:{rid}" for rid in exported], {
         "list": "anpi-list", "format": fmt, "encoding": encoding if fmt == "csv" else "", "file": out.name,
