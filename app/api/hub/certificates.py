@@ -19,7 +19,6 @@ hub cannot draw for want of the Japanese font answers 503 ``{"error": "font_miss
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 
 from app import hub_certificates as hc
+from app.api.hub import json_object
 from app.formats.fonts import FontMissing
 from app.services.errors import AnpiError, Conflict, Forbidden, InvalidInput, NotFound
 from sync.hub.hq import HqCaller
@@ -47,16 +47,6 @@ def error_answer(exc: AnpiError) -> JSONResponse:
     if isinstance(exc, InvalidInput):
         body["field"] = exc.field
     return JSONResponse(body, status_code=code)
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise InvalidInput("the body must be JSON", "送信内容がJSONではありません", "body") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object", "送信内容の形式が正しくありません", "body")
-    return body
 
 
 def _flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
@@ -98,7 +88,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = _body(raw)
+            b = json_object(raw)
             m = u.municipality_code
             if _flag(b, "manual"):
                 if b.get("resident_id"):
@@ -151,7 +141,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = _body(raw)
+            b = json_object(raw)
             cert = hc.reissue(engine, data_key(), u.municipality_code, number, reason=_str(b, "reason"), by=u,
                               allow_restricted=u.can("hq"))
             return view(u, cert, history=True)
@@ -162,7 +152,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = _body(raw)
+            b = json_object(raw)
             cert = hc.void(engine, data_key(), u.municipality_code, number, _str(b, "reason"), by=u)
             return view(u, cert, history=True)
         return await call(request, fn)

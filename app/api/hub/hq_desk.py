@@ -23,7 +23,6 @@ its field (``{"error": "bad_request", "detail": "method: …"}``).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 
+from app.api.hub import json_object
 from sync.errors import DataKeyError, HubConflict, HubNotFound
 from sync.hub import tenants
 from sync.hub.hq import HqCaller
@@ -137,12 +137,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: tenants.HqUser) -> dict[str, Any]:
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                raise ValueError("body must be JSON") from None
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
+            body = json_object(raw)
             for k in ("status", "method", "note"):
                 if body.get(k) is not None and not isinstance(body[k], str):
                     raise ValueError(f"{k}: must be a string")

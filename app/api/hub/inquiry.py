@@ -12,7 +12,6 @@ municipality, and the log. A thin face over `app.hub_inquiry`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from app import hub_inquiry
+from app.api.hub import json_object
 from app.services.errors import InvalidInput
 from sync.hub import registry, tenants
 from sync.hub.hq import HqCaller
@@ -42,12 +42,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
 
         def fn(u: tenants.HqUser) -> Any:
             try:
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    raise InvalidInput("body: must be a JSON object", "JSON で送ってください", "body") from None
-                if not isinstance(body, dict):
-                    raise InvalidInput("body: must be a JSON object", "JSON で送ってください", "body")
+                body = json_object(raw)
                 ans = hub_inquiry.answer_inquiry(engine, key(), u.municipality_code, hub_inquiry.request_from(body),
                                                  by=u.name, actor=f"hq:{u.name}")
             except InvalidInput as exc:

@@ -20,7 +20,6 @@ municipality's ids answer 404 exactly like ids that do not exist.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Callable
 
@@ -29,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 
 from app import hub_pfif
+from app.api.hub import json_object
 from app.formats.errors import FileFormatError
 from app.services.errors import AnpiError, InvalidInput
 from sync.hub.hq import HqCaller
@@ -88,11 +88,9 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
 
         def fn(u: HqUser) -> Any:
             try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                return _bad(ValueError("body must be JSON"))
-            if not isinstance(body, dict):
-                return _bad(ValueError("body must be a JSON object"))
+                body = json_object(raw)
+            except InvalidInput as exc:
+                return _bad(exc)
             try:
                 return hub_pfif.decide_link(engine, data_key(), u.municipality_code, sought_id,
                                             str(body.get("target_kind") or body.get("kind") or ""),
