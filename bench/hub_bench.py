@@ -168,6 +168,27 @@ def ensure_role(admin: Any) -> None:
             c.execute(text(f"CREATE ROLE {ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT"))
 
 
+def new_schema(pg: str, prefix: str) -> tuple[str, str, str]:
+    """A private schema for one run: (name, superuser URL, URL of the confined hub role), both
+    with that schema as search_path (row-level security binds the hub role as in production)."""
+    schema = prefix + uuid.uuid4().hex[:8]
+    admin = create_engine(pg)
+    ensure_role(admin)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+        c.execute(text(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {ROLE}"))
+    admin.dispose()
+    path = f"?options=-csearch_path%3D{schema}"
+    return schema, pg + path, make_url(pg).set(username=ROLE).render_as_string(hide_password=False) + path
+
+
+def drop_schema(pg: str, schema: str) -> None:
+    eng = create_engine(pg)
+    with eng.begin() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
+
+
 def pending_jobs(admin: Any) -> int:
     with admin.connect() as c:
         return int(c.execute(text("SELECT count(*) FROM hub_crossmatch_job WHERE status = 'pending'")).scalar())
@@ -204,15 +225,7 @@ def main() -> None:  # noqa: C901 - one linear script
                               "evacuees_per_municipality": a.evacuees, "cross_share": a.cross}
     say = (lambda *x: None) if a.json else (lambda *x: print(*x, flush=True))
 
-    schema = "hubbench_" + uuid.uuid4().hex[:8]
-    admin = create_engine(a.pg)
-    ensure_role(admin)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-        c.execute(text(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {ROLE}"))
-    admin_url = f"{a.pg}?options=-csearch_path%3D{schema}"
-    url = make_url(a.pg).set(username=ROLE).render_as_string(hide_password=False) + f"?options=-csearch_path%3D{schema}"
-    admin.dispose()
+    schema, admin_url, url = new_schema(a.pg, "hubbench_")
     admin = create_engine(admin_url)
     tmp = Path(tempfile.mkdtemp(prefix="anpi-hubbench-"))
     key = registry.DataKey.generate()
@@ -449,10 +462,7 @@ def main() -> None:  # noqa: C901 - one linear script
         admin.dispose()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-            eng = create_engine(a.pg)
-            with eng.begin() as c:
-                c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            eng.dispose()
+            drop_schema(a.pg, schema)
 
 
 if __name__ == "__main__":

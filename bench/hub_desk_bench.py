@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import date, timedelta
 from concurrent.futures import ThreadPoolExecutor
@@ -51,12 +50,11 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.hub_bench import ROLE, ensure_role, pct, pending_jobs, shelter_engine  # noqa: E402
+from bench.hub_bench import drop_schema, new_schema, pct, pending_jobs, shelter_engine  # noqa: E402
 from bench.processes import stop  # noqa: E402
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 from ulid import ULID  # noqa: E402
 
@@ -257,15 +255,8 @@ def main() -> None:  # noqa: C901 - one linear script
                               "cores": os.cpu_count()}
     table: list[tuple[str, str]] = []
 
-    schema = "hubdesk_" + uuid.uuid4().hex[:8]
-    admin = create_engine(a.pg)
-    ensure_role(admin)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-        c.execute(text(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {ROLE}"))
-    admin.dispose()
-    admin = create_engine(f"{a.pg}?options=-csearch_path%3D{schema}")
-    url = make_url(a.pg).set(username=ROLE).render_as_string(hide_password=False) + f"?options=-csearch_path%3D{schema}"
+    schema, admin_url, url = new_schema(a.pg, "hubdesk_")
+    admin = create_engine(admin_url)
     tmp = Path(tempfile.mkdtemp(prefix="anpi-hubdesk-"))
     key = registry.DataKey.generate()
     hub = rss = None
@@ -501,10 +492,7 @@ def main() -> None:  # noqa: C901 - one linear script
             say(f"kept {tmp} and schema {schema}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-            eng = create_engine(a.pg)
-            with eng.begin() as c:
-                c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            eng.dispose()
+            drop_schema(a.pg, schema)
 
 
 if __name__ == "__main__":
