@@ -21,6 +21,10 @@ class Settings:
     backup_dir: Path | None = None
     backup_interval_minutes: float = 10
     backup_keep: int = 24
+    # a write waits this long for the write lock, then the request answers 503 "busy, try again"
+    busy_timeout_seconds: float = 10.0
+    # the dashboard warns when the database's disk has less free space than this
+    disk_warn_mb: int = 500
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -34,4 +38,6 @@ class Settings:
             backup_dir=Path(os.environ["ANPI_BACKUP_DIR"]) if os.environ.get("ANPI_BACKUP_DIR") else None,
             backup_interval_minutes=float(os.environ.get("ANPI_BACKUP_INTERVAL_MINUTES", "10")),
             backup_keep=int(os.environ.get("ANPI_BACKUP_KEEP", "24")),
+            busy_timeout_seconds=float(os.environ.get("ANPI_BUSY_TIMEOUT_SECONDS", "10")),
+            disk_warn_mb=int(os.environ.get("ANPI_DISK_WARN_MB", "500")),
         )

@@ -2,21 +2,28 @@
 
 Why these settings: a shelter laptop loses power without warning. WAL with synchronous=FULL
 means a committed registration survives a power cut; foreign keys stop orphan rows; a single
-pooled connection serialises writers so SQLite never answers "database is locked" to a tired
-volunteer. Migrations (Alembic) run on every open, so an old database file keeps working
-after the software is updated.
+pooled writer connection serialises this process's writers. It cannot stop another process
+(`anpi roster import`, `anpi backup`) from holding SQLite's write lock, so a write may still wait
+up to the busy timeout and then fail with "database is locked": `db_trouble` names that (and a
+full disk) so the faces answer "busy, try again" instead of a bare error. Reads use a separate
+pool of query-only connections (`read_engine`): in WAL mode a reader never waits for a writer.
+Migrations (Alembic) run on every open, so an old database file keeps working after the
+software is updated.
 """
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+from functools import partial
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 if TYPE_CHECKING:
@@ -28,12 +35,25 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0002"
 
 
-def _set_sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+#: seconds a write waits for SQLite's write lock (and for this process's one writer connection)
+#: before giving up; the CLI default. `anpi serve` passes ANPI_BUSY_TIMEOUT_SECONDS instead.
+BUSY_TIMEOUT_S = 30.0
+#: query-only connections for reads; a few, so a slow page does not hold up the next one
+READ_POOL_SIZE = 4
+
+
+def _set_sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object, *, busy_ms: int = 30000,
+                        read_only: bool = False) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    if not read_only:  # the journal mode is stored in the file: the writer sets it once
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    if read_only:
+        # sorting in memory: a read must not need free disk space (it keeps working on a full disk)
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute("PRAGMA query_only=ON")
     cur.close()
 
 
@@ -71,25 +91,95 @@ def _migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def sqlite_engine(path: str | Path) -> Engine:
-    """An engine with the shelter pragmas and exactly one pooled connection, without migrating."""
+def sqlite_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, read_only: bool = False) -> Engine:
+    """An engine with the shelter pragmas, without migrating: exactly one pooled connection for
+    writing, or (`read_only`) a few query-only ones that never take the write lock.
+
+    The writer's pool timeout equals the busy timeout, so a write queued behind another request
+    of this process gives up after the same wait as one queued behind another process."""
     engine = create_engine(
         f"sqlite:///{Path(path)}",
-        pool_size=1,
+        pool_size=READ_POOL_SIZE if read_only else 1,
         max_overflow=0,
-        pool_timeout=60,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_timeout=busy_timeout_s,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
     )
-    event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", partial(_set_sqlite_pragmas, busy_ms=int(busy_timeout_s * 1000),
+                                            read_only=read_only))
     return engine
 
 
-def open_shelter_db(path: str | Path) -> Engine:
+def read_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
+    """Query-only connections to an already opened (migrated, WAL) shelter database: in WAL mode
+    they read the last committed state while a write is in progress instead of queueing behind it."""
+    return sqlite_engine(path, busy_timeout_s=busy_timeout_s, read_only=True)
+
+
+def open_shelter_db(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
     """Open (creating if needed) the shelter database at `path` and bring its schema up to date."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlite_engine(path)
+    engine = sqlite_engine(path, busy_timeout_s=busy_timeout_s)
     _migrate(engine)
     return engine
+
+
+class ReadFirstSession(Session):
+    """A session for a request that only looks: its queries go to the query-only pool, while
+    flushes, INSERT/UPDATE/DELETE statements and the tables given in `binds` (the audit log, whose
+    next entry must be computed on the writer) go to `writer`. A look thus waits for the write
+    lock only for its own audit entry, never for its reads."""
+
+    def __init__(self, reader: Engine, writer: Engine, write_tables: dict[Any, Engine] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(bind=reader, binds=write_tables or {}, **kw)
+        self._writer = writer
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, **kw: Any) -> Any:  # type: ignore[override]
+        if self._flushing or getattr(clause, "is_dml", False):
+            return self._writer
+        return super().get_bind(mapper=mapper, clause=clause, **kw)
+
+
+DbTrouble = Literal["busy", "disk_full"]
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def db_trouble(exc: BaseException) -> DbTrouble | None:
+    """"busy" when a write gave up waiting for the lock (another writer held it past the busy
+    timeout), "disk_full" when SQLite or the file system ran out of space, else None.
+
+    Looks through SQLAlchemy's wrapper and the exception chain, because the same SQLite error
+    reaches the faces wrapped (DBAPIError) or raw (a raw connection, a thread)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, PoolTimeout):  # this process's one writer connection stayed busy
+            return "busy"
+        if isinstance(cur, DBAPIError) and cur.orig is not None:
+            cur = cur.orig
+            continue
+        found = _classify_one(cur)
+        if found:
+            return found
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _classify_one(exc: BaseException) -> DbTrouble | None:
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text_ = str(exc).lower()
+        if primary in _BUSY_CODES or "database is locked" in text_ or "database table is locked" in text_:
+            return "busy"
+        if primary == sqlite3.SQLITE_FULL or "disk is full" in text_:
+            return "disk_full"
+        return None
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return "disk_full"
+    return None
 
 
 def session(engine: Engine) -> Session:

@@ -17,7 +17,7 @@ from app.api.routes import inquiry as inquiry_api
 from app.api.routes import hq as hq_api
 from app.api.routes import health, search, session, status
 from app.config import Settings
-from app.db import open_shelter_db
+from app.db import open_shelter_db, read_engine
 from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, sought
 from app.web.common import STATIC_DIR
 
@@ -29,10 +29,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> FastAPI:
     """One app per shelter database; the engine lives on `app.state` for the request dependencies."""
     settings = Settings.from_env()
-    engine = open_shelter_db(db_path)
+    engine = open_shelter_db(db_path, busy_timeout_s=settings.busy_timeout_seconds)
     # no /docs or /redoc: they load their script from a CDN, and a shelter has no internet
     api = FastAPI(title="Anpi shelter service", version=__version__, docs_url=None, redoc_url=None)
-    api.state.engine = engine
+    api.state.engine = engine  # the one writer connection
+    # GET pages and the logged-in user's lookup read here, so they never queue behind a write
+    api.state.read_engine = read_engine(db_path, busy_timeout_s=settings.busy_timeout_seconds)
     api.state.db_path = Path(db_path)
     api.state.settings = settings
     api.state.sessions = SessionStore(auto_lock_seconds if auto_lock_seconds is not None else settings.auto_lock_seconds)

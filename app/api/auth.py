@@ -177,7 +177,9 @@ def set_session_cookie(response: Any, s: BrowserSession) -> None:
 
 
 def _load_user(request: Request, user_id: str) -> CurrentUser | None:
-    with Session(request.app.state.engine) as db:
+    # every request asks this: it reads on the query-only pool, so it never waits for a write
+    engine = getattr(request.app.state, "read_engine", None) or request.app.state.engine
+    with Session(engine) as db:
         u = db.get(Staff, user_id)
         if u is None or u.disabled:
             return None

@@ -6,21 +6,52 @@ JSON routes (/api/…) answer errors as JSON `{"detail", "detail_ja", "field"?}`
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from app.api.auth import AuthError, login_url
+from app.audit_models import AuditEntry
+from app.db import ReadFirstSession, db_trouble
 from app.formats.errors import FileFormatError
 from app.services.errors import AlreadyDone, AnpiError, Conflict, Forbidden, InvalidInput, NotFound
 
 _STATUS = {NotFound: 404, InvalidInput: 422, Forbidden: 403, Conflict: 409, AlreadyDone: 409}
 
+#: what a database that cannot take a write right now answers: (status, Retry-After seconds,
+#: English detail, Japanese message for staff). Nothing of the refused request was stored.
+_TROUBLE = {
+    "busy": (503, 5, "the database is busy with another write; nothing was saved, try again shortly",
+             "混み合っています。しばらくしてからもう一度お試しください"),
+    "disk_full": (507, 60, "no space left on the disk; nothing was saved (and nothing personal is shown, "
+                  "because the look could not be written to the audit log)",
+                  "ディスクの空きがありません。この操作は保存されていません。管理者に連絡して、"
+                  "不要なファイルを消して空きを作ってください"),
+}
+
+
+def request_session(request: Request) -> Session:
+    """A GET only looks: its reads go to the query-only pool (never behind a write) and only its
+    audit entry to the writer. Anything else uses the writer throughout, so a read-then-write
+    (duplicate check, next audit entry) sees the state it writes into."""
+    state = request.app.state
+    reader = getattr(state, "read_engine", None)
+    if reader is not None and request.method in ("GET", "HEAD"):
+        return ReadFirstSession(reader, state.engine, {AuditEntry: state.engine}, expire_on_commit=False)
+    return Session(state.engine, expire_on_commit=False)
+
+
+def read_engine(request: Request):  # type: ignore[no-untyped-def]
+    """The query-only engine (the writer for apps without one, such as a test's bare app)."""
+    return getattr(request.app.state, "read_engine", None) or request.app.state.engine
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as s:
+    with request_session(request) as s:
         yield s
 
 
@@ -34,7 +65,29 @@ def _html_error(request: Request, status: int, message_ja: str) -> Response:
     return render(request, "error.html", {"status": status, "message": message_ja}, status_code=status)
 
 
+def trouble_response(request: Request, trouble: str) -> Response:
+    """503 (busy) or 507 (disk full) with Retry-After: JSON in the API's error shape, or the
+    Japanese error page."""
+    status, retry, detail, message_ja = _TROUBLE[trouble]
+    if is_api(request):
+        response: Response = JSONResponse({"detail": detail, "detail_ja": message_ja, "reason": trouble},
+                                          status_code=status)
+    else:
+        response = _html_error(request, status, message_ja)
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    async def _database_error(request: Request, exc: Exception) -> Response:
+        trouble = db_trouble(exc)
+        if trouble is None:
+            raise exc  # a real bug: the server's 500, logged with its traceback
+        return trouble_response(request, trouble)
+
+    for cls in (SQLAlchemyError, sqlite3.Error, OSError):
+        app.add_exception_handler(cls, _database_error)
+
     @app.exception_handler(AnpiError)
     async def _anpi_error(request: Request, exc: AnpiError) -> Response:
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)

@@ -101,7 +101,10 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as s:
+    """The page's session: query-only reads for a GET (see app.api.deps.request_session)."""
+    from app.api.deps import request_session
+
+    with request_session(request) as s:
         yield s
 
 

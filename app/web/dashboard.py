@@ -24,8 +24,10 @@ def dashboard_numbers(session: Session) -> dict:
 def dashboard(request: Request, user: CurrentUser = Depends(require("dashboard")),
               session: Session = Depends(db)) -> HTMLResponse:
     from app.services.backup import backup_overview
+    from app.services.disk import disk_space
 
     settings = request.app.state.settings
     backups = backup_overview(session, folder=settings.backup_dir, interval_minutes=settings.backup_interval_minutes)
-    return render(request, "dashboard.html", {"st": dashboard_numbers(session), "backups": backups,
+    disk = disk_space(request.app.state.db_path, settings.disk_warn_mb)
+    return render(request, "dashboard.html", {"st": dashboard_numbers(session), "backups": backups, "disk": disk,
                                               "backup_flash": request.query_params.get("backup", "")})

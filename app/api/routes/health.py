@@ -12,6 +12,8 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["health"])
 def healthz(request: Request) -> dict[str, str]:
-    with request.app.state.engine.connect() as conn:
+    from app.api.deps import read_engine
+
+    with read_engine(request).connect() as conn:  # answers while a long write holds the lock
         conn.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
+from app.api.deps import read_engine
 from app.services import audit
 from app.services.evacuees import reason_parts
 
@@ -29,7 +30,7 @@ def search(request: Request, name: str = "", kana: str = "", birth: str = "", se
                                   "candidates": []}
     else:
         # match_one opens its own connections: no session of ours may be open while it runs
-        result = match_one(request.app.state.engine, name=name, kana=kana, birth=birth, sex=sex, address=address,
+        result = match_one(read_engine(request), name=name, kana=kana, birth=birth, sex=sex, address=address,
                            limit=limit, reveal_restricted=user.can("restricted"))
     for c in result["candidates"]:
         c["reason_parts"] = reason_parts(str(c.get("reasons", "")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
@@ -16,8 +16,13 @@ router = APIRouter(prefix="/api", tags=["status"], dependencies=[CSRF])
 
 
 @router.get("/status")
-def status(user: CurrentUser = Depends(require("dashboard")), session: Session = Depends(get_session)) -> dict[str, Any]:
-    """`anpi status --json` plus today's arrivals/departures and the 要配慮者 count."""
+def status(request: Request, user: CurrentUser = Depends(require("dashboard")),
+           session: Session = Depends(get_session)) -> dict[str, Any]:
+    """`anpi status --json` plus today's arrivals/departures, the 要配慮者 count and the free disk space."""
+    from app.services.disk import disk_space
+
     st = shelter_status(session)
     st["today"] = evacuees.day_counts(session)
+    disk = disk_space(request.app.state.db_path, request.app.state.settings.disk_warn_mb)
+    st["disk"] = disk.as_dict() if disk else None
     return st
