@@ -42,3 +42,47 @@ def test_an_older_schema_is_upgraded(tmp_path: Path) -> None:
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (SCHEMA_HEAD,)
         assert con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] > 0
+
+
+def test_reads_do_not_wait_for_a_held_write_lock_and_a_timed_out_write_is_named_busy(tmp_path: Path) -> None:
+    """WAL + the query-only pool: a read answers at once while another process holds the write lock;
+    the writer gives up after its busy timeout with an error `db_trouble` calls "busy"."""
+    import time
+
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import db_trouble, read_engine
+
+    db = tmp_path / "s.db"
+    writer = open_shelter_db(db, busy_timeout_s=0.3)
+    reader = read_engine(db, busy_timeout_s=0.3)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        with reader.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM evacuee")).scalar() == 0
+        assert time.monotonic() - t0 < 0.25
+        with pytest.raises(OperationalError) as caught, writer.begin() as conn:
+            conn.execute(text("DELETE FROM evacuee"))
+        assert db_trouble(caught.value) == "busy"
+        with pytest.raises(OperationalError) as refused, reader.begin() as conn:  # query-only: never a writer
+            conn.execute(text("DELETE FROM evacuee"))
+        assert db_trouble(refused.value) is None
+    finally:
+        holder.rollback()
+        holder.close()
+        writer.dispose()
+        reader.dispose()
+
+
+def test_db_trouble_names_a_full_disk_and_nothing_else() -> None:
+    import errno
+
+    from app.db import db_trouble
+
+    assert db_trouble(OSError(errno.ENOSPC, "No space left on device")) == "disk_full"
+    assert db_trouble(OSError(errno.EACCES, "Permission denied")) is None
+    assert db_trouble(ValueError("database is locked")) is None  # only SQLite's own errors count
