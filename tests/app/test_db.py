@@ -86,3 +86,20 @@ def test_db_trouble_names_a_full_disk_and_nothing_else() -> None:
     assert db_trouble(OSError(errno.ENOSPC, "No space left on device")) == "disk_full"
     assert db_trouble(OSError(errno.EACCES, "Permission denied")) is None
     assert db_trouble(ValueError("database is locked")) is None  # only SQLite's own errors count
+
+
+def test_waiting_for_this_process_s_one_writer_connection_is_busy_too(tmp_path: Path) -> None:
+    """A request queued behind another request's long write gives up after the same timeout, as "busy"."""
+    import pytest
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from app.db import db_trouble
+
+    writer = open_shelter_db(tmp_path / "s.db", busy_timeout_s=0.2)
+    try:
+        with writer.connect():  # the one pooled writer connection, in use
+            with pytest.raises(PoolTimeout) as caught:
+                writer.connect()
+        assert db_trouble(caught.value) == "busy"
+    finally:
+        writer.dispose()
