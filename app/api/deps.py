@@ -27,8 +27,8 @@ _STATUS = {NotFound: 404, InvalidInput: 422, Forbidden: 403, Conflict: 409, Alre
 _TROUBLE = {
     "busy": (503, 5, "the database is busy with another write; nothing was saved, try again shortly",
              "混み合っています。しばらくしてからもう一度お試しください"),
-    "disk_full": (507, 60, "no space left on the disk; nothing was saved (and nothing personal is shown, "
-                  "because the look could not be written to the audit log)",
+    "disk_full": (507, 60, "no space left on the disk; nothing was saved, and a look at personal data is "
+                  "refused because its audit entry cannot be written",
                   "ディスクの空きがありません。この操作は保存されていません。管理者に連絡して、"
                   "不要なファイルを消して空きを作ってください"),
 }
