@@ -202,6 +202,8 @@ def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(tmp_pa
         assert FULL_JA in intake.text and "Internal Server Error" not in intake.text
         dash = pages.get("/dashboard")  # reads that show nobody keep working
         assert dash.status_code == 200 and 'id="disk-warning"' in dash.text
+        st = api.get("/api/status")
+        assert st.status_code == 200 and st.json()["disk"]["low"] is True and st.json()["disk"]["free_bytes"] < 1 << 20
         looked = pages.get("/roster")  # a look must be audited first: refused while the log cannot grow
         assert looked.status_code == 507 and FULL_JA in looked.text and "避難 1郎" not in looked.text
         assert api.get("/api/evacuees").status_code == 507
