@@ -207,6 +207,9 @@ def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(tmp_pa
         looked = pages.get("/roster")  # a look must be audited first: refused while the log cannot grow
         assert looked.status_code == 507 and FULL_JA in looked.text and "避難 1郎" not in looked.text
         assert api.get("/api/evacuees").status_code == 507
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:  # a login is audited: refused, in Japanese
+            refused = login(fresh, "鈴木", expect=507)
+            assert FULL_JA in refused.text and "Retry-After" in refused.headers
 
         filler.unlink()  # space comes back: the same process works again
         r = api.post("/api/evacuees/household", json=household("AFTER", 99), headers={"X-CSRF-Token": token})
