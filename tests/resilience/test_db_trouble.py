@@ -13,7 +13,6 @@ Real `anpi serve` processes on real SQLite files:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import httpx
 import pytest
 
 from tests.resilience.test_kill9 import ROOT, env, free_port, household, integrity, logged_in, query
-from tests.web.helpers import build_shelter, login
+from tests.web.helpers import build_shelter, csrf_of, login
 
 pytestmark = pytest.mark.slow
 
@@ -194,7 +193,7 @@ def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(tmp_pa
             assert r.headers["content-type"].startswith("application/json") and int(r.headers["Retry-After"]) > 0
             assert r.json()["detail_ja"].startswith(FULL_JA) and r.json()["reason"] == "disk_full"
         page = pages.get("/intake")
-        intake = pages.post("/intake", data={"csrf_token": csrf(page.text), "m-0-name": "満杯 太郎",
+        intake = pages.post("/intake", data={"csrf_token": csrf_of(page.text), "m-0-name": "満杯 太郎",
                                              "m-0-name_kana": "まんぱい たろう", "m-0-birth_date": "1980-01-01",
                                              "m-0-sex": "男", "confirm_duplicates": "1"})
         assert intake.status_code == 507, intake.text[:300]  # the staff screen: a Japanese page
@@ -228,13 +227,3 @@ def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(tmp_pa
                          env=env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
 
-
-def csrf(html: str) -> str:
-    from tests.web.helpers import csrf_of
-
-    return csrf_of(html)
-
-
-if os.geteuid() != 0:  # the tmpfs test needs mount; say so up front instead of failing in the fixture
-    test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart = pytest.mark.skip(
-        reason="mounting a tmpfs needs root")(test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart)
