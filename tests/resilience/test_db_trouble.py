@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -65,6 +65,20 @@ class Serve:
                 self.proc.wait(10)
 
 
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+    """Starts `anpi serve` processes that are stopped at teardown, also when the test failed."""
+    started: list[Serve] = []
+
+    def start(db: Path, **settings: str) -> Serve:
+        started.append(Serve(db, tmp_path / "serve.log", **settings))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def page_client(url: str, name: str = "佐藤") -> httpx.Client:
     """A browser-like client logged in through the 交代 screen (cookies, CSRF in the form)."""
     c = httpx.Client(base_url=url, timeout=30)
@@ -78,9 +92,9 @@ def timed(fn, *args, **kw) -> tuple[httpx.Response, float]:  # type: ignore[no-u
     return r, time.monotonic() - t0
 
 
-def test_a_held_write_lock_answers_503_json_and_reads_stay_prompt(tmp_path: Path) -> None:
+def test_a_held_write_lock_answers_503_json_and_reads_stay_prompt(tmp_path: Path, serve) -> None:  # type: ignore[no-untyped-def]
     sh = build_shelter(tmp_path)
-    server = Serve(sh.db_path, tmp_path / "serve.log", ANPI_BUSY_TIMEOUT_SECONDS=str(BUSY_TIMEOUT_S))
+    server = serve(sh.db_path, ANPI_BUSY_TIMEOUT_SECONDS=str(BUSY_TIMEOUT_S))
     api, token = logged_in(server.url)
     pages = page_client(server.url, "管理")
     holder = sqlite3.connect(sh.db_path, timeout=0, isolation_level=None, check_same_thread=False)
@@ -171,9 +185,9 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(tmp_path: Path, small_disk: Path) -> None:
+def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(small_disk: Path, serve) -> None:  # type: ignore[no-untyped-def]
     sh = build_shelter(small_disk)
-    server = Serve(sh.db_path, tmp_path / "serve.log", ANPI_DISK_WARN_MB="500")
+    server = serve(sh.db_path, ANPI_DISK_WARN_MB="500")
     api, token = logged_in(server.url)
     pages = page_client(server.url, "管理")
     try:
