@@ -26,9 +26,13 @@ def verify_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
         res = audit.verify(s)
     if as_json:
         typer.echo(json.dumps({"ok": res.ok, "entries": res.entries, "first_bad_id": res.first_bad_id,
-                               "reason": res.reason}, ensure_ascii=False))
+                               "reason": res.reason, "keyed_from": res.keyed_from, "head_id": res.head_id,
+                               "head_hash": res.head_hash}, ensure_ascii=False))
     elif res.ok:
-        typer.echo(f"audit chain OK: {res.entries} entries")
+        keyed = (f"keyed from entry {res.keyed_from}" if res.keyed_from
+                 else "not keyed yet (entries before the key are checked as plain SHA-256)")
+        typer.echo(f"audit chain OK: {res.entries} entries, {keyed}; last entry {res.head_id} "
+                   f"{res.head_hash[:16]}… (a cut tail shows only at the hub: anpi hub audit verify)")
     else:
         typer.echo(f"error: audit chain broken at entry {res.first_bad_id}: {res.reason}", err=True)
     if not res.ok:

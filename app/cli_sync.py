@@ -120,9 +120,12 @@ def sync_cmd(
         total = f"/{p.total}" if p.total else ""
         typer.echo(f"\r{p.phase}: {p.done}{total}   ", err=True, nl=False)
 
+    from app.services import audit
+
+    factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        res = client.sync_once(shelter_session_factory(ctx), hub, batch_size=batch_size, max_retries=retries,
-                               on_progress=progress if tty else None)
+        res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
+                               on_progress=progress if tty else None, audit_reporter=audit.reporter(factory))
     if tty:
         typer.echo("", err=True)
     if as_json:
@@ -134,6 +137,9 @@ def sync_cmd(
         forks = f"; {len(res.forks)} forks reported by the hub" if res.forks else ""
         typer.echo(f"synced with {res.hub_url}: pushed {res.pushed}, acknowledged {res.acknowledged}, "
                    f"pulled {res.pulled}, 0 pending{forks}")
+    if res.audit in ("cut", "restored"):
+        typer.echo(f"warning: the hub reports this laptop's audit log as {res.audit} "
+                   "(see `anpi hub audit verify --device …` at the hub)", err=True)
 
 
 @bundle_app.command("export")

@@ -21,6 +21,8 @@ class Settings:
     backup_dir: Path | None = None
     backup_interval_minutes: float = 10
     backup_keep: int = 24
+    # the secret that keys the audit chain (HMAC); never inside the database (app/services/audit_key.py)
+    audit_key_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -34,4 +36,5 @@ class Settings:
             backup_dir=Path(os.environ["ANPI_BACKUP_DIR"]) if os.environ.get("ANPI_BACKUP_DIR") else None,
             backup_interval_minutes=float(os.environ.get("ANPI_BACKUP_INTERVAL_MINUTES", "10")),
             backup_keep=int(os.environ.get("ANPI_BACKUP_KEEP", "24")),
+            audit_key_file=Path(os.environ["ANPI_AUDIT_KEY_FILE"]) if os.environ.get("ANPI_AUDIT_KEY_FILE") else None,
         )
