@@ -200,7 +200,7 @@ def match(
     engine = engine_for(ctx)
     result = match_one(engine, name=name, kana=kana, birth=birth, sex=sex, address=address, limit=limit)
     cli_audit(engine, "search", "cli: anpi match", [f"resident:{c['resident_id']}" for c in result["candidates"]],
-              {"q": {"name": name, "kana": kana, "birth": birth, "sex": sex, "address": address}})
+              {"query": {k: v for k, v in {"name": name, "kana": kana, "birth": birth, "sex": sex, "address": address}.items() if v}})
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
