@@ -234,3 +234,18 @@ def shelter_report(session: Any) -> list[Flag]:
 
     entries = [audit.as_dict(e) for e in audit.query(session, limit=10_000_000, newest_first=False)]
     return anomalies(entries, shelter_context(session))
+
+
+# --- at the hub, across laptops --------------------------------------------------------------
+
+def hub_report(engine: Any, m: str, key: Any) -> tuple[list[Flag], bool]:
+    """The same rules over every laptop's uploaded log of municipality `m`, each laptop with its own
+    shelter's registrations; (flags, whether the 閲覧制限 rule could run — it needs the data key)."""
+    from sync.hub import audit_head
+
+    flags: list[Flag] = []
+    for device, (device_id, entries) in sorted(audit_head.device_entries(engine, m).items()):
+        rids = {s.split(":", 1)[1] for e in entries for s in _subjects(e) if s.startswith("resident:")}
+        registered, restricted = audit_head.device_context(engine, m, key, device_id, rids)
+        flags += anomalies(entries, Context(frozenset(registered), frozenset(restricted)), device=device)
+    return flags, key is not None

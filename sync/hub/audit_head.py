@@ -150,9 +150,9 @@ def verify_device(engine: Engine, m: str, name_or_id: str) -> dict[str, Any]:
             "ok": not any(r["status"] == "cut" for r in reports), "problems": problems}
 
 
-def device_entries(engine: Engine, m: str) -> dict[str, list[dict[str, Any]]]:
-    """Every uploaded laptop entry of a municipality, per device name (for the anomaly report)."""
-    out: dict[str, list[dict[str, Any]]] = {}
+def device_entries(engine: Engine, m: str) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Every uploaded laptop entry of a municipality: device name → (device id, entries)."""
+    out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
     with engine.begin() as conn:
         set_tenant(conn, m)
         names = {r[0]: r[1] for r in conn.execute(select(hub_device.c.device_id, hub_device.c.name).where(
@@ -160,6 +160,29 @@ def device_entries(engine: Engine, m: str) -> dict[str, list[dict[str, Any]]]:
         for r in conn.execute(select(hub_device_audit.c.device_id, hub_device_audit.c.entry).where(
                 hub_device_audit.c.municipality_code == m).order_by(hub_device_audit.c.device_id,
                                                                     hub_device_audit.c.seq)):
-            out.setdefault(names.get(r[0], r[0]), []).append(json.loads(r[1]))
+            out.setdefault(names.get(r[0]) or r[0], (r[0], []))[1].append(json.loads(r[1]))
     return out
 
+
+def device_context(engine: Engine, m: str, key: Any, device_id: str,
+                   resident_ids: set[str]) -> tuple[set[str], set[str]]:
+    """(residents registered at this laptop's shelter, 閲覧制限 subjects) for the anomaly report.
+
+    Without the hub data key the 閲覧制限 MACs cannot be read: the second set is then empty (the
+    caller says the rule was skipped) rather than "everyone", which would flag every look.
+    """
+    from sync.hub import restricted
+    from sync.hub.store import hub_decision, hub_evacuee
+
+    with engine.begin() as conn:
+        set_tenant(conn, m)
+        registered = {f"resident:{r[0]}" for r in conn.execute(select(hub_decision.c.resident_id).where(
+            hub_decision.c.municipality_code == m, hub_decision.c.device_id == device_id,
+            hub_decision.c.resident_id.is_not(None),
+            hub_decision.c.decision.in_(("auto", "review", "confirmed"))).distinct())}
+        flagged: set[str] = set()
+        if key is not None:
+            flagged = {f"resident:{r}" for r in restricted.protected_residents(conn, m, key, sorted(resident_ids))}
+            flagged |= {f"evacuee:{r[0]}" for r in conn.execute(select(hub_evacuee.c.evacuee_id).where(
+                hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(True)))}
+    return registered, flagged
