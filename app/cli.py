@@ -76,7 +76,7 @@ def registry_import(
     from app.services.registry import import_registry, parse_as_of
 
     engine = engine_for(ctx)
-    detail: dict[str, object] = {"file": file.name, "profile": profile, "encoding": encoding, "result": "failed"}
+    detail: dict[str, object] = {"file": file.name, "profile": profile, "encoding": encoding, "result": "not imported"}
     try:
         with progress_bar(f"importing {file.name}") as progress:
             result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
@@ -173,7 +173,7 @@ def reconcile(
     if out:  # every evacuee with the resident it matched: an export of personal data
         write_reconcile_csv(rows, out)
         cli_audit(engine, "export", "cli: anpi reconcile --out",
-                  [f"evacuee:{r.evacuee_id}" for r in rows], {"file": out.name, "format": "reconcile-csv",
+                  [f"evacuee:{r.evacuee.id}" for r in rows], {"file": out.name, "format": "reconcile-csv",
                                                                "rows": len(rows)})
     counts = Counter(r.decision for r in rows)
     typer.echo(f"{len(rows)} evacuees: {counts['auto']} auto, {counts['review']} to review, {counts['none']} none, "
