@@ -200,12 +200,15 @@ class AuditFilter:
     text: str = ""  # part of the screen or detail (search text, file name …)
     since: date | None = None
     until: date | None = None
+    ids: tuple[int, ...] = ()  # exactly these entries (the anomaly report links to them)
 
 
 def query(session: Session, f: AuditFilter | None = None, *, limit: int = 200, offset: int = 0,
           newest_first: bool = True) -> list[AuditEntry]:
     f = f or AuditFilter()
     q = select(AuditEntry)
+    if f.ids:
+        q = q.where(AuditEntry.id.in_(f.ids))  # type: ignore[attr-defined]
     if f.user:
         q = q.where(or_(AuditEntry.user_name == f.user, AuditEntry.user_id == f.user))
     if f.action:

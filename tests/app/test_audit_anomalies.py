@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -157,3 +158,29 @@ def test_shelter_report_on_the_real_log(tmp_path: Path) -> None:
         behind = [s.get(AuditEntry, i) for i in flags[("鈴木", "address_oracle")].entry_ids]
         assert all(e is not None and e.user_name == "鈴木" and e.action == "search" for e in behind)
     engine.dispose()
+
+
+def test_admin_screen_links_each_flag_to_its_entries(tmp_path: Path) -> None:
+    """管理 opens 監査ログの異常: plain Japanese, 宛名番号 not addresses, links that open exactly those entries."""
+    sh = build_shelter(tmp_path)
+    for app in shelter_app(sh.db_path):
+        suzuki, admin = TestClient(app), TestClient(app)
+        login(suzuki, "鈴木")
+        ts = api_csrf(suzuki)
+        for street in ["米崎町1", "米崎町2", "米崎町2-1", "米崎町3", "米崎町2-2"]:
+            _search(suzuki, ts, name="山﨑 花", address=f"岩手県陸前高田市{street}")
+        login(admin, "管理")
+        assert "/admin/audit/anomalies" in admin.get("/admin/audit").text
+        page = admin.get("/admin/audit/anomalies")
+        assert page.status_code == 200
+        html = page.text
+        assert "住所を5通りに変えた検索5回" in html and "宛名番号 1004" in html and "鈴木" in html
+        assert "米崎町" not in html and "山﨑" not in html  # nothing the report adds beyond ids
+        assert "佐藤" not in html
+        link = re.search(r'class="entries-link" href="([^"]+)"', html)
+        assert link, html
+        href = link.group(1).replace("&amp;", "&")
+        listed = admin.get(href.split("#")[0]).text
+        ids = re.findall(r'<tr id="entry-(\d+)">', listed)
+        assert len(ids) == 5 and href.endswith(f"#entry-{min(map(int, ids))}")
+        assert TestClient(app).get("/admin/audit/anomalies", follow_redirects=False).status_code in (302, 303, 401)
