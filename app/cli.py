@@ -199,8 +199,9 @@ def match(
         fail("give at least --name, --kana or --birth")
     engine = engine_for(ctx)
     result = match_one(engine, name=name, kana=kana, birth=birth, sex=sex, address=address, limit=limit)
+    typed = {"name": name, "kana": kana, "birth": birth, "sex": sex, "address": address}
     cli_audit(engine, "search", "cli: anpi match", [f"resident:{c['resident_id']}" for c in result["candidates"]],
-              {"query": {k: v for k, v in {"name": name, "kana": kana, "birth": birth, "sex": sex, "address": address}.items() if v}})
+              {"query": {k: v for k, v in typed.items() if v}})
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return

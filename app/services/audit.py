@@ -23,7 +23,8 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -346,7 +347,8 @@ def sync_report(session: Session, anchor_seq: int | None, uploaded: int, limit: 
     return {"head": head, "entries": [as_dict(e) for e in entries]}
 
 
-def reporter(session_factory: Any) -> Any:
+def reporter(session_factory: Callable[[], AbstractContextManager[Session]]
+             ) -> Callable[[int | None, int], dict[str, Any] | None]:
     """The callback `sync.client.sync_once(audit_reporter=…)` calls (sync/ never reads app's tables)."""
     def report(anchor_seq: int | None, uploaded: int) -> dict[str, Any] | None:
         with session_factory() as s:
