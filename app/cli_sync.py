@@ -150,8 +150,14 @@ def bundle_export_cmd(
     """Write every not-yet-acknowledged event into a signed bundle encrypted for the hub."""
     from sync import bundles
 
+    from app.cli_common import cli_audit
+
+    factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        info = bundles.export_bundle(shelter_session_factory(ctx), out)
+        info = bundles.export_bundle(factory, out)
+    # a bundle carries registrations (names, addresses) out of the laptop: audited like an export
+    cli_audit(engine_for(ctx), "export", "cli: anpi bundle export",
+              detail={"file": str(info.path), "format": "bundle", "events": info.events, "bundle_id": info.bundle_id})
     typer.echo(f"wrote bundle {info.bundle_id}: {info.events} events, {info.size} bytes, verified -> {info.path} "
                f"(events stay pending until the hub's receipt is imported)")
 
@@ -190,6 +196,11 @@ def registry_pull_cmd(
         models.create_all(engine)
         out = pull_into_shelter(engine, lambda: Session(engine), hub)
     m = out.manifest
+    from app.cli_common import cli_audit
+
+    cli_audit(engine, "registry_import", "cli: anpi registry pull",
+              detail={"file": m.get("source_file"), "sha256": m.get("sha256"), "as_of": m.get("as_of"),
+                      "result": "done" if out.result is not None else "already up to date"})
     who = f"{m.get('municipality_name') or ''} ({m.get('municipality_code')})".strip()
     if out.result is None:
         typer.echo(f"already up to date: {m.get('source_file')} (as of {m.get('as_of')}) of {who}; {out.already}")

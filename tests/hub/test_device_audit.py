@@ -136,6 +136,14 @@ def test_a_cut_tail_is_caught_at_the_hub(tmp_path: Path, hub, attack: str) -> No
     assert doc["entries_held"] >= head  # the hub kept the copies of what was deleted
 
 
+def audit_entries(db: Path) -> list[dict[str, Any]]:
+    engine = open_shelter_db(db)
+    with Session(engine) as s:
+        rows = [audit.as_dict(e) for e in audit.query(s, limit=10**6, newest_first=False)]
+    engine.dispose()
+    return rows
+
+
 def audit_head(db: Path) -> int:
     con = sqlite3.connect(db)
     n = con.execute("SELECT MAX(id) FROM audit_entry").fetchone()[0]
@@ -156,6 +164,10 @@ def test_a_restore_is_named_not_called_a_cut(tmp_path: Path, hub) -> None:  # ty
     r = anpi("--db", db, "audit", "verify", env={})
     assert r.exit_code == 0, r.output  # the key file beside the database survived the restore
     assert sync(db)["audit"] == "restored"
+    r = anpi("--db", db, "bundle", "export", "--out", tmp_path / "usb.anpi", env={})
+    assert r.exit_code == 0, r.output
+    last = audit_entries(db)[-1]
+    assert (last["action"], last["screen"]) == ("export", "cli: anpi bundle export")
     r = hub_verify(hub)
     assert r.exit_code == 0 and "RESTORED" in r.stdout and "audit chain OK" in r.stdout, r.output
 
