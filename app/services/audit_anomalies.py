@@ -33,16 +33,15 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 UNREGISTERED_MIN_SEARCHES = 20
 UNREGISTERED_MIN_SHARE = 0.5
 ORACLE_MIN_SEARCHES = 5
 ORACLE_MIN_ADDRESSES = 4
 QUIET_START, QUIET_END = 22, 6  # 22:00–05:59
-TIMEZONE = ZoneInfo("Asia/Tokyo")
+TIMEZONE = timezone(timedelta(hours=9), "JST")  # Japan has no summer time; no tz database needed
 RESTRICTED_MIN = 3
 
 SEARCH_ACTIONS = frozenset({"search", "inquiry_search"})
