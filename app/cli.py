@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from app import __version__
-from app.cli_common import cli_errors, db_path, engine_for, fail, progress_bar
+from app.cli_common import cli_audit, cli_errors, db_path, engine_for, fail, progress_bar
 from app.db import session as db_session
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Anpi: shelter registration and safety confirmation.")
@@ -36,9 +36,9 @@ def _mount_sub_apps() -> None:
 
     for module in (cli_export, cli_certificate, cli_pfif, cli_backup):
         module.register(app)
-    from app import cli_hub_certificate, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
+    from app import cli_hub_audit, cli_hub_certificate, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
 
-    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif):
+    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit):
         hub_module.register(hub_app)
 
 
@@ -76,10 +76,16 @@ def registry_import(
     from app.services.registry import import_registry, parse_as_of
 
     engine = engine_for(ctx)
-    with progress_bar(f"importing {file.name}") as progress:
-        result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
-                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress)
-    snap = result.snapshot
+    detail: dict[str, object] = {"file": file.name, "profile": profile, "encoding": encoding, "result": "not imported"}
+    try:
+        with progress_bar(f"importing {file.name}") as progress:
+            result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
+                                     as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""),
+                                     progress=progress)
+        snap = result.snapshot
+        detail.update(result="done", snapshot_id=snap.id, rows=snap.row_count, sha256=snap.sha256)
+    finally:  # a refused or failed import is audited too (who tried to load which file)
+        cli_audit(engine, "registry_import", "cli: anpi registry import", detail=detail)
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
                f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
 
@@ -115,7 +121,10 @@ def roster_import(
     """Load an evacuee roster; unreadable rows go to a rejects report."""
     from app.services.roster import import_roster
 
-    result = import_roster(engine_for(ctx), file, shelter_code=shelter, by=os.environ.get("USER", ""), rejects_out=rejects)
+    engine = engine_for(ctx)
+    result = import_roster(engine, file, shelter_code=shelter, by=os.environ.get("USER", ""), rejects_out=rejects)
+    cli_audit(engine, "roster_import", "cli: anpi roster import",
+              detail={"file": file.name, "rows": result.rows, "accepted": result.accepted})
     typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows)")
     if result.rejects:
         typer.echo(f"{len({r.line for r in result.rejects})} rows rejected; report: {result.rejects_file}", err=True)
@@ -159,9 +168,13 @@ def reconcile(
 
     from app.services.reconcile import reconcile_all, write_reconcile_csv
 
-    rows = reconcile_all(engine_for(ctx))
-    if out:
+    engine = engine_for(ctx)
+    rows = reconcile_all(engine)
+    if out:  # every evacuee with the resident it matched: an export of personal data
         write_reconcile_csv(rows, out)
+        cli_audit(engine, "export", "cli: anpi reconcile --out",
+                  [f"evacuee:{r.evacuee.id}" for r in rows], {"file": out.name, "format": "reconcile-csv",
+                                                               "rows": len(rows)})
     counts = Counter(r.decision for r in rows)
     typer.echo(f"{len(rows)} evacuees: {counts['auto']} auto, {counts['review']} to review, {counts['none']} none, "
                f"{counts['confirmed']} confirmed by staff" + (f"; written to {out}" if out else ""))
@@ -184,7 +197,11 @@ def match(
 
     if not (name or kana or birth):
         fail("give at least --name, --kana or --birth")
-    result = match_one(engine_for(ctx), name=name, kana=kana, birth=birth, sex=sex, address=address, limit=limit)
+    engine = engine_for(ctx)
+    result = match_one(engine, name=name, kana=kana, birth=birth, sex=sex, address=address, limit=limit)
+    typed = {"name": name, "kana": kana, "birth": birth, "sex": sex, "address": address}
+    cli_audit(engine, "search", "cli: anpi match", [f"resident:{c['resident_id']}" for c in result["candidates"]],
+              {"query": {k: v for k, v in typed.items() if v}})
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
@@ -211,8 +228,13 @@ def user_add(
     """Add a staff account."""
     from app.services.accounts import add_user
 
+    from app.cli_common import cli_user
+    from app.services import audit
+
     with db_session(engine_for(ctx)) as s:
         user = add_user(s, name, role, pin)
+        audit.record(s, cli_user(), "user_add", "cli: anpi user add", [f"staff:{user.id}"],
+                     {"name": user.name, "role": user.role, "pin_set": bool(pin)})
         s.commit()
     typer.echo(f"user {user.name} ({user.role}) added" + ("" if pin else "; PIN is set on first use"))
 
@@ -239,8 +261,12 @@ def user_disable(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """Disable an account (it stays in the audit trail)."""
     from app.services.accounts import disable_user
 
+    from app.cli_common import cli_user
+    from app.services import audit
+
     with db_session(engine_for(ctx)) as s:
-        disable_user(s, name)
+        target = disable_user(s, name)
+        audit.record(s, cli_user(), "user_disable", "cli: anpi user disable", [f"staff:{target.id}"], {"name": name})
         s.commit()
     typer.echo(f"user {name} disabled")
 
@@ -296,8 +322,13 @@ def serve(
     api = create_app(db_path(ctx))
     _warm_matcher(api.state.db_path)
     # Pushes to the hub whenever one is enrolled and reachable; idle otherwise.
-    syncer = BackgroundSyncer(lambda: db_session(api.state.engine),
-                              interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")))
+    from app.services import audit
+
+    def factory():  # type: ignore[no-untyped-def]
+        return db_session(api.state.engine)
+
+    syncer = BackgroundSyncer(factory, interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")),
+                              audit_reporter=audit.reporter(factory))
     api.state.syncer = syncer
     syncer.start()
     # Verified copies to a folder (USB stick) while serving; an unplugged stick is reported, not fatal.

@@ -16,7 +16,7 @@ from app.db import session as db_session
 from app.services import audit
 from app.services.errors import AnpiError
 
-audit_app = typer.Typer(no_args_is_help=True, help="Audit log (hash chain): verify and export.")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit log (keyed hash chain): verify, export, anomalies.")
 
 
 @audit_app.command("verify")
@@ -26,9 +26,13 @@ def verify_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
         res = audit.verify(s)
     if as_json:
         typer.echo(json.dumps({"ok": res.ok, "entries": res.entries, "first_bad_id": res.first_bad_id,
-                               "reason": res.reason}, ensure_ascii=False))
+                               "reason": res.reason, "keyed_from": res.keyed_from, "head_id": res.head_id,
+                               "head_hash": res.head_hash}, ensure_ascii=False))
     elif res.ok:
-        typer.echo(f"audit chain OK: {res.entries} entries")
+        keyed = (f"keyed from entry {res.keyed_from}" if res.keyed_from
+                 else "not keyed yet (entries before the key are checked as plain SHA-256)")
+        typer.echo(f"audit chain OK: {res.entries} entries, {keyed}; last entry {res.head_id} "
+                   f"{res.head_hash[:16]}… (a cut tail shows only at the hub: anpi hub audit verify)")
     else:
         typer.echo(f"error: audit chain broken at entry {res.first_bad_id}: {res.reason}", err=True)
     if not res.ok:
@@ -51,3 +55,29 @@ def export_cmd(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{n} audit entries written to {out}")
+
+
+def print_flags(flags: list, as_json: bool) -> None:  # type: ignore[type-arg]
+    """One block per flag: account, rule, summary, the entry ids behind it (shared with the hub's command)."""
+    if as_json:
+        typer.echo(json.dumps({"flags": [f.as_dict() for f in flags]}, ensure_ascii=False))
+        return
+    if not flags:
+        typer.echo("no anomalies: nobody's looks at personal data stand out")
+        return
+    for f in flags:
+        where = f"[{f.device}] " if f.device else ""
+        ids = ", ".join(str(i) for i in f.entry_ids[:50]) + (" …" if len(f.entry_ids) > 50 else "")
+        typer.echo(f"{where}{f.user} ({f.role or '?'}) {f.rule}: {f.summary}\n  entries: {ids}")
+
+
+@audit_app.command("anomalies")
+def anomalies_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Staff whose looks at personal data are unlike their work (rules in README; the look is audited)."""
+    from app.services.audit_anomalies import shelter_report
+
+    with db_session(engine_for(ctx)) as s:
+        flags = shelter_report(s)
+        audit.record(s, cli_user(), "audit_view", "cli: anpi audit anomalies", detail={"flags": len(flags)})
+        s.commit()
+    print_flags(flags, as_json)

@@ -56,14 +56,15 @@ def _restore(ctx: typer.Context, file: Path, yes: bool) -> None:
         if not sys.stdin.isatty():
             fail(f"restoring replaces {db}; add --yes to confirm")
         typer.confirm(f"Replace {db} by {file}? The current database is kept beside it", abort=True)
+    replaced_head = audit.file_head(db) if db.is_file() else None  # the hub compares it with what it saw
     info = restore(db, file)
     engine = open_shelter_db(db)
     try:
         with db_session(engine) as s:
             audit.record(s, cli_user(), "restore", "cli: anpi restore",
                          detail={"file": str(info.backup_file), "sha256": info.sha256,
-                                 "kept_as": str(info.kept_as) if info.kept_as else None, "epoch": info.epoch,
-                                 "counts": info.counts})
+                                 "kept_as": str(info.kept_as.absolute()) if info.kept_as else None,
+                                 "epoch": info.epoch, "counts": info.counts, "replaced_head": replaced_head})
             s.commit()
     finally:
         engine.dispose()

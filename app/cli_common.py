@@ -11,7 +11,7 @@ import functools
 import getpass
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +77,17 @@ def cli_user() -> str:
     """How the audit log names a person working on the command line."""
     name = os_user()
     return f"cli:{name}" if name else "cli"
+
+
+def cli_audit(engine: Engine, action: str, screen: str, subjects: Iterable[str] = (),
+              detail: dict[str, Any] | None = None) -> None:
+    """Write one audit entry for a command that has no session of its own (commits it)."""
+    from app.db import session as db_session
+    from app.services import audit
+
+    with db_session(engine) as s:
+        audit.record(s, cli_user(), action, screen, subjects, detail)
+        s.commit()
 
 
 @contextmanager

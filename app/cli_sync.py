@@ -120,9 +120,12 @@ def sync_cmd(
         total = f"/{p.total}" if p.total else ""
         typer.echo(f"\r{p.phase}: {p.done}{total}   ", err=True, nl=False)
 
+    from app.services import audit
+
+    factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        res = client.sync_once(shelter_session_factory(ctx), hub, batch_size=batch_size, max_retries=retries,
-                               on_progress=progress if tty else None)
+        res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
+                               on_progress=progress if tty else None, audit_reporter=audit.reporter(factory))
     if tty:
         typer.echo("", err=True)
     if as_json:
@@ -134,6 +137,9 @@ def sync_cmd(
         forks = f"; {len(res.forks)} forks reported by the hub" if res.forks else ""
         typer.echo(f"synced with {res.hub_url}: pushed {res.pushed}, acknowledged {res.acknowledged}, "
                    f"pulled {res.pulled}, 0 pending{forks}")
+    if res.audit in ("cut", "restored"):
+        typer.echo(f"warning: the hub reports this laptop's audit log as {res.audit} "
+                   "(see `anpi hub audit verify --device …` at the hub)", err=True)
 
 
 @bundle_app.command("export")
@@ -144,8 +150,14 @@ def bundle_export_cmd(
     """Write every not-yet-acknowledged event into a signed bundle encrypted for the hub."""
     from sync import bundles
 
+    from app.cli_common import cli_audit
+
+    factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        info = bundles.export_bundle(shelter_session_factory(ctx), out)
+        info = bundles.export_bundle(factory, out)
+    # a bundle carries registrations (names, addresses) out of the laptop: audited like an export
+    cli_audit(engine_for(ctx), "export", "cli: anpi bundle export",
+              detail={"file": str(info.path), "format": "bundle", "events": info.events, "bundle_id": info.bundle_id})
     typer.echo(f"wrote bundle {info.bundle_id}: {info.events} events, {info.size} bytes, verified -> {info.path} "
                f"(events stay pending until the hub's receipt is imported)")
 
@@ -184,6 +196,11 @@ def registry_pull_cmd(
         models.create_all(engine)
         out = pull_into_shelter(engine, lambda: Session(engine), hub)
     m = out.manifest
+    from app.cli_common import cli_audit
+
+    cli_audit(engine, "registry_import", "cli: anpi registry pull",
+              detail={"file": m.get("source_file"), "sha256": m.get("sha256"), "as_of": m.get("as_of"),
+                      "result": "done" if out.result is not None else "already up to date"})
     who = f"{m.get('municipality_name') or ''} ({m.get('municipality_code')})".strip()
     if out.result is None:
         typer.echo(f"already up to date: {m.get('source_file')} (as of {m.get('as_of')}) of {who}; {out.already}")

@@ -25,6 +25,8 @@ class Settings:
     busy_timeout_seconds: float = 10.0
     # the dashboard warns when the database's disk has less free space than this
     disk_warn_mb: int = 500
+    # the secret that keys the audit chain (HMAC); never inside the database (app/services/audit_key.py)
+    audit_key_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -40,4 +42,5 @@ class Settings:
             backup_keep=int(os.environ.get("ANPI_BACKUP_KEEP", "24")),
             busy_timeout_seconds=float(os.environ.get("ANPI_BUSY_TIMEOUT_SECONDS", "10")),
             disk_warn_mb=int(os.environ.get("ANPI_DISK_WARN_MB", "500")),
+            audit_key_file=Path(os.environ["ANPI_AUDIT_KEY_FILE"]) if os.environ.get("ANPI_AUDIT_KEY_FILE") else None,
         )

@@ -29,6 +29,9 @@ from sync.models import RemoteEvent, SyncDevice
 from sync.periodic import PeriodicThread
 
 SessionFactory = Callable[[], ContextManager[Session]]
+#: the face's answer to "what does your audit chain hold?": (hub's last head seq, entries the hub
+#: holds up to) → {"head": report, "entries": [...]} or None (sync/ cannot read app's tables itself)
+AuditReporter = Callable[[int | None, int], dict[str, Any] | None]
 
 #: test hook: the laptop process dies after the N-th push reply, before committing the ack
 CLIENT_CRASH_ENV = "ANPI_SYNC_CRASH_AFTER_PUSH"
@@ -57,6 +60,7 @@ class SyncResult:
     forks: list[dict[str, Any]] = field(default_factory=list)
     epoch_bumped: bool = False
     error: str | None = None
+    audit: str | None = None  # the hub's verdict on the audit chain head (ok, first, cut, restored …)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     finished_at: datetime | None = None
 
@@ -67,7 +71,7 @@ class SyncResult:
     def as_dict(self) -> dict[str, Any]:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
-                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "error": self.error}
+                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "error": self.error, "audit": self.audit}
 
 
 class HubClient:
@@ -241,8 +245,12 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
               batch_size: int = 500, max_retries: int = 5, backoff: float = 0.5, timeout: float = 30.0,
               pull: bool = True, clock: Callable[[], float] = time.time,
               sleep: Callable[[float], None] = time.sleep,
-              on_progress: Callable[[SyncProgress], None] | None = None) -> SyncResult:
+              on_progress: Callable[[SyncProgress], None] | None = None,
+              audit_reporter: AuditReporter | None = None) -> SyncResult:
     """Push every unacknowledged event, then pull other shelters' events, then report.
+
+    ``audit_reporter`` (given by the faces) sends the laptop's audit chain head and new audit
+    entries to the hub at every sync, so the hub sees a cut tail (:mod:`sync.hub.audit_head`).
 
     Raises :class:`NotEnrolled` when there is no hub; every network or hub failure is
     reported in ``SyncResult.error`` (with ``pending`` still counted) so callers can decide.
@@ -283,6 +291,8 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 stalls = stalls + 1 if newly == 0 else 0
                 if stalls >= 3:
                     raise HubRejected("hub stopped acknowledging events (gap it cannot fill?)")
+            if audit_reporter is not None:
+                result.audit = _report_audit(client, audit_reporter)
             if pull:
                 _pull(session_factory, client, hub_id, batch_size, result, on_progress)
         except SyncError as exc:
@@ -299,6 +309,29 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 s.commit()
     result.finished_at = datetime.now(timezone.utc)
     return result
+
+
+def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 1000) -> str | None:
+    """Head and new entries, in rounds of at most 1,000 entries; the hub's verdict of the first round.
+
+    A hub older than this answers 404: the laptop then syncs as before (nothing to compare with).
+    """
+    verdict: str | None = None
+    for _ in range(max_rounds):
+        try:
+            known = client.request("GET", "/v1/audit/head")
+        except HubRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        report = reporter(known.get("seq"), int(known.get("uploaded") or 0))
+        if report is None:
+            return verdict
+        doc = client.request("POST", "/v1/audit/head", report)
+        verdict = verdict or str(doc.get("status"))
+        if len(report.get("entries") or []) < 1000:
+            break
+    return verdict
 
 
 def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch_size: int, result: SyncResult,

@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("GET", "/admin/registry"): ADMIN,
     ("POST", "/admin/registry"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
+    ("GET", "/admin/audit/anomalies"): ADMIN,
     ("GET", "/hq"): EXPORT,  # 安否確認 (hq.list)
     ("POST", "/hq/confirm"): EXPORT,  # hq.confirm
     ("GET", "/hq/export"): EXPORT,  # export

@@ -215,7 +215,13 @@ def backup_now(request: Request, user: CurrentUser = Depends(require("admin"))) 
 
 # --- audit log ------------------------------------------------------------------------------
 
-def audit_filter(user: str, action: str, subject: str, text: str, since: str, until: str) -> audit.AuditFilter:
+def _ids(text: str) -> tuple[int, ...]:
+    """`ids=3,17,42` from the anomaly report's links (at most 1,000; anything else is ignored)."""
+    return tuple(int(x) for x in text.split(",") if x.strip().isdigit())[:1000]
+
+
+def audit_filter(user: str, action: str, subject: str, text: str, since: str, until: str,
+                 ids: str = "") -> audit.AuditFilter:
     def _d(v: str) -> date | None:
         try:
             return date.fromisoformat(v) if v else None
@@ -223,18 +229,18 @@ def audit_filter(user: str, action: str, subject: str, text: str, since: str, un
             raise InvalidInput(f"not a date: {v!r}", "日付は YYYY-MM-DD で入力してください", "since") from None
 
     return audit.AuditFilter(user=user.strip(), action=action.strip(), subject=subject.strip(), text=text.strip(),
-                             since=_d(since), until=_d(until))
+                             since=_d(since), until=_d(until), ids=_ids(ids))
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
 def audit_page(request: Request, user_name: str = "", action: str = "", subject: str = "", text: str = "",
-               since: str = "", until: str = "", page: int = 1, verify: int = 0,
+               since: str = "", until: str = "", page: int = 1, verify: int = 0, ids: str = "",
                user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> HTMLResponse:
     per_page = 100
     page = max(1, page)
     error = ""
     try:
-        f = audit_filter(user_name, action, subject, text, since, until)
+        f = audit_filter(user_name, action, subject, text, since, until, ids)
     except InvalidInput as exc:
         f, error = audit.AuditFilter(), exc.message_ja
     from app.web.common import local_time
@@ -246,11 +252,26 @@ def audit_page(request: Request, user_name: str = "", action: str = "", subject:
     result = audit.verify(session) if verify else None
     audit_view(session, request, user, "audit_view",
                detail={"filter": {"user": f.user, "action": f.action, "subject": f.subject, "text": f.text,
-                                  "since": since, "until": until}, "page": page, "verify": bool(verify)})
+                                  "since": since, "until": until, "ids": list(f.ids[:50])}, "page": page,
+                       "verify": bool(verify)})
     session.commit()
     users = accounts.list_users(session)
     return render(request, "admin_audit.html", {
         "entries": entries, "f": f, "since": since, "until": until, "page": page, "more": more, "verify": result,
         "actions": audit.ACTIONS, "users": users, "error": error,
         "query": {"user_name": user_name, "action": action, "subject": subject, "text": text, "since": since,
-                  "until": until}})
+                  "until": until, **({"ids": ids} if f.ids else {})}})
+
+
+@router.get("/admin/audit/anomalies", response_class=HTMLResponse)
+def anomalies_page(request: Request, user: CurrentUser = Depends(require("admin")),
+                   session: Session = Depends(db)) -> HTMLResponse:
+    """監査ログの異常報告: each flag links to the log entries behind it (ids only, no addresses)."""
+    from app.services.audit_anomalies import shelter_report
+
+    flags = shelter_report(session)
+    audit_view(session, request, user, "audit_view", detail={"report": "anomalies", "flags": len(flags)})
+    session.commit()
+    rows = [{"f": f, "ids": ",".join(str(i) for i in f.entry_ids[:1000]),
+             "residents": [s.split(":", 1)[1] for s in f.subjects if s.startswith("resident:")]} for f in flags]
+    return render(request, "admin_audit_anomalies.html", {"rows": rows})

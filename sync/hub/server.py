@@ -7,6 +7,7 @@ Routes (all JSON):
 - ``POST /v1/enroll`` one-time code + device public key, self-signed → hub public keys
 - ``POST /v1/push``  signed; ``{"events": [...]}`` → acks per stream, *after* commit
 - ``GET  /v1/acks``  signed; the gap-free watermark per stream of the calling device
+- ``GET|POST /v1/audit/head`` signed; the laptop audit chain head (see :mod:`sync.hub.audit_head`)
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
   events and the hub's notices (cross-town answers), never another municipality's
 - ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
@@ -34,7 +35,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
-from sync.hub import crossmatch, hq, registry, store
+from sync.hub import audit_head, crossmatch, hq, registry, store
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
@@ -158,6 +159,35 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
         task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None and inline else None
         return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
+
+    @app.get("/v1/audit/head")
+    async def audit_head_known(request: Request) -> JSONResponse:
+        """The laptop's audit head the hub holds (the laptop answers for it in its next report)."""
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        got = await run_in_threadpool(audit_head.known_head, engine, dev["device_id"], dev["municipality_code"])
+        return JSONResponse(got)
+
+    @app.post("/v1/audit/head")
+    async def audit_head_report(request: Request) -> JSONResponse:
+        """A laptop's audit chain head at this sync, with the entries the hub does not hold yet."""
+        try:
+            dev, body = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict):
+                raise TypeError("body must be an object")
+            got = await run_in_threadpool(audit_head.record_report, engine, dev["device_id"],
+                                          dev["municipality_code"], doc)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+        except IngestError as exc:
+            return JSONResponse({"error": "bad_report", "detail": str(exc)}, status_code=422)
+        return JSONResponse(got)
 
     @app.get("/v1/acks")
     async def acks(request: Request) -> JSONResponse:

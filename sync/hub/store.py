@@ -106,6 +106,32 @@ hub_audit = Table(  # append-only, hash-chained per municipality
     Column("hash", String(64), nullable=False),
 )
 
+hub_audit_head = Table(  # the laptop audit-chain head each device reported at a sync (sync/hub/audit_head.py)
+    "hub_audit_head", metadata,
+    _tenant_col(),
+    Column("report_id", String(26), primary_key=True),
+    Column("device_id", String(26), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("anchor_seq", BigInteger),  # the head the hub knew before this report
+    Column("anchor_hash", String(64)),  # what the laptop's chain holds at anchor_seq now (None: gone)
+    Column("status", String(16), nullable=False),  # first | ok | cut | restored | unchecked
+    Column("uploaded_to", BigInteger, nullable=False),  # entries of the current chain held up to here
+    Column("detail", Text, nullable=False),  # JSON: the report as sent, the hub's verdict
+    Index("ix_hub_audit_head_device", "municipality_code", "device_id", "received_at"),
+)
+
+hub_device_audit = Table(  # the laptops' own audit entries, uploaded at each sync (append-only)
+    "hub_device_audit", metadata,
+    _tenant_col(),
+    Column("device_id", String(26), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), primary_key=True),  # a rewritten entry is kept beside the first one
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("entry", Text, nullable=False),  # JSON: the entry as the laptop's `anpi audit export` writes it
+)
+
 hub_user = Table(  # HQ staff of one municipality (災害対策本部)
     "hub_user", metadata,
     _tenant_col(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -110,6 +111,7 @@ def shelter(template: tuple[Path, dict[str, str]], cli: Cli) -> dict[str, str]:
     finally:
         a.close()
         b.close()
+    shutil.copy(str(src) + ".audit-key", str(cli.db) + ".audit-key")  # the audit key travels beside the file
     return ids
 
 

@@ -52,6 +52,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/enroll"): PUBLIC,
     ("POST", "/v1/push"): DEVICE,
     ("GET", "/v1/acks"): DEVICE,
+    ("GET", "/v1/audit/head"): DEVICE,
+    ("POST", "/v1/audit/head"): DEVICE,
     ("GET", "/v1/pull"): DEVICE,
     ("GET", "/v1/registry/latest"): DEVICE,
     ("GET", "/v1/hq/whoami"): DESK,
@@ -107,6 +109,7 @@ MATRIX: dict[tuple[str, str], str] = {
 ALLOWED_STATUS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/hq/inquiries"): (200,),  # nobody of that name: "no_information" (logged)
     ("POST", "/v1/hq/certificates"): (422,),  # no cause given
+    ("POST", "/v1/audit/head"): (422,),  # a head without seq and hash
     ("POST", "/v1/hq/certificates/{number}/reissue"): (409,),  # a void certificate
     ("POST", "/v1/hq/certificates/{number}/void"): (409,),  # already void
     ("POST", "/v1/hq/pfif/import"): (422,),  # not a PFIF file: nothing stored
@@ -274,6 +277,8 @@ def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
             .replace("{number}", void if method == "POST" else issued))
     if path == "/v1/push":
         body = {"events": []}
+    elif path == "/v1/audit/head" and method == "POST":
+        body = {"head": {}}  # refused before anything is stored
     elif path == "/v1/enroll":
         body = {"code_id": "x", "device_id": "y", "public_key": "z", "signature": "s", "mac": "m"}
     elif path.startswith("/v1/hq/review/"):

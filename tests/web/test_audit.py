@@ -22,6 +22,16 @@ def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
     eng.dispose()
 
 
+def insider(db: str | Path, sql: str) -> None:
+    """What someone with the sqlite3 shell does: drop the append-only triggers, then edit."""
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("DROP TRIGGER IF EXISTS audit_entry_no_update")
+        con.execute("DROP TRIGGER IF EXISTS audit_entry_no_delete")
+        con.execute(sql)
+    con.close()
+
+
 class Who:
     id, name, role = "01STAFF", "佐藤", "staff"
 
@@ -38,12 +48,12 @@ def test_chain_links_every_entry(engine) -> None:  # type: ignore[no-untyped-def
     _fill(engine)
     with Session(engine) as s:
         rows = audit.query(s, newest_first=False)
-        assert [r.id for r in rows] == [1, 2, 3, 4, 5]
-        assert rows[0].prev_hash == audit.GENESIS
+        assert [r.id for r in rows] == [1, 2, 3, 4, 5, 6]
+        assert rows[0].action == audit.KEY_MARKER and rows[0].prev_hash == audit.GENESIS  # keyed from the start
         assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
-        assert json.loads(rows[0].subjects) == ["evacuee:E0", "resident:1001"]  # duplicates dropped
-        assert rows[0].user_name == "佐藤" and rows[0].role == "staff"
-        assert audit.verify(s).ok and audit.verify(s).entries == 5
+        assert json.loads(rows[1].subjects) == ["evacuee:E0", "resident:1001"]  # duplicates dropped
+        assert rows[1].user_name == "佐藤" and rows[1].role == "staff"
+        assert audit.verify(s).ok and audit.verify(s).entries == 6 and audit.verify(s).keyed_from == 1
 
 
 @pytest.mark.parametrize("sql, bad", [
@@ -54,11 +64,7 @@ def test_chain_links_every_entry(engine) -> None:  # type: ignore[no-untyped-def
 ])
 def test_any_change_is_found_and_named(engine, sql: str, bad: int) -> None:  # type: ignore[no-untyped-def]
     _fill(engine)
-    db = engine.url.database
-    con = sqlite3.connect(db)
-    with con:
-        con.execute(sql)
-    con.close()
+    insider(engine.url.database, sql)
     with Session(engine) as s:
         res = audit.verify(s)
     assert not res.ok and res.first_bad_id == bad
@@ -71,9 +77,9 @@ def test_rewriting_the_whole_tail_is_still_found(engine) -> None:  # type: ignor
     with Session(engine) as s:
         e = audit.query(s, newest_first=False)[1]
         e.detail = '{"q":"改ざん"}'
-        e.hash = audit.entry_hash(e)
-        s.add(e)
-        s.commit()
+        new_hash = audit.entry_hash(e, audit.session_key(s))  # even with the key
+    insider(engine.url.database, f"UPDATE audit_entry SET detail = '{e.detail}', hash = '{new_hash}' WHERE id = 2")
+    with Session(engine) as s:
         res = audit.verify(s)
     assert not res.ok and res.first_bad_id == 3
 
@@ -94,21 +100,18 @@ def test_cli_verify_and_export(engine, tmp_path: Path) -> None:  # type: ignore[
     _fill(engine, 3)
     db = Path(engine.url.database)
     code, out = audit_cli(db, "verify")
-    assert code == 0 and "3 entries" in out
+    assert code == 0 and "4 entries" in out
     code, out = audit_cli(db, "export", "--out", str(tmp_path / "audit.csv"))
     assert code == 0, out
     with (tmp_path / "audit.csv").open(encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
-    assert [r["action"] for r in rows] == ["view", "view", "view", "audit_export"]  # the export is recorded too
+    assert [r["action"] for r in rows] == [audit.KEY_MARKER, "view", "view", "view", "audit_export"]  # the export too
     code, out = audit_cli(db, "export", "--out", str(tmp_path / "audit.jsonl"))
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(lines) == 5 and lines[0]["subjects"] == ["evacuee:E0", "resident:1001"]
+    assert len(lines) == 6 and lines[1]["subjects"] == ["evacuee:E0", "resident:1001"]
     assert lines[-1]["prev_hash"] == lines[-2]["hash"]
     code, out = audit_cli(db, "verify", "--json")
-    assert code == 0 and json.loads(out)["entries"] == 5
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("UPDATE audit_entry SET screen = 'x' WHERE id = 2")
-    con.close()
+    assert code == 0 and json.loads(out)["entries"] == 6
+    insider(db, "UPDATE audit_entry SET screen = 'x' WHERE id = 2")
     code, out = audit_cli(db, "verify")
     assert code == 1 and "entry 2" in out

@@ -245,6 +245,7 @@ def test_shift_end_to_end(tmp_path: Path, browser) -> None:  # type: ignore[no-u
     assert code == 0, out
     con = sqlite3.connect(sh.db_path)
     with con:
+        con.execute("DROP TRIGGER audit_entry_no_update")  # an insider with the sqlite3 shell
         con.execute("UPDATE audit_entry SET user_name = '誰か' WHERE id = 3")
     con.close()
     code, out = audit_cli(sh.db_path, "verify")

@@ -231,7 +231,7 @@ class _Fields(HTMLParser):
 
 @pytest.mark.parametrize("who, paths", [
     ("管理", ["/dashboard", "/intake", "/review", "/roster", "/roster/import", "/admin/users", "/admin/registry",
-             "/admin/audit", "/roster/{ev}", "/roster/{ev}/edit"]),
+             "/admin/audit", "/admin/audit/anomalies", "/roster/{ev}", "/roster/{ev}/edit"]),
     (None, ["/switch"]),
 ])
 def test_every_field_has_a_label_and_pages_are_japanese(app, shelter, who, paths) -> None:  # type: ignore[no-untyped-def]
