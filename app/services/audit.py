@@ -12,7 +12,6 @@ whose content or link does not fit.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from app.audit_models import AuditEntry
+from app.formats.tables import csv_writer
 from app.ids import utcnow
 from app.models import Staff
 from app.services.errors import InvalidInput
@@ -188,7 +188,7 @@ def export(session: Session, out: Path, fmt: str = "auto") -> int:
     n = 0
     if fmt == "csv":
         with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
+            w = csv_writer(fh)
             w.writerow(EXPORT_COLUMNS)
             for e in _all(session):
                 w.writerow([e.id, _at_text(e.at), e.user_id, e.user_name, e.role, e.action, e.screen, e.subjects,
