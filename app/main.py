@@ -63,4 +63,5 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq.router, inquiry.router, certificates.router, sought.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    deps.install_body_limits(api, settings)
     return api
