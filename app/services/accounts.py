@@ -4,7 +4,7 @@ An account is created with a PIN, or with a one-time setup code (shown once to t
 created it) that the person types with the PIN they choose; without either nobody can use it.
 
 Why PINs and not passwords: the 2011 leak came from a shared login kept because logging in
-again took minutes. A 4–6 digit PIN with argon2 and a lockout after five wrong tries is quick
+again took minutes. A 4–6 digit PIN with argon2 and a limit on wrong tries per device is quick
 enough that nobody shares, and slow enough to guess that nobody gets in by trying.
 """
 
