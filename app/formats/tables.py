@@ -28,6 +28,8 @@ from typing import Any
 FORMULA_START = frozenset("=+-@\t\r")
 #: plain numbers are not formulas: "-3", "+81", "1.5" stay as they are
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+#: a cell (joined with \x1f) that starts like a formula somewhere in a row
+_ANY_START = re.compile("(?:^|\x1f)[=+\\-@\t\r]")
 
 
 def is_risky(value: object) -> bool:
@@ -42,9 +44,16 @@ def safe_text(value: Any) -> Any:
 
 
 def safe_row(row: Iterable[Any]) -> list[Any]:
-    """One CSV row with every risky text cell neutralised (the hot path of large exports: no calls per cell)."""
+    """One CSV row with every risky text cell neutralised. The hot path of 1M-row exports: one
+    regex over the joined row finds the (rare) rows that need a look at each cell."""
+    cells = list(row)
+    try:
+        if not _ANY_START.search("\x1f".join(cells)):
+            return cells
+    except TypeError:  # numbers in the row: look at each cell
+        pass
     return [("'" + c) if (c.__class__ is str and c[:1] in FORMULA_START and not _NUMBER.fullmatch(c)) else c
-            for c in row]
+            for c in cells]
 
 
 class SafeCsvWriter:
@@ -85,7 +94,8 @@ def xlsx_cell(ws: Any, value: Any) -> Any:
 
 def xlsx_row(ws: Any, row: Sequence[Any]) -> list[Any]:
     """A row for `ws.append` (write-only sheet): plain values, except risky text as `xlsx_cell`s."""
-    return [xlsx_cell(ws, c) if is_risky(c) else c for c in row]
+    return [xlsx_cell(ws, c) if (c.__class__ is str and c[:1] in FORMULA_START and not _NUMBER.fullmatch(c)) else c
+            for c in row]
 
 
 def new_workbook() -> Any:
