@@ -26,6 +26,7 @@ class Settings:
     pfif_upload_max_bytes: int = 50 * 1024 * 1024
     form_max_bytes: int = 1024 * 1024  # every other body: forms and JSON
     hub_push_max_bytes: int = 64 * 1024 * 1024  # a laptop's signed batch of events
+    hub_bundle_max_bytes: int = 512 * 1024 * 1024  # `anpi hub bundle import FILE` (read whole to verify)
     hub_body_max_bytes: int = 1024 * 1024  # HQ / desk JSON bodies at the hub
     # automatic backups while `anpi serve` runs (None = off); see app/services/backup.py
     backup_dir: Path | None = None
@@ -51,6 +52,7 @@ class Settings:
             pfif_upload_max_bytes=_mb("ANPI_PFIF_UPLOAD_MAX_MB", 50),
             form_max_bytes=_mb("ANPI_FORM_MAX_MB", 1),
             hub_push_max_bytes=_mb("ANPI_HUB_PUSH_MAX_MB", 64),
+            hub_bundle_max_bytes=_mb("ANPI_HUB_BUNDLE_MAX_MB", 512),
             hub_body_max_bytes=_mb("ANPI_HUB_BODY_MAX_MB", 1),
         )
 

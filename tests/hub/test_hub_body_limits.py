@@ -68,3 +68,17 @@ def test_hub_bodies_are_cut_off_while_streaming(pg_hub: PgHub) -> None:
             assert c.get("/v1/hq/shares", headers=auth).status_code == 200  # still serving
     finally:
         stop(proc)
+
+
+def test_hub_bundle_import_refuses_a_file_over_the_limit(pg_hub: PgHub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`anpi hub bundle import` reads a bundle whole to verify it: one over the limit is refused unread."""
+    from typer.testing import CliRunner
+
+    from app.cli import app as anpi
+
+    big = tmp_path / "huge.anpibundle"
+    with big.open("wb") as fh:
+        fh.truncate(3 * MB)  # sparse: no need to write 3 MB
+    r = CliRunner().invoke(anpi, ["hub", "bundle", "import", str(big), "--database-url", pg_hub.url],
+                           env={"ANPI_HUB_BUNDLE_MAX_MB": "1"})
+    assert r.exit_code == 1 and "over the limit of 1 MB" in r.output and "ANPI_HUB_BUNDLE_MAX_MB" in r.output, r.output
