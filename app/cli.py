@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -223,20 +223,41 @@ def user_add(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name"),
     role: str = typer.Option(..., "--role", help="staff, desk, hq or admin."),
-    pin: Optional[str] = typer.Option(None, "--pin", help="4-6 digits; if omitted the person sets it on first use."),
+    pin: Optional[str] = typer.Option(None, "--pin", help="4-6 digits; if omitted a one-time setup code is printed."),
 ) -> None:
-    """Add a staff account."""
-    from app.services.accounts import add_user
+    """Add a staff account. Without --pin, prints a one-time setup code the person types with the PIN they choose."""
+    from app.services.accounts import add_user_with_code
 
     from app.cli_common import cli_user
     from app.services import audit
 
     with db_session(engine_for(ctx)) as s:
-        user = add_user(s, name, role, pin)
+        user, code = add_user_with_code(s, name, role, pin)
         audit.record(s, cli_user(), "user_add", "cli: anpi user add", [f"staff:{user.id}"],
                      {"name": user.name, "role": user.role, "pin_set": bool(pin)})
         s.commit()
-    typer.echo(f"user {user.name} ({user.role}) added" + ("" if pin else "; PIN is set on first use"))
+    typer.echo(f"user {user.name} ({user.role}) added")
+    if code:
+        _print_setup_code(user.name, code)
+
+
+def _print_setup_code(name: str, code: str) -> None:
+    typer.echo(f"setup code for {name}: {code}")
+    typer.echo("  shown only now: give it to them in person; on the 交代 screen they choose")
+    typer.echo("  「初めて使う方」, type this code and their new PIN")
+
+
+@user_app.command("setup-code")
+@cli_errors
+def user_setup_code(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Issue a new one-time setup code (first use, an account without a PIN, or a forgotten PIN: the old PIN stops working)."""
+    from app.services.accounts import get_user, issue_setup_code
+
+    with db_session(engine_for(ctx)) as s:
+        user = get_user(s, name)
+        code = issue_setup_code(s, user)
+        s.commit()
+    _print_setup_code(user.name, code)
 
 
 @user_app.command("list")
@@ -247,12 +268,19 @@ def user_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"))
 
     with db_session(engine_for(ctx)) as s:
         users = list_users(s)
-    rows = [{"name": u.name, "role": u.role, "disabled": u.disabled, "pin_set": bool(u.pin_hash)} for u in users]
+    rows = [{"name": u.name, "role": u.role, "disabled": u.disabled, "pin_set": bool(u.pin_hash),
+             "setup_code_open": bool(u.setup_hash)} for u in users]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
     for r in rows:
-        typer.echo(f"{r['name']}\t{r['role']}\t{'disabled' if r['disabled'] else 'active'}\t{'PIN set' if r['pin_set'] else 'no PIN yet'}")
+        typer.echo(f"{r['name']}\t{r['role']}\t{'disabled' if r['disabled'] else 'active'}\t{_pin_state(r)}")
+
+
+def _pin_state(r: dict[str, Any]) -> str:
+    if r["pin_set"]:
+        return "PIN set"
+    return "setup code issued" if r["setup_code_open"] else "needs a setup code (anpi user setup-code)"
 
 
 @user_app.command("disable")

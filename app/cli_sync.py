@@ -339,6 +339,20 @@ def hub_revoke_cmd(device: str = typer.Argument(..., help="Device id, slot id or
     typer.echo(f"revoked {n} device slot(s) matching {device!r}")
 
 
+def _check_bundle_size(file: Path) -> None:
+    """A bundle is read whole to check its signature: refuse one over the limit before reading it."""
+    from app.config import Settings
+
+    limit = Settings.from_env().hub_bundle_max_bytes
+    try:
+        size = file.stat().st_size
+    except OSError:
+        return  # the import names the missing file
+    if size > limit:
+        raise _fail(f"{file}: bundle is {size / 2**20:.0f} MB, over the limit of {limit / 2**20:.0f} MB "
+                    "(ANPI_HUB_BUNDLE_MAX_MB)")
+
+
 @hub_bundle_app.command("import")
 def hub_bundle_import_cmd(
     file: Path = typer.Argument(..., help="Bundle written by `anpi bundle export`"),
@@ -348,6 +362,7 @@ def hub_bundle_import_cmd(
     """Ingest a USB bundle (idempotent) and write a receipt signed by the hub."""
     from sync.hub.bundles import import_bundle_file
 
+    _check_bundle_size(file)
     engine = _hub_engine(database_url)
     where = f"; receipt written to {receipt_out}" if receipt_out else ""
     with _one_line_errors():

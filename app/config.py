@@ -17,6 +17,17 @@ class Settings:
     auto_lock_seconds: int
     max_pin_failures: int
     pin_lockout_seconds: int
+    # wrong PINs per client over every account (app/services/login_throttle.py)
+    client_max_pin_failures: int = 20
+    client_pin_window_seconds: int = 300
+    # request body limits in bytes, enforced while the body streams in (app/api/body_limit.py)
+    roster_upload_max_bytes: int = 20 * 1024 * 1024
+    registry_upload_max_bytes: int = 1024 * 1024 * 1024
+    pfif_upload_max_bytes: int = 50 * 1024 * 1024
+    form_max_bytes: int = 1024 * 1024  # every other body: forms and JSON
+    hub_push_max_bytes: int = 64 * 1024 * 1024  # a laptop's signed batch of events
+    hub_bundle_max_bytes: int = 512 * 1024 * 1024  # `anpi hub bundle import FILE` (read whole to verify)
+    hub_body_max_bytes: int = 1024 * 1024  # HQ / desk JSON bodies at the hub
     # automatic backups while `anpi serve` runs (None = off); see app/services/backup.py
     backup_dir: Path | None = None
     backup_interval_minutes: float = 10
@@ -43,4 +54,18 @@ class Settings:
             busy_timeout_seconds=float(os.environ.get("ANPI_BUSY_TIMEOUT_SECONDS", "10")),
             disk_warn_mb=int(os.environ.get("ANPI_DISK_WARN_MB", "500")),
             audit_key_file=Path(os.environ["ANPI_AUDIT_KEY_FILE"]) if os.environ.get("ANPI_AUDIT_KEY_FILE") else None,
+            client_max_pin_failures=int(os.environ.get("ANPI_CLIENT_MAX_PIN_FAILURES", "20")),
+            client_pin_window_seconds=int(os.environ.get("ANPI_CLIENT_PIN_WINDOW_SECONDS", "300")),
+            roster_upload_max_bytes=_mb("ANPI_ROSTER_UPLOAD_MAX_MB", 20),
+            registry_upload_max_bytes=_mb("ANPI_REGISTRY_UPLOAD_MAX_MB", 1024),
+            pfif_upload_max_bytes=_mb("ANPI_PFIF_UPLOAD_MAX_MB", 50),
+            form_max_bytes=_mb("ANPI_FORM_MAX_MB", 1),
+            hub_push_max_bytes=_mb("ANPI_HUB_PUSH_MAX_MB", 64),
+            hub_bundle_max_bytes=_mb("ANPI_HUB_BUNDLE_MAX_MB", 512),
+            hub_body_max_bytes=_mb("ANPI_HUB_BODY_MAX_MB", 1),
         )
+
+
+def _mb(name: str, default: float) -> int:
+    """A size setting given in MB (decimals allowed) as bytes."""
+    return int(float(os.environ.get(name, "") or default) * 1024 * 1024)

@@ -35,7 +35,26 @@ def create_app(database_url: str, **kwargs: Any) -> FastAPI:
 
     for module in (hq_desk, inquiry, certificates, pfif, hub_pages, hub_desk_pages):
         hub.include_router(module.router(engine, caller, data_key))
+    _limit_bodies(hub)
     return hub
+
+
+def _limit_bodies(hub: FastAPI) -> None:
+    """Every body the hub receives has a limit, checked while it streams in (app.api.body_limit):
+    a laptop's push batch, a PFIF import, and small JSON everywhere else (HQ, desks, enrolment)."""
+    from fastapi.responses import JSONResponse
+
+    from app.api.body_limit import BodyLimitMiddleware, message_en, message_ja
+    from app.config import Settings
+
+    st = Settings.from_env()
+
+    async def too_large(scope: Any, limit: int) -> JSONResponse:
+        return JSONResponse({"error": "too_large", "detail": message_en(limit), "detail_ja": message_ja(limit),
+                             "limit_bytes": limit}, status_code=413)
+
+    rules = [("/v1/push", st.hub_push_max_bytes), ("/v1/hq/pfif/import", st.pfif_upload_max_bytes)]
+    hub.add_middleware(BodyLimitMiddleware, rules=rules, default=st.hub_body_max_bytes, too_large=too_large)
 
 
 def app_from_env() -> FastAPI:

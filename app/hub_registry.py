@@ -14,7 +14,6 @@ through the shelter's normal import.  So the two sides meet here, in a face modu
 """
 from __future__ import annotations
 
-import csv
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +23,7 @@ from typing import Any, Callable
 from sqlalchemy.engine import Engine
 
 from app.db import open_shelter_db
+from app.formats.tables import raw_csv_writer
 from app.services.registry import ImportResult, file_sha256, import_registry
 from sync import client
 from sync.hub import registry as hub_registry
@@ -142,7 +142,7 @@ def pull_into_shelter(engine: Engine, session_factory: Any, hub_url: str | None 
         if opts.get("gaiji_map"):
             gaiji_path = folder / "gaiji_map.csv"
             with gaiji_path.open("w", encoding="utf-8", newline="") as fh:
-                w = csv.writer(fh)
+                w = raw_csv_writer(fh)  # read back by our importer: every value as it is
                 w.writerow(["code", "char"])
                 for ch, std in opts["gaiji_map"].items():
                     w.writerow([f"U+{ord(ch):04X}" if len(ch) == 1 else ch, std])

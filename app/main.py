@@ -18,6 +18,7 @@ from app.api.routes import hq as hq_api
 from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db, read_engine
+from app.services.login_throttle import LoginThrottle
 from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, sought
 from app.web.common import STATIC_DIR
 
@@ -39,6 +40,9 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     api.state.settings = settings
     api.state.sessions = SessionStore(auto_lock_seconds if auto_lock_seconds is not None else settings.auto_lock_seconds)
     api.state.jobs = {}
+    api.state.login_throttle = LoginThrottle(
+        max_failures=settings.max_pin_failures, lockout_seconds=settings.pin_lockout_seconds,
+        client_max_failures=settings.client_max_pin_failures, client_window_seconds=settings.client_pin_window_seconds)
     deps.install_error_handlers(api)
 
     @api.middleware("http")
@@ -61,4 +65,5 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq.router, inquiry.router, certificates.router, sought.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    deps.install_body_limits(api, settings)
     return api

@@ -36,7 +36,8 @@ class Staff(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(index=True, unique=True)
     role: str  # staff | desk | hq | admin
-    pin_hash: Optional[str] = None  # argon2; None until the person sets a PIN on first use
+    pin_hash: Optional[str] = None  # argon2; None until the person sets a PIN with their setup code
+    setup_hash: Optional[str] = None  # argon2 of the one-time setup code an admin handed out (None: none open)
     disabled: bool = False
     failed_attempts: int = 0
     locked_until: Optional[datetime] = None

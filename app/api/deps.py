@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -115,3 +116,23 @@ def install_error_handlers(app: FastAPI) -> None:
                 next_path += "?" + request.url.query
             return RedirectResponse(login_url(next_path), status_code=303)
         return _html_error(request, exc.status, exc.message_ja)
+
+
+def install_body_limits(app: FastAPI, settings: Any) -> None:
+    """Body limits of the shelter (app.api.body_limit): uploads get theirs, every other route the form limit."""
+    from starlette.requests import Request as StarletteRequest
+
+    from app.api.body_limit import BodyLimitMiddleware, message_en, message_ja
+
+    async def too_large(scope: Any, limit: int) -> Response:
+        request = StarletteRequest(scope)
+        if is_api(request):  # type: ignore[arg-type]
+            return JSONResponse({"detail": message_en(limit), "detail_ja": message_ja(limit), "limit_bytes": limit},
+                                status_code=413)
+        return _html_error(request, 413, message_ja(limit))  # type: ignore[arg-type]
+
+    roster, registry, pfif = (settings.roster_upload_max_bytes, settings.registry_upload_max_bytes,
+                              settings.pfif_upload_max_bytes)
+    rules = [("/api/roster/import", roster), ("/roster/import", roster), ("/api/registry/import", registry),
+             ("/admin/registry", registry), ("/desk/sought/import", pfif)]
+    app.add_middleware(BodyLimitMiddleware, rules=rules, default=settings.form_max_bytes, too_large=too_large)

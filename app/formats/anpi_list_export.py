@@ -25,7 +25,6 @@ font from `app.formats.fonts` embedded so the PDF prints on any laptop.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import unicodedata
@@ -33,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.formats.tables import csv_writer, new_workbook, xlsx_cell, xlsx_row
 from matching.kanji import fold_variant_char
 from matching.text import is_gaiji
 
@@ -253,7 +253,7 @@ def report_path_for(out: Path) -> Path:
 def replacement_report_bytes(replacements: Sequence[Replacement]) -> bytes:
     """The report as UTF-8 CSV with BOM (it must hold the very characters the export could not)."""
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)
     w.writerow(["行", "宛名番号", "項目", "元の文字", "符号位置", "置換後"])
     for r in replacements:
         w.writerow([r.row, r.key, r.field, r.original, r.code, r.replacement])
@@ -284,7 +284,7 @@ def write_csv(table: ExportTable, out: Path, *, encoding: str = "utf-8-sig") -> 
     rows, report = _fit_rows(table, columns, fitter)
     tmp = _tmp(out)
     with tmp.open("w", encoding=encoding, newline="", errors="strict") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)
         w.writerow(columns)
         w.writerows(rows)
     tmp.replace(out)
@@ -329,7 +329,6 @@ def _col_widths(columns: list[str], rows: list[list[str]], cap: int = 60) -> lis
 
 def write_xlsx(table: ExportTable, out: Path) -> ExportResult:
     """A summary sheet (集計), then one sheet per 町字 with a frozen header and widths fitting Japanese text."""
-    from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
@@ -341,16 +340,14 @@ def write_xlsx(table: ExportTable, out: Path) -> ExportResult:
     for row in rows:
         groups.setdefault(row[g] if g is not None else "一覧", []).append(row)
 
-    wb = Workbook(write_only=True)
+    wb = new_workbook()
     bold = Font(bold=True)
     used: set[str] = set()
-
-    from openpyxl.cell import WriteOnlyCell
 
     def header(ws, values: list[str]) -> list:  # type: ignore[no-untyped-def]
         cells = []
         for v in values:
-            c = WriteOnlyCell(ws, value=v)
+            c = xlsx_cell(ws, v)
             c.font = bold
             cells.append(c)
         return cells
@@ -367,17 +364,17 @@ def write_xlsx(table: ExportTable, out: Path) -> ExportResult:
         summary.column_dimensions[get_column_letter(i)].width = w
     summary.append(header(summary, [table.title]))
     for line in text_lines[1:]:
-        summary.append(line)
+        summary.append(xlsx_row(summary, line))
     summary.append(["人数", len(rows)])
     summary.append(["閲覧制限により出力していない人数", table.excluded_count])
     summary.append([])
     summary.append(header(summary, ["状態", "人数"]))
     for label, n in table.status_counts.items():
-        summary.append([label, n])
+        summary.append(xlsx_row(summary, [label, n]))
     summary.append([])
     summary.append(header(summary, town_header))
     for r in town_rows:
-        summary.append(r)
+        summary.append(xlsx_row(summary, r))
 
     for town, town_rows_ in groups.items():
         ws = wb.create_sheet(sheet_title(town, used))
@@ -387,7 +384,7 @@ def write_xlsx(table: ExportTable, out: Path) -> ExportResult:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(town_rows_) + 1}"
         ws.append(header(ws, columns))
         for row in town_rows_:
-            ws.append([c or None for c in row])  # an empty cell is no cell: a third less XML to write
+            ws.append(xlsx_row(ws, [c or None for c in row]))  # an empty cell is no cell: a third less XML
     tmp = _tmp(out)
     wb.save(tmp)
     tmp.replace(out)

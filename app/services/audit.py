@@ -18,7 +18,6 @@ the hub at every sync is for (`head_report`, `anpi hub audit verify`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -34,6 +33,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from app.audit_models import AuditEntry
+from app.formats.tables import csv_writer
 from app.ids import utcnow
 from app.models import Staff
 from app.services.audit_key import audit_key, key_id
@@ -46,6 +46,7 @@ KEY_MARKER = "audit_keyed"
 #: actions written by the faces; free text is allowed, these are the ones the UI filters on
 ACTIONS = {
     "login": "ログイン", "login_failed": "ログイン失敗", "pin_set": "暗証番号設定", "lock": "ロック",
+    "login_refused": "ログイン拒否（試行回数超過）", "setup_code": "初期設定コード発行",
     "view": "閲覧", "search": "検索", "register": "受付登録", "decide": "照合判定", "check_in": "入所",
     "check_out": "退所", "transfer": "移動", "edit": "修正", "export": "出力", "print": "印刷",
     "roster_import": "名簿取込", "registry_import": "台帳取込", "user_add": "利用者追加",
@@ -256,7 +257,7 @@ def export(session: Session, out: Path, fmt: str = "auto") -> int:
     n = 0
     if fmt == "csv":
         with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
+            w = csv_writer(fh)
             w.writerow(EXPORT_COLUMNS)
             for e in _all(session):
                 w.writerow([e.id, _at_text(e.at), e.user_id, e.user_name, e.role, e.action, e.screen, e.subjects,

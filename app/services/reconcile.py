@@ -7,7 +7,6 @@ and because decisions store the 宛名番号, confirmed links survive a new snap
 
 from __future__ import annotations
 
-import csv
 import gc
 import os
 import pickle
@@ -24,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot
 from app.services import journal
@@ -309,7 +309,7 @@ def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
+        w = csv_writer(f)
         w.writerow(["evacuee_id", "resident_id", "score", "decision", "reasons"])
         for r in rows:
             w.writerow([r.evacuee.external_key or r.evacuee.id, r.resident_id or "" if r.decision != "none" else "",

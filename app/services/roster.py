@@ -7,7 +7,6 @@ reason), and what was typed is always kept verbatim beside what we parsed.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from sqlmodel import Session, select
 
 from app.formats.errors import RowProblem
 from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
+from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
 from app.models import Evacuee, RosterImport, StayEvent
 from app.services import journal
@@ -257,7 +257,7 @@ def write_rejects(rejects: list[RowProblem], out: Path) -> None:
     """CSV in UTF-8 with BOM so Excel opens it: row, field, reason (Japanese and English), value."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
+        w = csv_writer(f)
         w.writerow(["行", "項目", "理由", "reason", "入力値"])
         for r in rejects:
             w.writerow([r.line, r.field, r.message_ja, r.message, r.value])

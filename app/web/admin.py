@@ -29,11 +29,13 @@ ENCODINGS = ("auto", "utf-8", "cp932", "euc-jp")
 # --- users ----------------------------------------------------------------------------------
 
 def _users_page(request: Request, session: Session, *, error: str = "", error_field: str = "", message: str = "",
-                form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+                form: dict[str, str] | None = None, setup: tuple[str, str] | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    """The 利用者 page; `setup` = (name, one-time setup code) is shown this once and never again."""
     users = accounts.list_users(session)
     return render(request, "admin_users.html", {"users": users, "roles": ROLES, "error": error,
                                                 "error_field": error_field, "message": message,
-                                                "form": form or {}}, status_code=status_code)
+                                                "form": form or {}, "setup": setup}, status_code=status_code)
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -42,11 +44,21 @@ def users_page(request: Request, done: str = "", user: CurrentUser = Depends(req
     return _users_page(request, session, message=done)
 
 
-def add_user(session: Session, actor: CurrentUser, screen: str, name: str, role: str, pin: str) -> Any:
-    u = accounts.add_user(session, name, role, pin or None)
+def add_user(session: Session, actor: CurrentUser, screen: str, name: str, role: str,
+             pin: str) -> tuple[Any, str | None]:
+    """The new account and, when no PIN was given, its one-time setup code (to show once)."""
+    u, code = accounts.add_user_with_code(session, name, role, pin or None)
     audit.record(session, actor, "user_add", screen, subjects=[f"staff:{u.id}"],
-                 detail={"name": u.name, "role": u.role, "pin_set": bool(pin)})
-    return u
+                 detail={"name": u.name, "role": u.role, "pin_set": bool(pin), "setup_code_issued": bool(code)})
+    return u, code
+
+
+def issue_setup_code(session: Session, actor: CurrentUser, screen: str, user_id: str) -> tuple[Any, str]:
+    """A new setup code for an account (first use, an old PIN-less account, or a forgotten PIN)."""
+    target = accounts.get_user(session, user_id)
+    code = accounts.issue_setup_code(session, target)
+    audit.record(session, actor, "setup_code", screen, subjects=[f"staff:{target.id}"], detail={"name": target.name})
+    return target, code
 
 
 def disable_user(session: Session, actor: CurrentUser, screen: str, user_id: str) -> Any:
@@ -62,13 +74,29 @@ def disable_user(session: Session, actor: CurrentUser, screen: str, user_id: str
 def users_add(request: Request, name: str = Form(""), role: str = Form("staff"), pin: str = Form(""),
               user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> Response:
     try:
-        u = add_user(session, user, "POST /admin/users", name, role, pin)
+        u, code = add_user(session, user, "POST /admin/users", name, role, pin)
         session.commit()
     except AnpiError as exc:
         session.rollback()
         return _users_page(request, session, error=exc.message_ja, error_field=getattr(exc, "field", "") or "name",
                            form={"name": name, "role": role}, status_code=422)
-    return redirect(f"/admin/users?done={u.name} さん ({ROLE_JA.get(u.role, u.role)}) を追加しました")
+    done = f"{u.name} さん ({ROLE_JA.get(u.role, u.role)}) を追加しました"
+    if code:  # shown on this page only: never in a URL, a redirect or the log
+        return _users_page(request, session, message=done, setup=(u.name, code))
+    return redirect(f"/admin/users?done={done}")
+
+
+@router.post("/admin/users/{user_id}/setup-code", response_class=HTMLResponse)
+def users_setup_code(request: Request, user_id: str, user: CurrentUser = Depends(require("admin")),
+                     session: Session = Depends(db)) -> Response:
+    try:
+        target, code = issue_setup_code(session, user, "POST /admin/users/{user_id}/setup-code", user_id)
+        session.commit()
+    except AnpiError as exc:
+        session.rollback()
+        return _users_page(request, session, error=exc.message_ja, status_code=404)
+    return _users_page(request, session, message=f"{target.name} さんの初期設定コードを発行しました",
+                       setup=(target.name, code))
 
 
 @router.post("/admin/users/{user_id}/disable", response_class=HTMLResponse)

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from app.api import auth
+from app.api import auth, pin_login
 from app.api.auth import CSRF, browser_session, set_session_cookie
+from app.models import Staff
 from app.services import accounts, audit
-from app.services.errors import AnpiError, Conflict, Forbidden, InvalidInput, NotFound
+from app.services.errors import AnpiError, InvalidInput, NotFound
 from app.web.common import db, redirect, render
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
@@ -26,7 +27,9 @@ def home(request: Request) -> Response:
 
 
 def _switch_page(request: Request, session: Session, *, selected: str = "", error: str = "", error_field: str = "",
-                 set_pin_for: str = "", next_path: str = "", status_code: int = 200) -> Response:
+                 setup: bool = False, next_path: str = "", status_code: int = 200) -> Response:
+    """The 交代 screen (or, with `setup`, the first-use form). Identical for accounts with and
+    without a PIN: nothing on it tells which accounts could still be set up."""
     s = browser_session(request)
     new_cookie = None
     if s is None:
@@ -36,8 +39,7 @@ def _switch_page(request: Request, session: Session, *, selected: str = "", erro
     current = s.user_id or s.locked_user_id or ""
     resp = render(request, "switch.html", {
         "users": users, "selected": selected or current, "error": error, "error_field": error_field,
-        "set_pin_user": next((u for u in users if u.id == set_pin_for), None),
-        "next": _safe_next(next_path), "locked": bool(s.locked_user_id and not s.user_id),
+        "setup": setup, "next": _safe_next(next_path), "locked": bool(s.locked_user_id and not s.user_id),
         "csrf_token": s.csrf,
     }, status_code=status_code, user=None)
     if new_cookie is not None:
@@ -61,59 +63,58 @@ def _login(request: Request, session: Session, user_id: str, next_path: str) -> 
     return resp
 
 
-@router.post("/switch", response_class=HTMLResponse)
-def switch_submit(request: Request, user_id: str = Form(""), pin: str = Form(""), next: str = Form(""),  # noqa: A002
-                  session: Session = Depends(db)) -> Response:
+def _user_or_page(request: Request, session: Session, user_id: str, next_path: str, setup: bool) -> Staff | Response:
+    """The chosen account, or the page answering why not (no name, unknown, disabled)."""
     if not user_id:
-        return _switch_page(request, session, error="名前を選んでください", error_field="user_id", next_path=next,
-                            status_code=422)
+        return _switch_page(request, session, error="名前を選んでください", error_field="user_id", setup=setup,
+                            next_path=next_path, status_code=422)
     try:
         user = accounts.get_user(session, user_id)
     except NotFound:
-        return _switch_page(request, session, error="利用者が見つかりません", error_field="user_id", next_path=next,
-                            status_code=422)
+        return _switch_page(request, session, error="利用者が見つかりません", error_field="user_id", setup=setup,
+                            next_path=next_path, status_code=422)
     if user.disabled:
-        return _switch_page(request, session, error="このアカウントは無効です", error_field="user_id", next_path=next,
-                            status_code=403)
-    if not user.pin_hash:
-        return _switch_page(request, session, selected=user.id, set_pin_for=user.id, next_path=next)
-    try:
-        ok = accounts.verify_pin(session, user, pin)
-    except Forbidden as exc:
-        session.commit()
-        return _switch_page(request, session, selected=user.id, error=exc.message_ja, error_field="pin",
-                            next_path=next, status_code=403)
-    if not ok:
-        audit.record(session, user, "login_failed", "POST /switch", detail={"failed_attempts": user.failed_attempts})
-        session.commit()
-        left = accounts.MAX_FAILURES - user.failed_attempts
-        msg = ("暗証番号が違います" + (f"（あと{left}回間違えると5分間ロックされます）" if user.failed_attempts else
-                                  "。5回間違えたため5分間ロックされました"))
-        return _switch_page(request, session, selected=user.id, error=msg, error_field="pin", next_path=next,
-                            status_code=401)
-    audit.record(session, user, "login", "POST /switch")
-    session.commit()
+        return _switch_page(request, session, error="このアカウントは無効です", error_field="user_id", setup=setup,
+                            next_path=next_path, status_code=403)
+    return user
+
+
+@router.post("/switch", response_class=HTMLResponse)
+def switch_submit(request: Request, user_id: str = Form(""), pin: str = Form(""), next: str = Form(""),  # noqa: A002
+                  session: Session = Depends(db)) -> Response:
+    user = _user_or_page(request, session, user_id, next, setup=False)
+    if not isinstance(user, Staff):
+        return user
+    outcome = pin_login.check_pin(request, session, user, pin, "POST /switch")
+    if not outcome.ok:
+        return _switch_page(request, session, selected=user.id, error=outcome.message_ja, error_field="pin",
+                            next_path=next, status_code=outcome.status)
     return _login(request, session, user.id, next)
 
 
+@router.get("/switch/setup", response_class=HTMLResponse)
+def setup_page(request: Request, next: str = "", session: Session = Depends(db)) -> Response:  # noqa: A002
+    """First use: name, the one-time setup code from the admin, and the PIN the person chooses."""
+    return _switch_page(request, session, setup=True, next_path=next)
+
+
 @router.post("/switch/pin", response_class=HTMLResponse)
-def set_first_pin(request: Request, user_id: str = Form(""), pin: str = Form(""), pin2: str = Form(""),
-                  next: str = Form(""), session: Session = Depends(db)) -> Response:  # noqa: A002
+def set_first_pin(request: Request, user_id: str = Form(""), setup_code: str = Form(""), pin: str = Form(""),
+                  pin2: str = Form(""), next: str = Form(""), session: Session = Depends(db)) -> Response:  # noqa: A002
+    user = _user_or_page(request, session, user_id, next, setup=True)
+    if not isinstance(user, Staff):
+        return user
     try:
-        user = accounts.get_user(session, user_id)
-        if user.disabled:
-            raise Forbidden("account disabled", "このアカウントは無効です")
         if pin != pin2:
             raise InvalidInput("PINs differ", "確認用の暗証番号が一致しません", "pin2")
-        accounts.set_pin(session, user, pin)
-    except (InvalidInput, Conflict, Forbidden, NotFound) as exc:
+        outcome = pin_login.claim(request, session, user, setup_code, pin, "POST /switch/pin")
+    except InvalidInput as exc:
         session.rollback()
-        field = getattr(exc, "field", "") or "pin"
-        return _switch_page(request, session, selected=user_id, set_pin_for=user_id, error=exc.message_ja,
-                            error_field=field, next_path=next, status_code=422)
-    audit.record(session, user, "pin_set", "POST /switch/pin")
-    audit.record(session, user, "login", "POST /switch/pin")
-    session.commit()
+        return _switch_page(request, session, selected=user.id, setup=True, error=exc.message_ja,
+                            error_field=exc.field or "pin", next_path=next, status_code=422)
+    if not outcome.ok:
+        return _switch_page(request, session, selected=user.id, setup=True, error=outcome.message_ja,
+                            error_field="setup_code", next_path=next, status_code=outcome.status)
     return _login(request, session, user.id, next)
 
 

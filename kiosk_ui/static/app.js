@@ -90,7 +90,6 @@
     var radios = Array.prototype.slice.call(switchForm.querySelectorAll('input[name="user_id"]'));
     var choose = function (radio) {
       radio.checked = true;
-      if (radio.getAttribute("data-pin-set") === "0") { switchForm.submit(); return; } // first use: set a PIN
       pin.value = "";
       pin.focus();
     };

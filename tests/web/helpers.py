@@ -25,7 +25,7 @@ REGISTRY = [
     ["1008", "H6", "佐々木", "健二", "ササキ", "ケンジ", "", "S55.2.20", "1", "世帯主", "", "岩手県陸前高田市気仙町5", ""],
 ]
 
-#: name → (role, PIN); 新人 has no PIN yet and sets one on first use
+#: name → (role, PIN); 新人 has no PIN yet: a setup code (Shelter.setup_codes) and then their own PIN
 STAFF = {
     "佐藤": ("staff", "1234"),
     "鈴木": ("staff", "5678"),
@@ -42,6 +42,7 @@ class Shelter:
     registry_csv: Path
     user_ids: dict[str, str] = field(default_factory=dict)
     evacuee_ids: dict[str, str] = field(default_factory=dict)
+    setup_codes: dict[str, str] = field(default_factory=dict)
 
 
 def build_shelter(tmp_path: Path, *, evacuees: bool = True) -> Shelter:
@@ -57,7 +58,10 @@ def build_shelter(tmp_path: Path, *, evacuees: bool = True) -> Shelter:
     sh = Shelter(db_path, csv_path)
     with Session(engine, expire_on_commit=False) as s:
         for name, (role, pin) in STAFF.items():
-            sh.user_ids[name] = accounts.add_user(s, name, role, pin).id
+            u, code = accounts.add_user_with_code(s, name, role, pin)
+            sh.user_ids[name] = u.id
+            if code:
+                sh.setup_codes[name] = code
         s.commit()
     if evacuees:
         from app.services.roster import EvacueeInput, register

@@ -41,7 +41,8 @@ def test_switch_screen_lists_active_staff_only(app, shelter) -> None:  # type: i
     page = TestClient(app).get("/switch").text
     assert 'lang="ja"' in page
     assert "佐藤" in page and "鈴木" not in page
-    assert "初回" in page  # 新人 has no PIN yet
+    # nothing tells which accounts have a PIN (新人 has none yet)
+    assert "初回" not in page and "data-pin-set" not in page and 'href="/switch/setup' in page
 
 
 def test_login_rotates_the_session_and_lands_on_the_dashboard(app) -> None:  # type: ignore[no-untyped-def]
@@ -64,29 +65,44 @@ def test_wrong_pin_message_then_lockout(app) -> None:  # type: ignore[no-untyped
     for _ in range(4):
         r = login(client, "佐藤", "0000", expect=401)
     assert "5分間ロック" in r.text
-    r = login(client, "佐藤", "1234", expect=403)  # even the right PIN is refused while locked
+    r = login(client, "佐藤", "1234", expect=429)  # even the right PIN is refused from this client while locked
     assert "ロック" in r.text
     assert actions(app).count(("佐藤", "login_failed")) == 5
+    # …but not from another device: one client cannot lock anybody out of the shelter
+    login(TestClient(app, client=("192.0.2.7", 50000)), "佐藤", "1234")
 
 
-def test_first_use_sets_a_pin(app) -> None:  # type: ignore[no-untyped-def]
+def test_first_use_needs_the_setup_code(app, shelter) -> None:  # type: ignore[no-untyped-def]
     client = TestClient(app)
-    r = login(client, "新人", "", expect=200)
-    assert "初めての利用です" in r.text and 'action="/switch/pin"' in r.text
-    uid = re.search(r'name="user_id" value="([^"]+)"', r.text).group(1)
-    token = csrf_of(r.text)
-    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "12", "pin2": "12"})
+    uid = shelter.user_ids["新人"]
+    # picking the account on the 交代 screen answers exactly like a wrong PIN: no first-use screen
+    r = login(client, "新人", "", expect=401)
+    assert "暗証番号が違います" in r.text and "初期設定コード" not in r.text.split("first-use-link")[0][-2000:]
+    page = client.get("/switch/setup")
+    assert page.status_code == 200 and 'action="/switch/pin"' in page.text
+    token = csrf_of(page.text)
+    code = shelter.setup_codes["新人"]
+
+    def claim(c, **form):  # type: ignore[no-untyped-def]
+        return c.post("/switch/pin", data={"csrf_token": csrf_of(c.get("/switch/setup").text), "user_id": uid, **form},
+                      follow_redirects=False)
+
+    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "setup_code": code, "pin": "12", "pin2": "12"})
     assert r.status_code == 422 and "4〜6桁" in r.text
-    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "4321", "pin2": "4322"})
+    r = claim(client, setup_code=code, pin="4321", pin2="4322")
     assert r.status_code == 422 and "一致しません" in r.text
-    r = client.post("/switch/pin", data={"csrf_token": token, "user_id": uid, "pin": "4321", "pin2": "4321"},
-                    follow_redirects=False)
+    r = claim(client, setup_code="", pin="4321", pin2="4321")  # the old attack: no code, just a new PIN
+    assert r.status_code == 401 and "初期設定コードが違います" in r.text
+    r = claim(client, setup_code="AAAA-BBBB", pin="4321", pin2="4321")
+    assert r.status_code == 401 and "初期設定コードが違います" in r.text
+    r = claim(client, setup_code=code.lower().replace("-", " "), pin="4321", pin2="4321")
     assert r.status_code == 303 and r.headers["location"] == "/dashboard"
-    # once set, the first-use screen cannot be used to overwrite it
-    other = TestClient(app)
-    t2 = csrf_of(other.get("/switch").text)
-    r = other.post("/switch/pin", data={"csrf_token": t2, "user_id": uid, "pin": "9999", "pin2": "9999"})
-    assert r.status_code == 422 and "設定済み" in r.text
+    # the code is used up, and an account with a PIN answers the same as a wrong code
+    other = TestClient(app, client=("192.0.2.8", 50000))
+    for target, c in ((uid, code), (shelter.user_ids["佐藤"], "")):
+        r = other.post("/switch/pin", data={"csrf_token": csrf_of(other.get("/switch/setup").text), "user_id": target,
+                                            "setup_code": c, "pin": "9999", "pin2": "9999"})
+        assert r.status_code == 401 and "初期設定コードが違います" in r.text
     login(TestClient(app), "新人", "4321")
 
 
@@ -103,7 +119,7 @@ def test_auto_lock_after_inactivity_and_back_to_the_same_page(app) -> None:  # t
     assert "ロックしました" in page
     app.state.sessions.auto_lock_seconds = 300
     token = csrf_of(page)
-    uid = re.search(r'name="user_id" value="([^"]+)" data-pin-set="1" checked', page).group(1)
+    uid = re.search(r'name="user_id" value="([^"]+)" checked', page).group(1)
     r = client.post("/switch", data={"csrf_token": token, "user_id": uid, "pin": "1234", "next": "/roster"},
                     follow_redirects=False)
     assert r.headers["location"] == "/roster"  # the same person comes back to where they were
@@ -173,6 +189,12 @@ def test_json_login_for_other_clients(app) -> None:  # type: ignore[no-untyped-d
     assert client.get("/api/session").json()["user"]["name"] == "本部"
     assert client.get("/api/evacuees/export.csv").status_code == 200
     r = client.post("/api/session", json={"user": "佐藤", "pin": "1111"}, headers={"X-CSRF-Token": new_token})
-    assert r.status_code == 401 and r.json()["detail_ja"] == "暗証番号が違います"
+    assert r.status_code == 401 and r.json()["detail_ja"].startswith("暗証番号が違います")
+    # an account without a PIN: the same answer as a wrong PIN; new_pin without its setup code is refused
     r = client.post("/api/session", json={"user": "新人", "pin": ""}, headers={"X-CSRF-Token": new_token})
-    assert r.status_code == 422 and r.json()["field"] == "new_pin"
+    assert r.status_code == 401 and r.json()["detail_ja"].startswith("暗証番号が違います")
+    r = client.post("/api/session", json={"user": "新人", "new_pin": "4444"}, headers={"X-CSRF-Token": new_token})
+    assert r.status_code == 401 and r.json()["reason"] == "setup_code"
+    r = client.post("/api/session", json={"user": "管理", "new_pin": "4444", "setup_code": "AAAA-BBBB"},
+                    headers={"X-CSRF-Token": new_token})
+    assert r.status_code == 401 and r.json()["reason"] == "setup_code"

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api", tags=["admin"], dependencies=[CSRF])
 
 def _user_dict(u: Any) -> dict[str, Any]:
     return {"id": u.id, "name": u.name, "role": u.role, "disabled": u.disabled, "pin_set": bool(u.pin_hash),
+            "setup_code_open": bool(u.setup_hash),
             "locked_until": u.locked_until.isoformat() if u.locked_until else None}
 
 
@@ -37,9 +38,19 @@ class UserIn(BaseModel):
 @router.post("/users", status_code=201)
 def add_user(body: UserIn, user: CurrentUser = Depends(require("admin")),
              session: Session = Depends(get_session)) -> dict[str, Any]:
-    u = admin_views.add_user(session, user, "POST /api/users", body.name, body.role, body.pin or "")
+    """A new account: with `pin`, or else with a one-time `setup_code` in this answer (shown only here)."""
+    u, code = admin_views.add_user(session, user, "POST /api/users", body.name, body.role, body.pin or "")
     session.commit()
-    return _user_dict(u)
+    return {**_user_dict(u), **({"setup_code": code} if code else {})}
+
+
+@router.post("/users/{user_id}/setup-code")
+def issue_setup_code(user_id: str, user: CurrentUser = Depends(require("admin")),
+                     session: Session = Depends(get_session)) -> dict[str, Any]:
+    """A new one-time setup code for the account (its PIN, if any, stops working)."""
+    u, code = admin_views.issue_setup_code(session, user, "POST /api/users/{user_id}/setup-code", user_id)
+    session.commit()
+    return {**_user_dict(u), "setup_code": code}
 
 
 @router.post("/users/{user_id}/disable")

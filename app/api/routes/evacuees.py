@@ -4,7 +4,6 @@ is audited with the records it returned."""
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any, Optional
 
@@ -15,6 +14,7 @@ from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
 from app.api.deps import get_session
+from app.formats.tables import csv_writer
 from app.models import Evacuee
 from app.services import audit, evacuees
 from app.services.errors import InvalidInput
@@ -140,7 +140,7 @@ def export_csv(request: Request, q: str = "", status: str = "all", care: str = "
     f = evacuees.RosterFilter(q=q, status=status, care=care, decision=decision)
     people = evacuees.list_evacuees(session, f, limit=1_000_000)
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv_writer(buf)
     w.writerow(evacuees.EXPORT_HEADER)
     w.writerows(evacuees.export_rows(session, people))
     audit.record(session, user, "export", _screen(request), [f"evacuee:{e.id}" for e in people],

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from app.api import pin_login
 from app.api.auth import CSRF, AuthError, CurrentUser, browser_session, require, resolve_user, set_session_cookie
 from app.api.deps import get_session
 from app.models import Staff
@@ -23,7 +24,8 @@ DRAFT_FORMS = ("intake",)
 class Login(BaseModel):
     user: str  # name or id
     pin: str = ""
-    new_pin: Optional[str] = None  # first use: the PIN the person chooses (only when none is set)
+    new_pin: Optional[str] = None  # first use: the PIN the person chooses…
+    setup_code: str = ""  # …with the one-time setup code their admin gave them
 
 
 def _me(user: CurrentUser | None) -> dict[str, Any] | None:
@@ -56,23 +58,12 @@ def login(body: Login, request: Request, session: Session = Depends(get_session)
     user = accounts.get_user(session, body.user)
     if user.disabled:
         raise Forbidden("account disabled", "このアカウントは無効です")
-    if not user.pin_hash:
-        if not body.new_pin:
-            raise InvalidInput("this account has no PIN yet: send new_pin", "暗証番号を決めてください (4〜6桁)", "new_pin")
-        accounts.set_pin(session, user, body.new_pin)
-        audit.record(session, user, "pin_set", "POST /api/session")
+    if body.new_pin is not None:
+        outcome = pin_login.claim(request, session, user, body.setup_code, body.new_pin, "POST /api/session")
     else:
-        try:
-            ok = accounts.verify_pin(session, user, body.pin)
-        except Forbidden:
-            session.commit()
-            raise
-        if not ok:
-            audit.record(session, user, "login_failed", "POST /api/session")
-            session.commit()
-            raise AuthError(401, "wrong PIN", "暗証番号が違います", "pin")
-    audit.record(session, user, "login", "POST /api/session")
-    session.commit()
+        outcome = pin_login.check_pin(request, session, user, body.pin, "POST /api/session")
+    if not outcome.ok:
+        raise AuthError(outcome.status, outcome.message, outcome.message_ja, outcome.reason)
     new = request.app.state.sessions.login(browser_session(request), user.id)
     resp = JSONResponse({"user": {"id": user.id, "name": user.name, "role": user.role}, "csrf_token": new.csrf})
     set_session_cookie(resp, new)
