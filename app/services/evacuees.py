@@ -288,6 +288,10 @@ def update_evacuee(session: Session, evacuee_id: str, changes: dict[str, Any], *
     if hub_changes:
         outbox.append(session, events.EvacueeUpdated(evacuee_id=ev.id, changes=hub_changes, at=ev.updated_at,
                                                      by_user=by or None))
+    if any(k in diff for k in ("name", "name_kana", "birth_date", "sex", "address")):
+        from app.services.reconcile import match_now
+
+        match_now(session, [ev.id])  # what the engine sees changed: decide again (staff decisions stay)
     if consent_diff:
         outbox.append(session, events.ConsentChanged(
             evacuee_id=ev.id, at=ev.updated_at, by_user=by or None,

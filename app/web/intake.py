@@ -143,7 +143,7 @@ async def intake_submit(request: Request, user: CurrentUser = Depends(require("r
 
 
 def _register(request: Request, user: CurrentUser, session: Session, state: dict[str, Any]) -> Response:
-    from app.services.reconcile import staff_decide
+    from app.services.reconcile import match_now, staff_decide
     from app.services.roster import register_household
 
     errors = validate(state)
@@ -162,6 +162,7 @@ def _register(request: Request, user: CurrentUser, session: Session, state: dict
             if rid:
                 staff_decide(session, ev.id, "confirmed", rid, by=user.name, reasons=f"picked at intake by {user.name}")
                 linked.append(rid)
+        match_now(session, [e.id for e in registered])
         audit_view(session, request, user, "register",
                    subjects=[f"evacuee:{e.id}" for e in registered] + [f"resident:{r}" for r in linked],
                    detail={"household_key": registered[0].household_key, "members": len(registered),
