@@ -136,24 +136,152 @@ def _name_and_day(name: str, birth: str) -> date | None:
     return pd.value if pd.kind == "day" else None
 
 
+def _birth_range(ev_or_typed: Evacuee | str) -> tuple[date | None, int | None, int | None]:
+    """(day, first year, last year) of a date of birth as registered or as typed ("72歳" → two years)."""
+    from matching.dates import DateError, parse_date
+
+    if isinstance(ev_or_typed, Evacuee):
+        return ev_or_typed.birth_date, ev_or_typed.birth_year_min, ev_or_typed.birth_year_max
+    try:
+        pd = parse_date(ev_or_typed)
+    except DateError:
+        return None, None, None
+    return pd.value, pd.year_min, pd.year_max
+
+
+def _births_agree(a: tuple[date | None, int | None, int | None], b: tuple[date | None, int | None, int | None]) -> bool:
+    """Two dates of birth that could be one person's: the same day, or overlapping years when one
+    of them was given as an age or a year (「72歳」 and S29.3.21 are the same person)."""
+    if a[0] and b[0]:
+        return a[0] == b[0]
+    if None in (a[1], a[2], b[1], b[2]):
+        return False
+    return a[1] <= b[2] and b[1] <= a[2]  # type: ignore[operator]
+
+
 def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[str] | None = None) -> list[Evacuee]:
-    """Evacuees already in this shelter with the same name (kanji or kana) and date of birth."""
+    """Evacuees already in this shelter with the same name (kanji or kana) and a date of birth
+    that could be the same (same day, or the same years when an age or a year was typed)."""
     from matching.kana import to_katakana
 
-    day = _name_and_day(name, birth)
-    if day is None:
+    if not name.strip() or not birth.strip():
+        return []
+    want_birth = _birth_range(birth)
+    if want_birth[1] is None:
         return []
     want = _fold(name)
     want_kana = _fold(to_katakana(name))
     out = []
-    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_date == day)):
+    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter")):
         if exclude and ev.id in exclude:
             continue
         names = {_fold(ev.name_raw), _fold(ev.family_name + ev.given_name)}
-        kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw))}
-        if want in names or (want_kana and want_kana in kanas):
+        kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw)), _fold(to_katakana(ev.name_raw))}
+        if (want in names or (want_kana and want_kana in kanas)) and _births_agree(want_birth, _birth_range(ev)):
             out.append(ev)
     return out
+
+
+def registrations_of(session: Session, resident_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Who is already registered as each of these residents: in this shelter (linked by the
+    engine or by staff) and, from the hub feed, at other shelters. Shown on a candidate card
+    before a second record of the same person is created."""
+    out: dict[str, list[dict[str, str]]] = {}
+    if not resident_ids:
+        return out
+    dec = latest_decisions(session)
+    here = {d.evacuee_id: d.resident_id for d in dec.values()
+            if d.decision in ("auto", "confirmed") and d.resident_id in resident_ids}
+    if here:
+        for ev in session.exec(select(Evacuee).where(Evacuee.id.in_(list(here)),  # type: ignore[attr-defined]
+                                                     Evacuee.status == "in_shelter")):
+            out.setdefault(here[ev.id] or "", []).append({"where": "here", "evacuee_id": ev.id, "name": full_name(ev),
+                                                         "shelter_name": "この避難所"})
+    for rid, shelter in _remote_links(session, set(resident_ids)):
+        out.setdefault(rid, []).append({"where": "elsewhere", "evacuee_id": "", "name": "", "shelter_name": shelter})
+    return out
+
+
+def _remote_links(session: Session, resident_ids: set[str]) -> list[tuple[str, str]]:
+    """(resident id, shelter name) of other shelters' evacuees whose latest pulled decision links them."""
+    import json
+
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        rows = session.exec(text(  # type: ignore[call-overload]
+            "SELECT evacuee_id, shelter_name, shelter_code, payload FROM remote_event WHERE type = 'match.decided' "
+            "ORDER BY hub_seq"))
+        latest: dict[str, tuple[str | None, str]] = {}
+        for ev_id, shelter_name, code, payload in rows:
+            p = json.loads(payload)
+            rid = p.get("resident_id") if p.get("decision") in ("auto", "confirmed") else None
+            latest[ev_id or p.get("evacuee_id")] = (rid, shelter_name or code or "他の避難所")
+    except (OperationalError, ValueError):
+        return []
+    return [(rid, name) for rid, name in latest.values() if rid in resident_ids]
+
+
+#: the longest value each typed field may hold (a 200-character name broke the roster table)
+MAX_LENGTH: dict[str, int] = {
+    "name": 60, "name_kana": 60, "birth_date": 20, "sex": 10, "address": 120, "phone": 40, "contact": 60,
+    "relationship": 20, "nationality": 30, "identifying_info": 200, "injury": 100, "injury_state": 100,
+    "current_location": 60, "pets": 60, "allergy_detail": 100,
+}
+FIELD_LABEL_JA = {"name": "氏名", "name_kana": "フリガナ", "birth_date": "生年月日", "sex": "性別", "address": "住所",
+                  "phone": "電話番号", "contact": "連絡先", "relationship": "続柄", "nationality": "国籍",
+                  "identifying_info": "その他の識別情報", "injury": "負傷・疾病", "injury_state": "負傷・疾病の状況",
+                  "current_location": "現在の居所", "pets": "ペット", "allergy_detail": "アレルギーの内容"}
+
+
+def too_long(values: dict[str, Any]) -> dict[str, str]:
+    """Field → Japanese message for every value longer than MAX_LENGTH allows."""
+    out = {}
+    for k, limit in MAX_LENGTH.items():
+        v = values.get(k)
+        if isinstance(v, str) and len(v.strip()) > limit:
+            out[k] = f"{FIELD_LABEL_JA[k]}は{limit}文字以内で入力してください（いま{len(v.strip())}文字）"
+    return out
+
+
+def check_lengths(values: dict[str, Any]) -> None:
+    """Raise InvalidInput naming the first field that is too long."""
+    bad = too_long(values)
+    if bad:
+        k = next(iter(bad))
+        raise InvalidInput(f"{k} is longer than {MAX_LENGTH[k]} characters", bad[k], k)
+
+
+GRADE_JA = {"auto": "ほぼ確実", "review": "要確認", "weak": "可能性低い"}
+
+
+def candidate_grade(probability: float, reasons: str) -> str:
+    """The engine's grade of one candidate, as the desk should weigh it.
+
+    auto: what the engine would link by itself (posterior ≥ 0.999, nothing contradicts);
+    review: worth a person's look; weak: below the engine's review level — picking it needs a
+    second, explicit confirmation."""
+    from matching.model import DEFAULT_MODEL
+
+    contradicts = any(p["bad"] for p in reason_parts(reasons))
+    if probability >= DEFAULT_MODEL.auto_probability and not contradicts:
+        return "auto"
+    if probability >= DEFAULT_MODEL.review_probability:
+        return "review"
+    return "weak"
+
+
+def grade_candidates(cands: list[dict[str, Any]]) -> bool:
+    """Add grade, grade_ja and reason_parts to candidate dicts; True when the top two are tied
+    (nothing may then be preselected: a person has to choose)."""
+    for c in cands:
+        c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
+        c["grade"] = candidate_grade(float(c.get("probability") or 0), str(c.get("reasons", "")))
+        c["grade_ja"] = GRADE_JA[c["grade"]]
+    if len(cands) < 2:
+        return False
+    p1, p2 = float(cands[0].get("probability") or 0), float(cands[1].get("probability") or 0)
+    return p1 - p2 < 0.5
 
 
 # --- one person ----------------------------------------------------------------------------
@@ -267,6 +395,7 @@ def update_evacuee(session: Session, evacuee_id: str, changes: dict[str, Any], *
             setattr(ev, attr, value)
     for k in diff:
         setattr(ev, _RAW_ATTR.get(k, k), typed[k])
+    check_lengths({k: typed[k] for k in diff})
     if "care_flags" in changes and dict(changes["care_flags"] or {}) != dict(ev.care_flags or {}):
         diff["care_flags"] = {"old": seen.get("care_flags", dict(ev.care_flags or {})), "new": dict(changes["care_flags"] or {})}
         ev.care_flags = dict(changes["care_flags"] or {})
@@ -391,6 +520,7 @@ class ReviewItem:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
     total: int = 0
+    tied: bool = False  # the top two are close: no candidate is preselected
 
 
 def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restricted: bool = False,
@@ -410,8 +540,8 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
     for c in cands:
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
-        c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
-    return ReviewItem(ev, d, cands, pos + 1, len(queue))
+    tied = grade_candidates(cands)
+    return ReviewItem(ev, d, cands, pos + 1, len(queue), tied)
 
 
 # --- dashboard numbers ----------------------------------------------------------------------

@@ -122,10 +122,13 @@ def _evacuee_from(data: EvacueeInput, parsed: dict[str, Any], shelter_id: str, b
 def register(session: Session, data: EvacueeInput, *, by: str, shelter_code: str | None = None,
              source: str = "ui", roster_import_id: str | None = None, roster_line: int | None = None) -> Evacuee:
     """Register one evacuee and check them in, inside the caller's transaction."""
+    from app.services.evacuees import check_lengths
+
     parsed, errors = parse_evacuee(data)
     if errors:
         e = errors[0]
         raise InvalidInput(e.message, e.message_ja, e.field)
+    check_lengths(vars(data))
     return _register_parsed(session, data, parsed, by=by, shelter_code=shelter_code, source=source,
                             roster_import_id=roster_import_id, roster_line=roster_line)
 
