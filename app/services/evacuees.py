@@ -171,13 +171,21 @@ def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[st
         return []
     want = _fold(name)
     want_kana = _fold(to_katakana(name))
+    near = [ev for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter"))
+            if not (exclude and ev.id in exclude) and _births_agree(want_birth, _birth_range(ev))]
+    # a linked evacuee is also known by the registry's reading: 渡邉 稔 typed once, わたなべ みのる the next time
+    dec = latest_decisions(session, [ev.id for ev in near])
+    links = {ev_id: d.resident_id for ev_id, d in dec.items() if d.decision in ("auto", "confirmed") and d.resident_id}
+    shown = resident_display(session, list(set(links.values())), reveal_restricted=True) if links else {}
     out = []
-    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter")):
-        if exclude and ev.id in exclude:
-            continue
+    for ev in near:
         names = {_fold(ev.name_raw), _fold(ev.family_name + ev.given_name)}
         kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw)), _fold(to_katakana(ev.name_raw))}
-        if (want in names or (want_kana and want_kana in kanas)) and _births_agree(want_birth, _birth_range(ev)):
+        reg = shown.get(links.get(ev.id) or "")
+        if reg:
+            names.add(_fold(reg["name"]))
+            kanas.add(_fold(reg["name_kana"]))
+        if want in names or (want_kana and want_kana in kanas - {""}):
             out.append(ev)
     return out
 
