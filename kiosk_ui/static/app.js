@@ -271,11 +271,14 @@
       if (t.tagName === "BUTTON" || t.tagName === "SUMMARY" || t.tagName === "A") { return; }
       if (t.tagName === "INPUT" || t.tagName === "SELECT") { e.preventDefault(); checkField(t); quickNext(t); }
     });
-    // 性別 by one key as well: 1/m = 男, 2/f = 女
+    // 性別 by one key as well (1/m = 男, 2/f = 女), which also moves on
     intake.addEventListener("keydown", function (e) {
       if (e.target.getAttribute("data-role") !== "sex" || e.ctrlKey || e.altKey) { return; }
       var v = { "1": "男", "m": "男", "2": "女", "f": "女" }[e.key.toLowerCase()];
-      if (v) { e.preventDefault(); e.target.value = v; e.target.dispatchEvent(new Event("change", { bubbles: true })); }
+      if (v) {  // chosen by one key, so on to the next person like Enter would
+        e.preventDefault(); e.target.value = v; e.target.dispatchEvent(new Event("change", { bubbles: true }));
+        quickNext(e.target);
+      }
     });
 
     /* checks as a field is left; the server repeats them on submit and has the last word */
