@@ -296,8 +296,12 @@ def serve(
     api = create_app(db_path(ctx))
     _warm_matcher(api.state.db_path)
     # Pushes to the hub whenever one is enrolled and reachable; idle otherwise.
+    from app.services.remote_match import on_pulled
+
+    # other shelters' registrations are matched against this registry as they are pulled
     syncer = BackgroundSyncer(lambda: db_session(api.state.engine),
-                              interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")))
+                              interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")),
+                              on_pulled=on_pulled(api.state.engine))
     api.state.syncer = syncer
     syncer.start()
     # Verified copies to a folder (USB stick) while serving; an unplugged stick is reported, not fatal.

@@ -121,8 +121,10 @@ def sync_cmd(
         typer.echo(f"\r{p.phase}: {p.done}{total}   ", err=True, nl=False)
 
     with _one_line_errors():
+        from app.services.remote_match import on_pulled
+
         res = client.sync_once(shelter_session_factory(ctx), hub, batch_size=batch_size, max_retries=retries,
-                               on_progress=progress if tty else None)
+                               on_progress=progress if tty else None, on_pulled=on_pulled(engine_for(ctx)))
     if tty:
         typer.echo("", err=True)
     if as_json:

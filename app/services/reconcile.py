@@ -345,7 +345,7 @@ def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: 
 
 def refuse_second_link(session: Session, ev: Evacuee, resident_id: str) -> None:
     """Two people in the shelter cannot be one resident: the second link needs a merge first."""
-    other_id = _linked_elsewhere(session, {ev.id}).get(resident_id)
+    other_id = linked_elsewhere(session, {ev.id}).get(resident_id)
     if other_id is None or ev.status != "in_shelter":
         return
     other = session.get(Evacuee, other_id)
@@ -376,7 +376,7 @@ def cap_after_rejection(results: list[MatchResult], rejected: Mapping[str, Itera
     return results
 
 
-def _matcher_for(session: Session, snap: RegistrySnapshot) -> Matcher:
+def matcher_for(session: Session, snap: RegistrySnapshot) -> Matcher:
     """The cached engine for `snap`, built on a second engine when it is not cached yet.
 
     Why a second engine: the shelter engine has exactly one pooled connection, and the caller's
@@ -399,7 +399,7 @@ def _matcher_for(session: Session, snap: RegistrySnapshot) -> Matcher:
         other.dispose()
 
 
-def _linked_elsewhere(session: Session, exclude: set[str]) -> dict[str, str]:
+def linked_elsewhere(session: Session, exclude: set[str]) -> dict[str, str]:
     """Resident id → an in-shelter evacuee (not in `exclude`) whose latest decision links them.
 
     Passed to the engine as already taken: a second in-shelter registration of one resident
@@ -424,7 +424,7 @@ def match_now(session: Session, evacuee_ids: Iterable[str]) -> dict[str, str]:
     if snap is None or not ids:
         return {}
     session.flush()
-    matcher = _matcher_for(session, snap)
+    matcher = matcher_for(session, snap)
     t = MatchDecision.__table__  # type: ignore[attr-defined]
     latest: dict[str, PreviousDecision] = {}
     for r in session.connection().execute(
@@ -439,7 +439,7 @@ def match_now(session: Session, evacuee_ids: Iterable[str]) -> dict[str, str]:
     for r in session.connection().execute(sa_select(t.c.evacuee_id, t.c.resident_id).where(
             t.c.evacuee_id.in_([e.id for e in todo]), t.c.decision == "rejected", t.c.resident_id.is_not(None))):
         rejected.setdefault(r[0], set()).add(r[1])
-    taken = _linked_elsewhere(session, {e.id for e in todo})
+    taken = linked_elsewhere(session, {e.id for e in todo})
     results = cap_after_rejection(matcher.reconcile([evacuee_query(e) for e in todo], rejected=rejected, taken=taken),
                                   rejected)
     new = []
