@@ -176,6 +176,36 @@ def type_old(t: Typist, members: list[dict[str, str]]) -> None:
     t.key("Enter")
 
 
+def finish(t: Typist, base: str, new_form: bool) -> list[str]:
+    """Until the household is registered, as a volunteer would: a field the form marks as wrong is
+    asked again and typed as 不明 (its keys counted); a possible duplicate is confirmed."""
+    notes: list[str] = []
+    page = t.page
+    for _ in range(6):
+        try:
+            page.wait_for_url(f"{base}/intake?done=*", timeout=2500)
+            return notes
+        except Exception:  # noqa: BLE001 - still on the form: see why
+            pass
+        bad = page.evaluate("(() => { const b = document.querySelector('[aria-invalid=\"true\"]');"
+                            " return b ? b.id + ' ' + b.value : ''; })()")
+        if bad:
+            field = bad.split(" ")[0]
+            notes.append(f"fixed {bad}")
+            page.locator(f"#{field}").focus()
+            t.key("Control+a")
+            t.text("不明" if field.endswith("birth_date") else "")
+            t.key("Tab")
+            page.wait_for_timeout(300)
+        elif page.locator("#confirm_duplicates").count():
+            notes.append("duplicate confirmed")
+            t.tab_to("confirm_duplicates")
+            t.key("Space")
+        t.key("Control+Enter" if new_form else "Enter")
+    page.screenshot(path="intake-bench-stuck.png", full_page=True)
+    raise SystemExit(f"household not registered: {notes} (screenshot intake-bench-stuck.png)")
+
+
 def outcomes(db: Path, shelter_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     con = sqlite3.connect(db)
     try:
@@ -220,10 +250,11 @@ def run(args: argparse.Namespace) -> int:
                     t = Typist(page, args.delay_ms)
                     start = time.perf_counter()
                     (type_new if new_form else type_old)(t, members)
-                    page.wait_for_url(f"{base}/intake?done=*", timeout=20000)
+                    notes = finish(t, base, new_form)
                     secs = time.perf_counter() - start
                     key = page.url.split("done=")[1]
-                    rows.append({"n": n, "members": members, "keys": t.keys, "seconds": secs, "household": key})
+                    rows.append({"n": n, "members": members, "keys": t.keys, "seconds": secs, "household": key,
+                                 "notes": notes})
                 browser.close()
         finally:
             stop(proc)
@@ -263,7 +294,7 @@ def report(db: Path, rows: list[dict[str, Any]], new_form: bool, app_root: Path)
         people += len(r["members"])
         keys += r["keys"]
         print(f"{r['n']:>3} {len(r['members']):>2} {r['keys']:>5} {r['keys'] / len(r['members']):>5.1f} "
-              f"{r['seconds']:>6.1f}  {' '.join(marks)}")
+              f"{r['seconds']:>6.1f}  {' '.join(marks)}" + (f"   ({'; '.join(r['notes'])})" if r["notes"] else ""))
     print(f"people {people}: keystrokes other than content {keys} = {keys / max(people, 1):.2f} per person "
           f"(target ≤ {TARGET_KEYS_PER_PERSON})")
     print(f"seconds per household: {sum(r['seconds'] for r in rows) / max(len(rows), 1):.1f} mean")

@@ -214,7 +214,31 @@ def test_duplicates_shown_before_a_second_record(tmp_path: Path, browser) -> Non
         page.wait_for_selector(".alert-error")
         expect(page.locator(".alert-error")).to_contain_text("この住民はすでに在所中の「渡邉 稔」さんと照合されています")
         shot(page, "fd_09_second_link_refused")
+        # 統合: one explicit step; both records and their history stay
+        tab_to(page, "btn-merge")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{base}/review?done=merged")
+        expect(page.locator("#review-done")).to_have_text("統合しました（両方の記録と履歴は残ります）")
+        expect(page.locator("#review-empty")).to_be_visible()
+        page.goto(f"{base}/roster")
+        table = page.locator("#roster-table").inner_text()
+        assert "渡邉 稔" in table and "わたなべ みのる" not in table  # one person in the shelter now
+        shot(page, "fd_10_merged")
         assert errors == []
+    from app.db import open_shelter_db
+    from app.services import evacuees
+
+    engine = open_shelter_db(sh.db_path)
+    try:
+        with Session(engine) as s:
+            rows = {e.name_raw: e for e in evacuees.list_evacuees(s, evacuees.RosterFilter(status="all"))}
+            kept, merged = rows["渡邉 稔"], rows["わたなべ みのる"]
+            assert kept.status == "in_shelter" and kept.name_kana_raw == "" and kept.birth_raw == "S30.5.5"
+            assert merged.status == "left" and merged.birth_raw == "71歳"  # nothing typed is lost
+            stays = evacuees.evacuee_detail(s, merged.id).stays
+            assert stays[-1].destination.startswith("統合: 渡邉 稔")
+    finally:
+        engine.dispose()
 
 
 def test_dates_are_checked_as_the_field_is_left(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
@@ -229,7 +253,7 @@ def test_dates_are_checked_as_the_field_is_left(tmp_path: Path, browser) -> None
         type_here(page, "令和10年1月1日")
         page.keyboard.press("Enter")
         expect(page.locator("#m-0-birth_date-error")).to_have_text("生年月日: 未来の日付です")
-        shot(page, "fd_10_future_date")
+        shot(page, "fd_11_future_date")
         page.keyboard.press("Control+Enter")
         assert active_id(page) == "m-0-birth_date"  # back to the field to fix, nothing sent
         page.keyboard.press("Control+a")
@@ -249,7 +273,7 @@ def test_dates_are_checked_as_the_field_is_left(tmp_path: Path, browser) -> None
         page.wait_for_selector("#form-message")
         expect(page.locator("#m-0-birth_date-error")).to_have_text("生年月日: 2019年2月29日はありません（2月は28日まで）")
         assert active_id(page) == "m-0-birth_date"
-        shot(page, "fd_11_server_date_error")
+        shot(page, "fd_12_server_date_error")
         assert errors == []
 
 
@@ -267,7 +291,7 @@ def test_intake_rows_are_compact_enter_moves_on_and_lengths_are_limited(tmp_path
         assert "/intake" in page.url and page.locator("#done-box").count() == 0  # Enter sent nothing
         page.keyboard.press("Control+Enter")
         assert active_id(page) == "m-0-name"
-        shot(page, "fd_12_too_long")
+        shot(page, "fd_13_too_long")
         page.keyboard.press("Control+a")
         type_here(page, "グエン ヴァン アン")
         page.keyboard.press("Tab")
