@@ -37,14 +37,19 @@
     new FormData(form).forEach(function (v, k) { if (k !== "csrf_token" && typeof v === "string") { out[k] = v; } });
     return out;
   }
+  var draftSent = false;  // set when the form is submitted: a late autosave must not bring it back as a draft
   function saveDraft() {
-    if (!draftForm) { return Promise.resolve(); }
+    if (!draftForm || draftSent) { return Promise.resolve(); }
     return api("PUT", "/api/session/drafts/" + draftForm.getAttribute("data-draft"), formObject(draftForm)).catch(function () {});
   }
   var saveDraftSoon = debounce(saveDraft, 800);
   if (draftForm) {
     draftForm.addEventListener("input", saveDraftSoon);
     draftForm.addEventListener("change", saveDraftSoon);
+    draftForm.addEventListener("submit", function (e) {
+      // after every submit listener (a check may still stop it): a sent form is no draft any more
+      setTimeout(function () { if (!e.defaultPrevented) { draftSent = true; } }, 0);
+    });
   }
 
   /* ---------- auto-lock ---------- */
