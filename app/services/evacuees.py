@@ -171,7 +171,10 @@ def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[st
         return []
     want = _fold(name)
     want_kana = _fold(to_katakana(name))
-    near = [ev for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter"))
+    lo, hi = want_birth[1], want_birth[2]
+    q = select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_year_max >= lo,  # type: ignore[operator]
+                              Evacuee.birth_year_min <= hi)  # type: ignore[operator]
+    near = [ev for ev in session.exec(q)
             if not (exclude and ev.id in exclude) and _births_agree(want_birth, _birth_range(ev))]
     # a linked evacuee is also known by the registry's reading: 渡邉 稔 typed once, わたなべ みのる the next time
     dec = latest_decisions(session, [ev.id for ev in near])
@@ -193,41 +196,52 @@ def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[st
 def registrations_of(session: Session, resident_ids: list[str]) -> dict[str, list[dict[str, str]]]:
     """Who is already registered as each of these residents: in this shelter (linked by the
     engine or by staff) and, from the hub feed, at other shelters. Shown on a candidate card
-    before a second record of the same person is created."""
+    before a second record of the same person is created; asked on every live search, so it
+    reads only the rows naming these residents."""
     out: dict[str, list[dict[str, str]]] = {}
     if not resident_ids:
         return out
-    dec = latest_decisions(session)
-    here = {d.evacuee_id: d.resident_id for d in dec.values()
-            if d.decision in ("auto", "confirmed") and d.resident_id in resident_ids}
-    if here:
-        for ev in session.exec(select(Evacuee).where(Evacuee.id.in_(list(here)),  # type: ignore[attr-defined]
-                                                     Evacuee.status == "in_shelter")):
-            out.setdefault(here[ev.id] or "", []).append({"where": "here", "evacuee_id": ev.id, "name": full_name(ev),
-                                                         "shelter_name": "この避難所"})
-    for rid, shelter in _remote_links(session, set(resident_ids)):
+    marks = ",".join(f":r{n}" for n in range(len(resident_ids)))
+    params = {f"r{n}": r for n, r in enumerate(resident_ids)}
+    rows = session.connection().execute(text(
+        "SELECT e.id, d.resident_id, e.name_raw, e.family_name, e.given_name FROM matchdecision d "
+        "JOIN evacuee e ON e.id = d.evacuee_id "
+        f"WHERE d.resident_id IN ({marks}) AND d.decision IN ('auto', 'confirmed') AND e.status = 'in_shelter' "
+        "AND d.id = (SELECT d2.id FROM matchdecision d2 WHERE d2.evacuee_id = d.evacuee_id "
+        "ORDER BY d2.at DESC, d2.id DESC LIMIT 1)"), params)
+    for ev_id, rid, name_raw, fam, giv in rows:
+        name = (name_raw or "").strip() or " ".join(x for x in (fam, giv) if x)
+        out.setdefault(rid, []).append({"where": "here", "evacuee_id": ev_id, "name": name, "shelter_name": "この避難所"})
+    for rid, shelter in _remote_links(session, marks, params):
         out.setdefault(rid, []).append({"where": "elsewhere", "evacuee_id": "", "name": "", "shelter_name": shelter})
     return out
 
 
-def _remote_links(session: Session, resident_ids: set[str]) -> list[tuple[str, str]]:
+def _remote_links(session: Session, marks: str, params: dict[str, str]) -> list[tuple[str, str]]:
     """(resident id, shelter name) of other shelters' evacuees whose latest pulled decision links them."""
     import json
 
     from sqlalchemy.exc import OperationalError
 
     try:
-        rows = session.exec(text(  # type: ignore[call-overload]
+        named = [r[0] for r in session.connection().execute(text(
+            "SELECT DISTINCT evacuee_id FROM remote_event WHERE type = 'match.decided' "
+            f"AND json_extract(payload, '$.resident_id') IN ({marks})"), params)]
+        if not named:
+            return []
+        ev_marks = ",".join(f":e{n}" for n in range(len(named)))
+        rows = session.connection().execute(text(
             "SELECT evacuee_id, shelter_name, shelter_code, payload FROM remote_event WHERE type = 'match.decided' "
-            "ORDER BY hub_seq"))
+            f"AND evacuee_id IN ({ev_marks}) ORDER BY hub_seq"), {f"e{n}": e for n, e in enumerate(named)})
         latest: dict[str, tuple[str | None, str]] = {}
         for ev_id, shelter_name, code, payload in rows:
             p = json.loads(payload)
             rid = p.get("resident_id") if p.get("decision") in ("auto", "confirmed") else None
-            latest[ev_id or p.get("evacuee_id")] = (rid, shelter_name or code or "他の避難所")
+            latest[ev_id] = (rid, shelter_name or code or "他の避難所")
     except (OperationalError, ValueError):
         return []
-    return [(rid, name) for rid, name in latest.values() if rid in resident_ids]
+    wanted = set(params.values())
+    return [(rid, name) for rid, name in latest.values() if rid in wanted]
 
 
 #: the longest value each typed field may hold (a 200-character name broke the roster table)
