@@ -183,12 +183,16 @@ def finish(t: Typist, base: str, new_form: bool) -> list[str]:
     page = t.page
     for _ in range(6):
         try:
-            page.wait_for_url(f"{base}/intake?done=*", timeout=2500)
+            page.wait_for_url(f"{base}/intake?done=*", timeout=6000)
             return notes
         except Exception:  # noqa: BLE001 - still on the form: see why
             pass
-        bad = page.evaluate("(() => { const b = document.querySelector('[aria-invalid=\"true\"]');"
-                            " return b ? b.id + ' ' + b.value : ''; })()")
+        try:
+            page.wait_for_load_state("load")
+            bad = page.evaluate("(() => { const b = document.querySelector('[aria-invalid=\"true\"]');"
+                                " return b ? b.id + ' ' + b.value : ''; })()")
+        except Exception:  # noqa: BLE001 - the answer was arriving: look again
+            continue
         if bad:
             field = bad.split(" ")[0]
             notes.append(f"fixed {bad}")

@@ -563,6 +563,11 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     for c in cands:
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
     tied = grade_candidates(cands)
+    known = registrations_of(session, [str(c.get("resident_id")) for c in cands])
+    for c in cands:
+        c["registered"] = [x for x in known.get(str(c.get("resident_id")), []) if x["evacuee_id"] != ev.id]
+        if c["grade"] == "auto" and c["registered"]:
+            c["grade"], c["grade_ja"] = "review", GRADE_JA["review"]  # someone here is already this resident
     return ReviewItem(ev, d, cands, pos + 1, len(queue), tied)
 
 

@@ -209,13 +209,16 @@ def test_duplicates_shown_before_a_second_record(tmp_path: Path, browser) -> Non
         page.wait_for_url(f"{base}/intake?done=*")
         assert "照合確認待ち" in page.locator("#done-box").inner_text()
         page.goto(f"{base}/review")
+        expect(page.locator("#cand-1-registered")).to_have_text("この方はすでにこの避難所に登録されています（渡邉 稔）")
+        expect(page.locator("#cand-1-grade")).to_contain_text("要確認")
+        assert active_id(page) != "confirm-1"  # nothing preselected for a possible duplicate
         page.keyboard.press("1")
         page.keyboard.press("Enter")
         page.wait_for_selector(".alert-error")
         expect(page.locator(".alert-error")).to_contain_text("この住民はすでに在所中の「渡邉 稔」さんと照合されています")
         shot(page, "fd_09_second_link_refused")
         # 統合: one explicit step; both records and their history stay
-        tab_to(page, "btn-merge")
+        assert active_id(page) == "btn-merge"
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/review?done=merged")
         expect(page.locator("#review-done")).to_have_text("統合しました（両方の記録と履歴は残ります）")
