@@ -173,6 +173,8 @@ def type_old(t: Typist, members: list[dict[str, str]]) -> None:
         if t.page.locator(f"#m-{i}-cands .pick").count():
             if t.tab_to("pick", limit=10):
                 t.key("Enter")
+    if t.page.evaluate("document.activeElement.tagName") != "INPUT":
+        t.key("Tab")  # Enter submits from a text field, not from the 性別 list
     t.key("Enter")
 
 
@@ -206,8 +208,9 @@ def finish(t: Typist, base: str, new_form: bool) -> list[str]:
             t.tab_to("confirm_duplicates")
             t.key("Space")
         t.key("Control+Enter" if new_form else "Enter")
-    page.screenshot(path="intake-bench-stuck.png", full_page=True)
-    raise SystemExit(f"household not registered: {notes} (screenshot intake-bench-stuck.png)")
+    shot = Path(tempfile.gettempdir()) / "intake-bench-stuck.png"
+    page.screenshot(path=str(shot), full_page=True)
+    raise SystemExit(f"household not registered: {notes} (screenshot {shot})")
 
 
 def outcomes(db: Path, shelter_ids: list[str]) -> dict[str, tuple[str, str | None]]:
