@@ -348,7 +348,8 @@
   /* ---------- review shortcuts ---------- */
   var review = document.getElementById("review");
   if (review) {
-    var selected = 1;
+    // close candidates: nothing chosen until a number is pressed (X then rejects nobody by default)
+    var selected = review.getAttribute("data-tied") === "1" ? 0 : 1;
     var select = function (n) {
       var b = document.getElementById("confirm-" + n);
       if (!b) { return; }

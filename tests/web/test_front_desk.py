@@ -137,6 +137,8 @@ def test_review_tie_needs_a_choice_and_reject_keeps_the_other(tmp_path: Path, br
         assert not active_id(page).startswith("confirm")
         shot(page, "fd_05_review_tied")
         page.keyboard.press("Enter")  # the trap of old: nothing is confirmed
+        page.keyboard.press("x")  # nor rejected: no candidate was chosen yet
+        page.wait_for_timeout(300)
         assert page.url == f"{base}/review" and page.locator("#review").count() == 1
         first = page.locator("#cand-1-title").inner_text()
         page.keyboard.press("1")
