@@ -30,7 +30,9 @@ def main() -> int:
     ap.add_argument("--arrivals", type=int, default=30)
     args = ap.parse_args()
 
-    from sqlmodel import Session
+    from sqlmodel import Session, select
+
+    from app.models import Evacuee
 
     from app.db import open_shelter_db
     from app.services import evacuees
@@ -60,6 +62,12 @@ def main() -> int:
         t0 = time.perf_counter()
         res = import_roster(engine, part, by="bench")
         print(f"roster import of {res.accepted} evacuees, each matched at the end: {time.perf_counter() - t0:.2f} s")
+        with Session(engine) as s:
+            ids = list(s.exec(select(Evacuee.id)))
+            t0 = time.perf_counter()
+            match_now(s, ids)
+            s.rollback()
+        print(f"  of which matching {len(ids)} evacuees at once (match_now): {time.perf_counter() - t0:.2f} s")
         times, dup_times = [], []
         decided: dict[str, int] = {}
         for r in arrivals:

@@ -440,8 +440,9 @@ def match_now(session: Session, evacuee_ids: Iterable[str]) -> dict[str, str]:
             t.c.evacuee_id.in_([e.id for e in todo]), t.c.decision == "rejected", t.c.resident_id.is_not(None))):
         rejected.setdefault(r[0], set()).add(r[1])
     taken = linked_elsewhere(session, {e.id for e in todo})
-    results = cap_after_rejection(matcher.reconcile([evacuee_query(e) for e in todo], rejected=rejected, taken=taken),
-                                  rejected)
+    with gc_paused():  # a roster import matches thousands at once: as `anpi reconcile` does
+        pairs = score_in_parallel(matcher, [evacuee_query(e) for e in todo], rejected)
+        results = cap_after_rejection(matcher.decide_all(pairs, taken=taken), rejected)
     new = []
     for ev, r in zip(todo, results, strict=True):
         out[ev.id] = r.decision
