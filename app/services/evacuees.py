@@ -227,17 +227,22 @@ def _remote_links(session: Session, marks: str, params: dict[str, str]) -> list[
         named = [r[0] for r in session.connection().execute(text(
             "SELECT DISTINCT evacuee_id FROM remote_event WHERE type = 'match.decided' "
             f"AND json_extract(payload, '$.resident_id') IN ({marks})"), params)]
-        if not named:
-            return []
+        latest: dict[str, tuple[str | None, str]] = {}
         ev_marks = ",".join(f":e{n}" for n in range(len(named)))
         rows = session.connection().execute(text(
             "SELECT evacuee_id, shelter_name, shelter_code, payload FROM remote_event WHERE type = 'match.decided' "
-            f"AND evacuee_id IN ({ev_marks}) ORDER BY hub_seq"), {f"e{n}": e for n, e in enumerate(named)})
-        latest: dict[str, tuple[str | None, str]] = {}
+            f"AND evacuee_id IN ({ev_marks}) ORDER BY hub_seq"), {f"e{n}": e for n, e in enumerate(named)}) if named else []
         for ev_id, shelter_name, code, payload in rows:
             p = json.loads(payload)
             rid = p.get("resident_id") if p.get("decision") in ("auto", "confirmed") else None
             latest[ev_id] = (rid, shelter_name or code or "他の避難所")
+        # and those no laptop decided for, which this laptop's engine linked as they were pulled
+        for ev_id, rid, shelter in session.connection().execute(text(
+                "SELECT m.evacuee_id, m.resident_id, COALESCE(r.shelter_name, r.shelter_code, '他の避難所') "
+                "FROM remote_match m JOIN remote_event r ON r.evacuee_id = m.evacuee_id AND r.type = 'evacuee.registered' "
+                f"WHERE m.decision = 'auto' AND m.resident_id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM remote_event d "
+                "WHERE d.evacuee_id = m.evacuee_id AND d.type = 'match.decided')"), params):
+            latest.setdefault(ev_id, (rid, shelter))
     except (OperationalError, ValueError):
         return []
     wanted = set(params.values())

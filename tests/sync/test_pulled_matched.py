@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from app.services.anpi_list import build_anpi_list
+from app.services.evacuees import registrations_of
 from app.services.reconcile import match_now
 from app.services.registry import import_registry
 from app.services.remote_match import on_pulled
@@ -39,4 +40,6 @@ def test_a_registration_pulled_without_a_decision_reaches_hq_list(tmp_path: Path
         with second.session() as s:
             after = {r.resident_id: r for r in build_anpi_list(s).rows}
         assert after["1001"].status == "in_shelter"
+        with second.session() as s:  # the desk here sees it on the candidate card before registering again
+            assert [x["where"] for x in registrations_of(s, ["1001"])["1001"]] == ["elsewhere"]
         hub_engine.dispose()
