@@ -351,12 +351,14 @@ def serve(
     _warm_matcher(api.state.db_path)
     # Pushes to the hub whenever one is enrolled and reachable; idle otherwise.
     from app.services import audit
+    from app.services.remote_match import on_pulled
 
     def factory():  # type: ignore[no-untyped-def]
         return db_session(api.state.engine)
 
+    # other shelters' registrations are matched against this registry as they are pulled
     syncer = BackgroundSyncer(factory, interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")),
-                              audit_reporter=audit.reporter(factory))
+                              audit_reporter=audit.reporter(factory), on_pulled=on_pulled(api.state.engine))
     api.state.syncer = syncer
     syncer.start()
     # Verified copies to a folder (USB stick) while serving; an unplugged stick is reported, not fatal.

@@ -124,8 +124,11 @@ def sync_cmd(
 
     factory = shelter_session_factory(ctx)
     with _one_line_errors():
+        from app.services.remote_match import on_pulled
+
         res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
-                               on_progress=progress if tty else None, audit_reporter=audit.reporter(factory))
+                               on_progress=progress if tty else None, audit_reporter=audit.reporter(factory),
+                               on_pulled=on_pulled(engine_for(ctx)))
     if tty:
         typer.echo("", err=True)
     if as_json:

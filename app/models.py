@@ -200,6 +200,21 @@ class MatchDecision(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class RemoteMatch(SQLModel, table=True):
+    """This laptop's engine decision about another shelter's evacuee pulled from the hub (one row
+    per evacuee, replaced when the person's pulled data or the snapshot changes). Used only where
+    that shelter's laptop sent no match decision of its own."""
+
+    __tablename__ = "remote_match"
+    evacuee_id: str = Field(primary_key=True)
+    resident_id: Optional[str] = Field(default=None, index=True)
+    snapshot_id: Optional[int] = None
+    decision: str
+    score: Optional[float] = None
+    reasons: str = ""
+    at: datetime = Field(default_factory=utcnow)
+
+
 # --- Certificates (り災証明書 / 被災証明書) ---------------------------------------------------
 # Owner: certificate work. A certificate row carries what was printed (so a reissue prints the
 # same paper even after a newer registry snapshot); its history lives in CertificateEvent.

@@ -42,7 +42,14 @@ Kind = Literal["day", "year", "age", "unknown", "empty"]
 
 
 class DateError(ValueError):
-    """A date that cannot exist (2月30日, month 13) or text that is not a date at all."""
+    """A date that cannot exist (2月30日, month 13) or text that is not a date at all.
+
+    `ja` names the problem in the words a desk volunteer reads (「13月はありません」), because
+    "cannot read the date" alone does not tell them which part to fix."""
+
+    def __init__(self, message: str, ja: str = "") -> None:
+        super().__init__(message)
+        self.ja = ja or "日付として読み取れません"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +169,12 @@ _ERA_CODE7 = {"1": "M", "2": "T", "3": "S", "4": "H", "5": "R"}
 
 def _check_ymd(y: int, m: int, d: int) -> date:
     if not 1 <= m <= 12:
-        raise DateError(f"month {m} is not valid (year {y}, day {d})")
+        raise DateError(f"month {m} is not valid (year {y}, day {d})", f"{m}月はありません")
     if not 1800 <= y <= 2200:
-        raise DateError(f"year {y} is out of range")
+        raise DateError(f"year {y} is out of range", f"{y}年は範囲外です")
     last = calendar.monthrange(y, m)[1]
     if not 1 <= d <= last:
-        raise DateError(f"day {d} is not valid for {_MONTHS[m]} {y}")
+        raise DateError(f"day {d} is not valid for {_MONTHS[m]} {y}", f"{y}年{m}月{d}日はありません（{m}月は{last}日まで）")
     return date(y, m, d)
 
 
@@ -182,7 +189,7 @@ def era_of(d: date) -> Era | None:
 def _era_date(code: str, ey: int, m: int, d: int) -> tuple[date, bool]:
     era = _ERA_BY_CODE[code]
     if ey < 1:
-        raise DateError(f"era year {ey} does not exist ({era.name}元年 is year 1)")
+        raise DateError(f"era year {ey} does not exist ({era.name}元年 is year 1)", f"{era.name}{ey}年はありません")
     value = _check_ymd(era.to_year(ey), m, d)
     return value, not era.contains(value)
 
@@ -289,10 +296,10 @@ def parse_date(s: str | None, *, today: date | None = None) -> ParsedDate:
     if m := _P_AGE.fullmatch(text):
         age = int(m.group(1))
         if age > 130:
-            raise DateError(f"age {age} is not plausible")
+            raise DateError(f"age {age} is not plausible", f"{age}歳は年齢として大きすぎます")
         return ParsedDate(raw, "age", None, today.year - age - 1, today.year - age)
 
-    raise DateError(f"could not read {raw.strip()!r} as a date")
+    raise DateError(f"could not read {raw.strip()!r} as a date", "日付として読み取れません（例 S45.3.1、昭和45年3月1日、78歳）")
 
 
 def _infer_era(raw: str, ey: int, mo: int, d: int, today: date) -> ParsedDate:

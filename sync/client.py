@@ -246,11 +246,14 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
               pull: bool = True, clock: Callable[[], float] = time.time,
               sleep: Callable[[float], None] = time.sleep,
               on_progress: Callable[[SyncProgress], None] | None = None,
-              audit_reporter: AuditReporter | None = None) -> SyncResult:
+              audit_reporter: AuditReporter | None = None,
+              on_pulled: Callable[[list[str]], None] | None = None) -> SyncResult:
     """Push every unacknowledged event, then pull other shelters' events, then report.
 
     ``audit_reporter`` (given by the faces) sends the laptop's audit chain head and new audit
     entries to the hub at every sync, so the hub sees a cut tail (:mod:`sync.hub.audit_head`).
+    ``on_pulled`` gets the evacuee ids of each committed page's registrations and edits (the
+    shelter matches them against its registry at once; sync itself knows nothing of matching).
 
     Raises :class:`NotEnrolled` when there is no hub; every network or hub failure is
     reported in ``SyncResult.error`` (with ``pending`` still counted) so callers can decide.
@@ -294,7 +297,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
             if audit_reporter is not None:
                 result.audit = _report_audit(client, audit_reporter)
             if pull:
-                _pull(session_factory, client, hub_id, batch_size, result, on_progress)
+                _pull(session_factory, client, hub_id, batch_size, result, on_progress, on_pulled)
         except SyncError as exc:
             result.error = str(exc)
             if isinstance(exc, AuthError) and exc.reason in ("device_revoked", "unknown_device"):
@@ -335,7 +338,8 @@ def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 
 
 
 def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch_size: int, result: SyncResult,
-          on_progress: Callable[[SyncProgress], None] | None) -> None:
+          on_progress: Callable[[SyncProgress], None] | None,
+          on_pulled: Callable[[list[str]], None] | None = None) -> None:
     """Fetch the hub feed after our cursor; each page and its cursor commit together.
 
     Items are stored as served: another laptop's registration or edit arrives without its health
@@ -367,6 +371,9 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
                 outbox.set_cursor(s, cursor_name, nxt)
             s.commit()
         result.pulled += len(rows)
+        people = [r["evacuee_id"] for r in rows if r["type"] in ("evacuee.registered", "evacuee.updated") and r["evacuee_id"]]
+        if on_pulled and people:
+            on_pulled(people)
         if on_progress:
             on_progress(SyncProgress("pull", result.pulled, None))
         if not doc.get("more") or nxt <= cursor:

@@ -662,8 +662,14 @@ def _remote_stays(session: Session) -> dict[str, list[ShelterStay]]:
                 continue  # another municipality's 宛名番号 is not ours
             d, rid = p.get("decision"), p.get("resident_id")
             e["link"] = rid if d in ("auto", "confirmed") and rid else None
+            e["decided"] = True
+    from app.services.remote_match import auto_links
+
+    ours = auto_links(session)  # this laptop's engine, where the other laptop sent no decision
     out: dict[str, list[ShelterStay]] = {}
     for ev_id, e in evs.items():
+        if not e.get("decided") and ev_id in ours:
+            e["link"] = ours[ev_id]
         if not e.get("link") or "shelter" not in e:
             continue
         out.setdefault(e["link"], []).append(ShelterStay(

@@ -48,7 +48,7 @@ ACTIONS = {
     "login": "ログイン", "login_failed": "ログイン失敗", "pin_set": "暗証番号設定", "lock": "ロック",
     "login_refused": "ログイン拒否（試行回数超過）", "setup_code": "初期設定コード発行",
     "view": "閲覧", "search": "検索", "register": "受付登録", "decide": "照合判定", "check_in": "入所",
-    "check_out": "退所", "transfer": "移動", "edit": "修正", "export": "出力", "print": "印刷",
+    "check_out": "退所", "transfer": "移動", "edit": "修正", "merge": "統合", "export": "出力", "print": "印刷",
     "roster_import": "名簿取込", "registry_import": "台帳取込", "user_add": "利用者追加",
     "user_disable": "利用者無効化", "audit_view": "監査ログ閲覧", "audit_export": "監査ログ出力",
     "hq_confirm": "本部確認記録", "inquiry": "安否照会", "inquiry_search": "安否照会(検索)",

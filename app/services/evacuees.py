@@ -136,24 +136,179 @@ def _name_and_day(name: str, birth: str) -> date | None:
     return pd.value if pd.kind == "day" else None
 
 
+def _birth_range(ev_or_typed: Evacuee | str) -> tuple[date | None, int | None, int | None]:
+    """(day, first year, last year) of a date of birth as registered or as typed ("72歳" → two years)."""
+    from matching.dates import DateError, parse_date
+
+    if isinstance(ev_or_typed, Evacuee):
+        return ev_or_typed.birth_date, ev_or_typed.birth_year_min, ev_or_typed.birth_year_max
+    try:
+        pd = parse_date(ev_or_typed)
+    except DateError:
+        return None, None, None
+    return pd.value, pd.year_min, pd.year_max
+
+
+def _births_agree(a: tuple[date | None, int | None, int | None], b: tuple[date | None, int | None, int | None]) -> bool:
+    """Two dates of birth that could be one person's: the same day, or overlapping years when one
+    of them was given as an age or a year (「72歳」 and S29.3.21 are the same person)."""
+    if a[0] and b[0]:
+        return a[0] == b[0]
+    if None in (a[1], a[2], b[1], b[2]):
+        return False
+    return a[1] <= b[2] and b[1] <= a[2]  # type: ignore[operator]
+
+
 def find_duplicates(session: Session, name: str, birth: str, *, exclude: list[str] | None = None) -> list[Evacuee]:
-    """Evacuees already in this shelter with the same name (kanji or kana) and date of birth."""
+    """Evacuees already in this shelter with the same name (kanji or kana) and a date of birth
+    that could be the same (same day, or the same years when an age or a year was typed)."""
     from matching.kana import to_katakana
 
-    day = _name_and_day(name, birth)
-    if day is None:
+    if not name.strip() or not birth.strip():
+        return []
+    want_birth = _birth_range(birth)
+    if want_birth[1] is None:
         return []
     want = _fold(name)
     want_kana = _fold(to_katakana(name))
+    lo, hi = want_birth[1], want_birth[2]
+    q = select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_year_max >= lo,  # type: ignore[operator]
+                              Evacuee.birth_year_min <= hi)  # type: ignore[operator]
+    near = [ev for ev in session.exec(q)
+            if not (exclude and ev.id in exclude) and _births_agree(want_birth, _birth_range(ev))]
+    # a linked evacuee is also known by the registry's reading: 渡邉 稔 typed once, わたなべ みのる the next time
+    dec = latest_decisions(session, [ev.id for ev in near])
+    links = {ev_id: d.resident_id for ev_id, d in dec.items() if d.decision in ("auto", "confirmed") and d.resident_id}
+    shown = resident_display(session, list(set(links.values())), reveal_restricted=True) if links else {}
     out = []
-    for ev in session.exec(select(Evacuee).where(Evacuee.status == "in_shelter", Evacuee.birth_date == day)):
-        if exclude and ev.id in exclude:
-            continue
+    for ev in near:
         names = {_fold(ev.name_raw), _fold(ev.family_name + ev.given_name)}
-        kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw))}
-        if want in names or (want_kana and want_kana in kanas):
+        kanas = {_fold(ev.name_kana), _fold(to_katakana(ev.name_kana_raw)), _fold(to_katakana(ev.name_raw))}
+        reg = shown.get(links.get(ev.id) or "")
+        if reg:
+            names.add(_fold(reg["name"]))
+            kanas.add(_fold(reg["name_kana"]))
+        if want in names or (want_kana and want_kana in kanas - {""}):
             out.append(ev)
     return out
+
+
+def registrations_of(session: Session, resident_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Who is already registered as each of these residents: in this shelter (linked by the
+    engine or by staff) and, from the hub feed, at other shelters. Shown on a candidate card
+    before a second record of the same person is created; asked on every live search, so it
+    reads only the rows naming these residents."""
+    out: dict[str, list[dict[str, str]]] = {}
+    if not resident_ids:
+        return out
+    marks = ",".join(f":r{n}" for n in range(len(resident_ids)))
+    params = {f"r{n}": r for n, r in enumerate(resident_ids)}
+    rows = session.connection().execute(text(
+        "SELECT e.id, d.resident_id, e.name_raw, e.family_name, e.given_name FROM matchdecision d "
+        "JOIN evacuee e ON e.id = d.evacuee_id "
+        f"WHERE d.resident_id IN ({marks}) AND d.decision IN ('auto', 'confirmed') AND e.status = 'in_shelter' "
+        "AND d.id = (SELECT d2.id FROM matchdecision d2 WHERE d2.evacuee_id = d.evacuee_id "
+        "ORDER BY d2.at DESC, d2.id DESC LIMIT 1)"), params)
+    for ev_id, rid, name_raw, fam, giv in rows:
+        name = (name_raw or "").strip() or " ".join(x for x in (fam, giv) if x)
+        out.setdefault(rid, []).append({"where": "here", "evacuee_id": ev_id, "name": name, "shelter_name": "この避難所"})
+    for rid, shelter in _remote_links(session, marks, params):
+        out.setdefault(rid, []).append({"where": "elsewhere", "evacuee_id": "", "name": "", "shelter_name": shelter})
+    return out
+
+
+def _remote_links(session: Session, marks: str, params: dict[str, str]) -> list[tuple[str, str]]:
+    """(resident id, shelter name) of other shelters' evacuees whose latest pulled decision links them."""
+    import json
+
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        named = [r[0] for r in session.connection().execute(text(
+            "SELECT DISTINCT evacuee_id FROM remote_event WHERE type = 'match.decided' "
+            f"AND json_extract(payload, '$.resident_id') IN ({marks})"), params)]
+        latest: dict[str, tuple[str | None, str]] = {}
+        ev_marks = ",".join(f":e{n}" for n in range(len(named)))
+        rows = session.connection().execute(text(
+            "SELECT evacuee_id, shelter_name, shelter_code, payload FROM remote_event WHERE type = 'match.decided' "
+            f"AND evacuee_id IN ({ev_marks}) ORDER BY hub_seq"), {f"e{n}": e for n, e in enumerate(named)}) if named else []
+        for ev_id, shelter_name, code, payload in rows:
+            p = json.loads(payload)
+            rid = p.get("resident_id") if p.get("decision") in ("auto", "confirmed") else None
+            latest[ev_id] = (rid, shelter_name or code or "他の避難所")
+        # and those no laptop decided for, which this laptop's engine linked as they were pulled
+        for ev_id, rid, shelter in session.connection().execute(text(
+                "SELECT m.evacuee_id, m.resident_id, COALESCE(r.shelter_name, r.shelter_code, '他の避難所') "
+                "FROM remote_match m JOIN remote_event r ON r.evacuee_id = m.evacuee_id AND r.type = 'evacuee.registered' "
+                f"WHERE m.decision = 'auto' AND m.resident_id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM remote_event d "
+                "WHERE d.evacuee_id = m.evacuee_id AND d.type = 'match.decided')"), params):
+            latest.setdefault(ev_id, (rid, shelter))
+    except (OperationalError, ValueError):
+        return []
+    wanted = set(params.values())
+    return [(rid, name) for rid, name in latest.values() if rid in wanted]
+
+
+#: the longest value each typed field may hold (a 200-character name broke the roster table)
+MAX_LENGTH: dict[str, int] = {
+    "name": 60, "name_kana": 60, "birth_date": 20, "sex": 10, "address": 120, "phone": 40, "contact": 60,
+    "relationship": 20, "nationality": 30, "identifying_info": 200, "injury": 100, "injury_state": 100,
+    "current_location": 60, "pets": 60, "allergy_detail": 100,
+}
+FIELD_LABEL_JA = {"name": "氏名", "name_kana": "フリガナ", "birth_date": "生年月日", "sex": "性別", "address": "住所",
+                  "phone": "電話番号", "contact": "連絡先", "relationship": "続柄", "nationality": "国籍",
+                  "identifying_info": "その他の識別情報", "injury": "負傷・疾病", "injury_state": "負傷・疾病の状況",
+                  "current_location": "現在の居所", "pets": "ペット", "allergy_detail": "アレルギーの内容"}
+
+
+def too_long(values: dict[str, Any]) -> dict[str, str]:
+    """Field → Japanese message for every value longer than MAX_LENGTH allows."""
+    out = {}
+    for k, limit in MAX_LENGTH.items():
+        v = values.get(k)
+        if isinstance(v, str) and len(v.strip()) > limit:
+            out[k] = f"{FIELD_LABEL_JA[k]}は{limit}文字以内で入力してください（いま{len(v.strip())}文字）"
+    return out
+
+
+def check_lengths(values: dict[str, Any]) -> None:
+    """Raise InvalidInput naming the first field that is too long."""
+    bad = too_long(values)
+    if bad:
+        k = next(iter(bad))
+        raise InvalidInput(f"{k} is longer than {MAX_LENGTH[k]} characters", bad[k], k)
+
+
+GRADE_JA = {"auto": "ほぼ確実", "review": "要確認", "weak": "可能性低い"}
+
+
+def candidate_grade(probability: float, reasons: str) -> str:
+    """The engine's grade of one candidate, as the desk should weigh it.
+
+    auto: what the engine would link by itself (posterior ≥ 0.999, nothing contradicts);
+    review: worth a person's look; weak: below the engine's review level — picking it needs a
+    second, explicit confirmation."""
+    from matching.model import DEFAULT_MODEL
+
+    contradicts = any(p["bad"] for p in reason_parts(reasons))
+    if probability >= DEFAULT_MODEL.auto_probability and not contradicts:
+        return "auto"
+    if probability >= DEFAULT_MODEL.review_probability:
+        return "review"
+    return "weak"
+
+
+def grade_candidates(cands: list[dict[str, Any]]) -> bool:
+    """Add grade, grade_ja and reason_parts to candidate dicts; True when the top two are tied
+    (nothing may then be preselected: a person has to choose)."""
+    for c in cands:
+        c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
+        c["grade"] = candidate_grade(float(c.get("probability") or 0), str(c.get("reasons", "")))
+        c["grade_ja"] = GRADE_JA[c["grade"]]
+    if len(cands) < 2:
+        return False
+    p1, p2 = float(cands[0].get("probability") or 0), float(cands[1].get("probability") or 0)
+    return p1 - p2 < 0.5
 
 
 # --- one person ----------------------------------------------------------------------------
@@ -267,6 +422,7 @@ def update_evacuee(session: Session, evacuee_id: str, changes: dict[str, Any], *
             setattr(ev, attr, value)
     for k in diff:
         setattr(ev, _RAW_ATTR.get(k, k), typed[k])
+    check_lengths({k: typed[k] for k in diff})
     if "care_flags" in changes and dict(changes["care_flags"] or {}) != dict(ev.care_flags or {}):
         diff["care_flags"] = {"old": seen.get("care_flags", dict(ev.care_flags or {})), "new": dict(changes["care_flags"] or {})}
         ev.care_flags = dict(changes["care_flags"] or {})
@@ -288,6 +444,10 @@ def update_evacuee(session: Session, evacuee_id: str, changes: dict[str, Any], *
     if hub_changes:
         outbox.append(session, events.EvacueeUpdated(evacuee_id=ev.id, changes=hub_changes, at=ev.updated_at,
                                                      by_user=by or None))
+    if any(k in diff for k in ("name", "name_kana", "birth_date", "sex", "address")):
+        from app.services.reconcile import match_now
+
+        match_now(session, [ev.id])  # what the engine sees changed: decide again (staff decisions stay)
     if consent_diff:
         outbox.append(session, events.ConsentChanged(
             evacuee_id=ev.id, at=ev.updated_at, by_user=by or None,
@@ -387,6 +547,7 @@ class ReviewItem:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
     total: int = 0
+    tied: bool = False  # the top two are close: no candidate is preselected
 
 
 def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restricted: bool = False,
@@ -406,8 +567,13 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
     for c in cands:
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
-        c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
-    return ReviewItem(ev, d, cands, pos + 1, len(queue))
+    tied = grade_candidates(cands)
+    known = registrations_of(session, [str(c.get("resident_id")) for c in cands])
+    for c in cands:
+        c["registered"] = [x for x in known.get(str(c.get("resident_id")), []) if x["evacuee_id"] != ev.id]
+        if c["grade"] == "auto" and c["registered"]:
+            c["grade"], c["grade_ja"] = "review", GRADE_JA["review"]  # someone here is already this resident
+    return ReviewItem(ev, d, cands, pos + 1, len(queue), tied)
 
 
 # --- dashboard numbers ----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot
 from app.services import journal
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.registry import newest_snapshot
 from matching.engine import Matcher, MatchResult
 from matching.query import PreparedQuery, Query
@@ -255,7 +255,7 @@ def _reconcile(engine: Engine, matcher: Matcher, snap: RegistrySnapshot) -> list
         taken = {d.resident_id: ev_id for ev_id, d in latest.items() if d.decision == "confirmed" and d.resident_id}
         open_evacuees = [e for e in evacuees if not (e.id in latest and latest[e.id].decision in STAFF_FINAL)]
         pairs = score_in_parallel(matcher, [evacuee_query(e) for e in open_evacuees], rejected)
-        results = {r.key: r for r in matcher.decide_all(pairs, taken=taken)}
+        results = {r.key: r for r in cap_after_rejection(matcher.decide_all(pairs, taken=taken), rejected)}
         rows: list[ReconcileRow] = []
         new: list[NewDecision] = []
         for ev in evacuees:
@@ -327,6 +327,8 @@ def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: 
     ev = session.get(Evacuee, evacuee_id)
     if ev is None:
         raise NotFound(f"no evacuee {evacuee_id}", "避難者が見つかりません")
+    if decision == "confirmed" and resident_id:
+        refuse_second_link(session, ev, resident_id)
     snap = newest_snapshot(session)
     d = MatchDecision(evacuee_id=ev.id, resident_id=resident_id if decision != "not_resident" else None,
                       snapshot_id=snap.id if snap else None, decision=decision, reasons=reasons or f"by staff {by}",
@@ -334,5 +336,121 @@ def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: 
     session.add(d)
     session.flush()
     journal.match_decided(session, d, snap.as_of.isoformat() if snap else None)
+    if decision == "rejected":
+        # the other candidates are still open: the engine decides again without the rejected one,
+        # so the person stays in 照合確認 while a candidate worth showing is left
+        match_now(session, [ev.id])
     return d
 
+
+def refuse_second_link(session: Session, ev: Evacuee, resident_id: str) -> None:
+    """Two people in the shelter cannot be one resident: the second link needs a merge first."""
+    other_id = linked_elsewhere(session, {ev.id}).get(resident_id)
+    if other_id is None or ev.status != "in_shelter":
+        return
+    other = session.get(Evacuee, other_id)
+    name = (other.name_raw or other.name_kana_raw) if other else other_id
+    raise Conflict(f"resident {resident_id} is already linked to evacuee {other_id} in this shelter; merge them first",
+                   f"この住民はすでに在所中の「{name}」さんと照合されています。同じ方なら「統合」してください")
+
+
+def match_roster_import(engine: Engine, import_id: str) -> dict[str, str]:
+    """Match every evacuee one roster import registered (its own transaction, after the import's)."""
+    with Session(engine) as s:
+        ids = list(s.exec(select(Evacuee.id).where(Evacuee.roster_import_id == import_id)))
+        out = match_now(s, ids)
+        s.commit()
+    return out
+
+
+
+def cap_after_rejection(results: list[MatchResult], rejected: Mapping[str, Iterable[str]]) -> list[MatchResult]:
+    """Once staff rejected a candidate for a person, the engine only proposes: no auto link.
+
+    Why: without the rejected one, the runner-up takes the whole posterior and would link by
+    itself, although a person just told us the engine's view of this evacuee was wrong."""
+    for r in results:
+        if r.decision == "auto" and rejected.get(r.key):
+            r.decision = "review"
+            r.reasons += "; a candidate was rejected by staff: a person decides"
+    return results
+
+
+def matcher_for(session: Session, snap: RegistrySnapshot) -> Matcher:
+    """The cached engine for `snap`, built on a second engine when it is not cached yet.
+
+    Why a second engine: the shelter engine has exactly one pooled connection, and the caller's
+    session holds it for the transaction this match belongs to; the second engine has the same
+    URL, so it fills the same process-wide cache entry that every later call (and search) reuses."""
+    from app.db import sqlite_engine
+
+    bind = session.get_bind()
+    key = (str(bind.url), snap.id or 0)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    if bind.url.get_backend_name() != "sqlite" or not bind.url.database:
+        return load_matcher(cast(Engine, bind), snap)
+    other = sqlite_engine(bind.url.database)
+    try:
+        return load_matcher(other, snap)
+    finally:
+        other.dispose()
+
+
+def linked_elsewhere(session: Session, exclude: set[str]) -> dict[str, str]:
+    """Resident id → an in-shelter evacuee (not in `exclude`) whose latest decision links them.
+
+    Passed to the engine as already taken: a second in-shelter registration of one resident
+    never auto-links, it goes to review flagged as a possible duplicate."""
+    rows = session.connection().execute(text(
+        "SELECT d.evacuee_id, d.resident_id FROM matchdecision d JOIN evacuee e ON e.id = d.evacuee_id "
+        "WHERE e.status = 'in_shelter' AND d.decision IN ('auto', 'confirmed') AND d.resident_id IS NOT NULL "
+        "AND d.id = (SELECT d2.id FROM matchdecision d2 WHERE d2.evacuee_id = d.evacuee_id "
+        "ORDER BY d2.at DESC, d2.id DESC LIMIT 1)"))
+    return {rid: ev_id for ev_id, rid in rows if ev_id not in exclude}
+
+
+def match_now(session: Session, evacuee_ids: Iterable[str]) -> dict[str, str]:
+    """Match these evacuees against the newest snapshot now, inside the caller's transaction.
+
+    Why at once: a person registered without a staff pick must still reach 照合確認 (review) or
+    HQ's list (auto) without anyone running `anpi reconcile`. Staff decisions stay final; a
+    resident staff rejected for the person is never proposed again. Returns evacuee id → the
+    decision now in force (auto / review / none, or the staff decision left untouched)."""
+    ids = list(dict.fromkeys(evacuee_ids))
+    snap = newest_snapshot(session)
+    if snap is None or not ids:
+        return {}
+    session.flush()
+    matcher = matcher_for(session, snap)
+    t = MatchDecision.__table__  # type: ignore[attr-defined]
+    latest: dict[str, PreviousDecision] = {}
+    for r in session.connection().execute(
+            sa_select(t.c.evacuee_id, t.c.decision, t.c.resident_id, t.c.snapshot_id, t.c.by_user)
+            .where(t.c.evacuee_id.in_(ids)).order_by(t.c.at, t.c.id)):
+        latest[r[0]] = PreviousDecision(*r)
+    out = {i: latest[i].decision for i in ids if i in latest and latest[i].decision in STAFF_FINAL}
+    todo = [ev for ev in (session.get(Evacuee, i) for i in ids if i not in out) if ev is not None]
+    if not todo:
+        return out
+    rejected: dict[str, set[str]] = {}
+    for r in session.connection().execute(sa_select(t.c.evacuee_id, t.c.resident_id).where(
+            t.c.evacuee_id.in_([e.id for e in todo]), t.c.decision == "rejected", t.c.resident_id.is_not(None))):
+        rejected.setdefault(r[0], set()).add(r[1])
+    taken = linked_elsewhere(session, {e.id for e in todo})
+    with gc_paused():  # a roster import matches thousands at once: as `anpi reconcile` does
+        pairs = score_in_parallel(matcher, [evacuee_query(e) for e in todo], rejected)
+        results = cap_after_rejection(matcher.decide_all(pairs, taken=taken), rejected)
+    new = []
+    for ev, r in zip(todo, results, strict=True):
+        out[ev.id] = r.decision
+        prev = latest.get(ev.id)
+        if prev is not None and (prev.decision, prev.resident_id, prev.snapshot_id) == (r.decision, r.resident_id, snap.id):
+            continue
+        new.append(engine_decision(ev, r, snap))
+    if new:
+        session.connection().execute(t.insert(), [d._asdict() for d in new])
+        journal.matches_decided(session, cast("list[MatchDecision]", new), snap.as_of.isoformat())
+    return out

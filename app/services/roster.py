@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from app.ids import new_id, utcnow
 from app.models import Evacuee, RosterImport, StayEvent
 from app.services import journal
 from app.services.errors import AlreadyDone, InvalidInput
+from app.services.reconcile import match_roster_import
 from app.services.shelters import current_shelter
-from matching.dates import DateError, parse_date
+from matching.dates import DateError, ParsedDate, parse_date
 from matching.kana import to_katakana
 from matching.names import split_full_name
 from matching.person import parse_sex
@@ -68,6 +69,17 @@ class FieldError:
     message_ja: str
 
 
+def check_birth(typed: str, today: date) -> ParsedDate:
+    """A date of birth as typed, read; a day or year after today is an error, not a person.
+
+    Why here and not in the parser: the parser reads registry files too, whose dates are data;
+    a date of birth typed at the desk that lies in the future (令和10年1月1日) is a typing slip."""
+    pd = parse_date(typed, today=today)
+    if (pd.value is not None and pd.value > today) or (pd.value is None and (pd.year_min or 0) > today.year):
+        raise DateError(f"{typed.strip()!r} is in the future", "未来の日付です")
+    return pd
+
+
 def parse_evacuee(data: EvacueeInput, *, today: datetime | None = None) -> tuple[dict[str, Any], list[FieldError]]:
     """Parsed columns for an Evacuee, or the errors to show next to each field."""
     errors: list[FieldError] = []
@@ -81,11 +93,11 @@ def parse_evacuee(data: EvacueeInput, *, today: datetime | None = None) -> tuple
     parsed["family_name"], parsed["given_name"] = family, given
     parsed["name_kana"] = to_katakana(kana) if kana else ""
     try:
-        pd = parse_date(data.birth_date, today=(today or utcnow()).date())
+        pd = check_birth(data.birth_date, (today or utcnow()).date())
         parsed.update(birth_date=pd.value, birth_kind=pd.kind, birth_year_min=pd.year_min, birth_year_max=pd.year_max)
     except DateError as exc:
         errors.append(FieldError("birth_date", f"cannot read date of birth {data.birth_date!r}: {exc}",
-                                 "生年月日を読み取れません: 例 S45.3.1"))
+                                 f"生年月日: {exc.ja}"))
     sex = parse_sex(data.sex)
     if not sex and data.sex.strip() not in KNOWN_SEX:
         errors.append(FieldError("sex", f"unknown sex {data.sex!r} (男/女, M/F, 1/2)", "性別を読み取れません: 男・女 で入力してください"))
@@ -110,10 +122,13 @@ def _evacuee_from(data: EvacueeInput, parsed: dict[str, Any], shelter_id: str, b
 def register(session: Session, data: EvacueeInput, *, by: str, shelter_code: str | None = None,
              source: str = "ui", roster_import_id: str | None = None, roster_line: int | None = None) -> Evacuee:
     """Register one evacuee and check them in, inside the caller's transaction."""
+    from app.services.evacuees import check_lengths
+
     parsed, errors = parse_evacuee(data)
     if errors:
         e = errors[0]
         raise InvalidInput(e.message, e.message_ja, e.field)
+    check_lengths(vars(data))
     return _register_parsed(session, data, parsed, by=by, shelter_code=shelter_code, source=source,
                             roster_import_id=roster_import_id, roster_line=roster_line)
 
@@ -211,6 +226,7 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
         imp.rows, imp.accepted, imp.rejected = total, accepted, len({r.line for r in rejects})
         s.add(imp)
         s.commit()
+    match_roster_import(engine, imp.id)  # every registered row matched at once (auto / review / none)
     rejects_file = None
     if rejects:
         rejects_file = rejects_out or path.with_name(path.stem + ".rejects.csv")

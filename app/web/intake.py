@@ -32,6 +32,8 @@ HOUSEHOLD_FIELDS = ("address", "current_location", "contact", "pets")
 CONSENT_FIELDS = ("consent_relatives", "consent_acquaintances", "consent_public")
 _MEMBER_KEY = re.compile(r"^m-(\d+)-(.+)$")
 MAX_MEMBERS = 20
+#: what the engine decided at registration, as the desk reads it on the done box
+OUTCOME_JA = {"auto": "台帳と照合済み", "confirmed": "台帳と照合済み", "review": "照合確認待ち", "none": "台帳に該当なし"}
 
 
 def empty_member(head: bool = False) -> dict[str, Any]:
@@ -93,11 +95,13 @@ def validate(state: dict[str, Any]) -> dict[str, str]:
     """Japanese messages keyed by form field name (m-0-birth_date …), for display next to the field."""
     from app.services.roster import parse_evacuee
 
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = dict(evacuees.too_long(state["household"]))
     for i, m in enumerate(state["members"]):
         _parsed, errs = parse_evacuee(member_input(m, state["household"]))
         for e in errs:
             errors.setdefault(f"m-{i}-{e.field}", e.message_ja)
+        for k, msg in evacuees.too_long(m).items():
+            errors.setdefault(f"m-{i}-{k}", msg)
     return errors
 
 
@@ -112,10 +116,10 @@ def duplicates(session: Session, state: dict[str, Any]) -> dict[int, list[Evacue
 
 def _page(request: Request, state: dict[str, Any], *, errors: dict[str, str] | None = None,
           dups: dict[int, list[Evacuee]] | None = None, done: list[Evacuee] | None = None,
-          status_code: int = 200, message: str = "") -> HTMLResponse:
+          status_code: int = 200, message: str = "", outcome: dict[str, str] | None = None) -> HTMLResponse:
     return render(request, "intake.html", {
         "state": state, "errors": errors or {}, "dups": dups or {}, "done": done or [], "care_flags": CARE_FLAGS,
-        "message": message,
+        "message": message, "max_length": evacuees.MAX_LENGTH, "outcome": outcome or {},
     }, status_code=status_code)
 
 
@@ -131,7 +135,9 @@ def intake_form(request: Request, done: str = "", user: CurrentUser = Depends(re
             audit_view(session, request, user, subjects=[f"evacuee:{e.id}" for e in registered],
                        detail={"household_key": done})
             session.commit()
-    return _page(request, state, done=registered)
+    outcome = {ev_id: OUTCOME_JA.get(d.decision, "") for ev_id, d in
+               evacuees.latest_decisions(session, [e.id for e in registered]).items()}
+    return _page(request, state, done=registered, outcome=outcome)
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -143,7 +149,7 @@ async def intake_submit(request: Request, user: CurrentUser = Depends(require("r
 
 
 def _register(request: Request, user: CurrentUser, session: Session, state: dict[str, Any]) -> Response:
-    from app.services.reconcile import staff_decide
+    from app.services.reconcile import match_now, staff_decide
     from app.services.roster import register_household
 
     errors = validate(state)
@@ -162,6 +168,7 @@ def _register(request: Request, user: CurrentUser, session: Session, state: dict
             if rid:
                 staff_decide(session, ev.id, "confirmed", rid, by=user.name, reasons=f"picked at intake by {user.name}")
                 linked.append(rid)
+        match_now(session, [e.id for e in registered])
         audit_view(session, request, user, "register",
                    subjects=[f"evacuee:{e.id}" for e in registered] + [f"resident:{r}" for r in linked],
                    detail={"household_key": registered[0].household_key, "members": len(registered),

@@ -37,14 +37,19 @@
     new FormData(form).forEach(function (v, k) { if (k !== "csrf_token" && typeof v === "string") { out[k] = v; } });
     return out;
   }
+  var draftSent = false;  // set when the form is submitted: a late autosave must not bring it back as a draft
   function saveDraft() {
-    if (!draftForm) { return Promise.resolve(); }
+    if (!draftForm || draftSent) { return Promise.resolve(); }
     return api("PUT", "/api/session/drafts/" + draftForm.getAttribute("data-draft"), formObject(draftForm)).catch(function () {});
   }
   var saveDraftSoon = debounce(saveDraft, 800);
   if (draftForm) {
     draftForm.addEventListener("input", saveDraftSoon);
     draftForm.addEventListener("change", saveDraftSoon);
+    draftForm.addEventListener("submit", function (e) {
+      // after every submit listener (a check may still stop it): a sent form is no draft any more
+      setTimeout(function () { if (!e.defaultPrevented) { draftSent = true; } }, 0);
+    });
   }
 
   /* ---------- auto-lock ---------- */
@@ -114,34 +119,61 @@
     var field = function (i, name) { return document.getElementById("m-" + i + "-" + name); };
     var addr = document.getElementById("address");
 
+    var GRADE_NOTE = { auto: "ほぼ確実", review: "要確認", weak: "可能性低い" };
+    var linkTo = function (i, c) {
+      field(i, "resident_id").value = c.resident_id;
+      var label = (c.name || "") + "（宛名番号 " + c.resident_id + "）";
+      field(i, "resident_label").value = label;
+      var linked = field(i, "linked");
+      linked.querySelector(".linked-label").textContent = label;
+      linked.hidden = false;
+      document.getElementById("m-" + i + "-cands").textContent = "";
+      saveDraftSoon();
+      field(i, "sex").focus();
+    };
     var showCandidates = function (i, result) {
       var box = document.getElementById("m-" + i + "-cands");
       box.textContent = "";
       var cands = (result && result.candidates) || [];
       if (!cands.length) { box.appendChild(el("p", { "class": "none" }, "台帳に候補はありません")); return; }
       cands.slice(0, 3).forEach(function (c, n) {
-        var card = el("div", { "class": "cand" });
+        var grade = c.grade || "weak";
+        var card = el("div", { "class": "cand cand-" + grade, "data-grade": grade });
+        var badge = el("p", { "class": "grade grade-" + grade }, c.grade_ja || GRADE_NOTE[grade]);
+        badge.appendChild(el("span", { "class": "prob" }, " " + Math.round((c.probability || 0) * 100) + "%"));
+        card.appendChild(badge);
         card.appendChild(el("div", { "class": "cand-head" }, (n + 1) + ". " + (c.name || "") + "（" + (c.name_kana || "") + "）"));
         card.appendChild(el("div", null, "生年月日 " + (c.birth_date || "不詳") + " ／ " + ({ M: "男", F: "女" }[c.sex] || "") + " ／ 宛名番号 " + c.resident_id));
         card.appendChild(el("div", null, c.address || ""));
         var reasons = (c.reason_parts || []).map(function (r) { return r.field_ja + ":" + r.level_ja + (r.note ? " " + r.note : ""); }).join("、");
-        card.appendChild(el("div", { "class": "reasons-line" }, "理由: " + reasons + "（確からしさ " + Math.round((c.probability || 0) * 100) + "%）"));
-        var btn = el("button", { type: "button", "class": "btn-small pick", "data-resident": c.resident_id }, "この人と照合する");
+        card.appendChild(el("div", { "class": "reasons-line" }, "理由: " + reasons));
+        (c.registered || []).forEach(function (x) {
+          card.appendChild(el("p", { "class": "registered" }, x.where === "here"
+            ? "この方はすでにこの避難所に登録されています（" + x.name + "）"
+            : "他の避難所（" + x.shelter_name + "）で登録済みです"));
+        });
+        var weak = grade === "weak";
+        var btn = el("button", { type: "button", "class": "btn-small pick" + (weak ? " pick-weak" : ""), "data-resident": c.resident_id },
+                     weak ? "可能性低い…この人と照合" : "この人と照合する");
         btn.addEventListener("click", function () {
-          field(i, "resident_id").value = c.resident_id;
-          var label = (c.name || "") + "（宛名番号 " + c.resident_id + "）";
-          field(i, "resident_label").value = label;
-          var linked = field(i, "linked");
-          linked.querySelector(".linked-label").textContent = label;
-          linked.hidden = false;
-          box.textContent = "";
-          saveDraftSoon();
-          var rel = field(i, "relationship");
-          if (rel) { rel.focus(); }
+          if (weak && btn.getAttribute("data-armed") !== "1") {
+            // a weak candidate needs a second, explicit press: one stray Enter never links it
+            btn.setAttribute("data-armed", "1");
+            btn.textContent = "本当にこの人ですか？ もう一度押すと照合します";
+            return;
+          }
+          linkTo(i, c);
         });
         card.appendChild(btn);
         box.appendChild(card);
       });
+      var none = el("button", { type: "button", "class": "btn-small no-match-btn", id: "m-" + i + "-no-match" }, "台帳にいない / わからない");
+      none.addEventListener("click", function () {
+        box.textContent = "";
+        box.appendChild(el("p", { "class": "no-match" }, "台帳からは選びません（登録後に自動で照合し、候補があれば照合確認に回ります）"));
+        field(i, "sex").focus();
+      });
+      box.appendChild(none);
     };
 
     var showDuplicates = function (i, result) {
@@ -206,16 +238,108 @@
         if (prev) { var n = prev.querySelector("input[type=text]"); if (n) { n.focus(); } }
       }
     });
-    document.getElementById("add-member").addEventListener("click", function () {
+    document.getElementById("add-member").addEventListener("click", function () { addMember(); });
+    /* Enter moves on instead of submitting a half-entered household; submitting is deliberate
+       (the button, or Ctrl+Enter). Enter follows the four fields that identify a person. */
+    var addMember = function () {
       var i = nextIndex();
-      var html = tpl.innerHTML.replace(/__i__/g, String(i));
       var wrap = document.createElement("div");
-      wrap.innerHTML = html;
-      var fs = wrap.querySelector("fieldset");
-      members.appendChild(fs);
+      wrap.innerHTML = tpl.innerHTML.replace(/__i__/g, String(i));
+      members.appendChild(wrap.querySelector("fieldset"));
       field(i, "name").focus();
       saveDraftSoon();
+      return i;
+    };
+    var KANA_ONLY = /^[\u3041-\u309f\u30a0-\u30ff\u3000\s]+$/;
+    var quickNext = function (t) {
+      var quick = Array.prototype.slice.call(intake.querySelectorAll("[data-quick]"));
+      var role = t.getAttribute("data-role"), m = /^m-(\d+)-/.exec(t.id || "");
+      if (role === "name" && m) {
+        var row = t.closest("fieldset.member");
+        var empty = !t.value.trim() && !field(m[1], "name_kana").value.trim() && !field(m[1], "birth_date").value.trim();
+        if (empty && row.previousElementSibling) { document.getElementById("intake-submit").focus(); return; }
+        if (KANA_ONLY.test(t.value.trim())) { field(m[1], "birth_date").focus(); return; } // the kana is the name
+      }
+      var n = quick.indexOf(t);
+      if (n >= 0 && n + 1 < quick.length) { quick[n + 1].focus(); return; }
+      if (n >= 0) { addMember(); return; }
+      var all = Array.prototype.slice.call(intake.querySelectorAll("input:not([type=hidden]), select, button, summary"))
+        .filter(function (x) { return x.offsetParent !== null; });
+      var k = all.indexOf(t);
+      if (k >= 0 && k + 1 < all.length) { all[k + 1].focus(); }
+    };
+    intake.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter" || e.isComposing || e.keyCode === 229) { return; }
+      var t = e.target;
+      if (e.ctrlKey || e.metaKey) { e.preventDefault(); if (checkAll()) { intake.requestSubmit(); } return; }
+      if (t.tagName === "BUTTON" || t.tagName === "SUMMARY" || t.tagName === "A") { return; }
+      if (t.tagName === "INPUT" || t.tagName === "SELECT") { e.preventDefault(); checkField(t); quickNext(t); }
     });
+    // 性別 by one key as well (1/m = 男, 2/f = 女), which also moves on
+    intake.addEventListener("keydown", function (e) {
+      if (e.target.getAttribute("data-role") !== "sex" || e.ctrlKey || e.altKey) { return; }
+      var v = { "1": "男", "m": "男", "2": "女", "f": "女" }[e.key.toLowerCase()];
+      if (v) {  // chosen by one key, so on to the next person like Enter would
+        e.preventDefault(); e.target.value = v; e.target.dispatchEvent(new Event("change", { bubbles: true }));
+        quickNext(e.target);
+      }
+    });
+
+    /* checks as a field is left; the server repeats them on submit and has the last word */
+    var fieldMessage = function (input, text, ok) {
+      var id = input.id + "-error", p = document.getElementById(id);
+      var wrap = input.closest(".field");
+      if (!text) {
+        if (p) { p.parentNode.removeChild(p); }
+        input.removeAttribute("aria-invalid");
+        if (wrap) { wrap.classList.remove("has-error"); }
+        return;
+      }
+      if (!p) { p = el("p", { id: id }); wrap.appendChild(p); }
+      p.className = ok ? "field-ok" : "field-error";
+      p.setAttribute("role", ok ? "status" : "alert");
+      p.textContent = text;
+      var desc = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) { return x && x !== id; });
+      desc.push(id);
+      input.setAttribute("aria-describedby", desc.join(" "));
+      if (ok) { input.removeAttribute("aria-invalid"); wrap.classList.remove("has-error"); }
+      else { input.setAttribute("aria-invalid", "true"); wrap.classList.add("has-error"); }
+    };
+    var checkField = function (input) {
+      var max = parseInt(input.getAttribute("data-max") || "0", 10), v = (input.value || "").trim();
+      if (max && v.length > max) {
+        var label = (intake.querySelector('label[for="' + input.id + '"]') || {}).textContent || "";
+        fieldMessage(input, label + "は" + max + "文字以内で入力してください（いま" + v.length + "文字）", false);
+        return;
+      }
+      if (input.getAttribute("data-role") === "birth") {
+        if (!v) { fieldMessage(input, ""); return; }
+        api("GET", "/api/check-birth?value=" + encodeURIComponent(v)).then(function (r) {
+          if (input.value.trim() !== v) { return; }
+          fieldMessage(input, r.ok ? (r.label ? "→ " + r.label : "") : r.message_ja, r.ok);
+        }).catch(function () {});
+        return;
+      }
+      if (input.getAttribute("aria-invalid") === "true") { fieldMessage(input, ""); }
+    };
+    var firstBad = function () { return intake.querySelector('[aria-invalid="true"]'); };
+    var focusField = function (f) {
+      var det = f.closest("details");
+      if (det) { det.open = true; }
+      f.focus();
+    };
+    var checkAll = function () {
+      var bad = firstBad();
+      if (bad) { focusField(bad); return false; }
+      return true;
+    };
+    intake.addEventListener("focusout", function (e) {
+      if (e.target.tagName === "INPUT" && e.target.type === "text") { checkField(e.target); }
+    });
+    intake.addEventListener("submit", function (e) { if (!checkAll()) { e.preventDefault(); } });
+    var bad0 = firstBad();
+    if (bad0) { focusField(bad0); }
+
     // members already on the page (a draft or a re-shown form): show their candidates again
     members.querySelectorAll("fieldset.member").forEach(function (f) { lookup(f.getAttribute("data-index")); });
   }
@@ -223,7 +347,8 @@
   /* ---------- review shortcuts ---------- */
   var review = document.getElementById("review");
   if (review) {
-    var selected = 1;
+    // close candidates: nothing chosen until a number is pressed (X then rejects nobody by default)
+    var selected = review.getAttribute("data-tied") === "1" ? 0 : 1;
     var select = function (n) {
       var b = document.getElementById("confirm-" + n);
       if (!b) { return; }

@@ -36,7 +36,7 @@ def test_csv_roster_keeps_raw_and_reports_rejects(tmp_path: Path, cli: Cli) -> N
         rejects = list(csv.DictReader(fh))
     by_line = {int(r["行"]): r for r in rejects}
     assert set(by_line) == {7, 8, 9, 10}
-    assert by_line[7]["項目"] == "生年月日" and "生年月日を読み取れません" in by_line[7]["理由"]
+    assert by_line[7]["項目"] == "生年月日" and by_line[7]["理由"].startswith("生年月日: ")
     assert by_line[8]["項目"] == "氏名"
     assert by_line[9]["項目"] == "受付番号" and "2行目" in by_line[9]["理由"]
     assert by_line[10]["項目"] == "性別"

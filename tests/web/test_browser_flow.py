@@ -130,7 +130,7 @@ def test_shift_end_to_end(tmp_path: Path, browser) -> None:  # type: ignore[no-u
         page.keyboard.press("Enter")
         assert page.locator("#m-0-linked").is_visible()
         assert page.locator("#m-0-resident_id").input_value() == "1001"
-        assert active_id(page) == "m-0-relationship"
+        assert active_id(page) == "m-0-sex"
         # second member
         tab_to(page, "add-member")
         page.keyboard.press("Enter")
@@ -143,6 +143,8 @@ def test_shift_end_to_end(tmp_path: Path, browser) -> None:  # type: ignore[no-u
         page.keyboard.press("Tab")
         page.keyboard.press("ArrowDown")
         page.keyboard.press("ArrowDown")  # 女
+        tab_to(page, "m-1-more-toggle")  # the details are folded: open them
+        page.keyboard.press("Enter")
         tab_to(page, "m-1-relationship")
         type_here(page, "妻")
         tab_to(page, "m-1-care-allergy")
@@ -160,10 +162,14 @@ def test_shift_end_to_end(tmp_path: Path, browser) -> None:  # type: ignore[no-u
         page.keyboard.type("H17.4.5")
         page.keyboard.press("Tab")
         page.keyboard.press("ArrowDown")
+        tab_to(page, "m-2-more-toggle")
+        page.keyboard.press("Enter")
         tab_to(page, "m-2-relationship")
         type_here(page, "子")
         shot(page, "04_intake_household")
-        page.keyboard.press("Enter")  # Enter submits
+        page.keyboard.press("Enter")  # Enter moves on: nothing is sent yet
+        assert active_id(page) != "m-2-relationship" and "/intake" in page.url
+        page.keyboard.press("Control+Enter")  # submitting is a deliberate step
         page.wait_for_url(f"{base}/intake?done=*")
         done = page.locator("#done-box").inner_text()
         assert "3人" in done and "高橋 一郎" in done and "高橋 京子" in done and "高橋 翔" in done

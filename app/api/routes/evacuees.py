@@ -107,7 +107,7 @@ def register_household(body: HouseholdIn, request: Request, user: CurrentUser = 
                        session: Session = Depends(get_session)) -> dict[str, Any]:
     """Register a household (head first) and check everyone in; 409 on a likely duplicate unless confirmed."""
     from app.services.errors import Conflict
-    from app.services.reconcile import staff_decide
+    from app.services.reconcile import match_now, staff_decide
     from app.services.roster import EvacueeInput, register_household as register
 
     if not body.members:
@@ -125,6 +125,7 @@ def register_household(body: HouseholdIn, request: Request, user: CurrentUser = 
         if m.resident_id:
             staff_decide(session, ev.id, "confirmed", m.resident_id, by=user.name, reasons=f"picked at intake by {user.name}")
             linked.append(m.resident_id)
+    match_now(session, [e.id for e in regs])
     audit.record(session, user, "register", _screen(request),
                  [f"evacuee:{e.id}" for e in regs] + [f"resident:{r}" for r in linked],
                  {"household_key": regs[0].household_key, "members": len(regs), "linked": linked})
