@@ -110,16 +110,27 @@ def roster_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="Roster .csv or .xlsx."),
     shelter: Optional[str] = typer.Option(None, "--shelter", help="Shelter code (default: this laptop's shelter)."),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where to write the rejects report."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where to write the report of rejected, duplicate and flagged rows."),
+    source: Optional[str] = typer.Option(None, "--source", help="Which desk's roster this is (default: the file name); "
+                                         "受付番号 are keys within one source."),
 ) -> None:
-    """Load an evacuee roster; unreadable rows go to a rejects report."""
+    """Load an evacuee roster: every named row is registered (unreadable cells kept as typed and flagged)."""
     from app.services.roster import import_roster
 
-    result = import_roster(engine_for(ctx), file, shelter_code=shelter, by=os.environ.get("USER", ""), rejects_out=rejects)
-    typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows)")
-    if result.rejects:
-        typer.echo(f"{len({r.line for r in result.rejects})} rows rejected; report: {result.rejects_file}", err=True)
-        for r in result.rejects[:5]:
+    with progress_bar(f"importing {file.name}") as progress:
+        result = import_roster(engine_for(ctx), file, shelter_code=shelter, by=os.environ.get("USER", ""),
+                               rejects_out=rejects, source=source, progress=progress)
+    resumed = f"; continued after row {result.resumed_at}" if result.resumed_at else ""
+    typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows{resumed})")
+    lines = {"flagged": len({r.line for r in result.flags}), "already registered": len(result.duplicates),
+             "rejected (no name)": len(result.rejects)}
+    for what, n in lines.items():
+        if n:
+            typer.echo(f"{n} rows {what}" + ("; unreadable cells kept as typed for staff to check" if what == "flagged" else ""),
+                       err=True)
+    if result.rejects_file:
+        typer.echo(f"report: {result.rejects_file}", err=True)
+        for r in (result.rejects + result.flags)[:5]:
             typer.echo(f"  {r}", err=True)
 
 
@@ -144,6 +155,13 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
     d = st["decisions"]
     typer.echo(f"matches: {d['auto']} auto, {d['review']} to review, {d['none']} none, {d['confirmed']} confirmed by staff")
     typer.echo(f"last sync: {st['last_sync'] or 'never'} ({st['pending_events']} events pending)")
+    if snap and snap.get("quarantined"):
+        typer.echo(f"registry snapshot {snap['id']} is INCOMPLETE: {snap['quarantined']:,} rows quarantined")
+    fl = st["flags"]
+    if fl["open"]:
+        typer.echo(f"roster flags: {fl['open']} unreadable cells of {fl['evacuees']} evacuees to check")
+    if st["roster_imports_unfinished"]:
+        typer.echo(f"roster imports unfinished: {st['roster_imports_unfinished']} (import the same file again to continue)")
 
 
 # --- reconciliation -------------------------------------------------------------------------
