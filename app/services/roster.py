@@ -157,7 +157,7 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
 # chunk commits the rows, their flags and how far the import got, so a killed import continues
 # where it stopped when the same file is imported again.
 CHUNK_ROWS = 500
-CHUNK_SECONDS = 0.1
+CHUNK_SECONDS = 0.25
 # SQLite's busy handler sleeps at most 100 ms between tries: a gap at least that long lets every
 # waiting writer in before the next chunk.
 PAUSE_SECONDS = 0.1
@@ -254,12 +254,12 @@ def _begin(engine: Engine, path: Path, sha: str, header: list[str], rows: list, 
 
 def _load_known(s: Session, plan: _Plan, shelter_id: str) -> None:
     """Everyone registered here, by person, and the 受付番号 already used in this roster source."""
-    q = (select(Evacuee.id, Evacuee.external_key, Evacuee.name_raw, Evacuee.name_kana_raw, Evacuee.birth_raw,
+    q = (select(Evacuee.id, Evacuee.external_key, Evacuee.name_raw, Evacuee.name_kana_raw,
                 Evacuee.birth_date, Evacuee.roster_import_id, Evacuee.roster_line, RosterImport.source)
          .join(RosterImport, RosterImport.id == Evacuee.roster_import_id, isouter=True)
          .where(Evacuee.shelter_id == shelter_id))
-    for eid, key, name, kana, braw, birth, imp_id, line, src in s.exec(q):
-        for k in person_keys(name, kana, braw, birth):
+    for eid, key, name, kana, birth, imp_id, line, src in s.exec(q):
+        for k in person_keys(name, kana, birth):
             plan.persons.setdefault(k, eid)
         if key and imp_id is not None and src == plan.source:
             plan.keyed.setdefault(key, (eid, name_keys(name, kana)))
@@ -318,7 +318,7 @@ def _import_row(s: Session, plan: _Plan, row: RosterRow, address: str, household
     parsed, cell_flags = parse_lenient(data)
     key = data.external_key.strip()
     names = name_keys(data.name, data.name_kana)
-    pkeys = person_keys(data.name, data.name_kana, data.birth_date, parsed["birth_date"])
+    pkeys = person_keys(data.name, data.name_kana, parsed["birth_date"])
     known = plan.keyed.get(key) if key else None
     if known and (names & known[1] or not (names or known[1])):
         _flag(s, plan, row.line, known[0], "duplicate", CellFlag(

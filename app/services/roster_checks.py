@@ -108,19 +108,11 @@ def consent_flags(values: dict[str, str]) -> tuple[dict[str, bool | None], list[
 
 # --- the same person -----------------------------------------------------------------------------
 
-def birth_key(raw: str, parsed: date | None) -> str:
-    """What two registrations must share to be one person: the day of birth, or (when the date
-    could not be read) the same typed text. Ages, years and empty cells are too vague."""
-    if parsed is not None:
-        return parsed.isoformat()
-    typed = unicodedata.normalize("NFKC", raw).strip()
-    if not typed:
-        return ""
-    try:
-        pd = parse_date(typed)
-    except DateError:
-        return f"raw:{typed}"
-    return pd.value.isoformat() if pd.value else ""
+def birth_key(parsed: date | None) -> str:
+    """What two registrations must share to be one person: the day of birth. Ages, years, empty
+    and unreadable cells are too vague (three rows of 山田 太郎 with a garbled date may be three
+    people), so those rows are never merged by person."""
+    return parsed.isoformat() if parsed is not None else ""
 
 
 def name_keys(name: str, kana: str) -> set[str]:
@@ -143,9 +135,9 @@ def name_keys(name: str, kana: str) -> set[str]:
     return {k for k in keys if len(k) > 2}
 
 
-def person_keys(name: str, kana: str, birth_raw: str, birth: date | None) -> set[str]:
-    """Keys under which two rows are the same person (empty when a birth key is missing)."""
-    b = birth_key(birth_raw, birth)
+def person_keys(name: str, kana: str, birth: date | None) -> set[str]:
+    """Keys under which two rows are the same person (none without a day of birth)."""
+    b = birth_key(birth)
     if not b:
         return set()
     return {f"{k}|{b}" for k in name_keys(name, kana)}
