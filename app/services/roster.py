@@ -432,3 +432,29 @@ def write_rejects(problems: list[tuple[str, RowProblem]], out: Path) -> None:
         w.writerow(["行", "項目", "理由", "reason", "入力値", "扱い"])
         for done, r in problems:
             w.writerow([r.line, r.field, r.message_ja, r.message, r.value, done])
+
+
+# --- flags for staff ------------------------------------------------------------------------------
+
+def open_flags(session: Session, *, limit: int = 300) -> list[dict[str, Any]]:
+    """Unreadable cells of imported rows that nobody has checked yet, newest import first."""
+    q = (select(RosterFlag, Evacuee, RosterImport)
+         .join(Evacuee, Evacuee.id == RosterFlag.evacuee_id)
+         .join(RosterImport, RosterImport.id == RosterFlag.roster_import_id)
+         .where(RosterFlag.kind == "flag", RosterFlag.status == "open")
+         .order_by(RosterImport.imported_at.desc(), RosterFlag.line, RosterFlag.field).limit(limit))  # type: ignore[attr-defined]
+    return [{"id": f.id, "file": imp.source_file, "line": f.line, "field": f.field, "value": f.value,
+             "reason": f.reason_ja, "evacuee_id": ev.id, "name": ev.name_raw or ev.name_kana_raw}
+            for f, ev, imp in session.exec(q)]
+
+
+def resolve_flag(session: Session, flag_id: str) -> RosterFlag:
+    """Staff looked at the cell (and corrected the person's record if needed); inside the caller's transaction."""
+    from app.services.errors import NotFound
+
+    flag = session.get(RosterFlag, flag_id)
+    if flag is None or flag.kind != "flag":
+        raise NotFound(f"no roster flag {flag_id}", "該当する確認項目がありません")
+    flag.status = "resolved"
+    session.add(flag)
+    return flag

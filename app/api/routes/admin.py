@@ -133,6 +133,11 @@ def roster_import(request: Request, file: UploadFile = File(...), user: CurrentU
     audit.record(session, user, "roster_import", "POST /api/roster/import",
                  detail={"file": name, "import_id": result.import_id, "rows": result.rows, "accepted": result.accepted})
     session.commit()
+    def rows(problems: list) -> list[dict[str, Any]]:
+        return [{"line": r.line, "field": r.field, "message": r.message, "message_ja": r.ja(), "value": r.value}
+                for r in problems]
+
+    # rejects: rows with neither name nor reading; flags: registered, a cell kept as typed for staff;
+    # duplicates: people already registered (same roster row, or same name/reading and birth date)
     return {"import_id": result.import_id, "rows": result.rows, "accepted": result.accepted,
-            "rejects": [{"line": r.line, "field": r.field, "message": r.message, "message_ja": r.ja(), "value": r.value}
-                        for r in result.rejects]}
+            "rejects": rows(result.rejects), "flags": rows(result.flags), "duplicates": rows(result.duplicates)}
