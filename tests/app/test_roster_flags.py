@@ -130,6 +130,7 @@ def test_import_in_chunks_stops_cleanly_and_continues(tmp_path: Path, monkeypatc
     """A failure part-way (here the database refuses one row) keeps the chunks before it, says
     where it stopped, and importing the same file again continues without doubling anyone."""
     monkeypatch.setattr(roster, "CHUNK_ROWS", 25)
+    monkeypatch.setattr(roster, "CHUNK_SECONDS", 60)  # chunks by rows only, whatever the machine
     monkeypatch.setattr(roster, "PAUSE_SECONDS", 0)
     db = tmp_path / "shelter.db"
     engine = open_shelter_db(db)

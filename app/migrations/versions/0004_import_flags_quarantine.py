@@ -12,6 +12,8 @@ Revises: 0002
 """
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -25,6 +27,21 @@ _STR = sqlmodel.sql.sqltypes.AutoString
 
 
 def upgrade() -> None:
+    """Idempotent, like 0002: a file whose version stamp is older than its tables (a restored
+    backup, a hand-edited stamp) is brought up to date without failing."""
+    inspector = sa.inspect(op.get_bind())
+    if not inspector.has_table("rosterflag"):
+        _create_rosterflag()
+    for table, column in _COLUMNS:
+        if column.name not in {c["name"] for c in inspector.get_columns(table)}:
+            op.add_column(table, column)
+    # rosters imported before: their source is their file name, as for new imports
+    bind = op.get_bind()
+    for rid, name in bind.execute(sa.text("SELECT id, source_file FROM rosterimport WHERE source = ''")).fetchall():
+        bind.execute(sa.text("UPDATE rosterimport SET source = :s WHERE id = :i"), {"s": PurePath(name).stem, "i": rid})
+
+
+def _create_rosterflag() -> None:
     op.create_table(
         "rosterflag",
         sa.Column("id", _STR(), nullable=False),
@@ -44,13 +61,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_rosterflag_import_line", "rosterflag", ["roster_import_id", "line"])
     op.create_index("ix_rosterflag_evacuee_id", "rosterflag", ["evacuee_id"])
-    # plain ADD COLUMN (constant defaults): no table rebuild, the foreign keys stay untouched
-    op.add_column("rosterimport", sa.Column("source", _STR(), nullable=False, server_default=""))
-    op.add_column("rosterimport", sa.Column("status", _STR(), nullable=False, server_default="done"))
-    op.add_column("rosterimport", sa.Column("done_rows", sa.Integer(), nullable=False, server_default="0"))
-    op.add_column("rosterimport", sa.Column("duplicates", sa.Integer(), nullable=False, server_default="0"))
-    op.add_column("registrysnapshot", sa.Column("quarantined", sa.Integer(), nullable=False, server_default="0"))
-    op.add_column("registrysnapshot", sa.Column("quarantine_report", _STR(), nullable=False, server_default=""))
+
+
+# plain ADD COLUMN (constant defaults): no table rebuild, the foreign keys stay untouched
+_COLUMNS = (
+    ("rosterimport", sa.Column("source", _STR(), nullable=False, server_default="")),
+    ("rosterimport", sa.Column("status", _STR(), nullable=False, server_default="done")),
+    ("rosterimport", sa.Column("done_rows", sa.Integer(), nullable=False, server_default="0")),
+    ("rosterimport", sa.Column("duplicates", sa.Integer(), nullable=False, server_default="0")),
+    ("registrysnapshot", sa.Column("quarantined", sa.Integer(), nullable=False, server_default="0")),
+    ("registrysnapshot", sa.Column("quarantine_report", _STR(), nullable=False, server_default="")),
+)
 
 
 def downgrade() -> None:
