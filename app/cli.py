@@ -71,17 +71,26 @@ def registry_import(
     encoding: str = typer.Option("auto", help="auto, utf-8, cp932 or euc-jp."),
     gaiji_map: Optional[Path] = typer.Option(None, "--gaiji-map", help="CSV code,char for municipal gaiji."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Snapshot date YYYY-MM-DD (default: today)."),
+    quarantine: bool = typer.Option(False, "--quarantine-bad-rows",
+                                    help="Load the good rows and leave the bad ones out (listed in a report); "
+                                         "the snapshot is marked incomplete. Default: any bad row refuses the file."),
+    quarantine_report: Optional[Path] = typer.Option(None, "--quarantine-report",
+                                                     help="Where to write the report (default FILE.quarantine.csv)."),
 ) -> None:
-    """Load a registry snapshot as a new snapshot version (all rows or none)."""
+    """Load a registry snapshot as a new snapshot version (all rows or none, unless --quarantine-bad-rows)."""
     from app.services.registry import import_registry, parse_as_of
 
     engine = engine_for(ctx)
     with progress_bar(f"importing {file.name}") as progress:
         result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
-                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress)
+                                 as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""), progress=progress,
+                                 quarantine_bad_rows=quarantine, quarantine_report=quarantine_report)
     snap = result.snapshot
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
                f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
+    if snap.quarantined:
+        typer.echo(f"{snap.quarantined} bad rows quarantined: snapshot {snap.id} is INCOMPLETE; "
+                   f"report: {snap.quarantine_report}", err=True)
 
 
 @registry_app.command("list")
@@ -94,12 +103,15 @@ def registry_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--jso
         snaps = list_snapshots(s)
     rows = [{"id": x.id, "as_of": x.as_of.isoformat(), "source_file": x.source_file, "sha256": x.sha256,
              "rows": x.row_count, "encoding": x.encoding, "profile": x.profile,
-             "imported_at": x.imported_at.isoformat(timespec="seconds"), "imported_by": x.imported_by} for x in snaps]
+             "imported_at": x.imported_at.isoformat(timespec="seconds"), "imported_by": x.imported_by,
+             "complete": not x.quarantined, "quarantined": x.quarantined, "quarantine_report": x.quarantine_report}
+            for x in snaps]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        typer.echo(f"{r['id']:>4}  {r['as_of']}  {r['rows']:>9,}  {r['imported_at']}  {r['source_file']}  {r['sha256'][:16]}…")
+        typer.echo(f"{r['id']:>4}  {r['as_of']}  {r['rows']:>9,}  {r['imported_at']}  {r['source_file']}  {r['sha256'][:16]}…"
+                   + (f"  INCOMPLETE: {r['quarantined']:,} rows quarantined ({r['quarantine_report']})" if r["quarantined"] else ""))
 
 
 # --- roster ---------------------------------------------------------------------------------
