@@ -303,3 +303,21 @@ def test_registry_upload_runs_in_the_background_with_progress(app, shelter) -> N
             break
         time.sleep(0.05)
     assert job["status"] == "failed" and "3行目" in job["problems"][0] and "宛名番号" in job["problems"][0]
+    # in a disaster the admin may load the good rows: the snapshot is shown as incomplete
+    token = csrf_of(admin.get("/admin/registry").text)
+    r = admin.post("/admin/registry", data={"csrf_token": token, "as_of": "2026-11-21", "quarantine": "1"},
+                   files={"file": ("bad.csv", bad.read_bytes(), "text/csv")}, follow_redirects=False)
+    assert r.status_code == 303
+    job_id = r.headers["location"].split("job=")[1]
+    for _ in range(100):
+        job = admin.get(f"/api/registry/jobs/{job_id}", headers={"X-Anpi-Poll": "1"}).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "done" and job["snapshot"]["quarantined"] == 1, job
+    page = admin.get(r.headers["location"]).text
+    assert "読めない 1行を除いたため、この台帳は不完全です" in page
+    assert "bad.csv 3行目 「宛名番号」: 宛名番号が空です" in page
+    assert "<strong>不完全</strong>（読めない 1行を除外）" in page
+    reports = list(shelter.db_path.parent.glob("bad.quarantine-*.csv"))
+    assert len(reports) == 1 and "宛名番号が空です" in reports[0].read_text(encoding="utf-8-sig")

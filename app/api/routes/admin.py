@@ -61,13 +61,14 @@ def snapshots(user: CurrentUser = Depends(require("admin")), session: Session = 
 
 @router.post("/registry/import", status_code=202)
 def registry_import(request: Request, file: UploadFile = File(...), profile: str = Form("auto"),
-                    encoding: str = Form("auto"), as_of: str = Form(""),
+                    encoding: str = Form("auto"), as_of: str = Form(""), quarantine_bad_rows: bool = Form(False),
                     user: CurrentUser = Depends(require("admin"))) -> dict[str, Any]:
-    """Start importing a registry snapshot in the background; poll /api/registry/jobs/{id}."""
+    """Start importing a registry snapshot in the background; poll /api/registry/jobs/{id}.
+    `quarantine_bad_rows`: load the good rows, leave the bad ones out (the snapshot is marked incomplete)."""
     from app.services.registry import parse_as_of
 
     job = admin_views.start_registry_job(request.app, user, file, profile=profile, encoding=encoding,
-                                         as_of=parse_as_of(as_of))
+                                         as_of=parse_as_of(as_of), quarantine=quarantine_bad_rows)
     return job.as_dict()
 
 
