@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from app.formats.errors import RowProblem
 from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
 from app.ids import new_id, utcnow
-from app.models import Evacuee, RosterFlag, RosterImport, StayEvent
+from app.models import Evacuee, RosterFlag, RosterImport, Shelter, StayEvent
 from app.services import journal
 from app.services.errors import AlreadyDone, AnpiError, InvalidInput
 from app.services.roster_checks import (KNOWN_SEX, CellFlag, consent_flags, lenient_birth, lenient_sex, name_keys,
@@ -273,11 +273,15 @@ def _run_chunk(engine: Engine, plan: _Plan, rows: list, start: int) -> int:
     counts = {"registered": 0, "rejected": 0, "duplicate": 0}
     with Session(engine, expire_on_commit=False) as s:
         _begin_write(s, plan.import_id)
+        shelter = current_shelter(s, plan.shelter_code)
+        arrivals: list[tuple[Evacuee, StayEvent]] = []
         n = start
         while n < len(rows) and n - start < CHUNK_ROWS and time.monotonic() - began < CHUNK_SECONDS:
             row, address, household = rows[n]
-            counts[_import_row(s, plan, row, address, household)] += 1
+            counts[_import_row(s, plan, shelter, arrivals, row, address, household)] += 1
             n += 1
+        s.flush()  # the chunk's evacuees, check-ins and flags in a few batched INSERTs
+        journal.registrations(s, arrivals, shelter)
         s.execute(update(RosterImport).where(RosterImport.id == plan.import_id).values(
             done_rows=n, accepted=RosterImport.accepted + counts["registered"],
             rejected=RosterImport.rejected + counts["rejected"],
@@ -308,7 +312,8 @@ def _row_input(row: RosterRow, household: str) -> tuple[EvacueeInput, list[CellF
     return data, flags
 
 
-def _import_row(s: Session, plan: _Plan, row: RosterRow, address: str, household: str) -> str:
+def _import_row(s: Session, plan: _Plan, shelter: Shelter, arrivals: list[tuple[Evacuee, StayEvent]],
+                row: RosterRow, address: str, household: str) -> str:
     """One row: rejected (no name), duplicate (already here) or registered (maybe with flags)."""
     data, flags = _row_input(row, household)
     if not data.name.strip() and not data.name_kana.strip():
@@ -339,8 +344,12 @@ def _import_row(s: Session, plan: _Plan, row: RosterRow, address: str, household
                                    f"受付番号 {key} は別の人に使われています（別の人として登録しました）"))
     flags.extend(cell_flags)
     parsed["address"] = address
-    ev = _register_parsed(s, data, parsed, by=plan.by, shelter_code=plan.shelter_code, source="roster",
-                          roster_import_id=plan.import_id, roster_line=row.line)
+    # as `_register_parsed` does, but the chunk is flushed and journalled as one batch
+    ev = _evacuee_from(data, parsed, shelter.id, plan.by, "roster")
+    ev.roster_import_id, ev.roster_line = plan.import_id, row.line
+    stay = StayEvent(evacuee_id=ev.id, kind="check_in", destination=shelter.name, by_user=plan.by)
+    s.add_all((ev, stay))
+    arrivals.append((ev, stay))
     for fl in flags:
         _flag(s, plan, row.line, ev.id, "flag", fl)
     for k in pkeys:
