@@ -269,14 +269,14 @@ def _load_known(s: Session, plan: _Plan, shelter_id: str) -> None:
 
 def _run_chunk(engine: Engine, plan: _Plan, rows: list, start: int) -> int:
     """Rows from `start` in one short write transaction; returns where the next chunk starts."""
-    began = time.monotonic()
     counts = {"registered": 0, "rejected": 0, "duplicate": 0}
     with Session(engine, expire_on_commit=False) as s:
         _begin_write(s, plan.import_id)
+        began = time.monotonic()  # from when the lock is ours: waiting for it is not writing
         shelter = current_shelter(s, plan.shelter_code)
         arrivals: list[tuple[Evacuee, StayEvent]] = []
         n = start
-        while n < len(rows) and n - start < CHUNK_ROWS and time.monotonic() - began < CHUNK_SECONDS:
+        while n < len(rows) and (n == start or (n - start < CHUNK_ROWS and time.monotonic() - began < CHUNK_SECONDS)):
             row, address, household = rows[n]
             counts[_import_row(s, plan, shelter, arrivals, row, address, household)] += 1
             n += 1
