@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -66,7 +67,7 @@ def free_port() -> int:
 
 
 def env_for(code: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_") or k.startswith("ANPI_ROSTER_")}
     env["PYTHONPATH"] = str(code)
     env["ANPI_SYNC_INTERVAL"] = "3600"
     return env
@@ -81,12 +82,14 @@ def anpi(code: Path, db: Path, *args: str | Path, check: bool = True) -> subproc
 
 
 def write_roster(path: Path, rows: int) -> Path:
-    """`rows` different people, numbered the way a desk numbers them."""
+    """`rows` different people (no two share a name and a date of birth), numbered the way a desk numbers them."""
+    first = date(1930, 1, 1)
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         f.write("受付番号,氏名,ふりがな,生年月日,性別,住所\r\n")
         for i in range(rows):
             name = f"{SURNAMES[i % len(SURNAMES)]} {GIVEN[(i // len(SURNAMES)) % len(GIVEN)]}"
-            f.write(f"A-{i // 4 + 1:05d}-{i % 4 + 1},{name},,{1930 + i % 80}/{1 + i % 12}/{1 + (i // 12) % 28},"
+            born = first + timedelta(days=i)
+            f.write(f"A-{i // 4 + 1:05d}-{i % 4 + 1},{name},,{born.year}/{born.month}/{born.day},"
                     f"{'男' if i % 2 else '女'},高田町{i % 300}\r\n")
     return path
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -157,10 +158,10 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
 # chunk commits the rows, their flags and how far the import got, so a killed import continues
 # where it stopped when the same file is imported again.
 CHUNK_ROWS = 500
-CHUNK_SECONDS = 0.25
-# SQLite's busy handler sleeps at most 100 ms between tries: a gap at least that long lets every
+CHUNK_SECONDS = float(os.environ.get("ANPI_ROSTER_CHUNK_SECONDS", "0.1"))
+# SQLite's busy handler sleeps at most 100 ms between tries: a gap longer than that lets every
 # waiting writer in before the next chunk.
-PAUSE_SECONDS = 0.1
+PAUSE_SECONDS = float(os.environ.get("ANPI_ROSTER_PAUSE_SECONDS", "0.15"))
 KIND_JA = {"rejected": "登録しない（氏名なし）", "duplicate": "登録済みの人", "flag": "登録済み・要確認"}
 
 
