@@ -123,7 +123,7 @@ def start_server(code: Path, db: Path, log: Path) -> tuple[subprocess.Popen, str
 
 
 def client(url: str, n: int, stop_event: threading.Event, phase: list[Tally | None]) -> None:
-    """Registers one household after another, reading the roster between them, like a busy desk."""
+    """Registers one household after another and looks the person up in the roster, like a busy desk."""
     with httpx.Client(base_url=url, timeout=180) as c:
         token = c.get("/api/session").json()["csrf_token"]
         r = c.post("/api/session", json={"user": "受付", "pin": "1234"}, headers={"X-CSRF-Token": token})
@@ -135,7 +135,7 @@ def client(url: str, n: int, stop_event: threading.Event, phase: list[Tally | No
                                  "sex": "男", "external_key": f"C{n}-{i}"}], "confirm_duplicates": True}
             for kind, call in (("POST /api/evacuees/household",
                                 lambda: c.post("/api/evacuees/household", json=body, headers={"X-CSRF-Token": token})),
-                               ("GET /roster", lambda: c.get("/roster", params={"q": "来所"}))):
+                               ("GET /roster", lambda: c.get("/roster", params={"q": f"来所 {n}の{i}"}))):
                 tally = phase[0]  # the phase this request started in (None: not measured)
                 t = time.perf_counter()
                 try:

@@ -153,15 +153,16 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
 
 # --- roster files -------------------------------------------------------------------------------
 # A roster is loaded in short chunks, each its own transaction that holds the write lock for about
-# CHUNK_SECONDS, with a pause after it: registrations at the desk wait at most one chunk, never the
+# CHUNK_SECONDS, with a pause after it (measured with bench/import_load_bench.py: 0.25/0.1 s gave
+# the desks a p95 of 2.2 s, 0.1/0.15 s 1.3 s, 0.05/0.2 s 1.0 s on a loaded 2-core laptop): registrations at the desk wait at most one chunk, never the
 # whole file (a 20,000-row roster in one transaction froze a shelter for a minute, issue 18). The
 # chunk commits the rows, their flags and how far the import got, so a killed import continues
 # where it stopped when the same file is imported again.
 CHUNK_ROWS = 500
-CHUNK_SECONDS = float(os.environ.get("ANPI_ROSTER_CHUNK_SECONDS", "0.1"))
+CHUNK_SECONDS = float(os.environ.get("ANPI_ROSTER_CHUNK_SECONDS", "0.05"))
 # SQLite's busy handler sleeps at most 100 ms between tries: a gap longer than that lets every
 # waiting writer in before the next chunk.
-PAUSE_SECONDS = float(os.environ.get("ANPI_ROSTER_PAUSE_SECONDS", "0.15"))
+PAUSE_SECONDS = float(os.environ.get("ANPI_ROSTER_PAUSE_SECONDS", "0.2"))
 KIND_JA = {"rejected": "登録しない（氏名なし）", "duplicate": "登録済みの人", "flag": "登録済み・要確認"}
 
 
