@@ -153,8 +153,9 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
 
 # --- roster files -------------------------------------------------------------------------------
 # A roster is loaded in short chunks, each its own transaction that holds the write lock for about
-# CHUNK_SECONDS, with a pause after it (measured with bench/import_load_bench.py: 0.25/0.1 s gave
-# the desks a p95 of 2.2 s, 0.1/0.15 s 1.3 s, 0.05/0.2 s 1.0 s on a loaded 2-core laptop): registrations at the desk wait at most one chunk, never the
+# CHUNK_SECONDS, with a pause after it (bench/import_load_bench.py, 4 registering desks, 20,000
+# rows, a busy 2-core machine: one transaction gave p95 63 s and 17 answers 500; chunks of
+# 0.25/0.1 s p95 2.2 s, 0.1/0.15 s 1.3 s, 0.05/0.2 s 0.6 s with no 5xx): registrations at the desk wait at most one chunk, never the
 # whole file (a 20,000-row roster in one transaction froze a shelter for a minute, issue 18). The
 # chunk commits the rows, their flags and how far the import got, so a killed import continues
 # where it stopped when the same file is imported again.
