@@ -207,13 +207,15 @@ class _Plan:
 
 def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None, by: str = "",
                   rejects_out: Path | None = None, source: str | None = None,
-                  progress: Callable[[int], None] | None = None) -> RosterResult:
+                  progress: Callable[[int], None] | None = None, pause: float | None = None) -> RosterResult:
     """Load a roster: every row with a name or a reading becomes an evacuee (unreadable cells kept
     as typed and flagged), people already registered are skipped, chunk by chunk.
 
     `source` names the desk's roster (default: the file name without extension); a 受付番号 is
     only the same row again within the same source. Raises FileFormatError (nothing stored),
     AlreadyDone, or ImportStopped (the rows before it are kept; importing again continues).
+    `pause`: seconds between chunks (default PAUSE_SECONDS); 0 when nobody else can be writing,
+    e.g. while a new demo database is built.
     """
     path = Path(path)
     header, reader = read_roster(path)
@@ -227,7 +229,7 @@ def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None
             if progress:
                 progress(n)
             if n < len(rows):
-                time.sleep(PAUSE_SECONDS)
+                time.sleep(PAUSE_SECONDS if pause is None else pause)
     except AnpiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure: report where it stopped, keep what is done
