@@ -71,8 +71,13 @@ def registry_import(
     encoding: str = typer.Option("auto", help="auto, utf-8, cp932 or euc-jp."),
     gaiji_map: Optional[Path] = typer.Option(None, "--gaiji-map", help="CSV code,char for municipal gaiji."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Snapshot date YYYY-MM-DD (default: today)."),
+    quarantine: bool = typer.Option(False, "--quarantine-bad-rows",
+                                    help="Load the good rows and leave the bad ones out (listed in a report); "
+                                         "the snapshot is marked incomplete. Default: any bad row refuses the file."),
+    quarantine_report: Optional[Path] = typer.Option(None, "--quarantine-report",
+                                                     help="Where to write the report (default FILE.quarantine.csv)."),
 ) -> None:
-    """Load a registry snapshot as a new snapshot version (all rows or none)."""
+    """Load a registry snapshot as a new snapshot version (all rows or none, unless --quarantine-bad-rows)."""
     from app.services.registry import import_registry, parse_as_of
 
     engine = engine_for(ctx)
@@ -81,13 +86,17 @@ def registry_import(
         with progress_bar(f"importing {file.name}") as progress:
             result = import_registry(engine, file, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
                                      as_of=parse_as_of(as_of), imported_by=os.environ.get("USER", ""),
-                                     progress=progress)
+                                     progress=progress, quarantine_bad_rows=quarantine,
+                                     quarantine_report=quarantine_report)
         snap = result.snapshot
         detail.update(result="done", snapshot_id=snap.id, rows=snap.row_count, sha256=snap.sha256)
     finally:  # a refused or failed import is audited too (who tried to load which file)
         cli_audit(engine, "registry_import", "cli: anpi registry import", detail=detail)
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents as of {snap.as_of} from {snap.source_file} "
                f"({snap.encoding}, profile {snap.profile}) in {result.elapsed_s:.1f}s")
+    if snap.quarantined:
+        typer.echo(f"{snap.quarantined} bad rows quarantined: snapshot {snap.id} is INCOMPLETE; "
+                   f"report: {snap.quarantine_report}", err=True)
 
 
 @registry_app.command("list")
@@ -100,12 +109,15 @@ def registry_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--jso
         snaps = list_snapshots(s)
     rows = [{"id": x.id, "as_of": x.as_of.isoformat(), "source_file": x.source_file, "sha256": x.sha256,
              "rows": x.row_count, "encoding": x.encoding, "profile": x.profile,
-             "imported_at": x.imported_at.isoformat(timespec="seconds"), "imported_by": x.imported_by} for x in snaps]
+             "imported_at": x.imported_at.isoformat(timespec="seconds"), "imported_by": x.imported_by,
+             "complete": not x.quarantined, "quarantined": x.quarantined, "quarantine_report": x.quarantine_report}
+            for x in snaps]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        typer.echo(f"{r['id']:>4}  {r['as_of']}  {r['rows']:>9,}  {r['imported_at']}  {r['source_file']}  {r['sha256'][:16]}…")
+        typer.echo(f"{r['id']:>4}  {r['as_of']}  {r['rows']:>9,}  {r['imported_at']}  {r['source_file']}  {r['sha256'][:16]}…"
+                   + (f"  INCOMPLETE: {r['quarantined']:,} rows quarantined ({r['quarantine_report']})" if r["quarantined"] else ""))
 
 
 # --- roster ---------------------------------------------------------------------------------
@@ -116,19 +128,30 @@ def roster_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="Roster .csv or .xlsx."),
     shelter: Optional[str] = typer.Option(None, "--shelter", help="Shelter code (default: this laptop's shelter)."),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where to write the rejects report."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Where to write the report of rejected, duplicate and flagged rows."),
+    source: Optional[str] = typer.Option(None, "--source", help="Which desk's roster this is (default: the file name); "
+                                         "受付番号 are keys within one source."),
 ) -> None:
-    """Load an evacuee roster; unreadable rows go to a rejects report."""
+    """Load an evacuee roster: every named row is registered (unreadable cells kept as typed and flagged)."""
     from app.services.roster import import_roster
 
     engine = engine_for(ctx)
-    result = import_roster(engine, file, shelter_code=shelter, by=os.environ.get("USER", ""), rejects_out=rejects)
+    with progress_bar(f"importing {file.name}") as progress:
+        result = import_roster(engine, file, shelter_code=shelter, by=os.environ.get("USER", ""),
+                               rejects_out=rejects, source=source, progress=progress)
     cli_audit(engine, "roster_import", "cli: anpi roster import",
               detail={"file": file.name, "rows": result.rows, "accepted": result.accepted})
-    typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows)")
-    if result.rejects:
-        typer.echo(f"{len({r.line for r in result.rejects})} rows rejected; report: {result.rejects_file}", err=True)
-        for r in result.rejects[:5]:
+    resumed = f"; continued after row {result.resumed_at}" if result.resumed_at else ""
+    typer.echo(f"{result.accepted} evacuees registered from {file.name} ({result.rows} rows{resumed})")
+    lines = {"flagged": len({r.line for r in result.flags}), "already registered": len(result.duplicates),
+             "rejected (no name)": len(result.rejects)}
+    for what, n in lines.items():
+        if n:
+            typer.echo(f"{n} rows {what}" + ("; unreadable cells kept as typed for staff to check" if what == "flagged" else ""),
+                       err=True)
+    if result.rejects_file:
+        typer.echo(f"report: {result.rejects_file}", err=True)
+        for r in (result.rejects + result.flags)[:5]:
             typer.echo(f"  {r}", err=True)
 
 
@@ -153,6 +176,13 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
     d = st["decisions"]
     typer.echo(f"matches: {d['auto']} auto, {d['review']} to review, {d['none']} none, {d['confirmed']} confirmed by staff")
     typer.echo(f"last sync: {st['last_sync'] or 'never'} ({st['pending_events']} events pending)")
+    if snap and snap.get("quarantined"):
+        typer.echo(f"registry snapshot {snap['id']} is INCOMPLETE: {snap['quarantined']:,} rows quarantined")
+    fl = st["flags"]
+    if fl["open"]:
+        typer.echo(f"roster flags: {fl['open']} unreadable cells of {fl['evacuees']} evacuees to check")
+    if st["roster_imports_unfinished"]:
+        typer.echo(f"roster imports unfinished: {st['roster_imports_unfinished']} (import the same file again to continue)")
 
 
 # --- reconciliation -------------------------------------------------------------------------

@@ -56,6 +56,9 @@ class RegistrySnapshot(SQLModel, table=True):
     row_count: int
     imported_at: datetime = Field(default_factory=utcnow)
     imported_by: str = ""
+    # rows left out by `anpi registry import --quarantine-bad-rows` (0 = the snapshot is complete)
+    quarantined: int = 0
+    quarantine_report: str = ""  # the report file (file, row, field, reason) written at import
     gaiji_map: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     header: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # as in the file
 
@@ -119,6 +122,36 @@ class RosterImport(SQLModel, table=True):
     rejected: int
     imported_at: datetime = Field(default_factory=utcnow)
     imported_by: str = ""
+    # Which desk's roster this is (default: the file name without extension): a 受付番号 names a
+    # row within its source, so two desks may both use A-0003-1 for different people.
+    source: str = ""
+    status: str = "done"  # running (stopped part-way: re-running the import continues) | done
+    done_rows: int = 0  # data rows handled so far, committed chunk by chunk
+    duplicates: int = 0  # rows of people already registered (same person, or the same row again)
+
+
+class RosterFlag(SQLModel, table=True):
+    """A cell of an imported roster row that could not be read, kept for staff to check.
+
+    Nothing typed is dropped: the evacuee is registered with the cell stored as typed (`*_raw`),
+    and this record says which row, which column, what was typed and why it was not understood.
+    `kind` rejected (no name nor reading: no evacuee) and duplicate (the person was already
+    registered) also live here, so a resumed import can still write the whole report.
+    """
+
+    __table_args__ = (Index("ix_rosterflag_import_line", "roster_import_id", "line"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    roster_import_id: str = Field(foreign_key="rosterimport.id")
+    evacuee_id: Optional[str] = Field(default=None, foreign_key="evacuee.id", index=True)
+    line: int  # row of the file (1 = header)
+    field: str  # column as named in the file
+    value: str = ""  # exactly as typed
+    reason: str = ""  # English, for the CLI report
+    reason_ja: str = ""  # for staff
+    kind: str = "flag"  # flag | rejected | duplicate
+    status: str = "open"  # open | resolved
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Evacuee(SQLModel, table=True):

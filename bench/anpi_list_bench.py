@@ -51,7 +51,7 @@ def main() -> None:
         engine = open_shelter_db(db)
         import_registry(engine, ds.registry_path, encoding="cp932", gaiji_map=ds.gaiji_map_path,
                         as_of=date(2025, 3, 1))
-        import_roster(engine, ds.roster_path, by="bench")
+        import_roster(engine, ds.roster_path, by="bench", pause=0)  # a new file: no one else writes
         reconcile_all(engine)
         with Session(engine) as s:
             from sqlalchemy import text

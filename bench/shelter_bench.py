@@ -61,7 +61,7 @@ def build(work: Path, residents: int, evacuees: int, seed: int) -> tuple[Path, P
     engine = open_shelter_db(db)
     import_registry(engine, ds.registry_path, as_of=date(2026, 10, 31))
     if evacuees:
-        import_roster(engine, ds.roster_path, by="bench")
+        import_roster(engine, ds.roster_path, by="bench", pause=0)  # a new file: no one else writes
     with Session(engine) as s:
         accounts.add_user(s, "受付 一郎", "staff", "1234")
         accounts.add_user(s, "管理 花子", "admin", "9999")

@@ -87,6 +87,7 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("GET", "/roster/print"): WORK,
     ("GET", "/roster/import"): WORK,
     ("POST", "/roster/import"): WORK,
+    ("POST", "/roster/flags/{flag_id}/resolve"): WORK,
     ("GET", "/roster/{evacuee_id}"): ALL,
     ("GET", "/roster/{evacuee_id}/edit"): WORK,
     ("POST", "/roster/{evacuee_id}/edit"): WORK,

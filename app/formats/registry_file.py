@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -89,15 +89,18 @@ class RegistryReader:
         self.columns = self._map_columns(header, self.profile)
         return offset
 
-    def rows(self) -> Iterator[RegistryRow]:
+    def rows(self, bad_shape: Callable[[RowProblem], None] | None = None) -> Iterator[RegistryRow]:
         """Every data row of the file, in order."""
         start = self.read_header()
-        yield from self.rows_between(start, None, 2)
+        yield from self.rows_between(start, None, 2, bad_shape)
 
-    def rows_between(self, start: int, end: int | None, first_line: int) -> Iterator[RegistryRow]:
+    def rows_between(self, start: int, end: int | None, first_line: int,
+                     bad_shape: Callable[[RowProblem], None] | None = None) -> Iterator[RegistryRow]:
         """The data rows in bytes [start, end) of the file (end None: to the end), whose first
         physical line is line `first_line`. `read_header` must have been called. The range must
-        begin and end at a record boundary."""
+        begin and end at a record boundary. A row with the wrong number of columns refuses the
+        file, unless `bad_shape` is given: then it is handed the problem and the row is skipped
+        (`--quarantine-bad-rows`)."""
         columns = self.columns
         width = len(self.header)
         with self.path.open("rb") as stream:
@@ -120,9 +123,12 @@ class RegistryReader:
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue  # blank line
                 if len(cells) != width:
-                    raise FileFormatError([RowProblem(
-                        self.name, line, "", f"row has {len(cells)} columns, header has {width}",
-                        f"列の数が見出し({width}列)と合いません({len(cells)}列)")])
+                    problem = RowProblem(self.name, line, "", f"row has {len(cells)} columns, header has {width}",
+                                         f"列の数が見出し({width}列)と合いません({len(cells)}列)", raw)
+                    if bad_shape is None:
+                        raise FileFormatError([problem])
+                    bad_shape(problem)
+                    continue
                 yield RegistryRow(line, cells, raw, columns)
 
     def _map_columns(self, header: list[str], profile: Profile) -> dict[str, list[int]]:

@@ -40,6 +40,7 @@ def build_demo(engine: Engine, residents: int = 3000, seed: int = 2011) -> list[
                           encoding="cp932", profile="anpi", roster_format="xlsx", snapshot_date=date(2026, 10, 31))
         import_registry(engine, ds.registry_path, encoding="cp932", gaiji_map=ds.gaiji_map_path,
                         as_of=date(2026, 10, 31), imported_by="demo")
-        import_roster(engine, ds.roster_path, shelter_code="DEMO-01", by="demo", rejects_out=Path(tmp) / "rejects.csv")
+        import_roster(engine, ds.roster_path, shelter_code="DEMO-01", by="demo", rejects_out=Path(tmp) / "rejects.csv",
+                      pause=0)  # a new file nobody else writes to yet
     reconcile_all(engine)  # so the review queue and the dashboard have something to show
     return list(DEMO_ACCOUNTS)

@@ -20,7 +20,17 @@ def _full_name(ev: Evacuee) -> str:
 
 
 def evacuee_registered(session: Session, ev: Evacuee, shelter: Shelter) -> None:
-    outbox.append(session, events.EvacueeRegistered(
+    outbox.append(session, _registered_event(ev, shelter))
+
+
+def registrations(session: Session, arrivals: list[tuple[Evacuee, StayEvent]], shelter: Shelter) -> None:
+    """One outbox batch for a chunk of a roster import: each evacuee's registration, then their
+    check-in, in order (the same events `evacuee_registered` + `stay_recorded` write one by one)."""
+    outbox.append_many(session, [e for ev, stay in arrivals for e in (_registered_event(ev, shelter), _stay_event(stay, None))])
+
+
+def _registered_event(ev: Evacuee, shelter: Shelter) -> events.EvacueeRegistered:
+    return events.EvacueeRegistered(
         evacuee_id=ev.id, shelter_code=shelter.code, external_key=ev.external_key or None,
         name=_full_name(ev) or None, name_kana=ev.name_kana or ev.name_kana_raw or None,
         birth_date_raw=ev.birth_raw or None, birth_date=ev.birth_date, sex=ev.sex or None,
@@ -30,14 +40,18 @@ def evacuee_registered(session: Session, ev: Evacuee, shelter: Shelter) -> None:
                   "public": ev.consent_public},
         # ⑥–⑪ of 様式第1号, so the hub's 安否照会 desk can say what this shelter's desk would
         **{f: (getattr(ev, f) or "").strip() or None for f in events.EVACUEE_FORM_FIELDS},
-    ))
+    )
 
 
 def stay_recorded(session: Session, stay: StayEvent, shelter_code: str | None = None) -> None:
-    outbox.append(session, events.StayRecorded(
+    outbox.append(session, _stay_event(stay, shelter_code))
+
+
+def _stay_event(stay: StayEvent, shelter_code: str | None) -> events.StayRecorded:
+    return events.StayRecorded(
         stay_id=stay.id, evacuee_id=stay.evacuee_id, kind=stay.kind, at=stay.at,
         destination=stay.destination or None, shelter_code=shelter_code,
-    ))
+    )
 
 
 def _match_event(d: MatchDecision, snapshot_as_of: str | None) -> events.MatchDecided:

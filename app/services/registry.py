@@ -2,7 +2,9 @@
 
 Why all or nothing: a half-imported registry would make some residents look "missing" when they
 are only absent from the file. Any bad row therefore refuses the whole file, the message names
-the file, line and field, and the database stays exactly as it was.
+the file, line and field, and the database stays exactly as it was. Only when someone asks for it
+(`--quarantine-bad-rows`, for a disaster where a backup with a few bad rows is all there is) are
+the good rows loaded, the bad ones written to a report, and the snapshot marked incomplete.
 """
 
 from __future__ import annotations
@@ -112,33 +114,41 @@ def _row_values(row_fields: dict[str, str], file: str, line: int, problems: list
     )
 
 
-def _checked_rows(reader: RegistryReader, file: str,
-                  gaiji: dict[str, str]) -> Iterator[tuple[RegistryRow, tuple | None, list[RowProblem]]]:
+def _checked_rows(reader: RegistryReader, file: str, gaiji: dict[str, str],
+                  quarantine: list[RowProblem] | None = None) -> Iterator[tuple[RegistryRow, tuple | None, list[RowProblem]]]:
     """Rows with their stored values (or their problems), in file order.
 
     Measured: spreading this over forked worker processes made a 1,000,000-row import slower
     (92 s against 54 s on 2 cores), because shipping rows between processes costs more than
     computing their keys; so it stays in one process.
     """
-    for row in reader.rows():
+    for row in reader.rows(quarantine.append if quarantine is not None else None):
         problems: list[RowProblem] = []
         yield row, _row_values(row.fields, file, row.line, problems, gaiji), problems
 
 
+def _duplicate(file: str, line: int, rid: str, first: int) -> RowProblem:
+    return RowProblem(file, line, "宛名番号", f"duplicate resident id {rid!r} (first on line {first})",
+                      f"宛名番号 {rid} が重複しています ({first}行目と同じ)", rid)
+
+
 def _load_sequential(cur: sqlite3.Cursor, reader: RegistryReader, file: str, gaiji: dict[str, str],
-                     snapshot_id: int, progress: Progress | None) -> int:
-    """Check and insert every row in file order; raise FileFormatError listing the problems."""
+                     snapshot_id: int, progress: Progress | None, quarantine: list[RowProblem] | None = None) -> int:
+    """Check and insert every row in file order; raise FileFormatError listing the problems, or
+    with `quarantine` (a list) append them there and insert every other row (the first of two
+    rows with one 宛名番号 is kept)."""
     problems: list[RowProblem] = []
     total_problems = 0
     seen: dict[str, int] = {}
     count = 0
     batch: list[tuple] = []
-    for row, result, row_problems in _checked_rows(reader, file, gaiji):
+    for row, result, row_problems in _checked_rows(reader, file, gaiji, quarantine):
         rid = result[0] if result else ""
         if not row_problems and rid in seen:
-            row_problems = [RowProblem(file, row.line, "宛名番号",
-                                       f"duplicate resident id {rid!r} (first on line {seen[rid]})",
-                                       f"宛名番号 {rid} が重複しています ({seen[rid]}行目と同じ)", rid)]
+            row_problems = [_duplicate(file, row.line, rid, seen[rid])]
+        if row_problems and quarantine is not None:
+            quarantine.extend(row_problems)
+            continue
         if row_problems:
             total_problems += len(row_problems)
             problems.extend(row_problems[: max(0, MAX_PROBLEMS - len(problems))])
@@ -176,6 +186,7 @@ def _load_sequential(cur: sqlite3.Cursor, reader: RegistryReader, file: str, gai
 PARALLEL_MIN_BYTES = 16 << 20  # below this, starting two processes costs more than it saves
 PARTS = 4
 STAGED_COLUMNS = _RESIDENT_COLUMNS[1:]  # all but snapshot_id, which the copy supplies
+QUARANTINE_COLUMNS = ("line", "field", "message", "message_ja", "value")
 
 
 def _split_points(path: Path, reader: RegistryReader, parts: int = PARTS) -> list[tuple[int, int | None, int]] | None:
@@ -238,6 +249,7 @@ def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tup
         out = folder / f"part{k}.db"
         with sqlite3.connect(out) as db:
             db.execute(f"CREATE TABLE r ({', '.join(STAGED_COLUMNS)})")
+            db.execute(f"CREATE TABLE q ({', '.join(QUARANTINE_COLUMNS)})")  # rows left out (--quarantine-bad-rows)
         db.close()
         plan.append((start, end, line, out))
     return plan
@@ -245,7 +257,7 @@ def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tup
 
 def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
                    plan: list[tuple[int, int | None, int, Path]], snapshot_id: int,
-                   progress: Progress | None) -> int | None:
+                   progress: Progress | None, quarantine: list[RowProblem] | None = None) -> int | None:
     """Copy each part into `resident` as soon as it and every part before it are checked; None
     when anything went wrong. The staging files are ATTACHed as staged0… by the caller.
 
@@ -262,7 +274,8 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
         parts = [{"part": k, "start": st, "end": en, "first_line": ln, "out": str(out)}
                  for k, (st, en, ln, out) in enumerate(plan) if k % 2 == w]
         job = {"path": str(path), "profile": reader.profile.name if reader.profile else "auto",
-               "encoding": reader.encoding, "gaiji": gaiji, "columns": STAGED_COLUMNS, "parts": parts}
+               "encoding": reader.encoding, "gaiji": gaiji, "columns": STAGED_COLUMNS, "parts": parts,
+               "quarantine": quarantine is not None}
         procs.append(subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
                                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
     checked = [0] * len(plan)
@@ -290,11 +303,9 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                     ready[part] = ready[part] or kind == "ok"
                     while copied < len(plan) and ready[copied]:
                         try:
-                            cur.execute(f"INSERT INTO resident (snapshot_id, {cols}) "
-                                        f"SELECT ?, {cols} FROM staged{copied}.r ORDER BY rowid", (snapshot_id,))
+                            count += _copy_part(cur, copied, snapshot_id, path.name, quarantine)
                         except sqlite3.IntegrityError:
                             return None  # a 宛名番号 in two parts: the one-process pass names both lines
-                        count += cur.rowcount
                         copied += 1
                     if progress:
                         progress(max(count, sum(checked)))
@@ -308,11 +319,45 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                 proc.stdout.close()
 
 
+def _copy_part(cur: sqlite3.Cursor, part: int, snapshot_id: int, file: str,
+               quarantine: list[RowProblem] | None) -> int:
+    """One checked part into `resident`. With `quarantine`, the rows its worker left out and the
+    rows whose 宛名番号 an earlier part already had (the earlier row is kept) go to the list."""
+    cols = ", ".join(STAGED_COLUMNS)
+    keep = ""
+    if quarantine is not None:
+        quarantine.extend(RowProblem(file, *q) for q in cur.execute(
+            f"SELECT {', '.join(QUARANTINE_COLUMNS)} FROM staged{part}.q"))
+        quarantine.extend(_duplicate(file, line, rid, first) for line, rid, first in cur.execute(
+            f"SELECT s.line_no, s.resident_id, r.line_no FROM staged{part}.r s JOIN resident r "
+            f"ON r.snapshot_id = ? AND r.resident_id = s.resident_id", (snapshot_id,)).fetchall())
+        keep = " WHERE resident_id NOT IN (SELECT resident_id FROM resident WHERE snapshot_id = ?)"
+    cur.execute(f"INSERT INTO resident (snapshot_id, {cols}) SELECT ?, {cols} FROM staged{part}.r{keep} ORDER BY rowid",
+                (snapshot_id, snapshot_id) if keep else (snapshot_id,))
+    return cur.rowcount
+
+
+def write_quarantine_report(problems: list[RowProblem], out: Path) -> None:
+    """CSV in UTF-8 with BOM so Excel opens it: file, row, field, reason (Japanese and English), value."""
+    import csv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ファイル", "行", "項目", "理由", "reason", "入力値"])
+        for p in problems:
+            w.writerow([p.file, p.line, p.field, p.message_ja, p.message, p.value])
+
+
 def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, str],
            plan: list[tuple[int, int | None, int, Path]] | None, progress: Progress | None, *, sha: str,
-           profile: str, as_of: date | None, imported_by: str, started: datetime) -> tuple[int, int]:
+           profile: str, as_of: date | None, imported_by: str, started: datetime,
+           quarantine_report: Path | None = None) -> tuple[int, int]:
     """One transaction: the snapshot row and its residents, checked by two workers when there is
-    a plan, else (or after any problem) here row by row. Returns (snapshot id, processes used)."""
+    a plan, else (or after any problem) here row by row. Returns (snapshot id, processes used).
+    With `quarantine_report`, bad rows are left out, listed in that file (written before the
+    commit: no snapshot without its report) and counted on the snapshot."""
+    quarantine: list[RowProblem] | None = [] if quarantine_report is not None else None
     raw_conn = engine.raw_connection()
     # The loop allocates millions of short-lived tuples and no reference cycles: the cyclic
     # collector would only rescan the growing `seen` dict again and again (measured: ~20 % of
@@ -342,18 +387,27 @@ def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, 
         count = None
         if plan:
             cur.execute("SAVEPOINT parallel_rows")
-            count = _load_parallel(cur, path, reader, gaiji, plan, snapshot_id, progress)
+            count = _load_parallel(cur, path, reader, gaiji, plan, snapshot_id, progress, quarantine)
             if count is None:
                 cur.execute("ROLLBACK TO SAVEPOINT parallel_rows")
+                if quarantine:
+                    quarantine.clear()
             cur.execute("RELEASE SAVEPOINT parallel_rows")
         workers = 2 if count is not None else 1
         if count is None:  # one process, or a problem somewhere: in order, for exact messages
-            count = _load_sequential(cur, reader, path.name, gaiji, snapshot_id, progress)
+            count = _load_sequential(cur, reader, path.name, gaiji, snapshot_id, progress, quarantine)
         if progress:
             progress(count)
-        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ? WHERE id = ?",
+        report = ""
+        if quarantine:
+            assert quarantine_report is not None
+            quarantine.sort(key=lambda p: p.line)
+            write_quarantine_report(quarantine, quarantine_report)
+            report = str(quarantine_report)
+        cur.execute("UPDATE registrysnapshot SET row_count = ?, profile = ?, header = ?, quarantined = ?, "
+                    "quarantine_report = ? WHERE id = ?",
                     (count, reader.profile.name if reader.profile else profile,
-                     json.dumps(reader.header, ensure_ascii=False), snapshot_id))
+                     json.dumps(reader.header, ensure_ascii=False), len(quarantine or ()), report, snapshot_id))
         raw_conn.commit()
     except BaseException:
         raw_conn.rollback()
@@ -379,10 +433,15 @@ def import_registry(
     imported_by: str = "",
     progress: Progress | None = None,
     parallel: bool = True,
+    quarantine_bad_rows: bool = False,
+    quarantine_report: Path | None = None,
 ) -> ImportResult:
     """Load `path` as a new snapshot. Raises FileFormatError (nothing stored) or AlreadyDone.
 
     `parallel`: large files are checked by two worker processes (see `_load_parallel`).
+    `quarantine_bad_rows`: in a disaster a backup with a few bad rows is better than none: the
+    good rows are loaded, the bad ones listed in `quarantine_report` (default FILE.quarantine.csv
+    beside the file) and the snapshot is marked incomplete with their count. Off by default.
     """
     started = utcnow()
     path = Path(path)
@@ -402,8 +461,9 @@ def import_registry(
 
     with tempfile.TemporaryDirectory(prefix="anpi-import-") as tmp:
         plan = _plan_parallel(path, reader, Path(tmp)) if parallel else None
+        report = (quarantine_report or path.with_name(path.stem + ".quarantine.csv")) if quarantine_bad_rows else None
         snapshot_id, workers = _store(engine, path, reader, gaiji, plan, progress, sha=sha, profile=profile,
-                                      as_of=as_of, imported_by=imported_by, started=started)
+                                      as_of=as_of, imported_by=imported_by, started=started, quarantine_report=report)
     with Session(engine, expire_on_commit=False) as s:
         snap = s.get(RegistrySnapshot, snapshot_id)
         assert snap is not None

@@ -4,7 +4,9 @@ Started by `app.services.registry._stage_in_parallel` as
 `python -m app.services.registry_worker JOB` (JOB is JSON). Writes the finished rows into a
 private SQLite file (table `r`, no indexes, no journal: it is thrown away if anything fails) and
 reports on stdout: "n PART COUNT" now and then, "ok PART COUNT" per part, or "problem". On any problem the
-importer starts over in one process, so that every problem is reported with its line.
+importer starts over in one process, so that every problem is reported with its line. With
+`--quarantine-bad-rows` a bad row is no problem: it goes to the staging file's table `q` (line,
+field, reasons, value) and the worker goes on; the importer puts it in the report.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TextIO
 
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.registry_file import RegistryReader
-from app.services.registry import BATCH, _row_values
+from app.services.registry import BATCH, _duplicate, _row_values
 
 
 def run(job: dict, out: TextIO) -> None:
@@ -28,7 +30,8 @@ def run(job: dict, out: TextIO) -> None:
     insert = f"INSERT INTO r VALUES ({', '.join('?' for _ in job['columns'])})"
     reader = RegistryReader(path, profile=job["profile"], encoding=job["encoding"])
     reader.read_header()
-    seen: set[str] = set()
+    quarantine = bool(job.get("quarantine"))
+    seen: dict[str, int] = {}
     for part in job["parts"]:
         k = part["part"]
         db = sqlite3.connect(part["out"], isolation_level=None)
@@ -38,13 +41,25 @@ def run(job: dict, out: TextIO) -> None:
             db.execute("BEGIN")
             batch: list[tuple] = []
             count = 0
-            for row in reader.rows_between(part["start"], part["end"], part["first_line"]):
+
+            def left_out(p: RowProblem) -> None:  # --quarantine-bad-rows: the report lists it
+                db.execute("INSERT INTO q VALUES (?, ?, ?, ?, ?)", (p.line, p.field, p.message, p.message_ja, p.value))
+
+            for row in reader.rows_between(part["start"], part["end"], part["first_line"],
+                                           left_out if quarantine else None):
                 problems: list[RowProblem] = []
                 values = _row_values(row.fields, path.name, row.line, problems, gaiji)
-                if values is None or values[0] in seen:
+                if values is not None and values[0] in seen:
+                    problems.append(_duplicate(path.name, row.line, values[0], seen[values[0]]))
+                if problems and quarantine:
+                    for p in problems:
+                        left_out(p)
+                    continue
+                if problems:
                     print("problem", k, file=out, flush=True)
                     return
-                seen.add(values[0])
+                assert values is not None
+                seen[values[0]] = row.line
                 batch.append((row.line, *values, row.raw))
                 if len(batch) >= BATCH:
                     db.executemany(insert, batch)

@@ -1,37 +1,43 @@
 """Evacuee registration: from the intake form and from rosters volunteers typed in Excel.
 
-A roster is typed by tired people, so unlike the registry it is never refused whole: every
-readable row becomes an evacuee, every unreadable one goes to a rejects report (row, field,
-reason), and what was typed is always kept verbatim beside what we parsed.
+A roster is typed by tired people, so unlike the registry it is never refused whole, and nothing
+typed is dropped: every row with a name or a reading becomes an evacuee, a cell that cannot be
+read is stored as typed and flagged for staff (row, field, value, reason), and only a row with
+neither name nor reading is rejected. A 受付番号 names a row of one desk's roster, not a person:
+duplicates are found by person (normalised name or reading plus date of birth).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.formats.errors import RowProblem
 from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
 from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
-from app.models import Evacuee, RosterImport, StayEvent
+from app.models import Evacuee, RosterFlag, RosterImport, Shelter, StayEvent
 from app.services import journal
-from app.services.errors import AlreadyDone, InvalidInput
-from app.services.reconcile import match_roster_import
+from app.services.errors import AlreadyDone, AnpiError, InvalidInput
+from app.services.reconcile import match_now
+from app.services.roster_checks import (KNOWN_SEX, CellFlag, consent_flags, lenient_birth, lenient_sex, name_keys,
+                                        person_keys)
 from app.services.shelters import current_shelter
 from matching.dates import DateError, ParsedDate, parse_date
 from matching.kana import to_katakana
 from matching.names import split_full_name
 from matching.person import parse_sex
 
-KNOWN_SEX = frozenset({"", "不明", "不詳", "?", "？"})
 # What volunteers write for "same address as the row above" (a family registered together).
 SAME_AS_ABOVE = frozenset({"同上", "〃", "同", "仝", "同じ", "″", "ditto", "same"})
 
@@ -160,78 +166,260 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
     return out
 
 
+# --- roster files -------------------------------------------------------------------------------
+# A roster is loaded in short chunks, each its own transaction that holds the write lock for about
+# CHUNK_SECONDS, with a pause after it (bench/import_load_bench.py, 4 registering desks, 20,000
+# rows, a busy 2-core machine: one transaction gave p95 63 s and 17 answers 500; chunks of
+# 0.25/0.1 s p95 2.2 s, 0.1/0.15 s 1.3 s, 0.05/0.2 s 0.6 s with no 5xx): registrations at the desk wait at most one chunk, never the
+# whole file (a 20,000-row roster in one transaction froze a shelter for a minute, issue 18). The
+# chunk commits the rows, their flags and how far the import got, so a killed import continues
+# where it stopped when the same file is imported again.
+CHUNK_ROWS = 500
+CHUNK_SECONDS = float(os.environ.get("ANPI_ROSTER_CHUNK_SECONDS", "0.05"))
+# SQLite's busy handler sleeps at most 100 ms between tries: a gap longer than that lets every
+# waiting writer in before the next chunk.
+PAUSE_SECONDS = float(os.environ.get("ANPI_ROSTER_PAUSE_SECONDS", "0.2"))
+KIND_JA = {"rejected": "登録しない（氏名なし）", "duplicate": "登録済みの人", "flag": "登録済み・要確認"}
+
+
 @dataclass
 class RosterResult:
     import_id: str
     rows: int
     accepted: int
-    rejects: list[RowProblem]
-    rejects_file: Path | None
+    rejects: list[RowProblem]  # rows not registered: neither name nor reading
+    rejects_file: Path | None  # the report of every row below (rejected, duplicate, flagged)
+    flags: list[RowProblem] = field(default_factory=list)  # registered; a cell kept as typed for staff
+    duplicates: list[RowProblem] = field(default_factory=list)  # people already registered
+    resumed_at: int = 0  # data rows an earlier, interrupted run had already done
+
+
+class ImportStopped(AnpiError):
+    """A roster import stopped part-way (e.g. the disk or the lock); what is done is kept."""
+
+    def __init__(self, file: str, done: int, total: int, line: int, cause: BaseException) -> None:
+        super().__init__(f"{file}: stopped at line {line} after {done} of {total} rows ({cause.__class__.__name__}: "
+                         f"{str(cause).splitlines()[0] if str(cause) else ''}); run the same import again to continue",
+                         f"{file}: {line}行目で中断しました（{total}行中 {done}行まで登録済み）。"
+                         f"同じファイルをもう一度取り込むと続きから再開します")
+        self.done, self.total, self.line = done, total, line
+
+
+@dataclass
+class _Plan:
+    """What the import knows between chunks: who is already here, by roster key and by person."""
+
+    import_id: str
+    file: str
+    source: str
+    shelter_code: str
+    header: list[str]
+    by: str
+    keyed: dict[str, tuple[str, set[str]]]  # 受付番号 in this source -> (evacuee id, name keys)
+    persons: dict[str, str]  # person key (name/reading + birth) -> evacuee id
+    in_file: dict[str, int]  # 受付番号 -> first line in this file
 
 
 def import_roster(engine: Engine, path: Path, *, shelter_code: str | None = None, by: str = "",
-                  rejects_out: Path | None = None) -> RosterResult:
-    """Load a roster; readable rows become evacuees in one transaction, the rest are reported."""
+                  rejects_out: Path | None = None, source: str | None = None,
+                  progress: Callable[[int], None] | None = None, pause: float | None = None) -> RosterResult:
+    """Load a roster: every row with a name or a reading becomes an evacuee (unreadable cells kept
+    as typed and flagged), people already registered are skipped, chunk by chunk.
+
+    `source` names the desk's roster (default: the file name without extension); a 受付番号 is
+    only the same row again within the same source. Raises FileFormatError (nothing stored),
+    AlreadyDone, or ImportStopped (the rows before it are kept; importing again continues).
+    `pause`: seconds between chunks (default PAUSE_SECONDS); 0 when nobody else can be writing,
+    e.g. while a new demo database is built.
+    """
     path = Path(path)
-    header, rows = read_roster(path)
+    header, reader = read_roster(path)
+    rows = list(_resolve_same_as_above(reader))  # the whole file is read before anything is written
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    rejects: list[RowProblem] = []
-    accepted = 0
-    total = 0
+    plan, start = _begin(engine, path, sha, header, rows, shelter_code, by, source or path.stem)
+    n = start
+    try:
+        while n < len(rows):
+            n = _run_chunk(engine, plan, rows, n)
+            if progress:
+                progress(n)
+            if n < len(rows):
+                time.sleep(PAUSE_SECONDS if pause is None else pause)
+    except AnpiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure: report where it stopped, keep what is done
+        raise ImportStopped(path.name, n, len(rows), rows[n][0].line if n < len(rows) else 0, exc) from exc
+    return _finish(engine, plan, path, len(rows), start, rejects_out)
+
+
+def _begin(engine: Engine, path: Path, sha: str, header: list[str], rows: list, shelter_code: str | None,
+           by: str, source: str) -> tuple[_Plan, int]:
+    """The import record (new, or the one an interrupted run left) and what is already here."""
     with Session(engine, expire_on_commit=False) as s:
         shelter = current_shelter(s, shelter_code)
-        dup = s.exec(select(RosterImport).where(RosterImport.sha256 == sha, RosterImport.shelter_id == shelter.id)).first()
-        if dup:
-            raise AlreadyDone(f"{path.name} was already imported on {dup.imported_at:%Y-%m-%d %H:%M} "
-                              f"({dup.accepted} evacuees); nothing changed",
-                              f"この名簿は取込済みです ({dup.imported_at:%Y-%m-%d %H:%M}, {dup.accepted}人)")
-        known_keys = set(s.exec(select(Evacuee.external_key).where(Evacuee.shelter_id == shelter.id, Evacuee.external_key != "")))
-        imp = RosterImport(shelter_id=shelter.id, source_file=path.name, sha256=sha, rows=0, accepted=0, rejected=0, imported_by=by)
-        s.add(imp)
-        s.flush()
-        seen_in_file: dict[str, int] = {}
-        for row, address, household in _resolve_same_as_above(rows):
-            total += 1
-            f = row.fields
-            data = EvacueeInput(
-                name=f.get("name", ""), name_kana=f.get("name_kana", ""), birth_date=f.get("birth_date", ""),
-                sex=f.get("sex", ""), address=f.get("address", ""), phone=f.get("phone", ""),
-                external_key=f.get("evacuee_id", ""), household_key=f.get("household", "") or household,
-                relationship=f.get("relationship", ""), nationality=f.get("nationality", ""),
-                identifying_info=f.get("identifying_info", ""),
-            )
-            key = data.external_key.strip()
-            if key and key in seen_in_file:
-                rejects.append(RowProblem(path.name, row.line, _header_for("evacuee_id", header),
-                                          f"evacuee id {key!r} repeats line {seen_in_file[key]}",
-                                          f"受付番号 {key} が {seen_in_file[key]}行目と重複しています", key))
-                continue
-            if key and key in known_keys:
-                rejects.append(RowProblem(path.name, row.line, _header_for("evacuee_id", header),
-                                          f"evacuee id {key!r} is already registered in this shelter",
-                                          f"受付番号 {key} は登録済みです", key))
-                continue
-            parsed, errors = parse_evacuee(data)
-            if errors:
-                for e in errors:
-                    rejects.append(RowProblem(path.name, row.line, _header_for(_FIELD_OF.get(e.field, e.field), header),
-                                              e.message, e.message_ja, getattr(data, e.field, "")))
-                continue
-            if key:
-                seen_in_file[key] = row.line
-            parsed["address"] = address
-            _register_parsed(s, data, parsed, by=by, shelter_code=shelter.code, source="roster",
-                             roster_import_id=imp.id, roster_line=row.line)
-            accepted += 1
-        imp.rows, imp.accepted, imp.rejected = total, accepted, len({r.line for r in rejects})
-        s.add(imp)
+        imp = s.exec(select(RosterImport).where(RosterImport.sha256 == sha, RosterImport.shelter_id == shelter.id)).first()
+        if imp and imp.status != "running":
+            raise AlreadyDone(f"{path.name} was already imported on {imp.imported_at:%Y-%m-%d %H:%M} "
+                              f"({imp.accepted} evacuees); nothing changed",
+                              f"この名簿は取込済みです ({imp.imported_at:%Y-%m-%d %H:%M}, {imp.accepted}人)")
+        if imp is None:
+            imp = RosterImport(shelter_id=shelter.id, source_file=path.name, sha256=sha, rows=len(rows), accepted=0,
+                               rejected=0, imported_by=by, source=source, status="running")
+            s.add(imp)
+            s.commit()
+        plan = _Plan(imp.id, path.name, imp.source, shelter.code, header, by, {}, {}, {})
+        _load_known(s, plan, shelter.id)
+        return plan, imp.done_rows
+
+
+def _load_known(s: Session, plan: _Plan, shelter_id: str) -> None:
+    """Everyone registered here, by person, and the 受付番号 already used in this roster source."""
+    q = (select(Evacuee.id, Evacuee.external_key, Evacuee.name_raw, Evacuee.name_kana_raw,
+                Evacuee.birth_date, Evacuee.roster_import_id, Evacuee.roster_line, RosterImport.source)
+         .join(RosterImport, RosterImport.id == Evacuee.roster_import_id, isouter=True)
+         .where(Evacuee.shelter_id == shelter_id))
+    for eid, key, name, kana, birth, imp_id, line, src in s.exec(q):
+        for k in person_keys(name, kana, birth):
+            plan.persons.setdefault(k, eid)
+        if key and imp_id is not None and src == plan.source:
+            plan.keyed.setdefault(key, (eid, name_keys(name, kana)))
+        if key and imp_id == plan.import_id and line is not None:
+            plan.in_file.setdefault(key, line)
+
+
+def _run_chunk(engine: Engine, plan: _Plan, rows: list, start: int) -> int:
+    """Rows from `start` in one short write transaction; returns where the next chunk starts."""
+    counts = {"registered": 0, "rejected": 0, "duplicate": 0}
+    with Session(engine, expire_on_commit=False) as s:
+        _begin_write(s, plan.import_id)
+        began = time.monotonic()  # from when the lock is ours: waiting for it is not writing
+        shelter = current_shelter(s, plan.shelter_code)
+        arrivals: list[tuple[Evacuee, StayEvent]] = []
+        n = start
+        while n < len(rows) and (n == start or (n - start < CHUNK_ROWS and time.monotonic() - began < CHUNK_SECONDS)):
+            row, address, household = rows[n]
+            counts[_import_row(s, plan, shelter, arrivals, row, address, household)] += 1
+            n += 1
+        s.flush()  # the chunk's evacuees, check-ins and flags in a few batched INSERTs
+        journal.registrations(s, arrivals, shelter)
+        # every registered row matched at once (auto / review / none), inside the chunk's own write
+        match_now(s, [ev.id for ev, _stay in arrivals])
+        s.execute(update(RosterImport).where(RosterImport.id == plan.import_id).values(
+            done_rows=n, accepted=RosterImport.accepted + counts["registered"],
+            rejected=RosterImport.rejected + counts["rejected"],
+            duplicates=RosterImport.duplicates + counts["duplicate"]))
         s.commit()
-    match_roster_import(engine, imp.id)  # every registered row matched at once (auto / review / none)
-    rejects_file = None
-    if rejects:
-        rejects_file = rejects_out or path.with_name(path.stem + ".rejects.csv")
-        write_rejects(rejects, rejects_file)
-    return RosterResult(imp.id, total, accepted, rejects, rejects_file)
+    return n
+
+
+def _begin_write(s: Session, import_id: str) -> None:
+    """Take the write lock first (BEGIN IMMEDIATE, or a write as the first statement), so the chunk
+    never finds mid-way that another writer got in after it read (SQLite's BUSY_SNAPSHOT)."""
+    raw = s.connection().connection.dbapi_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        raw.execute("BEGIN IMMEDIATE")
+    s.execute(update(RosterImport).where(RosterImport.id == import_id).values(status="running"))
+
+
+def _row_input(row: RosterRow, household: str) -> tuple[EvacueeInput, list[CellFlag]]:
+    f = row.fields
+    consents, flags = consent_flags(f)
+    data = EvacueeInput(
+        name=f.get("name", ""), name_kana=f.get("name_kana", ""), birth_date=f.get("birth_date", ""),
+        sex=f.get("sex", ""), address=f.get("address", ""), phone=f.get("phone", ""),
+        external_key=f.get("evacuee_id", ""), household_key=f.get("household", "") or household,
+        relationship=f.get("relationship", ""), nationality=f.get("nationality", ""),
+        identifying_info=f.get("identifying_info", ""), **consents,
+    )
+    return data, flags
+
+
+def _import_row(s: Session, plan: _Plan, shelter: Shelter, arrivals: list[tuple[Evacuee, StayEvent]],
+                row: RosterRow, address: str, household: str) -> str:
+    """One row: rejected (no name), duplicate (already here) or registered (maybe with flags)."""
+    data, flags = _row_input(row, household)
+    if not data.name.strip() and not data.name_kana.strip():
+        _flag(s, plan, row.line, None, "rejected", CellFlag(
+            "name", "", "neither name nor reading: not registered", "氏名もふりがなもないため登録できません"))
+        return "rejected"
+    parsed, cell_flags = parse_lenient(data)
+    key = data.external_key.strip()
+    names = name_keys(data.name, data.name_kana)
+    pkeys = person_keys(data.name, data.name_kana, parsed["birth_date"])
+    known = plan.keyed.get(key) if key else None
+    if known and (names & known[1] or not (names or known[1])):
+        _flag(s, plan, row.line, known[0], "duplicate", CellFlag(
+            "evacuee_id", key, f"row {key!r} of {plan.source!r} was already imported",
+            f"受付番号 {key} のこの人は取込済みです"))
+        return "duplicate"
+    same = next((plan.persons[k] for k in sorted(pkeys) if k in plan.persons), None)
+    if same:
+        _flag(s, plan, row.line, same, "duplicate", CellFlag(
+            "name", data.name or data.name_kana, "the same person (name or reading and date of birth) is already registered",
+            "同じ人（氏名またはふりがなと生年月日が同じ）が登録済みです"))
+        return "duplicate"
+    if key and key in plan.in_file:
+        cell_flags.append(CellFlag("evacuee_id", key, f"evacuee id {key!r} repeats line {plan.in_file[key]}",
+                                   f"受付番号 {key} が {plan.in_file[key]}行目と重複しています（別の人として登録しました）"))
+    elif known:
+        cell_flags.append(CellFlag("evacuee_id", key, f"evacuee id {key!r} is used by another person in this roster",
+                                   f"受付番号 {key} は別の人に使われています（別の人として登録しました）"))
+    flags.extend(cell_flags)
+    parsed["address"] = address
+    # as `_register_parsed` does, but the chunk is flushed and journalled as one batch
+    ev = _evacuee_from(data, parsed, shelter.id, plan.by, "roster")
+    ev.roster_import_id, ev.roster_line = plan.import_id, row.line
+    stay = StayEvent(evacuee_id=ev.id, kind="check_in", destination=shelter.name, by_user=plan.by)
+    s.add_all((ev, stay))
+    arrivals.append((ev, stay))
+    for fl in flags:
+        _flag(s, plan, row.line, ev.id, "flag", fl)
+    for k in pkeys:
+        plan.persons.setdefault(k, ev.id)
+    if key:
+        plan.keyed.setdefault(key, (ev.id, names))
+        plan.in_file.setdefault(key, row.line)
+    return "registered"
+
+
+def parse_lenient(data: EvacueeInput, *, today: datetime | None = None) -> tuple[dict[str, Any], list[CellFlag]]:
+    """Parsed columns for an Evacuee from a file row: what cannot be read stays only as typed."""
+    day = (today or utcnow()).date()
+    name, kana = data.name.strip(), data.name_kana.strip()
+    splits = split_full_name(name) if name else []
+    family, given = splits[0] if splits else (name, "")
+    birth, birth_flag = lenient_birth(data.birth_date, day)
+    sex, sex_flag = lenient_sex(data.sex)
+    parsed = {"family_name": family, "given_name": given, "name_kana": to_katakana(kana) if kana else "",
+              **birth, "sex": sex, "address": data.address.strip()}
+    return parsed, [f for f in (birth_flag, sex_flag) if f]
+
+
+def _flag(s: Session, plan: _Plan, line: int, evacuee_id: str | None, kind: str, fl: CellFlag) -> None:
+    s.add(RosterFlag(roster_import_id=plan.import_id, evacuee_id=evacuee_id, line=line,
+                     field=_header_for(fl.field, plan.header), value=fl.value, reason=fl.reason,
+                     reason_ja=fl.reason_ja, kind=kind, status="open" if kind == "flag" else "resolved"))
+
+
+def _finish(engine: Engine, plan: _Plan, path: Path, total: int, resumed_at: int,
+            rejects_out: Path | None) -> RosterResult:
+    with Session(engine, expire_on_commit=False) as s:
+        s.execute(update(RosterImport).where(RosterImport.id == plan.import_id).values(
+            status="done", rows=total, done_rows=total))
+        s.commit()
+        imp = s.get(RosterImport, plan.import_id)
+        assert imp is not None
+        flags = list(s.exec(select(RosterFlag).where(RosterFlag.roster_import_id == plan.import_id)
+                            .order_by(RosterFlag.line, RosterFlag.created_at)))
+    problems = {kind: [RowProblem(path.name, f.line, f.field, f.reason, f.reason_ja, f.value) for f in flags if f.kind == kind]
+                for kind in KIND_JA}
+    report = None
+    if flags:
+        report = rejects_out or path.with_name(path.stem + ".rejects.csv")
+        write_rejects([(KIND_JA[f.kind], RowProblem(path.name, f.line, f.field, f.reason, f.reason_ja, f.value))
+                       for f in flags], report)
+    return RosterResult(plan.import_id, total, imp.accepted, problems["rejected"], report, problems["flag"],
+                        problems["duplicate"], resumed_at)
 
 
 def _resolve_same_as_above(rows: Iterable[RosterRow]) -> Iterator[tuple[RosterRow, str, str]]:
@@ -255,9 +443,6 @@ def _resolve_same_as_above(rows: Iterable[RosterRow]) -> Iterator[tuple[RosterRo
         yield row, address, household
 
 
-_FIELD_OF = {"name": "name", "birth_date": "birth_date", "sex": "sex"}
-
-
 def _header_for(fld: str, header: list[str]) -> str:
     """The column name as the volunteer wrote it, so the report points at their own header."""
     from app.formats.roster_file import _key  # the same folding the reader used
@@ -269,11 +454,38 @@ def _header_for(fld: str, header: list[str]) -> str:
     return ROSTER_COLUMNS.get(fld, (fld,))[0]
 
 
-def write_rejects(rejects: list[RowProblem], out: Path) -> None:
-    """CSV in UTF-8 with BOM so Excel opens it: row, field, reason (Japanese and English), value."""
+def write_rejects(problems: list[tuple[str, RowProblem]], out: Path) -> None:
+    """CSV in UTF-8 with BOM so Excel opens it: row, field, reason (Japanese and English), value as
+    typed, and what was done with the row (not registered / already here / registered, to check)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as f:
         w = csv_writer(f)
-        w.writerow(["行", "項目", "理由", "reason", "入力値"])
-        for r in rejects:
-            w.writerow([r.line, r.field, r.message_ja, r.message, r.value])
+        w.writerow(["行", "項目", "理由", "reason", "入力値", "扱い"])
+        for done, r in problems:
+            w.writerow([r.line, r.field, r.message_ja, r.message, r.value, done])
+
+
+# --- flags for staff ------------------------------------------------------------------------------
+
+def open_flags(session: Session, *, limit: int = 300) -> list[dict[str, Any]]:
+    """Unreadable cells of imported rows that nobody has checked yet, newest import first."""
+    q = (select(RosterFlag, Evacuee, RosterImport)
+         .join(Evacuee, Evacuee.id == RosterFlag.evacuee_id)
+         .join(RosterImport, RosterImport.id == RosterFlag.roster_import_id)
+         .where(RosterFlag.kind == "flag", RosterFlag.status == "open")
+         .order_by(RosterImport.imported_at.desc(), RosterFlag.line, RosterFlag.field).limit(limit))  # type: ignore[attr-defined]
+    return [{"id": f.id, "file": imp.source_file, "line": f.line, "field": f.field, "value": f.value,
+             "reason": f.reason_ja, "evacuee_id": ev.id, "name": ev.name_raw or ev.name_kana_raw}
+            for f, ev, imp in session.exec(q)]
+
+
+def resolve_flag(session: Session, flag_id: str) -> RosterFlag:
+    """Staff looked at the cell (and corrected the person's record if needed); inside the caller's transaction."""
+    from app.services.errors import NotFound
+
+    flag = session.get(RosterFlag, flag_id)
+    if flag is None or flag.kind != "flag":
+        raise NotFound(f"no roster flag {flag_id}", "該当する確認項目がありません")
+    flag.status = "resolved"
+    session.add(flag)
+    return flag

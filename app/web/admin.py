@@ -130,7 +130,7 @@ class RegistryJob:
 
 
 def start_registry_job(app: Any, actor: CurrentUser, upload: UploadFile, *, profile: str, encoding: str,
-                       as_of: date | None) -> RegistryJob:
+                       as_of: date | None, quarantine: bool = False) -> RegistryJob:
     """Save the upload and import it in a background thread with its own connection (the UI stays usable)."""
     if profile not in PROFILES:
         raise InvalidInput(f"unknown profile {profile!r}", "形式が正しくありません", "profile")
@@ -143,13 +143,13 @@ def start_registry_job(app: Any, actor: CurrentUser, upload: UploadFile, *, prof
         shutil.copyfileobj(upload.file, out)
     job = RegistryJob(new_id(), name, actor.name)
     app.state.jobs[job.id] = job
-    threading.Thread(target=_run_registry_job, args=(app, job, actor, path, profile, encoding, as_of),
+    threading.Thread(target=_run_registry_job, args=(app, job, actor, path, profile, encoding, as_of, quarantine),
                      name=f"registry-import-{job.id}", daemon=True).start()
     return job
 
 
 def _run_registry_job(app: Any, job: RegistryJob, actor: CurrentUser, path: Path, profile: str, encoding: str,
-                      as_of: date | None) -> None:
+                      as_of: date | None, quarantine: bool = False) -> None:
     from app.db import sqlite_engine
     from app.services.errors import AlreadyDone, FileFormatError
     from app.services.registry import import_registry
@@ -161,13 +161,20 @@ def _run_registry_job(app: Any, job: RegistryJob, actor: CurrentUser, path: Path
         job.rows = n
 
     try:
+        # the upload's folder is removed afterwards: the report of left-out rows goes beside the database
+        report = Path(app.state.db_path).parent / f"{path.stem}.quarantine-{job.id}.csv"
         result = import_registry(engine, path, profile=profile, encoding=encoding, as_of=as_of,
-                                 imported_by=actor.name, progress=progress)
+                                 imported_by=actor.name, progress=progress, quarantine_bad_rows=quarantine,
+                                 quarantine_report=report)
         snap = result.snapshot
         job.snapshot = {"id": snap.id, "as_of": snap.as_of.isoformat(), "rows": snap.row_count,
-                        "sha256": snap.sha256, "elapsed_s": round(result.elapsed_s, 1)}
+                        "sha256": snap.sha256, "elapsed_s": round(result.elapsed_s, 1), "quarantined": snap.quarantined}
         job.rows = snap.row_count
         job.message_ja = f"取り込みました: {snap.row_count}人 (基準日 {snap.as_of})"
+        if snap.quarantined:
+            job.message_ja += f"。読めない {snap.quarantined}行を除いたため、この台帳は不完全です"
+            job.problems = _quarantined_rows(report)
+            detail["quarantined"] = snap.quarantined
         job.status = "done"
         detail.update(snapshot_id=snap.id, rows=snap.row_count, result="done")
     except AlreadyDone as exc:
@@ -193,6 +200,17 @@ def _run_registry_job(app: Any, job: RegistryJob, actor: CurrentUser, path: Path
             s.commit()
 
 
+def _quarantined_rows(report: Path, limit: int = 50) -> list[str]:
+    """The first left-out rows, in Japanese, for the job's screen (the file has them all)."""
+    import csv
+
+    with report.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    shown = [f"{r['ファイル']} {r['行']}行目" + (f" 「{r['項目']}」" if r["項目"] else "") + f": {r['理由']}"
+             for r in rows[:limit]]
+    return shown + ([f"ほか {len(rows) - limit}行"] if len(rows) > limit else [])
+
+
 @router.get("/admin/registry", response_class=HTMLResponse)
 def registry_page(request: Request, job: str = "", user: CurrentUser = Depends(require("admin")),
                   session: Session = Depends(db)) -> HTMLResponse:
@@ -205,12 +223,13 @@ def registry_page(request: Request, job: str = "", user: CurrentUser = Depends(r
 
 @router.post("/admin/registry", response_class=HTMLResponse)
 def registry_upload(request: Request, file: UploadFile = File(...), profile: str = Form("auto"),
-                    encoding: str = Form("auto"), as_of: str = Form(""),
+                    encoding: str = Form("auto"), as_of: str = Form(""), quarantine: str = Form(""),
                     user: CurrentUser = Depends(require("admin")), session: Session = Depends(db)) -> Response:
     from app.services.registry import list_snapshots, parse_as_of
 
     try:
-        job = start_registry_job(request.app, user, file, profile=profile, encoding=encoding, as_of=parse_as_of(as_of))
+        job = start_registry_job(request.app, user, file, profile=profile, encoding=encoding, as_of=parse_as_of(as_of),
+                                 quarantine=bool(quarantine))
     except AnpiError as exc:
         return render(request, "admin_registry.html", {
             "snapshots": list(reversed(list_snapshots(session))), "job": None, "profiles": PROFILES,

@@ -81,9 +81,38 @@ def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_
     }, status_code=status_code)
 
 
+def _with_flags(request: Request, session: Session, user: CurrentUser, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The open flags (cells kept as typed) under the import form, for staff to check."""
+    from app.services.roster import open_flags
+
+    flags = open_flags(session)
+    if flags:
+        audit_view(session, request, user, "view", subjects=sorted({f"evacuee:{f['evacuee_id']}" for f in flags}),
+                   detail={"roster_flags": len(flags)})
+        session.commit()
+    return {**ctx, "flags": flags}
+
+
 @router.get("/roster/import", response_class=HTMLResponse)
-def roster_import_page(request: Request, user: CurrentUser = Depends(require("roster.import"))) -> HTMLResponse:
-    return render(request, "roster_import.html", {"result": None})
+def roster_import_page(request: Request, user: CurrentUser = Depends(require("roster.import")),
+                       session: Session = Depends(db)) -> HTMLResponse:
+    return render(request, "roster_import.html", _with_flags(request, session, user, {"result": None}))
+
+
+@router.post("/roster/flags/{flag_id}/resolve", response_class=HTMLResponse)
+def roster_flag_resolve(request: Request, flag_id: str, user: CurrentUser = Depends(require("roster.import")),
+                        session: Session = Depends(db)) -> Response:
+    from app.services.roster import resolve_flag
+
+    try:
+        flag = resolve_flag(session, flag_id)
+    except AnpiError as exc:
+        ctx = _with_flags(request, session, user, {"result": None, "error": exc.message_ja, "file_name": "確認"})
+        return render(request, "roster_import.html", ctx, status_code=404)
+    audit_view(session, request, user, "roster_flag_resolved", subjects=[f"evacuee:{flag.evacuee_id}"],
+               detail={"line": flag.line, "field": flag.field})
+    session.commit()
+    return redirect("/roster/import#flags")
 
 
 @router.post("/roster/import", response_class=HTMLResponse)
@@ -118,8 +147,10 @@ def roster_import_submit(request: Request, file: UploadFile = File(...),
         "rejected": len({r.line for r in result.rejects})})
     session.commit()
     ctx["result"] = result
-    ctx["rejects"] = [{"line": r.line, "field": r.field, "message": r.ja(), "value": r.value} for r in result.rejects]
-    return render(request, "roster_import.html", ctx)
+    ctx["rejects"] = [{"line": r.line, "field": r.field, "message": r.message_ja, "value": r.value, "done": done}
+                      for done, rows in (("登録しない", result.rejects), ("登録済みの人", result.duplicates))
+                      for r in rows]
+    return render(request, "roster_import.html", _with_flags(request, session, user, ctx))
 
 
 @router.get("/roster/{evacuee_id}", response_class=HTMLResponse)

@@ -184,3 +184,43 @@ def test_reimport_is_detected_by_hash(tmp_path: Path, cli: Cli) -> None:
     code, _out, err = cli("registry", "import", f)
     assert code == 0 and "already imported as snapshot 1" in err
     assert snapshot_count(cli.db) == (1, 6)
+
+
+def test_quarantine_bad_rows_loads_the_good_ones_and_marks_the_snapshot(tmp_path: Path, cli: Cli) -> None:
+    """Issue 14 item 13: refused whole by default; with --quarantine-bad-rows the good rows load,
+    the bad ones are listed (file, row, field, reason) and the snapshot says it is incomplete."""
+    bad = [["1001", "H9", "山田", "太郎", "ヤマダ", "タロウ", "", "S45.3.1", "1", "", "", "", ""],  # line 8: duplicate
+           ["1099", "H9", "山田", "次郎", "ヤマダ", "ジロウ", "", "昭和45年13月1日", "1", "", "", "", ""],  # line 9
+           ["1098", "H9", "山田", "三郎"],  # line 10: too few columns
+           ["1003", "H9", "山田", "四郎", "ヤマダ", "シロウ", "", "S45.3.1", "x", "", "", "", ""]]  # line 11: sex
+    f = write_csv(tmp_path / "juki.csv", [HEADER_JA, *ROWS, *bad])
+    code, _out, err = cli("registry", "import", f)
+    assert code == 1 and "juki.csv:10" in err  # by default the file is refused whole
+    assert snapshot_count(cli.db) == (0, 0)
+    code, out, err = cli("registry", "import", f, "--quarantine-bad-rows")
+    assert code == 0, err
+    assert "6 residents" in out and "4 bad rows quarantined" in err and "INCOMPLETE" in err
+    report = tmp_path / "juki.quarantine.csv"
+    with report.open(encoding="utf-8-sig") as fh:
+        import csv
+
+        got = [(r["ファイル"], int(r["行"]), r["項目"], r["理由"]) for r in csv.DictReader(fh)]
+    assert [(line, fld) for _f, line, fld, _r in got] == [(8, "宛名番号"), (9, "生年月日"), (10, ""), (11, "性別")]
+    assert all(f_ == "juki.csv" for f_, *_ in got)
+    assert "2行目と同じ" in got[0][3] and "列の数" in got[2][3]
+    assert snapshot_count(cli.db) == (1, 6)
+    con = sqlite3.connect(cli.db)
+    assert con.execute("SELECT given_name FROM resident WHERE resident_id = '1001'").fetchone() == ("一郎",)  # the first kept
+    [listed] = cli.json("registry", "list", "--json")
+    assert listed["complete"] is False and listed["quarantined"] == 4 and listed["quarantine_report"] == str(report)
+    st = cli.json("status", "--json")
+    assert st["snapshot"]["quarantined"] == 4 and st["snapshot"]["complete"] is False
+    _code, out, _err = cli("status")
+    assert "INCOMPLETE: 4 rows quarantined" in out
+    _code, out, _err = cli("registry", "list")
+    assert "INCOMPLETE" in out
+    # a clean file with the option is complete
+    good = write_csv(tmp_path / "good.csv", [HEADER_JA, *ROWS[:2]])
+    assert cli("registry", "import", good, "--quarantine-bad-rows", "--as-of", "2030-01-01")[0] == 0
+    assert cli.json("status", "--json")["snapshot"]["complete"] is True
+    assert not (tmp_path / "good.quarantine.csv").exists()

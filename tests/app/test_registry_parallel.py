@@ -99,3 +99,29 @@ def test_duplicate_across_the_halves_names_both_lines(tmp_path: Path, dataset, l
     assert problem.line == len(lines) + 1
     assert first_id in problem.message and "line 2" in problem.message
     assert residents(db) == []
+
+
+def test_quarantine_in_two_processes_matches_one_process(tmp_path: Path, dataset, low_threshold) -> None:  # type: ignore[no-untyped-def]
+    """A large backup with 4 duplicate 宛名番号 (across parts and within one), an impossible date
+    and a short row: both paths keep the same good rows and quarantine the same bad ones."""
+    lines = dataset.registry_path.read_bytes().decode("cp932").splitlines()
+    header = lines[0].split(",")
+    bad_date = lines[-1].split(",")
+    bad_date[0] = "X-NEW-1"
+    bad_date[header.index("生年月日")] = "2001-02-30"
+    extra = [lines[1], lines[2], lines[len(lines) // 2], lines[-1], ",".join(bad_date), "X-SHORT,1"]
+    f = _append_rows(dataset.registry_path, tmp_path / "disaster.csv", extra)
+    results = {}
+    for name, parallel in (("one", False), ("two", True)):
+        db = tmp_path / f"{name}.db"
+        res = registry.import_registry(open_shelter_db(db), f, parallel=parallel, quarantine_bad_rows=True,
+                                       quarantine_report=tmp_path / f"{name}.csv")
+        assert res.workers == (2 if parallel else 1)
+        assert res.snapshot.row_count == 3000 and res.snapshot.quarantined == 6
+        results[name] = (residents(db), (tmp_path / f"{name}.csv").read_text(encoding="utf-8-sig"))
+    assert results["one"] == results["two"]
+    report = results["two"][1].splitlines()
+    first = len(lines) + 1
+    assert [int(r.split(",")[1]) for r in report[1:]] == list(range(first, first + 6))
+    with pytest.raises(FileFormatError):  # and without the option the file is refused whole
+        registry.import_registry(open_shelter_db(tmp_path / "refused.db"), f)

@@ -18,43 +18,54 @@ ROWS = [
     ["A-003", "Sho TAKAHASHI", "", "2005/4/5", "M", "", ""],
     ["A-004", "", "ﾔﾏｻﾞｷ ﾊﾅ", "78歳", "", "", ""],
     ["A-005", "佐藤花子", "", "1970年", "F", "", ""],
-    ["A-006", "鈴木 一", "", "昭和99年13月1日", "男", "", ""],  # unreadable date -> reject
-    ["A-007", "", "", "S45.3.1", "男", "", ""],  # neither name nor kana -> reject
-    ["A-001", "重複 太郎", "", "", "", "", ""],  # repeated id -> reject
-    ["A-009", "田中 実", "", "45.3.1", "x", "", ""],  # unknown sex -> reject
+    ["A-006", "鈴木 一", "", "昭和99年13月1日", "男", "", ""],  # unreadable date -> registered, flagged
+    ["A-007", "", "", "S45.3.1", "男", "", ""],  # neither name nor kana -> the only reject
+    ["A-001", "重複 太郎", "", "", "", "", ""],  # repeated id, another person -> registered, flagged
+    ["A-009", "田中 実", "", "45.3.1", "x", "", ""],  # unknown sex -> registered, flagged
     ["A-010", "田中 みのり", "", "", "", "", ""],
 ]
 
 
-def test_csv_roster_keeps_raw_and_reports_rejects(tmp_path: Path, cli: Cli) -> None:
+def test_csv_roster_keeps_every_named_row_and_flags_what_it_cannot_read(tmp_path: Path, cli: Cli) -> None:
     f = write_csv(tmp_path / "meibo.csv", [HEADER, *ROWS], "cp932")
     code, out, err = cli("roster", "import", f)
     assert code == 0, err
-    assert "6 evacuees registered" in out
+    assert "9 evacuees registered" in out
+    assert "1 rows rejected (no name)" in err and "3 rows flagged" in err
     report = tmp_path / "meibo.rejects.csv"
     with report.open(encoding="utf-8-sig") as fh:
         rejects = list(csv.DictReader(fh))
     by_line = {int(r["行"]): r for r in rejects}
     assert set(by_line) == {7, 8, 9, 10}
-    assert by_line[7]["項目"] == "生年月日" and by_line[7]["理由"].startswith("生年月日: ")
-    assert by_line[8]["項目"] == "氏名"
+    assert by_line[7]["項目"] == "生年月日" and "13月はありません" in by_line[7]["理由"]
+    assert by_line[7]["入力値"] == "昭和99年13月1日" and by_line[7]["扱い"] == "登録済み・要確認"
+    assert by_line[8]["項目"] == "氏名" and by_line[8]["扱い"].startswith("登録しない")
     assert by_line[9]["項目"] == "受付番号" and "2行目" in by_line[9]["理由"]
-    assert by_line[10]["項目"] == "性別"
+    assert by_line[10]["項目"] == "性別" and by_line[10]["入力値"] == "x"
     con = sqlite3.connect(cli.db)
     row = con.execute("SELECT name_raw, name_kana_raw, name_kana, birth_raw, birth_date, sex, status FROM evacuee "
-                      "WHERE external_key='A-001'").fetchone()
+                      "WHERE external_key='A-001' AND roster_line = 2").fetchone()
     assert row == ("髙橋 一郎", "たかはし いちろう", "タカハシ イチロウ", "S45.3.1", "1970-03-01", "M", "in_shelter")
-    kinds = dict(con.execute("SELECT external_key, birth_kind FROM evacuee").fetchall())
+    kinds = dict(con.execute("SELECT external_key, birth_kind FROM evacuee WHERE external_key != 'A-001'").fetchall())
     assert kinds["A-004"] == "age" and kinds["A-005"] == "year" and kinds["A-010"] == "empty"
-    assert con.execute("SELECT COUNT(*) FROM stayevent WHERE kind='check_in'").fetchone()[0] == 6
+    assert kinds["A-006"] == "unknown"
+    kept = con.execute("SELECT birth_raw, birth_date, sex_raw, sex FROM evacuee WHERE external_key IN ('A-006', 'A-009') "
+                       "ORDER BY external_key").fetchall()
+    assert kept == [("昭和99年13月1日", None, "男", "M"), ("45.3.1", "1970-03-01", "x", "")]
+    flags = con.execute("SELECT f.line, f.field, f.value, f.kind, f.status, e.external_key FROM rosterflag f "
+                        "LEFT JOIN evacuee e ON e.id = f.evacuee_id ORDER BY f.line").fetchall()
+    assert flags == [(7, "生年月日", "昭和99年13月1日", "flag", "open", "A-006"), (8, "氏名", "", "rejected", "resolved", None),
+                     (9, "受付番号", "A-001", "flag", "open", "A-001"), (10, "性別", "x", "flag", "open", "A-009")]
+    assert con.execute("SELECT COUNT(*) FROM stayevent WHERE kind='check_in'").fetchone()[0] == 9
     st = cli.json("status", "--json")
-    assert st["evacuees"] == {"total": 6, "in_shelter": 6, "left": 0}
+    assert st["evacuees"] == {"total": 9, "in_shelter": 9, "left": 0}
+    assert st["flags"] == {"open": 3, "evacuees": 3}
     assert st["snapshot"] is None and st["last_sync"] is None
     assert st["decisions"] == {"auto": 0, "review": 0, "none": 0, "confirmed": 0}
     # the same file again is detected and changes nothing
     code, _out, err = cli("roster", "import", f)
     assert code == 0 and "already imported" in err
-    assert con.execute("SELECT COUNT(*) FROM evacuee").fetchone()[0] == 6
+    assert con.execute("SELECT COUNT(*) FROM evacuee").fetchone()[0] == 9
 
 
 def test_xlsx_roster_with_english_headers_and_aliases(tmp_path: Path, cli: Cli) -> None:

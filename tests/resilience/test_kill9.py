@@ -2,9 +2,10 @@
 
 - `anpi serve` killed during a burst of registrations over HTTP: after a restart, every
   registration that was answered 2xx is there exactly once (by 受付番号) and nothing is doubled;
-- `anpi registry import` and `anpi roster import` killed while their transaction is open (we
-  see its write lock from outside): no half snapshot / half roster exists, and the same file
-  imports completely afterwards;
+- `anpi registry import` killed while its transaction is open (we see its write lock from
+  outside): no half snapshot exists, and the same file imports completely afterwards;
+- `anpi roster import` killed part-way: the chunks committed before are whole, and importing the
+  same file again continues where it stopped;
 - `anpi backup` killed while it writes: nothing at the target name (or the previous good copy
   there, unchanged); `anpi serve --backup-dir` killed while its automatic backup writes: every
   file with a backup name in the folder is a complete, verified copy.
@@ -239,22 +240,31 @@ def test_kill9_during_registry_import_leaves_no_half_snapshot(tmp_path: Path, da
     assert integrity(sh.db_path) == ["ok"]
 
 
-def test_kill9_during_roster_import_leaves_no_half_roster(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+def test_kill9_during_roster_import_keeps_whole_chunks_and_continues(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """A roster is imported in short chunks (issue 18): a kill keeps the chunks committed before it,
+    each evacuee whole (check-in and sync events with it), and the same import continues."""
     sh = build_shelter(tmp_path, evacuees=False)
-    events_before = query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")
+    events_before = query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0]
     proc = anpi_bg(sh.db_path, tmp_path / "roster.log", "roster", "import", dataset.roster_path)
     wait_for_write_lock(sh.db_path, proc)
     time.sleep(1.0)  # 1,200 rows take several seconds
     kill9(proc)
     assert integrity(sh.db_path) == ["ok"]
-    assert query(sh.db_path, "SELECT COUNT(*) FROM evacuee") == [(0,)]
-    assert query(sh.db_path, "SELECT COUNT(*) FROM rosterimport") == [(0,)]
-    assert query(sh.db_path, "SELECT COUNT(*) FROM outbox_event") == events_before
+    [(done, accepted, rejected, dups, status)] = query(
+        sh.db_path, "SELECT done_rows, accepted, rejected, duplicates, status FROM rosterimport")
+    assert status == "running" and 0 < done < dataset.evacuees
+    [(n,)] = query(sh.db_path, "SELECT COUNT(*) FROM evacuee")
+    assert n == accepted and accepted + rejected + dups == done
+    assert query(sh.db_path, "SELECT COUNT(*) FROM stayevent") == [(n,)]
+    assert query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0] - events_before == 2 * n
     again = anpi(sh.db_path, "roster", "import", dataset.roster_path)
     assert again.returncode == 0, again.stderr
+    assert f"continued after row {done}" in again.stdout
     accepted = int(again.stdout.split()[0])
-    assert accepted == dataset.evacuees
-    assert query(sh.db_path, "SELECT COUNT(*), COUNT(DISTINCT external_key) FROM evacuee") == [(accepted, accepted)]
+    [(dups,)] = query(sh.db_path, "SELECT duplicates FROM rosterimport")
+    assert accepted + dups == dataset.evacuees
+    assert query(sh.db_path, "SELECT COUNT(*), COUNT(DISTINCT roster_line) FROM evacuee") == [(accepted, accepted)]
+    assert query(sh.db_path, "SELECT status, done_rows FROM rosterimport") == [("done", dataset.evacuees)]
     assert integrity(sh.db_path) == ["ok"]
 
 

@@ -199,8 +199,21 @@ def test_roster_file_import_shows_rejects_in_japanese(app, staff) -> None:  # ty
     body = "番号,名前,ふりがな,生年月日,性別\r\nR1,岩手 一,,S50.1.1,男\r\nR2,岩手 二,,S50.2.30,男\r\nR3,,,,\r\n".encode("cp932")
     r = staff.post("/roster/import", data={"csrf_token": token}, files={"file": ("避難者.csv", body, "text/csv")})
     assert r.status_code == 200
-    assert "3行のうち 1人を登録しました" in r.text
-    assert "3行目" in r.text and "生年月日" in r.text
+    assert "3行のうち 2人を登録しました" in r.text and "氏名もふりがなもない 1行" in r.text
+    flags = r.text[r.text.index('id="flags"'):]
+    assert "岩手 二" in flags and "3行目" in flags and "S50.2.30" in flags and "30日はその月にありません" in flags
+    assert "4" in r.text[r.text.index('id="rejects"'):r.text.index('id="flags"')]
+    # the flag stays on the import screen until someone has checked it
+    page = staff.get("/roster/import").text
+    assert "S50.2.30" in page[page.index('id="flags"'):]
+    action = re.search(r'action="(/roster/flags/[^"]+/resolve)"', page)
+    assert action
+    r = staff.post(action.group(1), data={"csrf_token": csrf_of(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert 'id="flags"' not in staff.get("/roster/import").text
+    with Session(app.state.engine) as s:
+        ev = s.exec(select(Evacuee).where(Evacuee.external_key == "R2")).one()
+        assert (ev.birth_raw, ev.birth_date, ev.birth_kind) == ("S50.2.30", None, "unknown")
 
 
 class _Fields(HTMLParser):
@@ -290,3 +303,21 @@ def test_registry_upload_runs_in_the_background_with_progress(app, shelter) -> N
             break
         time.sleep(0.05)
     assert job["status"] == "failed" and "3行目" in job["problems"][0] and "宛名番号" in job["problems"][0]
+    # in a disaster the admin may load the good rows: the snapshot is shown as incomplete
+    token = csrf_of(admin.get("/admin/registry").text)
+    r = admin.post("/admin/registry", data={"csrf_token": token, "as_of": "2026-11-21", "quarantine": "1"},
+                   files={"file": ("bad.csv", bad.read_bytes(), "text/csv")}, follow_redirects=False)
+    assert r.status_code == 303
+    job_id = r.headers["location"].split("job=")[1]
+    for _ in range(100):
+        job = admin.get(f"/api/registry/jobs/{job_id}", headers={"X-Anpi-Poll": "1"}).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "done" and job["snapshot"]["quarantined"] == 1, job
+    page = admin.get(r.headers["location"]).text
+    assert "読めない 1行を除いたため、この台帳は不完全です" in page
+    assert "bad.csv 3行目 「宛名番号」: 宛名番号が空です" in page
+    assert "<strong>不完全</strong>（読めない 1行を除外）" in page
+    reports = list(shelter.db_path.parent.glob("bad.quarantine-*.csv"))
+    assert len(reports) == 1 and "宛名番号が空です" in reports[0].read_text(encoding="utf-8-sig")

@@ -72,13 +72,14 @@ def snapshots(user: CurrentUser = Depends(require("admin")), session: Session = 
 
 @router.post("/registry/import", status_code=202)
 def registry_import(request: Request, file: UploadFile = File(...), profile: str = Form("auto"),
-                    encoding: str = Form("auto"), as_of: str = Form(""),
+                    encoding: str = Form("auto"), as_of: str = Form(""), quarantine_bad_rows: bool = Form(False),
                     user: CurrentUser = Depends(require("admin"))) -> dict[str, Any]:
-    """Start importing a registry snapshot in the background; poll /api/registry/jobs/{id}."""
+    """Start importing a registry snapshot in the background; poll /api/registry/jobs/{id}.
+    `quarantine_bad_rows`: load the good rows, leave the bad ones out (the snapshot is marked incomplete)."""
     from app.services.registry import parse_as_of
 
     job = admin_views.start_registry_job(request.app, user, file, profile=profile, encoding=encoding,
-                                         as_of=parse_as_of(as_of))
+                                         as_of=parse_as_of(as_of), quarantine=quarantine_bad_rows)
     return job.as_dict()
 
 
@@ -144,6 +145,11 @@ def roster_import(request: Request, file: UploadFile = File(...), user: CurrentU
     audit.record(session, user, "roster_import", "POST /api/roster/import",
                  detail={"file": name, "import_id": result.import_id, "rows": result.rows, "accepted": result.accepted})
     session.commit()
+    def rows(problems: list) -> list[dict[str, Any]]:
+        return [{"line": r.line, "field": r.field, "message": r.message, "message_ja": r.ja(), "value": r.value}
+                for r in problems]
+
+    # rejects: rows with neither name nor reading; flags: registered, a cell kept as typed for staff;
+    # duplicates: people already registered (same roster row, or same name/reading and birth date)
     return {"import_id": result.import_id, "rows": result.rows, "accepted": result.accepted,
-            "rejects": [{"line": r.line, "field": r.field, "message": r.message, "message_ja": r.ja(), "value": r.value}
-                        for r in result.rejects]}
+            "rejects": rows(result.rejects), "flags": rows(result.flags), "duplicates": rows(result.duplicates)}
