@@ -547,3 +547,12 @@ def test_cli_numbers_after_anpi_backup_and_restore(shelter, tmp_path: Path) -> N
     assert new not in {before, *after}
     assert NUMBER_RE.match(new).group(3) != NUMBER_RE.match(after[0]).group(3)  # type: ignore[union-attr]
     assert {r["number"] for r in cli.json("certificate", "list", "--json")} == {before, new}  # type: ignore[union-attr]
+
+
+def test_font_is_our_own_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPAexGothic ships inside app/formats/ipafont/ with its licence (no japanize-matplotlib needed)."""
+    from app.formats import fonts
+
+    monkeypatch.delenv("ANPI_FONT_PATH", raising=False)
+    assert fonts.font_path() == fonts.FONT_DIR / "ipaexg.ttf"
+    assert (fonts.FONT_DIR / "IPA_Font_License_Agreement_v1.0.txt").is_file()
