@@ -5,19 +5,26 @@ means a committed registration survives a power cut; foreign keys stop orphan ro
 pooled connection serialises writers so SQLite never answers "database is locked" to a tired
 volunteer. Migrations (Alembic) run on every open, so an old database file keeps working
 after the software is updated.
+
+The file is encrypted (SQLCipher, key from the admin's passphrase: app/db_crypto.py). A plain
+database written by an Anpi from before encryption is encrypted in place the first time it is
+opened with a passphrase, so updating the software is all a shelter has to do.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import sys
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
+
+from app import db_crypto
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -28,7 +35,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0002"
 
 
-def _set_sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+def _set_sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
@@ -71,10 +78,20 @@ def _migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def sqlite_engine(path: str | Path) -> Engine:
-    """An engine with the shelter pragmas and exactly one pooled connection, without migrating."""
+def sqlite_engine(path: str | Path, *, key: str | None = "") -> Engine:
+    """An engine with the shelter pragmas and exactly one pooled connection, without migrating.
+
+    `key` "" derives the key from the passphrase (app/db_crypto.py); None opens a plain file
+    (only the benchmarks' baseline does that). SQLAlchemy's own `sqlite+pysqlcipher` dialect
+    sends the key first on every new connection.
+    """
+    if key == "":
+        key = db_crypto.key_for(path)
+    url = URL.create("sqlite+pysqlcipher", password=key, database=str(Path(path))) if key is not None \
+        else URL.create("sqlite+pysqlcipher", database=str(Path(path)))
     engine = create_engine(
-        f"sqlite:///{Path(path)}",
+        url,
+        poolclass=QueuePool,
         pool_size=1,
         max_overflow=0,
         pool_timeout=60,
@@ -84,11 +101,26 @@ def sqlite_engine(path: str | Path) -> Engine:
     return engine
 
 
-def open_shelter_db(path: str | Path) -> Engine:
-    """Open (creating if needed) the shelter database at `path` and bring its schema up to date."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlite_engine(path)
-    _migrate(engine)
+def open_shelter_db(path: str | Path, *, key: str | None = "") -> Engine:
+    """Open (creating if needed) the shelter database at `path` and bring its schema up to date.
+
+    Raises db_crypto.PassphraseNeeded / WrongPassphrase when the passphrase is missing or wrong.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if key is not None and db_crypto.is_plain_sqlite(path):
+        db_crypto.encrypt_in_place(path)
+        print(f"anpi: {path} was not encrypted; it is now (SQLCipher, key from the passphrase)", file=sys.stderr)
+    if key == "":
+        key = db_crypto.key_for(path)
+    if key is not None and path.exists():  # a wrong passphrase: one clear line now, not a failure deep inside a command
+        db_crypto.connect(path, key).close()
+    engine = sqlite_engine(path, key=key)
+    try:
+        _migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import selectors
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from app import db_crypto
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.gaiji import read_gaiji_map
 from app.formats.registry_file import RegistryReader, RegistryRow
@@ -125,7 +125,7 @@ def _checked_rows(reader: RegistryReader, file: str,
         yield row, _row_values(row.fields, file, row.line, problems, gaiji), problems
 
 
-def _load_sequential(cur: sqlite3.Cursor, reader: RegistryReader, file: str, gaiji: dict[str, str],
+def _load_sequential(cur: db_crypto.Cursor, reader: RegistryReader, file: str, gaiji: dict[str, str],
                      snapshot_id: int, progress: Progress | None) -> int:
     """Check and insert every row in file order; raise FileFormatError listing the problems."""
     problems: list[RowProblem] = []
@@ -226,6 +226,13 @@ def _worker_command() -> list[str] | None:
     return [sys.executable, "-m", "app.services.registry_worker"]
 
 
+@lru_cache(maxsize=1)
+def staging_key() -> str:
+    """The key of this process's staging files: registry rows never touch the disk in clear, and
+    the key lives only in memory (the workers get it on stdin, never on their command line)."""
+    return db_crypto.random_key()
+
+
 def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tuple[int, int | None, int, Path]] | None:
     """The parts and their (empty, created here) staging files, or None for one process."""
     if _worker_command() is None:
@@ -236,14 +243,17 @@ def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tup
     plan = []
     for k, (start, end, line) in enumerate(ranges):
         out = folder / f"part{k}.db"
-        with sqlite3.connect(out) as db:
+        db = db_crypto.connect(out, staging_key())
+        try:
             db.execute(f"CREATE TABLE r ({', '.join(STAGED_COLUMNS)})")
-        db.close()
+            db.commit()
+        finally:
+            db.close()
         plan.append((start, end, line, out))
     return plan
 
 
-def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
+def _load_parallel(cur: db_crypto.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
                    plan: list[tuple[int, int | None, int, Path]], snapshot_id: int,
                    progress: Progress | None) -> int | None:
     """Copy each part into `resident` as soon as it and every part before it are checked; None
@@ -263,8 +273,12 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                  for k, (st, en, ln, out) in enumerate(plan) if k % 2 == w]
         job = {"path": str(path), "profile": reader.profile.name if reader.profile else "auto",
                "encoding": reader.encoding, "gaiji": gaiji, "columns": STAGED_COLUMNS, "parts": parts}
-        procs.append(subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
-                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
+        proc = subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, env=env)
+        procs.append(proc)
+        assert proc.stdin is not None
+        proc.stdin.write(staging_key() + "\n")
+        proc.stdin.close()
     checked = [0] * len(plan)
     ready = [False] * len(plan)
     copied = 0  # parts copied so far
@@ -292,7 +306,7 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                         try:
                             cur.execute(f"INSERT INTO resident (snapshot_id, {cols}) "
                                         f"SELECT ?, {cols} FROM staged{copied}.r ORDER BY rowid", (snapshot_id,))
-                        except sqlite3.IntegrityError:
+                        except db_crypto.IntegrityError:
                             return None  # a 宛名番号 in two parts: the one-process pass names both lines
                         count += cur.rowcount
                         copied += 1
@@ -326,7 +340,7 @@ def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, 
         # 宛名番号 order, and a small cache turns that into disk reads (measured: see bench/import_bench.py).
         cur.execute("PRAGMA cache_size = -262144")
         for n, part in enumerate(plan or []):
-            cur.execute(f"ATTACH DATABASE ? AS staged{n}", (str(part[3]),))  # refused inside a transaction
+            cur.execute(f"ATTACH DATABASE ? AS staged{n} KEY ?", (str(part[3]), staging_key()))  # refused inside a transaction
             attached.append(f"staged{n}")
         # Deferred, not IMMEDIATE: the first INSERT takes the write lock on the database, and the
         # staging files stay unlocked for the workers still writing them.

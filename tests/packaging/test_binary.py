@@ -10,7 +10,6 @@ Size and start-up time are printed by bench/binary_bench.py.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 
 from app import __version__
 from tests.packaging.binary import ensure_binary, run, serving
+from app.db_crypto import connect as db_connect
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("binary")]
 
@@ -86,7 +86,7 @@ def test_user_serve_register_stop(binary: Path, home: Path) -> None:
         assert srv.proc.poll() is None
     assert srv.proc.returncode is not None
 
-    with sqlite3.connect(db) as con:
+    with db_connect(db) as con:
         rows = con.execute("SELECT id, birth_date FROM evacuee").fetchall()
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert [r[0] for r in rows] == [ev_id]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,14 @@ from ulid import ULID
 
 from sync import client, events as ev, models, outbox
 from sync.hub import store
+
+
+def connect_file(path: Path | str) -> Any:
+    """A DB-API connection to a shelter file: plain (make_shelter) or encrypted (make_app_shelter,
+    keyed from ANPI_PASSPHRASE); a file that does not exist yet is created encrypted."""
+    from app.db_crypto import connect, is_plain_sqlite
+
+    return connect(path, None if is_plain_sqlite(path) else "")
 
 
 def sqlite_engine(path: Path) -> Engine:
@@ -76,7 +83,7 @@ class Shelter:
             return {r[0] for r in c.execute(text("select event_id from remote_event"))}
 
     def integrity(self) -> str:
-        con = sqlite3.connect(self.path)
+        con = connect_file(self.path)
         try:
             return con.execute("PRAGMA integrity_check").fetchone()[0]
         finally:

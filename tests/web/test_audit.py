@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlmodel import Session
 from app.db import open_shelter_db
 from app.services import audit
 from tests.web.server import audit_cli
+from app.db_crypto import connect as db_connect
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_chain_links_every_entry(engine) -> None:  # type: ignore[no-untyped-def
 def test_any_change_is_found_and_named(engine, sql: str, bad: int) -> None:  # type: ignore[no-untyped-def]
     _fill(engine)
     db = engine.url.database
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     with con:
         con.execute(sql)
     con.close()
@@ -106,7 +106,7 @@ def test_cli_verify_and_export(engine, tmp_path: Path) -> None:  # type: ignore[
     assert lines[-1]["prev_hash"] == lines[-2]["hash"]
     code, out = audit_cli(db, "verify", "--json")
     assert code == 0 and json.loads(out)["entries"] == 5
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     with con:
         con.execute("UPDATE audit_entry SET screen = 'x' WHERE id = 2")
     con.close()
