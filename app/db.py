@@ -87,10 +87,15 @@ def sqlite_engine(path: str | Path, *, key: str | None = "") -> Engine:
     """
     if key == "":
         key = db_crypto.key_for(path)
-    url = URL.create("sqlite+pysqlcipher", password=key, database=str(Path(path))) if key is not None \
-        else URL.create("sqlite+pysqlcipher", database=str(Path(path)))
+    if key is not None:
+        url = URL.create("sqlite+pysqlcipher", password=key, database=str(Path(path)))
+        extra: dict[str, Any] = {}
+    else:  # plain SQLite through the same library (the dialect would insist on a key)
+        url = URL.create("sqlite", database=str(Path(path)))
+        extra = {"module": db_crypto.dbapi}
     engine = create_engine(
         url,
+        **extra,
         poolclass=QueuePool,
         pool_size=1,
         max_overflow=0,
