@@ -206,3 +206,46 @@ def test_passphrase_comes_from_the_environment_before_any_prompt(tmp_path: Path,
     assert db_crypto.key_for(db) != db_crypto.key_for(db, TEST_PASSPHRASE)
     with Session(open_shelter_db(tmp_path / "y.db")) as s:  # a new file is simply created under it
         assert s.exec(select(Staff)).all() == []
+
+
+def _run_on_a_terminal(args: list[str], typed: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the real `anpi` on a pseudo-terminal (its controlling tty) and type lines when it asks."""
+    import os
+    import pty
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin/stdout/stderr and /dev/tty are the terminal
+        os.execve(sys.executable, [sys.executable, "-m", "app.cli", *args], env)
+    out, answers, deadline, answered_at = b"", list(typed), time.monotonic() + 60, -1
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        if answers and len(out) > answered_at and out.rstrip().endswith(b":"):  # a new prompt
+            os.write(fd, answers.pop(0).encode() + b"\n")
+            answered_at = len(out)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_a_terminal_asks_for_the_passphrase(tmp_path: Path) -> None:
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != db_crypto.PASSPHRASE_ENV}
+    env["PYTHONPATH"] = str(root)
+    db = tmp_path / "tty.db"
+    code, out = _run_on_a_terminal(["--db", str(db), "status"], ["secret words", "secret words"], env)
+    assert code == 0, out
+    assert "new passphrase for" in out and "the same passphrase again" in out and "secret words" not in out
+    code, out = _run_on_a_terminal(["--db", str(db), "status"], ["wrong words"], env)
+    assert code == 1 and "wrong passphrase" in out, out
+    con = db_crypto.connect(db, db_crypto.key_for(db, "secret words"))
+    con.close()
