@@ -145,7 +145,7 @@ def test_receipt_checks(tmp_path: Path, hub) -> None:  # noqa: ANN001
 def test_receipt_does_not_ack_a_restored_laptops_new_events(tmp_path: Path, hub) -> None:  # noqa: ANN001
     app, tc = hub
     sh = shelter(tmp_path, app, tc, n=5)
-    src, dst = connect_file(sh.path), connect_file(tmp_path / "backup.db")
+    src, dst = connect_file(sh.path), connect_file(tmp_path / "backup.db", like=sh.path)
     src.backup(dst)
     src.close(), dst.close()
     append_events(sh, random_events(random.Random(3), sh, 5))

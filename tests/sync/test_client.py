@@ -126,7 +126,7 @@ def test_restored_laptop_without_new_epoch_is_detected(tmp_path: Path, hub) -> N
     backup = tmp_path / "backup.db"
     import shutil
     import sqlite3
-    src, dst = connect_file(sh.path), connect_file(backup)
+    src, dst = connect_file(sh.path), connect_file(backup, like=sh.path)
     src.backup(dst)
     src.close(), dst.close()
     append_events(sh, random_events(random.Random(4), sh, 5))

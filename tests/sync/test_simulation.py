@@ -157,7 +157,7 @@ class SyncWorld(RuleBasedStateMachine):
     def take_backup(self, i: int) -> None:
         idx = i % len(self.shelters)
         dest = self._file(".bak")
-        src, dst = connect_file(self.shelters[idx].path), connect_file(dest)
+        src, dst = connect_file(self.shelters[idx].path), connect_file(dest, like=self.shelters[idx].path)
         src.backup(dst)
         src.close()
         dst.close()
