@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
@@ -82,7 +81,7 @@ def sqlite_engine(path: str | Path, *, key: str | None = "") -> Engine:
     """An engine with the shelter pragmas and exactly one pooled connection, without migrating.
 
     `key` "" derives the key from the passphrase (app/db_crypto.py); None opens a plain file
-    (only the benchmarks' baseline does that). SQLAlchemy's own `sqlite+pysqlcipher` dialect
+    (never a shelter's: the tests build an old, pre-encryption database that way). SQLAlchemy's own `sqlite+pysqlcipher` dialect
     sends the key first on every new connection.
     """
     if key == "":
