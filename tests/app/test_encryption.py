@@ -249,3 +249,14 @@ def test_a_terminal_asks_for_the_passphrase(tmp_path: Path) -> None:
     assert code == 1 and "wrong passphrase" in out, out
     con = db_crypto.connect(db, db_crypto.key_for(db, "secret words"))
     con.close()
+
+
+def test_the_hub_parses_a_registry_without_any_shelter_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub checks a registry file in a temporary shelter database keyed in memory only."""
+    from app.hub_registry import parse_for_hub
+    from tests.conftest import write_csv
+    from tests.web.helpers import HEADER, REGISTRY
+
+    monkeypatch.delenv(db_crypto.PASSPHRASE_ENV)
+    parsed = parse_for_hub(write_csv(tmp_path / "juki.csv", [HEADER, *REGISTRY]))
+    assert len(parsed.records) == len(REGISTRY)
