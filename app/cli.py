@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -423,8 +424,13 @@ def demo(
     no_serve: bool = typer.Option(False, "--no-serve", help="Only build the demo database."),
 ) -> None:
     """Create a demo database (synthetic registry, a shelter, staff accounts) and serve it."""
-    from app.services.demo import build_demo
+    from app.db_crypto import PASSPHRASE_ENV
+    from app.services.demo import DEMO_PASSPHRASE, build_demo
 
+    if not os.environ.get(PASSPHRASE_ENV):  # the demo starts without a prompt: its data is synthetic
+        os.environ[PASSPHRASE_ENV] = DEMO_PASSPHRASE
+        typer.echo(f"demo passphrase: {DEMO_PASSPHRASE}  (other commands on this database: "
+                   f"{PASSPHRASE_ENV}={DEMO_PASSPHRASE} anpi --db {db_path(ctx)} …)")
     engine = engine_for(ctx)
     accounts = build_demo(engine, residents=residents)
     if accounts:
@@ -440,7 +446,13 @@ def demo(
 
 
 def main() -> None:
-    app()
+    from app.db_crypto import DatabaseKeyError
+
+    try:
+        app()
+    except DatabaseKeyError as exc:  # a command group that opens the database its own way
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import typer
 from sqlalchemy.engine import Engine
 
 from app.db import open_shelter_db
+from app.db_crypto import DatabaseKeyError
 from app.formats.errors import FileFormatError
 from app.services.errors import AlreadyDone, AnpiError
 
@@ -48,7 +49,7 @@ def cli_errors(func: F) -> F:
             if exc.total > 10:
                 typer.echo(f"  … {exc.total - 10} more", err=True)
             raise typer.Exit(1) from None
-        except AnpiError as exc:
+        except (AnpiError, DatabaseKeyError) as exc:
             fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
@@ -62,7 +63,13 @@ def db_path(ctx: typer.Context) -> Path:
 
 
 def engine_for(ctx: typer.Context) -> Engine:
-    return open_shelter_db(db_path(ctx))
+    """The shelter database, opened with the passphrase (ANPI_PASSPHRASE or typed); a missing or
+    wrong passphrase is one line on stderr, never a traceback."""
+    try:
+        return open_shelter_db(db_path(ctx))
+    except DatabaseKeyError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
 
 
 def os_user() -> str | None:

@@ -62,11 +62,14 @@ def _one_line_errors() -> Iterator[None]:
 
     A registry file refused by the shelter's checks names file, line and field on the first
     line and lists a few more problems below it (as ``anpi registry import`` does)."""
+    from app.db_crypto import DatabaseKeyError
     from app.formats.errors import FileFormatError
     from app.services.errors import AnpiError
 
     try:
         yield
+    except DatabaseKeyError as exc:
+        raise _fail(str(exc))
     except SyncError as exc:
         raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except FileFormatError as exc:

@@ -9,22 +9,29 @@ full disk) so the faces answer "busy, try again" instead of a bare error. Reads 
 pool of query-only connections (`read_engine`): in WAL mode a reader never waits for a writer.
 Migrations (Alembic) run on every open, so an old database file keeps working after the
 software is updated.
+
+The file is encrypted (SQLCipher, key from the admin's passphrase: app/db_crypto.py). A plain
+database written by an Anpi from before encryption is encrypted in place the first time it is
+opened with a passphrase, so updating the software is all a shelter has to do.
 """
 
 from __future__ import annotations
 
 import errno
 import sqlite3
+import sys
 from functools import partial
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
+
+from app import db_crypto
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,7 +49,7 @@ BUSY_TIMEOUT_S = 30.0
 READ_POOL_SIZE = 4
 
 
-def _set_sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object, *, busy_ms: int = 30000,
+def _set_sqlite_pragmas(dbapi_conn: Any, _record: object, *, busy_ms: int = 30000,
                         read_only: bool = False) -> None:
     cur = dbapi_conn.cursor()
     if not read_only:  # the journal mode is stored in the file: the writer sets it once
@@ -91,14 +98,28 @@ def _migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def sqlite_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, read_only: bool = False) -> Engine:
+def sqlite_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, read_only: bool = False,
+                  key: str | None = "") -> Engine:
     """An engine with the shelter pragmas, without migrating: exactly one pooled connection for
     writing, or (`read_only`) a few query-only ones that never take the write lock.
 
     The writer's pool timeout equals the busy timeout, so a write queued behind another request
-    of this process gives up after the same wait as one queued behind another process."""
+    of this process gives up after the same wait as one queued behind another process.
+    `key` "" derives the key from the passphrase (app/db_crypto.py); None opens a plain file
+    (never a shelter's: the tests build an old, pre-encryption database that way). SQLAlchemy's
+    own `sqlite+pysqlcipher` dialect sends the key first on every new connection, read-only ones too."""
+    if key == "":
+        key = db_crypto.key_for(path)
+    if key is not None:
+        url = URL.create("sqlite+pysqlcipher", password=key, database=str(Path(path)))
+        extra: dict[str, Any] = {}
+    else:  # plain SQLite through the same library (the dialect would insist on a key)
+        url = URL.create("sqlite", database=str(Path(path)))
+        extra = {"module": db_crypto.dbapi}
     engine = create_engine(
-        f"sqlite:///{Path(path)}",
+        url,
+        **extra,
+        poolclass=QueuePool,
         pool_size=READ_POOL_SIZE if read_only else 1,
         max_overflow=0,
         pool_timeout=busy_timeout_s,
@@ -109,17 +130,32 @@ def sqlite_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, r
     return engine
 
 
-def read_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
+def read_engine(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, key: str | None = "") -> Engine:
     """Query-only connections to an already opened (migrated, WAL) shelter database: in WAL mode
     they read the last committed state while a write is in progress instead of queueing behind it."""
-    return sqlite_engine(path, busy_timeout_s=busy_timeout_s, read_only=True)
+    return sqlite_engine(path, busy_timeout_s=busy_timeout_s, read_only=True, key=key)
 
 
-def open_shelter_db(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
-    """Open (creating if needed) the shelter database at `path` and bring its schema up to date."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = sqlite_engine(path, busy_timeout_s=busy_timeout_s)
-    _migrate(engine)
+def open_shelter_db(path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, key: str | None = "") -> Engine:
+    """Open (creating if needed) the shelter database at `path` and bring its schema up to date.
+
+    Raises db_crypto.PassphraseNeeded / WrongPassphrase when the passphrase is missing or wrong.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if key is not None and db_crypto.is_plain_sqlite(path):
+        db_crypto.encrypt_in_place(path)
+        print(f"anpi: {path} was not encrypted; it is now (SQLCipher, key from the passphrase)", file=sys.stderr)
+    if key == "":
+        key = db_crypto.key_for(path)
+    if key is not None and path.exists():  # a wrong passphrase: one clear line now, not a failure deep inside a command
+        db_crypto.connect(path, key).close()
+    engine = sqlite_engine(path, busy_timeout_s=busy_timeout_s, key=key)
+    try:
+        _migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -168,7 +204,7 @@ def db_trouble(exc: BaseException) -> DbTrouble | None:
 
 
 def _classify_one(exc: BaseException) -> DbTrouble | None:
-    if isinstance(exc, sqlite3.Error):
+    if isinstance(exc, (sqlite3.Error, db_crypto.Error)):  # the system's SQLite or SQLCipher's
         code = getattr(exc, "sqlite_errorcode", None)
         primary = code & 0xFF if isinstance(code, int) else None
         text_ = str(exc).lower()

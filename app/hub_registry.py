@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from app.db import open_shelter_db
 from app.formats.tables import raw_csv_writer
+from app.db_crypto import random_key
 from app.services.registry import ImportResult, file_sha256, import_registry
 from sync import client
 from sync.hub import registry as hub_registry
@@ -55,7 +56,8 @@ def parse_for_hub(path: Path, *, profile: str = "auto", encoding: str = "auto", 
         if profile_path.is_file():
             profile_toml = profile_path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="anpi-hub-parse-") as tmp:
-        engine = open_shelter_db(Path(tmp) / "parse.db")
+        # the hub has no shelter passphrase: a key that lives only in memory while the file exists
+        engine = open_shelter_db(Path(tmp) / "parse.db", key=random_key())
         try:
             result = import_registry(engine, path, profile=profile, encoding=encoding, gaiji_map=gaiji_map,
                                      as_of=as_of, imported_by="hub", progress=progress)

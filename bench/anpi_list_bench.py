@@ -18,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# shelter databases are encrypted (SQLCipher): the runs open them with this passphrase (subprocesses too)
+os.environ.setdefault("ANPI_PASSPHRASE", "bench passphrase")
 
 
 def main() -> None:

@@ -44,6 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# shelter databases are encrypted (SQLCipher): the runs open them with this passphrase (subprocesses too)
+os.environ.setdefault("ANPI_PASSPHRASE", "bench passphrase")
 
 from bench.processes import stop  # noqa: E402
 

@@ -49,6 +49,8 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# shelter databases are encrypted (SQLCipher): the runs open them with this passphrase (subprocesses too)
+os.environ.setdefault("ANPI_PASSPHRASE", "bench passphrase")
 
 from bench.hub_bench import drop_schema, new_schema, pct, pending_jobs, shelter_engine  # noqa: E402
 from bench.processes import stop  # noqa: E402

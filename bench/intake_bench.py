@@ -48,6 +48,7 @@ from sqlmodel import Session
 from app.db import open_shelter_db
 from app.services import accounts
 from app.services.registry import import_registry
+from app.db_crypto import connect as db_connect
 engine = open_shelter_db(sys.argv[1])
 import_registry(engine, sys.argv[2], as_of=date.fromisoformat(sys.argv[3]))
 with Session(engine) as s:
@@ -214,7 +215,7 @@ def finish(t: Typist, base: str, new_form: bool) -> list[str]:
 
 
 def outcomes(db: Path, shelter_ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         out: dict[str, tuple[str, str | None]] = {}
         for ev_id, decision, rid in con.execute(
@@ -270,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(db: Path, rows: list[dict[str, Any]], new_form: bool, app_root: Path) -> None:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     evs = defaultdict(list)
     for ev_id, hh, name, kana in con.execute(
             "SELECT id, household_key, name_raw, name_kana_raw FROM evacuee ORDER BY created_at, id"):

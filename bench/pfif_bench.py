@@ -13,6 +13,7 @@ link), of a second import of the same file (idempotent: no new rows), of `relink
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -22,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# shelter databases are encrypted (SQLCipher): the runs open them with this passphrase (subprocesses too)
+os.environ.setdefault("ANPI_PASSPHRASE", "bench passphrase")
 
 
 def main() -> None:

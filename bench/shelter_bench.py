@@ -31,6 +31,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# shelter databases are encrypted (SQLCipher): the runs open them with this passphrase (subprocesses too)
+os.environ.setdefault("ANPI_PASSPHRASE", "bench passphrase")
 
 from bench.processes import stop  # noqa: E402
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import app as cli_app
+from app.db_crypto import PASSPHRASE_ENV
+
+#: every shelter database the tests make is encrypted with this passphrase (subprocesses inherit
+#: it); tests of a missing or wrong passphrase change it with monkeypatch
+TEST_PASSPHRASE = "test passphrase 避難所"
+os.environ[PASSPHRASE_ENV] = TEST_PASSPHRASE
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@
 Why IPAexGothic: a PDF that only names a font (reportlab's built-in CID fonts such as
 HeiseiMin-W3) prints as boxes on a laptop without that font, and shelter laptops are whatever was
 donated. IPAexGothic is a TrueType font that reportlab can subset and embed, its licence (IPA Font
-License v1.0, see NOTICE) allows embedding in documents, and it reaches us inside a pip dependency
-(japanize-matplotlib ships `fonts/ipaexg.ttf`), so a fresh clone and the one-file binary both carry
-it without any download. We locate the file without importing that package (importing it would
-load matplotlib for nothing).
+License v1.0, see NOTICE) allows embedding in documents and redistributing the file unmodified, so
+it is shipped as package data (`app/formats/ipafont/`, with its licence text): a fresh clone, a wheel
+and the one-file binary all carry it without any download, and without the matplotlib/numpy stack
+that japanize-matplotlib (where the file used to come from) pulled in.
 
 A binary built by PyInstaller may put the font elsewhere; `ANPI_FONT_PATH` overrides the lookup.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from functools import lru_cache
@@ -22,6 +21,8 @@ from pathlib import Path
 #: the name under which the font is registered with reportlab
 FONT_NAME = "IPAexGothic"
 _FILE = "ipaexg.ttf"
+#: the font and its licence text, shipped as package data
+FONT_DIR = Path(__file__).with_name("ipafont")
 
 
 class FontMissing(RuntimeError):
@@ -29,21 +30,18 @@ class FontMissing(RuntimeError):
 
 
 def font_path() -> Path:
-    """Where ipaexg.ttf is: ANPI_FONT_PATH, a PyInstaller bundle, or the japanize_matplotlib package."""
+    """Where ipaexg.ttf is: ANPI_FONT_PATH, a PyInstaller bundle, or this package's ipafont/ folder."""
     env = os.environ.get("ANPI_FONT_PATH")
     candidates: list[Path] = [Path(env)] if env else []
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         candidates.append(Path(bundle) / "fonts" / _FILE)
-    spec = importlib.util.find_spec("japanize_matplotlib")
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            candidates.append(Path(loc) / "fonts" / _FILE)
+    candidates.append(FONT_DIR / _FILE)
     for c in candidates:
         if c.is_file():
             return c
     raise FontMissing(
-        "Japanese font ipaexg.ttf not found (install the japanize-matplotlib package or set ANPI_FONT_PATH)"
+        f"Japanese font ipaexg.ttf not found in {FONT_DIR} (reinstall Anpi or set ANPI_FONT_PATH)"
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
+
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -276,13 +276,15 @@ def export(session: Session, out: Path, fmt: str = "auto") -> int:
 
 def _file_query(path: Path, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     """One row from another shelter database file (the one `anpi restore` kept aside), read-only."""
+    from app import db_crypto
+
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
+        con = db_crypto.connect(path)
+    except (db_crypto.Error, db_crypto.DatabaseKeyError):
         return None
     try:
         return con.execute(sql, args).fetchone()
-    except sqlite3.Error:
+    except db_crypto.Error:
         return None
     finally:
         con.close()

@@ -17,16 +17,20 @@ Automatic backups (`BackupScheduler`) copy the database every N minutes to a fol
 USB stick, keep the newest K and record every attempt in `BackupRecord`, so the dashboard can say
 when the last good copy was made or that the stick was unplugged.
 
-We use SQLite's online backup API (`sqlite3.Connection.backup`, one step = one consistent
+We use SQLite's online backup API (`Connection.backup`, one step = one consistent
 snapshot; in WAL mode the service keeps writing meanwhile) rather than copying the file, which
 would miss committed data still in the -wal file or catch a page mid-write.
+
+A backup is encrypted like the database (SQLCipher, key from the same passphrase, its own salt:
+app/db_crypto.py), and inside it the laptop's Ed25519 signing key is sealed once more under a key
+of its own, so a stick that is lost gives nothing away, and restoring needs the passphrase. A
+plain backup made before encryption can still be restored: it is encrypted on the way in.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import threading
 import time
@@ -39,13 +43,16 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app import db_crypto
+from app.db_crypto import DatabaseKeyError
 from app.ids import new_id, utcnow
 from app.models import BackupRecord
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 from app.services.registry import file_sha256
 from sync.periodic import PeriodicThread
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = db_crypto.SQLITE_MAGIC
+WRONG_KEY = "cannot decrypt it: wrong passphrase, or not an Anpi database"
 #: a file without these tables is not an Anpi shelter database, whatever else it holds
 ANPI_TABLES = ("alembic_version", "shelter", "staff", "registrysnapshot", "resident", "evacuee")
 #: the tables whose row counts a backup reports (the ones a person would ask about)
@@ -169,16 +176,20 @@ def check_database(path: Path) -> CheckResult:
             head = f.read(100)
     except OSError as exc:
         return CheckResult(counts, schema, [f"cannot read the file: {exc.strerror or exc}"])
-    if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
-        return CheckResult(counts, schema, ["not an SQLite database (wrong header)"])
-    try:
-        con = sqlite3.connect(str(path), timeout=5, isolation_level=None)
-    except sqlite3.Error as exc:
+    if len(head) < 100:
+        return CheckResult(counts, schema, ["not an SQLite database (too short)"])
+    try:  # a plain file is an Anpi backup from before encryption
+        con = db_crypto.connect(path, None if head.startswith(SQLITE_MAGIC) else "", timeout=5, isolation_level=None)
+    except db_crypto.WrongPassphrase:
+        return CheckResult(counts, schema, [WRONG_KEY])
+    except db_crypto.Error as exc:
         return CheckResult(counts, schema, [f"cannot open: {exc}"])
     try:
         rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)").fetchall()]
         if rows != ["ok"]:
-            problems.append("integrity_check: " + "; ".join(str(r) for r in rows[:5]))
+            # SQLCipher answers in one row of many lines; a refusal is one line
+            lines = [ln.strip() for r in rows for ln in str(r).splitlines() if ln.strip()]
+            problems.append("integrity_check: " + "; ".join(lines[:5]))
             return CheckResult(counts, schema, problems)
         fk = con.execute("PRAGMA foreign_key_check").fetchall()
         if fk:
@@ -193,7 +204,7 @@ def check_database(path: Path) -> CheckResult:
         for t in COUNTED_TABLES:
             if t in tables:
                 counts[t] = int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
-    except sqlite3.Error as exc:
+    except db_crypto.Error as exc:
         problems.append(f"unreadable: {exc}")
     finally:
         con.close()
@@ -222,18 +233,8 @@ def backup(source: Engine | str | Path, out: Path) -> BackupInfo:
     tmp = folder / f".{out.name}.{new_id()}{PARTIAL_SUFFIX}"
     try:
         try:
-            src = sqlite3.connect(str(src_path), timeout=30)
-            try:
-                dst = sqlite3.connect(str(tmp))
-                try:
-                    src.backup(dst)  # pages=-1: the whole database in one step, one consistent snapshot
-                    # one self-contained file (no -wal beside it), readable read-only from a stick
-                    dst.execute("PRAGMA journal_mode=DELETE").fetchall()
-                finally:
-                    dst.close()
-            finally:
-                src.close()
-        except sqlite3.Error as exc:
+            _copy_sealed(src_path, tmp)
+        except db_crypto.Error as exc:
             raise BackupFailed(f"could not copy {src_path.name}: {exc}", f"データベースを複製できませんでした: {exc}") from None
         _fsync_file(tmp)
         check = check_database(tmp)
@@ -253,6 +254,37 @@ def backup(source: Engine | str | Path, out: Path) -> BackupInfo:
     finally:
         _unlink_quietly(tmp, *_sqlite_side_files(tmp))
     return BackupInfo(out, size, sha, check.counts, check.schema, started, time.perf_counter() - t0)
+
+
+def _copy_sealed(src_path: Path, tmp: Path) -> None:
+    """The online copy into a new encrypted file (its own salt), then the signing key sealed in it."""
+    secret = db_crypto.passphrase(src_path)
+    src = db_crypto.connect(src_path, timeout=30)
+    try:
+        dst = db_crypto.connect(tmp, db_crypto.key_for(tmp, secret))
+        try:
+            src.backup(dst)  # pages=-1: the whole database in one step, one consistent snapshot
+            # one self-contained file (no -wal beside it), readable read-only from a stick
+            dst.execute("PRAGMA journal_mode=DELETE").fetchall()
+            _reseal_signing_key(dst, lambda key: db_crypto.seal_secret(key, secret))
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _reseal_signing_key(con: db_crypto.Connection, change: Callable[[str], str]) -> None:
+    """Seal (backup) or unseal (restore) the laptop's signing key in a copy; a copy without one is left alone."""
+    try:
+        row = con.execute("SELECT signing_key FROM sync_device WHERE id = 1").fetchone()
+    except db_crypto.OperationalError:  # no sync_device table: never enrolled, nothing to seal
+        return
+    if row is None or not row[0]:
+        return
+    new = change(row[0])
+    if new != row[0]:
+        con.execute("UPDATE sync_device SET signing_key = ? WHERE id = 1", (new,))
+        con.commit()
 
 
 def _write_sidecar(out: Path, sha: str) -> None:
@@ -301,12 +333,12 @@ def _live_identity(db_path: Path) -> tuple[str, int] | None:
     if not db_path.is_file():
         return None
     try:
-        con = sqlite3.connect(str(db_path), timeout=5)
+        con = db_crypto.connect(db_path, timeout=5)
         try:
             row = con.execute("SELECT device_id, epoch FROM sync_device WHERE id = 1").fetchone()
         finally:
             con.close()
-    except sqlite3.Error:
+    except (db_crypto.Error, DatabaseKeyError):
         return None  # a damaged database is exactly why people restore
     return (str(row[0]), int(row[1])) if row else None
 
@@ -328,13 +360,25 @@ def _start_new_epoch(path: Path, live: tuple[str, int] | None) -> int:
     finally:
         engine.dispose()
     # fold the -wal back in: the file we move into place must be complete on its own
-    con = sqlite3.connect(str(path), isolation_level=None)
+    con = db_crypto.connect(path, isolation_level=None)
     try:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         con.execute("PRAGMA journal_mode=DELETE").fetchall()
     finally:
         con.close()
     return epoch
+
+
+def _unseal_in(path: Path) -> None:
+    """The signing key back in clear inside the (encrypted) copy, with the passphrase that opened it."""
+    if db_crypto.is_plain_sqlite(path):
+        return  # a backup from before encryption: nothing was sealed
+    secret = db_crypto.passphrase(path)
+    con = db_crypto.connect(path, isolation_level=None)
+    try:
+        _reseal_signing_key(con, lambda v: db_crypto.unseal_secret(v, secret) if db_crypto.is_sealed(v) else v)
+    finally:
+        con.close()
 
 
 def _aside_name(db_path: Path, now: datetime) -> Path:
@@ -344,6 +388,35 @@ def _aside_name(db_path: Path, now: datetime) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def _in_use(db_path: Path, exc: Exception) -> None:
+    if "locked" in str(exc) or "busy" in str(exc):
+        raise DatabaseInUse(f"{db_path} is in use (stop `anpi serve` first)",
+                            "データベースが使用中です (anpi serve を止めてから復元してください)") from None
+
+
+def _lock_live(db_path: Path) -> db_crypto.Connection | None:
+    """The live database, out of WAL and exclusively locked; None when it cannot be read (a damaged
+    file, or one under another passphrase): that one is moved aside exactly as it is, -wal and all."""
+    try:
+        lock = db_crypto.connect(db_path, timeout=2, isolation_level=None)
+    except db_crypto.OperationalError as exc:
+        _in_use(db_path, exc)
+        return None
+    except (db_crypto.Error, DatabaseKeyError):
+        return None
+    try:
+        lock.execute("PRAGMA journal_mode=DELETE").fetchall()  # folds the -wal into the file
+        lock.execute("BEGIN EXCLUSIVE")  # nobody may open it until the new file is in place
+    except db_crypto.OperationalError as exc:
+        lock.close()
+        _in_use(db_path, exc)
+        return None
+    except db_crypto.DatabaseError:
+        lock.close()
+        return None
+    return lock
 
 
 def _swap_in(db_path: Path, new_file: Path, now: datetime) -> Path | None:
@@ -357,20 +430,8 @@ def _swap_in(db_path: Path, new_file: Path, now: datetime) -> Path | None:
         _fsync_dir(db_path.parent)
         return None
     aside = _aside_name(db_path, now)
-    lock: sqlite3.Connection | None = sqlite3.connect(str(db_path), timeout=2, isolation_level=None)
+    lock = _lock_live(db_path)
     try:
-        try:
-            lock.execute("PRAGMA journal_mode=DELETE").fetchall()  # folds the -wal into the file
-            lock.execute("BEGIN EXCLUSIVE")  # nobody may open it until the new file is in place
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise DatabaseInUse(f"{db_path} is in use (stop `anpi serve` first)",
-                                    "データベースが使用中です (anpi serve を止めてから復元してください)") from None
-            lock.close()  # unreadable database: move it aside exactly as it is, -wal and all
-            lock = None
-        except sqlite3.DatabaseError:
-            lock.close()
-            lock = None
         if os.name == "nt" and lock is not None:  # Windows cannot rename a file that is open
             if lock.in_transaction:
                 lock.rollback()
@@ -428,6 +489,9 @@ def restore(db_path: str | Path, backup_file: str | Path, *, now: datetime | Non
         check = check_database(tmp)
         if check.problems:
             first = check.problems[0]
+            if first == WRONG_KEY:
+                raise refuse(f"{first} (the passphrase of the laptop that made the backup is needed: "
+                             f"{db_crypto.PASSPHRASE_ENV})", "パスフレーズが違います (バックアップを作った時のパスフレーズが必要です)")
             if first.startswith("not an Anpi") or first.startswith("not an SQLite"):
                 raise refuse(first, "Anpi のバックアップファイルではありません")
             raise refuse(f"damaged ({first})", "ファイルが壊れています")
@@ -436,6 +500,7 @@ def restore(db_path: str | Path, backup_file: str | Path, *, now: datetime | Non
         if check.schema not in known_revisions():
             raise refuse(f"made by a newer version of Anpi (schema {check.schema!r}); update Anpi first",
                          f"新しいバージョンの Anpi で作られたファイルです (スキーマ {check.schema})。Anpi を更新してください")
+        _unseal_in(tmp)
         epoch = _start_new_epoch(tmp, _live_identity(db_path))
         _fsync_file(tmp)
         kept = _swap_in(db_path, tmp, now or utcnow())

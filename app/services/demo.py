@@ -20,6 +20,9 @@ from app.services.reconcile import reconcile_all
 from app.services.roster import import_roster
 from app.services.shelters import current_shelter
 
+#: the demo database is encrypted like any other, with this passphrase (printed at start) unless
+#: ANPI_PASSPHRASE says otherwise: its data is synthetic, and the README's run command must not prompt
+DEMO_PASSPHRASE = "anpi-demo"
 DEMO_ACCOUNTS = (("山田 花子", "staff", "1111"), ("佐々木 健", "staff", "2222"), ("窓口 一郎", "desk", "3333"),
                  ("本部 次郎", "hq", "4444"), ("管理 三郎", "admin", "9999"))
 

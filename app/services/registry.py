@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import selectors
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from app import db_crypto
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.gaiji import read_gaiji_map
 from app.formats.registry_file import RegistryReader, RegistryRow
@@ -132,7 +132,7 @@ def _duplicate(file: str, line: int, rid: str, first: int) -> RowProblem:
                       f"宛名番号 {rid} が重複しています ({first}行目と同じ)", rid)
 
 
-def _load_sequential(cur: sqlite3.Cursor, reader: RegistryReader, file: str, gaiji: dict[str, str],
+def _load_sequential(cur: db_crypto.Cursor, reader: RegistryReader, file: str, gaiji: dict[str, str],
                      snapshot_id: int, progress: Progress | None, quarantine: list[RowProblem] | None = None) -> int:
     """Check and insert every row in file order; raise FileFormatError listing the problems, or
     with `quarantine` (a list) append them there and insert every other row (the first of two
@@ -237,6 +237,13 @@ def _worker_command() -> list[str] | None:
     return [sys.executable, "-m", "app.services.registry_worker"]
 
 
+@lru_cache(maxsize=1)
+def staging_key() -> str:
+    """The key of this process's staging files: registry rows never touch the disk in clear, and
+    the key lives only in memory (the workers get it on stdin, never on their command line)."""
+    return db_crypto.random_key()
+
+
 def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tuple[int, int | None, int, Path]] | None:
     """The parts and their (empty, created here) staging files, or None for one process."""
     if _worker_command() is None:
@@ -247,15 +254,18 @@ def _plan_parallel(path: Path, reader: RegistryReader, folder: Path) -> list[tup
     plan = []
     for k, (start, end, line) in enumerate(ranges):
         out = folder / f"part{k}.db"
-        with sqlite3.connect(out) as db:
+        db = db_crypto.connect(out, staging_key())
+        try:
             db.execute(f"CREATE TABLE r ({', '.join(STAGED_COLUMNS)})")
             db.execute(f"CREATE TABLE q ({', '.join(QUARANTINE_COLUMNS)})")  # rows left out (--quarantine-bad-rows)
-        db.close()
+            db.commit()
+        finally:
+            db.close()
         plan.append((start, end, line, out))
     return plan
 
 
-def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
+def _load_parallel(cur: db_crypto.Cursor, path: Path, reader: RegistryReader, gaiji: dict[str, str],
                    plan: list[tuple[int, int | None, int, Path]], snapshot_id: int,
                    progress: Progress | None, quarantine: list[RowProblem] | None = None) -> int | None:
     """Copy each part into `resident` as soon as it and every part before it are checked; None
@@ -276,13 +286,16 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
         job = {"path": str(path), "profile": reader.profile.name if reader.profile else "auto",
                "encoding": reader.encoding, "gaiji": gaiji, "columns": STAGED_COLUMNS, "parts": parts,
                "quarantine": quarantine is not None}
-        procs.append(subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
-                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
+        proc = subprocess.Popen([*command, json.dumps(job)], stdout=subprocess.PIPE, text=True,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, env=env)
+        procs.append(proc)
+        assert proc.stdin is not None
+        proc.stdin.write(staging_key() + "\n")
+        proc.stdin.close()
     checked = [0] * len(plan)
     ready = [False] * len(plan)
     copied = 0  # parts copied so far
     count = 0  # rows copied so far
-    cols = ", ".join(STAGED_COLUMNS)
     try:
         with selectors.DefaultSelector() as sel:
             for proc in procs:
@@ -304,7 +317,7 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                     while copied < len(plan) and ready[copied]:
                         try:
                             count += _copy_part(cur, copied, snapshot_id, path.name, quarantine)
-                        except sqlite3.IntegrityError:
+                        except db_crypto.IntegrityError:
                             return None  # a 宛名番号 in two parts: the one-process pass names both lines
                         copied += 1
                     if progress:
@@ -319,7 +332,7 @@ def _load_parallel(cur: sqlite3.Cursor, path: Path, reader: RegistryReader, gaij
                 proc.stdout.close()
 
 
-def _copy_part(cur: sqlite3.Cursor, part: int, snapshot_id: int, file: str,
+def _copy_part(cur: db_crypto.Cursor, part: int, snapshot_id: int, file: str,
                quarantine: list[RowProblem] | None) -> int:
     """One checked part into `resident`. With `quarantine`, the rows its worker left out and the
     rows whose 宛名番号 an earlier part already had (the earlier row is kept) go to the list."""
@@ -339,11 +352,11 @@ def _copy_part(cur: sqlite3.Cursor, part: int, snapshot_id: int, file: str,
 
 def write_quarantine_report(problems: list[RowProblem], out: Path) -> None:
     """CSV in UTF-8 with BOM so Excel opens it: file, row, field, reason (Japanese and English), value."""
-    import csv
+    from app.formats.tables import csv_writer
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
+        w = csv_writer(f)
         w.writerow(["ファイル", "行", "項目", "理由", "reason", "入力値"])
         for p in problems:
             w.writerow([p.file, p.line, p.field, p.message_ja, p.message, p.value])
@@ -371,7 +384,7 @@ def _store(engine: Engine, path: Path, reader: RegistryReader, gaiji: dict[str, 
         # 宛名番号 order, and a small cache turns that into disk reads (measured: see bench/import_bench.py).
         cur.execute("PRAGMA cache_size = -262144")
         for n, part in enumerate(plan or []):
-            cur.execute(f"ATTACH DATABASE ? AS staged{n}", (str(part[3]),))  # refused inside a transaction
+            cur.execute(f"ATTACH DATABASE ? AS staged{n} KEY ?", (str(part[3]), staging_key()))  # refused inside a transaction
             attached.append(f"staged{n}")
         # Deferred, not IMMEDIATE: the first INSERT takes the write lock on the database, and the
         # staging files stay unlocked for the workers still writing them.

@@ -2,7 +2,7 @@
 
 Started by `app.services.registry._stage_in_parallel` as
 `python -m app.services.registry_worker JOB` (JOB is JSON). Writes the finished rows into a
-private SQLite file (table `r`, no indexes, no journal: it is thrown away if anything fails) and
+private SQLite file (encrypted with the importer's throw-away key, given on stdin; table `r`, no indexes, no journal: it is thrown away if anything fails) and
 reports on stdout: "n PART COUNT" now and then, "ok PART COUNT" per part, or "problem". On any problem the
 importer starts over in one process, so that every problem is reported with its line. With
 `--quarantine-bad-rows` a bad row is no problem: it goes to the staging file's table `q` (line,
@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import gc
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from app import db_crypto
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.registry_file import RegistryReader
 from app.services.registry import BATCH, _duplicate, _row_values
 
 
-def run(job: dict, out: TextIO) -> None:
+def run(job: dict, out: TextIO, key: str) -> None:
+    """`key`: the staging files' key, read from stdin (a command line is visible to every user)."""
     gc.disable()  # millions of short-lived tuples, no cycles (see import_registry)
     path = Path(job["path"])
     gaiji: dict[str, str] = job["gaiji"]
@@ -34,7 +35,7 @@ def run(job: dict, out: TextIO) -> None:
     seen: dict[str, int] = {}
     for part in job["parts"]:
         k = part["part"]
-        db = sqlite3.connect(part["out"], isolation_level=None)
+        db = db_crypto.connect(part["out"], key, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
@@ -79,7 +80,7 @@ def run(job: dict, out: TextIO) -> None:
 
 def main() -> None:
     try:
-        run(json.loads(sys.argv[1]), sys.stdout)
+        run(json.loads(sys.argv[1]), sys.stdout, sys.stdin.readline().strip())
     except BrokenPipeError:  # the importer stopped listening (it was killed or gave up)
         pass
     except Exception as exc:  # noqa: BLE001 - the importer starts over in one process

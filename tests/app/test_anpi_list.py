@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import shutil
-import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from app.services import anpi_list as al
 from matching.address import town_key
 from app.services.errors import Conflict, InvalidInput, NotFound
 from tests.conftest import Cli, write_csv
+from app import db_crypto
+from app.db_crypto import connect as db_connect
 
 HEADER = ["宛名番号", "世帯番号", "氏", "名", "氏カナ", "名カナ", "英字氏名", "生年月日", "性別", "続柄", "郵便番号", "住所", "閲覧制限"]
 TATE = "岩手県陸前高田市高田町字館の沖"
@@ -105,7 +106,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 @pytest.fixture
 def shelter(template: tuple[Path, dict[str, str]], cli: Cli) -> dict[str, str]:
     src, ids = template
-    a, b = sqlite3.connect(src), sqlite3.connect(cli.db)
+    a, b = db_connect(src), db_connect(cli.db)
     try:
         a.backup(b)
     finally:
@@ -282,14 +283,14 @@ def test_hq_confirm_cli_validates_and_audits(tmp_path: Path, cli: Cli) -> None:
                       (["1005", "--status", "withdrawn"], "no HQ record to withdraw")):
         code, _, err = cli("hq", "confirm", *args, "--by", "本部 田中")
         assert code == 1 and msg in err and len(err.strip().splitlines()) == 1, (args, err)
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     rows = con.execute("SELECT resident_id, status, method, by_user FROM hqconfirmation").fetchall()
     assert rows == [("1003", "confirmed_other", "訪問", "本部 田中")]
     audit = con.execute("SELECT user_name, action, subjects, detail FROM audit_entry WHERE action = 'hq_confirm'").fetchall()
     assert len(audit) == 1 and audit[0][0] == "本部 田中" and json.loads(audit[0][2]) == ["resident:1003"]
-    with pytest.raises(sqlite3.IntegrityError):  # append-only, enforced by the database
+    with pytest.raises(db_crypto.IntegrityError):  # append-only, enforced by the database
         con.execute("UPDATE hqconfirmation SET status = 'dead'")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(db_crypto.IntegrityError):
         con.execute("DELETE FROM hqconfirmation")
     con.close()
 
@@ -466,7 +467,7 @@ def test_each_export_is_audited(shelter: dict[str, str], cli: Cli, tmp_path: Pat
     export(cli, tmp_path, "a.csv", "--format", "csv", "--town", "竹駒町")
     export(cli, tmp_path, "b.xlsx", "--format", "xlsx", "--care-only")
     export(cli, tmp_path, "c.pdf", "--format", "pdf", "--age-band", "75+", "--status", "safe")
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     rows = con.execute("SELECT user_name, subjects, detail FROM audit_entry WHERE action = 'export' ORDER BY id").fetchall()
     con.close()
     got = [(u, json.loads(s), json.loads(d)) for u, s, d in rows]
@@ -487,7 +488,7 @@ def test_pfif_branch_calls_the_pfif_service(shelter: dict[str, str], cli: Cli, t
     assert code == 0, err
     assert out.exists() and "(pfif)" in stdout
     assert "山﨑" not in out.read_text(encoding="utf-8")
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     details = [json.loads(d) for (d,) in con.execute("SELECT detail FROM audit_entry WHERE action = 'export'")]
     con.close()
     assert any(d.get("format") == "pfif" for d in details)

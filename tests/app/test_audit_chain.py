@@ -18,6 +18,7 @@ from app.services import audit
 from app.services.audit_key import forget_cached_keys, key_file_for
 from tests.conftest import Cli
 from tests.web.helpers import build_shelter
+from app.db_crypto import connect as db_connect
 
 
 class Who:
@@ -58,7 +59,7 @@ def record(db: Path, n: int = 1) -> None:
 
 
 def sql(db: Path, statement: str) -> None:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         with con:
             con.execute(statement)
@@ -109,7 +110,7 @@ def test_the_database_refuses_update_and_delete(tmp_path: Path) -> None:
     record(db, 3)
     for statement in ("UPDATE audit_entry SET user_name = '誰か' WHERE id = 2", "DELETE FROM audit_entry WHERE id = 3",
                       "DELETE FROM audit_entry"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(db_crypto.IntegrityError, match="append-only"):
             sql(db, statement)
     assert verify(db).ok and verify(db).entries == 4
 

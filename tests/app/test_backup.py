@@ -7,7 +7,6 @@ the epoch check, and the real web app for the dashboard.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from app.services import backup as bk
 from app.services.roster import EvacueeInput, register
 from tests.conftest import Cli
 from tests.web.helpers import build_shelter, login
+from app.db_crypto import connect as db_connect
 
 
 def _evacuee_names(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         return {r[0] for r in con.execute("SELECT name_raw FROM evacuee")}
     finally:
@@ -69,7 +69,7 @@ def test_backup_and_restore_round_trip(shelter, usb: Path) -> None:  # type: ign
         rec = s.exec(select(BackupRecord)).one()
         assert (rec.ok, rec.kind, rec.sha256, rec.path) == (True, "manual", sha, str(copy))
     engine.dispose()
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     assert con.execute("SELECT COUNT(*) FROM audit_entry WHERE action = 'backup'").fetchone()[0] == 1
     con.close()
 
@@ -81,7 +81,7 @@ def test_backup_and_restore_round_trip(shelter, usb: Path) -> None:  # type: ign
     kept = next(db.parent.glob("shelter.db.before-restore-*"))
     assert "後から 来た" in _evacuee_names(kept)  # the replaced database is never lost
     assert bk.check_database(db).problems == []
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     assert con.execute("SELECT COUNT(*) FROM audit_entry WHERE action = 'restore'").fetchone()[0] == 1
     con.close()
     # a second restore keeps both earlier databases
@@ -110,9 +110,9 @@ def test_backup_of_missing_database_and_onto_itself(tmp_path: Path, shelter) -> 
 
 
 def _page_of(db: Path, table: str) -> tuple[int, int]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
-        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+        page_size = int(con.execute("PRAGMA page_size").fetchone()[0])
         root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
     finally:
         con.close()
@@ -149,8 +149,9 @@ def test_damaged_or_foreign_files_are_refused(shelter, usb: Path, tmp_path: Path
     (usb / "flipped.db").write_bytes(bytes(bad))
     refused(usb / "flipped.db", "flipped.db", "damaged")
 
-    # one changed byte inside a name: SQLite cannot see it, the .sha256 beside the file can
-    i = good.index("渡辺".encode())
+    # one changed byte inside a page (the file is encrypted: no name to find in it): the .sha256
+    # beside the file says so before anything else looks
+    i = (root - 1) * page_size + page_size // 2
     bad = bytearray(good)
     bad[i + 2] ^= 0x01
     (usb / "bit.db").write_bytes(bytes(bad))
@@ -161,14 +162,14 @@ def test_damaged_or_foreign_files_are_refused(shelter, usb: Path, tmp_path: Path
     (usb / "text.db").write_text("宛名番号,氏\n1,a\n", encoding="utf-8")
     refused(usb / "text.db", "not an SQLite database")
     other = usb / "other.db"
-    con = sqlite3.connect(other)
+    con = db_connect(other)
     con.execute("CREATE TABLE foo (x)")
     con.commit()
     con.close()
     refused(other, "not an Anpi")
     newer = usb / "newer.db"
     newer.write_bytes(good)
-    con = sqlite3.connect(newer)
+    con = db_connect(newer)
     con.execute("UPDATE alembic_version SET version_num = '9999_future'")
     con.commit()
     con.close()
@@ -287,7 +288,8 @@ def test_rotation_keeps_the_newest_and_never_the_last_good_one(shelter, usb: Pat
     broken.write_bytes(bytes(data))
     bad = bk.BackupScheduler(broken, sched.session_factory, usb, keep=1)
     rec = bad.run_once()
-    assert not rec.ok and "検査に失敗" in rec.message
+    # SQLCipher's HMAC on every page refuses the damaged page while copying already, before the check
+    assert not rec.ok and ("検査に失敗" in rec.message or "複製できませんでした" in rec.message)
     assert sorted(p.name for p in usb.glob("shelter-backup-*.db")) == left
     # keep=1 after a good run: only the new one stays, never zero
     rec = _scheduler(db, usb, keep=1).run_once()

@@ -9,7 +9,6 @@ import io
 import json
 import re
 import shutil
-import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sync.models import OutboxEvent
 from tests.conftest import Cli, write_csv
 from tests.web.helpers import ADDR, HEADER, build_shelter
+from app.db_crypto import connect as db_connect
 
 NUMBER_RE = re.compile(r"^(R|H)-([0-9A-HJKMNP-TV-Z]{6})-(\d+)-(\d{6})$")
 CAUSE = "令和8年11月20日の地震"
@@ -428,7 +428,7 @@ def test_a_rolled_back_issue_gives_its_number_back(tmp_path: Path) -> None:
 
 def _copy_db(src: Path, dst: Path) -> None:
     """A consistent copy of a live WAL database, as `anpi backup` would take it."""
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+    with db_connect(src) as a, db_connect(dst) as b:
         a.backup(b)
 
 
@@ -547,3 +547,12 @@ def test_cli_numbers_after_anpi_backup_and_restore(shelter, tmp_path: Path) -> N
     assert new not in {before, *after}
     assert NUMBER_RE.match(new).group(3) != NUMBER_RE.match(after[0]).group(3)  # type: ignore[union-attr]
     assert {r["number"] for r in cli.json("certificate", "list", "--json")} == {before, new}  # type: ignore[union-attr]
+
+
+def test_font_is_our_own_package_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPAexGothic ships inside app/formats/ipafont/ with its licence (no japanize-matplotlib needed)."""
+    from app.formats import fonts
+
+    monkeypatch.delenv("ANPI_FONT_PATH", raising=False)
+    assert fonts.font_path() == fonts.FONT_DIR / "ipaexg.ttf"
+    assert (fonts.FONT_DIR / "IPA_Font_License_Agreement_v1.0.txt").is_file()

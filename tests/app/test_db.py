@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 
 from app.db import SCHEMA_HEAD, alembic_config, open_shelter_db
+from app.db_crypto import connect as db_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_schema_head_is_alembics_head() -> None:
 def test_new_file_is_migrated_and_reopening_skips_alembic(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     open_shelter_db(db).dispose()
-    with sqlite3.connect(db) as con:
+    with db_connect(db) as con:
         assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (SCHEMA_HEAD,)
         assert con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'evacuee'").fetchone() == (1,)
     code = ("import sys; from app.db import open_shelter_db; open_shelter_db(sys.argv[1]).dispose(); "
@@ -34,12 +34,12 @@ def test_new_file_is_migrated_and_reopening_skips_alembic(tmp_path: Path) -> Non
 def test_an_older_schema_is_upgraded(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     open_shelter_db(db).dispose()
-    with sqlite3.connect(db) as con:  # as if the file was written before the newest migration
+    with db_connect(db) as con:  # as if the file was written before the newest migration
         con.execute("UPDATE alembic_version SET version_num = '0001'")
         for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             con.execute(f'DROP TRIGGER "{name}"')
     open_shelter_db(db).dispose()
-    with sqlite3.connect(db) as con:
+    with db_connect(db) as con:
         assert con.execute("SELECT version_num FROM alembic_version").fetchone() == (SCHEMA_HEAD,)
         assert con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] > 0
 
@@ -58,7 +58,7 @@ def test_reads_do_not_wait_for_a_held_write_lock_and_a_timed_out_write_is_named_
     db = tmp_path / "s.db"
     writer = open_shelter_db(db, busy_timeout_s=0.3)
     reader = read_engine(db, busy_timeout_s=0.3)
-    holder = sqlite3.connect(db, isolation_level=None)
+    holder = db_connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         t0 = time.monotonic()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from app.services.errors import InvalidInput
 from app.services.inquiry import (Consents, InquiryRequest, answer_inquiry, check_request, disclosable_items,
                                   find_person)
 from tests.web.helpers import build_shelter
+from app import db_crypto
+from app.db_crypto import connect as db_connect
 
 # --- the rule, as a table written from issue 6 §2 (not from the code) ---------------------------
 
@@ -225,11 +226,11 @@ def test_inquiries_are_append_only(shelter) -> None:  # type: ignore[no-untyped-
         inq = answer_inquiry(s, req(sought_name="髙橋 一郎", sought_birth="S45.3.1"), user="窓口", screen="t").inquiry
         s.commit()
         assert inq is not None
-    con = sqlite3.connect(sh.db_path)
+    con = db_connect(sh.db_path)
     try:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(db_crypto.DatabaseError, match="append-only"):
             con.execute("UPDATE inquiry SET outcome = 'not_found'")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(db_crypto.DatabaseError, match="append-only"):
             con.execute("DELETE FROM inquiry")
     finally:
         con.close()

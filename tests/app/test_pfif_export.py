@@ -4,7 +4,6 @@ resident or travelling with one, a file Person Finder accepts, entry dates stric
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from app.services.roster import EvacueeInput, register, register_household
 from app.services.shelters import current_shelter
 from tests.conftest import Cli
 from tests.web.helpers import build_shelter
+from app.db_crypto import connect as db_connect
 
 UTC = timezone.utc
 
@@ -209,5 +209,5 @@ def test_export_is_audited_and_the_cli_writes_it(tmp_path: Path, shelter) -> Non
     with db_session(engine) as s:
         assert export_pfif(s, tmp_path / "hq.xml", by_user="本部") == 4
     engine.dispose()
-    assert sqlite3.connect(shelter.db_path).execute(
+    assert db_connect(shelter.db_path).execute(
         "SELECT COUNT(*) FROM audit_entry WHERE action = 'export'").fetchone()[0] == 2

@@ -5,7 +5,6 @@ are proposed by the engine, decided by staff, undone, and hidden under 閲覧制
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from app.services.pfif import current_links, decide_link, import_pfif, relink_al
 from app.services.reconcile import reconcile_all
 from tests.conftest import Cli
 from tests.web.helpers import build_shelter
+from app import db_crypto
+from app.db_crypto import connect as db_connect
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pfif"
 UTC = timezone.utc
@@ -29,7 +30,7 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def counts(db: Path) -> dict[str, int]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         return {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                 for t in ("soughtperson", "soughtnote", "soughtlink")}
@@ -191,12 +192,12 @@ def test_a_bad_file_stores_nothing(tmp_path: Path, shelter, content) -> None:  #
     f.write_bytes(content())
     run_import(shelter.db_path, DATA / "test.pfif-1.2.xml")
     before = counts(shelter.db_path)
-    audit_before = sqlite3.connect(shelter.db_path).execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0]
+    audit_before = db_connect(shelter.db_path).execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0]
     with pytest.raises(PfifError) as err:
         run_import(shelter.db_path, f)
     assert err.value.problems[0].file == "bad.xml" and err.value.problems[0].line > 0
     assert counts(shelter.db_path) == before
-    assert sqlite3.connect(shelter.db_path).execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0] == audit_before
+    assert db_connect(shelter.db_path).execute("SELECT COUNT(*) FROM audit_entry").fetchone()[0] == audit_before
 
 
 # --- links --------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def _links(db: Path, *, reveal: bool) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _ids(db: Path) -> dict[str, str]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     return {rid.split("/")[1]: sid for sid, rid in con.execute("SELECT id, pfif_record_id FROM soughtperson")}
 
 
@@ -298,10 +299,10 @@ def test_confirm_reject_and_undo(tmp_path: Path, shelter) -> None:  # type: igno
         assert s.exec(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "decide")).one() == 4
         assert set(current_links(s, [sid["sasaki"]])) == {sid["sasaki"]}
     # links are history: the database refuses to rewrite or delete them
-    con = sqlite3.connect(shelter.db_path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    con = db_connect(shelter.db_path)
+    with pytest.raises(db_crypto.DatabaseError, match="append-only"):
         con.execute("UPDATE soughtlink SET decision = 'confirmed'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(db_crypto.DatabaseError, match="append-only"):
         con.execute("DELETE FROM soughtlink")
     engine.dispose()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from pathlib import Path
 
 from app.db import open_shelter_db, session
 from app.services.reconcile import staff_decide
 from tests.app.test_registry_import import HEADER_JA, ROWS
 from tests.conftest import Cli, write_csv
+from app.db_crypto import connect as db_connect
 
 ROSTER = [
     ["受付番号", "氏名", "ふりがな", "生年月日", "性別", "住所"],
@@ -46,14 +46,14 @@ def test_reconcile_writes_design_csv(tmp_path: Path, cli: Cli) -> None:
     st = cli.json("status", "--json")
     assert sum(st["decisions"].values()) == 4
     # re-running writes no new decision rows where nothing changed
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     before = con.execute("SELECT COUNT(*) FROM matchdecision").fetchone()[0]
     assert cli("reconcile")[0] == 0
     assert con.execute("SELECT COUNT(*) FROM matchdecision").fetchone()[0] == before
 
 
 def _evacuee_id(db: Path, key: str) -> str:
-    return sqlite3.connect(db).execute("SELECT id FROM evacuee WHERE external_key = ?", (key,)).fetchone()[0]
+    return db_connect(db).execute("SELECT id FROM evacuee WHERE external_key = ?", (key,)).fetchone()[0]
 
 
 def test_staff_decisions_are_final_and_survive_a_new_snapshot(tmp_path: Path, cli: Cli) -> None:

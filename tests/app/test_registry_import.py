@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Cli, write_csv
+from app.db_crypto import connect as db_connect
 
 HEADER_JA = ["宛名番号", "世帯番号", "氏", "名", "氏カナ", "名カナ", "英字氏名", "生年月日", "性別", "続柄", "郵便番号", "住所", "閲覧制限"]
 HEADER_EN = ["resident_id", "household_id", "family_name", "given_name", "family_name_kana", "given_name_kana",
@@ -25,7 +25,7 @@ ROWS = [
 
 
 def snapshot_count(db: Path) -> tuple[int, int]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         return (con.execute("SELECT COUNT(*) FROM registrysnapshot").fetchone()[0],
                 con.execute("SELECT COUNT(*) FROM resident").fetchone()[0])
@@ -44,7 +44,7 @@ def test_each_encoding_imports_with_auto_or_named(tmp_path: Path, cli: Cli, enco
     code, out, err = cli("registry", "import", f, *args, "--as-of", "2026-10-31")
     assert code == 0, err
     assert "snapshot 1: 6 residents" in out
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     names = con.execute("SELECT family_name, given_name_kana, birth_date, sex FROM resident ORDER BY resident_id").fetchall()
     old = encoding != "euc-jp"
     assert names[0] == ("髙橋" if old else "高橋", "イチロウ", "1970-03-01", "M")
@@ -64,7 +64,7 @@ def test_english_headers(tmp_path: Path, cli: Cli) -> None:
 
 def test_restricted_flag_and_alpha_name_kept(tmp_path: Path, cli: Cli) -> None:
     cli("registry", "import", write_csv(tmp_path / "a.csv", [HEADER_JA, *ROWS]))
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     assert con.execute("SELECT restricted FROM resident WHERE resident_id='1004'").fetchone()[0] == 1
     assert con.execute("SELECT alpha_name FROM resident WHERE resident_id='1005'").fetchone()[0] == "NGUYEN VAN AN"
 
@@ -83,7 +83,7 @@ def test_kihon_profile(tmp_path: Path, cli: Cli) -> None:
     f = write_csv(tmp_path / "kihon.csv", rows, "cp932")
     code, out, err = cli("registry", "import", f, "--profile", "kihon")
     assert code == 0, err
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     r = con.execute("SELECT family_name, given_name, family_name_kana, given_name_kana, address, birth_date "
                     "FROM resident WHERE resident_id='2001'").fetchone()
     assert r == ("佐々木", "健", "ササキ", "ケン", "岩手県陸前高田市高田町字館の沖12番地3コーポ館101", "1980-02-02")
@@ -103,7 +103,7 @@ def test_user_toml_profile(tmp_path: Path, cli: Cli) -> None:
                                        ["9", "東海林 太郎", "ショウジ タロウ", "H2.4.5", "1", "高田町", "1-2", "extra"]])
     code, out, err = cli("registry", "import", f, "--profile", prof)
     assert code == 0, err
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     r = con.execute("SELECT family_name, given_name_kana, birth_date, address, raw_line FROM resident").fetchone()
     assert r[:4] == ("東海林", "タロウ", "1990-04-05", "高田町1-2")
     assert r[4] == "9,東海林 太郎,ショウジ タロウ,H2.4.5,1,高田町,1-2,extra"  # the row exactly as in the file
@@ -129,7 +129,7 @@ def test_gaiji_map(tmp_path: Path, cli: Cli) -> None:
     gmap = write_csv(tmp_path / "gaiji.csv", [["code", "char"], ["U+E000", "𠮷"]])
     code, _out, err = cli("registry", "import", f, "--gaiji-map", gmap)
     assert code == 0, err
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     fam, key = con.execute("SELECT family_name, k_family_variant FROM resident WHERE resident_id='3001'").fetchone()
     assert fam == "\ue000田"  # raw kept as imported
     assert key.startswith("吉田")  # 𠮷 mapped, then folded to 吉
@@ -209,7 +209,7 @@ def test_quarantine_bad_rows_loads_the_good_ones_and_marks_the_snapshot(tmp_path
     assert all(f_ == "juki.csv" for f_, *_ in got)
     assert "2行目と同じ" in got[0][3] and "列の数" in got[2][3]
     assert snapshot_count(cli.db) == (1, 6)
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     assert con.execute("SELECT given_name FROM resident WHERE resident_id = '1001'").fetchone() == ("一郎",)  # the first kept
     [listed] = cli.json("registry", "list", "--json")
     assert listed["complete"] is False and listed["quarantined"] == 4 and listed["quarantine_report"] == str(report)

@@ -6,7 +6,6 @@ workers are real subprocesses reading the real file.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from app.db import open_shelter_db
 from app.formats.errors import FileFormatError
 from app.services import registry
 from fixtures.generate import make_dataset
+from app.db_crypto import connect as db_connect
 
 COLUMNS = ("resident_id, line_no, household_id, family_name, given_name, family_name_kana, given_name_kana, alpha_name, "
            "birth_date, sex, address, restricted, k_family_variant, k_given_variant, k_family_kana, k_given_kana, "
@@ -22,7 +22,7 @@ COLUMNS = ("resident_id, line_no, household_id, family_name, given_name, family_
 
 
 def residents(db: Path) -> list[tuple]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         return con.execute(f"SELECT {COLUMNS} FROM resident ORDER BY line_no").fetchall()
     finally:

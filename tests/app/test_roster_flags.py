@@ -14,6 +14,7 @@ from app.services import roster
 from app.services.roster import ImportStopped, import_roster
 from app.services.roster_checks import parse_consent
 from tests.conftest import Cli, write_csv
+from app.db_crypto import connect as db_connect
 
 HEADER = ["受付番号", "氏名", "ふりがな", "生年月日", "性別", "住所", "同意_親族", "同意_知人", "同意_公表"]
 
@@ -34,7 +35,7 @@ def test_unreadable_cells_are_kept_as_typed_flagged_and_counted(tmp_path: Path, 
     code, out, err = cli("roster", "import", f)
     assert code == 0, err
     assert "4 evacuees registered from meibo.csv (5 rows)" in out
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     got = rows_of(con, "SELECT external_key, birth_raw, birth_date, birth_kind, sex_raw, sex, consent_relatives, "
                        "consent_acquaintances, consent_public FROM evacuee ORDER BY external_key")
     assert got == [("1", "-1歳", None, "unknown", "男", "M", 1, 0, 1),
@@ -83,7 +84,7 @@ def test_reception_numbers_reused_by_another_desk_are_different_people(tmp_path:
     code, out, err = cli("roster", "import", desk_b)
     assert code == 0, err
     assert "40 evacuees registered" in out and "already registered" not in err
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     assert rows_of(con, "SELECT COUNT(*), COUNT(DISTINCT external_key) FROM evacuee") == [(100, 60)]
     # desk B sends an updated roster: its 40 rows again (one name now typed without the space),
     # plus two new people; only the new ones are registered
@@ -135,7 +136,7 @@ def test_import_in_chunks_stops_cleanly_and_continues(tmp_path: Path, monkeypatc
     db = tmp_path / "shelter.db"
     engine = open_shelter_db(db)
     f = big_roster(tmp_path / "big.csv", 200)
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     con.execute("CREATE TRIGGER stop_at BEFORE INSERT ON evacuee WHEN NEW.external_key = 'R-130' "
                 "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
     con.commit()
@@ -165,7 +166,7 @@ def cli_status(db: Path) -> dict:
 def test_cli_says_where_an_import_stopped(tmp_path: Path, cli: Cli) -> None:
     f = big_roster(tmp_path / "big.csv", 30)
     cli("status")  # creates the database
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     con.execute("CREATE TRIGGER stop_at BEFORE INSERT ON evacuee WHEN NEW.external_key = 'R-0' "
                 "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
     con.commit()
@@ -186,7 +187,7 @@ def test_fixture_rosters_keep_every_named_row(tmp_path: Path, cli: Cli) -> None:
             truth = list(csv.DictReader(fh))
         no_name = sum(1 for t in truth if t.get("noise", "").endswith("bad=no-name") or "bad=no-name" in str(t))
         assert no_name == 3
-        con = sqlite3.connect(db)
+        con = db_connect(db)
         registered = rows_of(con, "SELECT COUNT(*) FROM evacuee")[0][0]
         duplicates = rows_of(con, "SELECT COUNT(*) FROM rosterflag WHERE kind = 'duplicate'")[0][0]
         assert registered + duplicates == len(truth) - no_name, (fmt, err)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from pathlib import Path
 
 import openpyxl
 import pytest
 
 from tests.conftest import Cli, write_csv
+from app.db_crypto import connect as db_connect
 
 HEADER = ["受付番号", "氏名", "ふりがな", "生年月日", "性別", "住所", "電話番号"]
 ROWS = [
@@ -42,7 +42,7 @@ def test_csv_roster_keeps_every_named_row_and_flags_what_it_cannot_read(tmp_path
     assert by_line[8]["項目"] == "氏名" and by_line[8]["扱い"].startswith("登録しない")
     assert by_line[9]["項目"] == "受付番号" and "2行目" in by_line[9]["理由"]
     assert by_line[10]["項目"] == "性別" and by_line[10]["入力値"] == "x"
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     row = con.execute("SELECT name_raw, name_kana_raw, name_kana, birth_raw, birth_date, sex, status FROM evacuee "
                       "WHERE external_key='A-001' AND roster_line = 2").fetchone()
     assert row == ("髙橋 一郎", "たかはし いちろう", "タカハシ イチロウ", "S45.3.1", "1970-03-01", "M", "in_shelter")
@@ -81,7 +81,7 @@ def test_xlsx_roster_with_english_headers_and_aliases(tmp_path: Path, cli: Cli) 
     code, out, err = cli("roster", "import", f)
     assert code == 0, err
     assert "2 evacuees registered" in out
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     rows = con.execute("SELECT external_key, birth_raw, birth_date, phone_raw FROM evacuee ORDER BY external_key").fetchall()
     assert rows == [("1", "1970-03-01", "1970-03-01", "090"), ("2", "S47.1.2", "1972-01-02", "")]
 
@@ -101,7 +101,7 @@ def test_roster_encodings(tmp_path: Path, cli: Cli, encoding: str) -> None:
     f = write_csv(tmp_path / "r.csv", [HEADER, ROWS[0]], encoding)
     code, _out, err = cli("roster", "import", f)
     assert code == 0, err
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     assert con.execute("SELECT name_raw FROM evacuee").fetchone()[0] == "髙橋 一郎"
 
 
@@ -113,7 +113,7 @@ def test_same_as_above_address_means_same_household(tmp_path: Path, cli: Cli) ->
             ["B-4", "鈴木 実", "", "S40.4.4", "男", "米崎町1", ""]]
     f = write_csv(tmp_path / "family.csv", rows)
     assert cli("roster", "import", f)[0] == 0
-    con = sqlite3.connect(cli.db)
+    con = db_connect(cli.db)
     got = dict((k, (a, raw, h)) for k, a, raw, h in con.execute(
         "SELECT external_key, address, address_raw, household_key FROM evacuee"))
     assert got["B-2"][:2] == ("高田町字大町3-1", "同上")  # what was meant, and what was typed

@@ -9,12 +9,12 @@ ANPI_FUZZ_EXAMPLES=N to run N examples per test locally for a longer hunt.
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from app.db_crypto import connect as db_connect
 
 
 def fuzz_settings(examples: int, **kw: Any) -> settings:
@@ -69,7 +69,7 @@ def mutated(draw: st.DrawFn, data: bytes, max_mutations: int = 6) -> bytes:
 
 def db_fingerprint(path: Path, tables: tuple[str, ...]) -> tuple[Any, ...]:
     """Row counts and the highest rowid of each table: what a refused import must leave alone."""
-    con = sqlite3.connect(path)
+    con = db_connect(path)
     try:
         return tuple((t, *con.execute(f"SELECT count(*), max(rowid) FROM {t}").fetchone()) for t in tables)
     finally:
@@ -77,7 +77,7 @@ def db_fingerprint(path: Path, tables: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def integrity(path: Path) -> str:
-    con = sqlite3.connect(path)
+    con = db_connect(path)
     try:
         return con.execute("PRAGMA integrity_check").fetchone()[0]
     finally:

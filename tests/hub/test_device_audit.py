@@ -23,6 +23,7 @@ from app.services import audit
 from sync.hub import server
 from tests.sync.helpers import ThreadedServer
 from tests.web.helpers import build_shelter
+from app.db_crypto import connect as db_connect
 
 runner = CliRunner()
 
@@ -76,7 +77,7 @@ def hub_verify(hub: dict[str, str]) -> Any:
 
 def cut_tail(db: Path, keep: int) -> None:
     """The insider: drop the triggers, delete every entry after `keep`."""
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     with con:
         con.execute("DROP TRIGGER audit_entry_no_delete")
         con.execute("DELETE FROM audit_entry WHERE id > ?", (keep,))
@@ -85,7 +86,7 @@ def cut_tail(db: Path, keep: int) -> None:
 
 def rechain(db: Path, drop: set[int]) -> None:
     """The insider with the key file: delete some entries and recompute every later hash and link."""
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     with con:
         con.execute("DROP TRIGGER audit_entry_no_delete")
         con.execute("DROP TRIGGER audit_entry_no_update")
@@ -145,7 +146,7 @@ def audit_entries(db: Path) -> list[dict[str, Any]]:
 
 
 def audit_head(db: Path) -> int:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     n = con.execute("SELECT MAX(id) FROM audit_entry").fetchone()[0]
     con.close()
     return int(n)

@@ -76,13 +76,16 @@ def _build_if_stale(out_dir: Path) -> Path:
 
 
 def empty_env(home: Path) -> dict[str, str]:
-    """What `env -i PATH=/usr/bin:/bin HOME=$home TMPDIR=$home/tmp` leaves: no PYTHONPATH, no
-    virtualenv, no ANPI_*. The one-file binary unpacks itself into TMPDIR; a private one keeps
+    """What `env -i PATH=/usr/bin:/bin HOME=$home TMPDIR=$home/tmp ANPI_PASSPHRASE=…` leaves: no
+    PYTHONPATH, no virtualenv, no other ANPI_* (the passphrase is how automation opens the
+    encrypted database; the tests' raw reads of it use the same one). The one-file binary unpacks itself into TMPDIR; a private one keeps
     each run apart from whatever else the machine's /tmp holds (a run during the full suite once
     failed to unpack there and passed alone)."""
     tmp = home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp)}
+    from tests.conftest import TEST_PASSPHRASE
+
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp), "ANPI_PASSPHRASE": TEST_PASSPHRASE}
 
 
 def run(binary: Path, home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

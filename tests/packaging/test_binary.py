@@ -10,14 +10,15 @@ Size and start-up time are printed by bench/binary_bench.py.
 from __future__ import annotations
 
 import json
-import sqlite3
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app import __version__
-from tests.packaging.binary import ensure_binary, run, serving
+from tests.packaging.binary import empty_env, ensure_binary, run, serving
+from app.db_crypto import connect as db_connect
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("binary")]
 
@@ -86,13 +87,21 @@ def test_user_serve_register_stop(binary: Path, home: Path) -> None:
         assert srv.proc.poll() is None
     assert srv.proc.returncode is not None
 
-    with sqlite3.connect(db) as con:
+    with db_connect(db) as con:
         rows = con.execute("SELECT id, birth_date FROM evacuee").fetchall()
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert [r[0] for r in rows] == [ev_id]
     status = run(binary, home, "--db", str(db), "status", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["evacuees"]["total"] == 1
+    # the binary carries SQLCipher: the file is encrypted, and without the passphrase it says so
+    from app.db_crypto import is_plain_sqlite
+
+    assert not is_plain_sqlite(db) and "髙橋".encode() not in db.read_bytes()
+    env = {k: v for k, v in empty_env(home).items() if k != "ANPI_PASSPHRASE"}
+    res = subprocess.run([str(binary), "--db", str(db), "status"], env=env, cwd=home, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120)
+    assert res.returncode == 1 and "passphrase is needed" in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
 
 
 def test_demo_builds_a_database(binary: Path, home: Path) -> None:

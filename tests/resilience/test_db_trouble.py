@@ -26,6 +26,7 @@ import pytest
 
 from tests.resilience.test_kill9 import ROOT, env, free_port, household, integrity, logged_in, query
 from tests.web.helpers import build_shelter, csrf_of, login
+from app.db_crypto import connect as db_connect
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +98,7 @@ def test_a_held_write_lock_answers_503_json_and_reads_stay_prompt(tmp_path: Path
     server = serve(sh.db_path, ANPI_BUSY_TIMEOUT_SECONDS=str(BUSY_TIMEOUT_S))
     api, token = logged_in(server.url)
     pages = page_client(server.url, "管理")
-    holder = sqlite3.connect(sh.db_path, timeout=0, isolation_level=None, check_same_thread=False)
+    holder = db_connect(sh.db_path, timeout=0, isolation_level=None, check_same_thread=False)
     try:
         holder.execute("BEGIN IMMEDIATE")  # what a long import in another process does
         result: dict[str, object] = {}
@@ -136,7 +137,7 @@ def test_a_held_write_lock_answers_503_json_and_reads_stay_prompt(tmp_path: Path
         assert r.status_code == 201, r.text
         assert pages.get("/roster").status_code == 200
         # a short write by another process: the look waits for it, then answers
-        holder = sqlite3.connect(sh.db_path, timeout=0, isolation_level=None, check_same_thread=False)
+        holder = db_connect(sh.db_path, timeout=0, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN IMMEDIATE")
         releaser = threading.Timer(0.5, lambda: (holder.rollback(), holder.close()))
         releaser.start()
@@ -195,7 +196,7 @@ def test_a_full_disk_answers_507_in_japanese_and_recovers_without_restart(small_
         assert dash.status_code == 200 and 'id="disk-free"' in dash.text and 'id="disk-warning"' in dash.text
         r = api.post("/api/evacuees/household", json=household("BEFORE", 1), headers={"X-CSRF-Token": token})
         assert r.status_code == 201, r.text
-        with sqlite3.connect(sh.db_path) as con:  # an empty -wal: the next write must take new space
+        with db_connect(sh.db_path) as con:  # an empty -wal: the next write must take new space
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         filler = fill(small_disk)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,13 +28,16 @@ import httpx
 import pytest
 
 from tests.web.helpers import build_shelter
+from app import db_crypto
+from app.db_crypto import connect as db_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_")}
+    # no ANPI_* settings leak in, except the passphrase that opens the (encrypted) shelter databases
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_") or k == "ANPI_PASSPHRASE"}
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e["ANPI_SYNC_INTERVAL"] = "3600"
     return e
@@ -59,7 +61,7 @@ def kill9(proc: subprocess.Popen) -> None:
 
 
 def integrity(db: Path) -> list[str]:
-    con = sqlite3.connect(db)  # opening replays the committed part of the -wal, as a restart does
+    con = db_connect(db)  # opening replays the committed part of the -wal, as a restart does
     try:
         return [r[0] for r in con.execute("PRAGMA integrity_check")] + \
                [f"fk {r}" for r in con.execute("PRAGMA foreign_key_check")]
@@ -68,7 +70,7 @@ def integrity(db: Path) -> list[str]:
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -80,11 +82,11 @@ def wait_for_write_lock(db: Path, proc: subprocess.Popen, timeout: float = 120) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the import finished before it was seen running"
-        con = sqlite3.connect(db, timeout=0)
+        con = db_connect(db, timeout=0)
         try:
             con.execute("BEGIN IMMEDIATE")
             con.rollback()
-        except sqlite3.OperationalError as exc:
+        except db_crypto.OperationalError as exc:
             if "locked" in str(exc):
                 return
             raise

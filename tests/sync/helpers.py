@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,14 @@ from ulid import ULID
 
 from sync import client, events as ev, models, outbox
 from sync.hub import store
+
+
+def connect_file(path: Path | str, like: Path | str | None = None) -> Any:
+    """A DB-API connection to a shelter file: plain (make_shelter) or encrypted (make_app_shelter,
+    keyed from ANPI_PASSPHRASE); a file that does not exist yet is made like `like` (a backup of it)."""
+    from app.db_crypto import connect, is_plain_sqlite
+
+    return connect(path, None if is_plain_sqlite(like if like is not None else path) else "")
 
 
 def sqlite_engine(path: Path) -> Engine:
@@ -52,8 +59,11 @@ class Shelter:
         return time.time() + self.clock_offset
 
     def reopen(self) -> None:
+        from app import db, db_crypto
+
         self.engine.dispose()
-        self.engine = sqlite_engine(self.path)
+        # an app shelter (make_app_shelter) is encrypted: reopen it keyed, as the CLI does
+        self.engine = sqlite_engine(self.path) if db_crypto.is_plain_sqlite(self.path) else db.sqlite_engine(self.path)
 
     def device(self) -> models.SyncDevice:
         with self.session() as s:
@@ -76,7 +86,7 @@ class Shelter:
             return {r[0] for r in c.execute(text("select event_id from remote_event"))}
 
     def integrity(self) -> str:
-        con = sqlite3.connect(self.path)
+        con = connect_file(self.path)
         try:
             return con.execute("PRAGMA integrity_check").fetchone()[0]
         finally:

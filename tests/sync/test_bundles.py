@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from sync.errors import (
     BundleAlreadyImported, BundleCorrupt, BundleForeign, BundleTruncated, NotEnrolled,
 )
 from sync.hub import bundles as hub_bundles, server, store
-from tests.sync.helpers import append_events, enroll_shelter, hub_ids, make_shelter, random_events, sync
+from tests.sync.helpers import connect_file, append_events, enroll_shelter, hub_ids, make_shelter, random_events, sync
 
 
 @pytest.fixture
@@ -146,7 +145,7 @@ def test_receipt_checks(tmp_path: Path, hub) -> None:  # noqa: ANN001
 def test_receipt_does_not_ack_a_restored_laptops_new_events(tmp_path: Path, hub) -> None:  # noqa: ANN001
     app, tc = hub
     sh = shelter(tmp_path, app, tc, n=5)
-    src, dst = sqlite3.connect(sh.path), sqlite3.connect(tmp_path / "backup.db")
+    src, dst = connect_file(sh.path), connect_file(tmp_path / "backup.db", like=sh.path)
     src.backup(dst)
     src.close(), dst.close()
     append_events(sh, random_events(random.Random(3), sh, 5))

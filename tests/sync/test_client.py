@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, text, update
 
 from sync import client, outbox
 from sync.hub import server, store
-from tests.sync.helpers import (
+from tests.sync.helpers import (connect_file,
     append_events, enroll_shelter, faulty_client, hub_ids, make_shelter, random_events, sync,
 )
 
@@ -126,7 +126,7 @@ def test_restored_laptop_without_new_epoch_is_detected(tmp_path: Path, hub) -> N
     backup = tmp_path / "backup.db"
     import shutil
     import sqlite3
-    src, dst = sqlite3.connect(sh.path), sqlite3.connect(backup)
+    src, dst = connect_file(sh.path), connect_file(backup, like=sh.path)
     src.backup(dst)
     src.close(), dst.close()
     append_events(sh, random_events(random.Random(4), sh, 5))

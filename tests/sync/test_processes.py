@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_")}
+    # no ANPI_* settings leak in, except the passphrase that opens the (encrypted) shelter databases
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_") or k == "ANPI_PASSPHRASE"}
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e.update(extra)
     return e

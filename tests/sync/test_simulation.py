@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from sync import bundles, outbox
 from sync.errors import BundleAlreadyImported, BundleError
 from sync.hub import bundles as hub_bundles, server, store
 from tests.sync.conftest import drop_pg_schema, new_pg_schema, require_pg
-from tests.sync.helpers import (
+from tests.sync.helpers import (connect_file,
     Shelter, append_events, enroll_shelter, faulty_client, hub_ids, make_shelter, random_events, sync,
 )
 
@@ -158,7 +157,7 @@ class SyncWorld(RuleBasedStateMachine):
     def take_backup(self, i: int) -> None:
         idx = i % len(self.shelters)
         dest = self._file(".bak")
-        src, dst = sqlite3.connect(self.shelters[idx].path), sqlite3.connect(dest)
+        src, dst = connect_file(self.shelters[idx].path), connect_file(dest, like=self.shelters[idx].path)
         src.backup(dst)
         src.close()
         dst.close()

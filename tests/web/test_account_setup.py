@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.db import open_shelter_db
 from tests.conftest import Cli
 from tests.web.helpers import api_csrf, login, shelter_app
+from app.db_crypto import connect as db_connect
 
 
 def _json_login(app, user: str, **body: str):  # type: ignore[no-untyped-def]
@@ -74,7 +75,7 @@ def test_old_pinless_accounts_are_not_claimable_after_upgrade(tmp_path: Path, cl
     """A database from before setup codes, holding a PIN-less admin: nobody can claim it until an
     admin issues a code (`anpi user setup-code`)."""
     open_shelter_db(cli.db).dispose()
-    with sqlite3.connect(cli.db) as con:
+    with db_connect(cli.db) as con:
         con.execute("ALTER TABLE staff DROP COLUMN setup_hash")
         con.execute("UPDATE alembic_version SET version_num = '0002'")
         con.execute("INSERT INTO staff (id, name, role, pin_hash, disabled, failed_attempts, created_at) "

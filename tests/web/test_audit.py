@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlmodel import Session
 from app.db import open_shelter_db
 from app.services import audit
 from tests.web.server import audit_cli
+from app.db_crypto import connect as db_connect
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def insider(db: str | Path, sql: str) -> None:
     """What someone with the sqlite3 shell does: drop the append-only triggers, then edit."""
-    con = sqlite3.connect(db)
+    con = db_connect(db)
     with con:
         con.execute("DROP TRIGGER IF EXISTS audit_entry_no_update")
         con.execute("DROP TRIGGER IF EXISTS audit_entry_no_delete")

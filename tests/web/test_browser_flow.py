@@ -9,7 +9,6 @@ test-output/screenshots/.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.web.helpers import build_shelter
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, audit_cli, serve
+from app.db_crypto import connect as db_connect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -249,7 +249,7 @@ def test_shift_end_to_end(tmp_path: Path, browser) -> None:  # type: ignore[no-u
 
     code, out = audit_cli(sh.db_path, "verify")
     assert code == 0, out
-    con = sqlite3.connect(sh.db_path)
+    con = db_connect(sh.db_path)
     with con:
         con.execute("DROP TRIGGER audit_entry_no_update")  # an insider with the sqlite3 shell
         con.execute("UPDATE audit_entry SET user_name = '誰か' WHERE id = 3")

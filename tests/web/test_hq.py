@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.web.helpers import api_csrf, build_shelter, client_as, csrf_of, shelter_app
 from tests.web.server import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve
+from app.db_crypto import connect as db_connect
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -52,7 +52,7 @@ def app(shelter):  # type: ignore[no-untyped-def]
 
 
 def audit_rows(shelter, action: str) -> list[tuple[str, str, list[str], dict]]:  # type: ignore[no-untyped-def]
-    con = sqlite3.connect(shelter.db_path)
+    con = db_connect(shelter.db_path)
     try:
         return [(u, sc, json.loads(s), json.loads(d)) for u, sc, s, d in con.execute(
             "SELECT user_name, screen, subjects, detail FROM audit_entry WHERE action = ? ORDER BY id", (action,))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from app.formats.pfif import write_pfif
 from app.services.reconcile import reconcile_all
 from tests.app.test_pfif_import import DATA, SOUGHT, counts
 from tests.web.helpers import build_shelter, client_as, csrf_of, shelter_app
+from app.db_crypto import connect as db_connect
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -53,7 +53,7 @@ def decide(c: TestClient, html: str, sought_id: str, kind: str, target: str, dec
 
 
 def sought_ids(db: Path) -> dict[str, str]:
-    return {rid.split("/")[1]: sid for sid, rid in sqlite3.connect(db).execute("SELECT id, pfif_record_id FROM soughtperson")}
+    return {rid.split("/")[1]: sid for sid, rid in db_connect(db).execute("SELECT id, pfif_record_id FROM soughtperson")}
 
 
 def test_desk_flow(app, shelter) -> None:  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ def test_desk_flow(app, shelter) -> None:  # type: ignore[no-untyped-def]
     assert desk.post("/desk/sought/relink", data={"csrf_token": csrf_of(html)}, follow_redirects=False).status_code == 303
 
     # what the desk was shown is in the audit log
-    con = sqlite3.connect(shelter.db_path)
+    con = db_connect(shelter.db_path)
     views = [json.loads(s) for (s,) in con.execute(
         "SELECT subjects FROM audit_entry WHERE action = 'view' AND screen = 'GET /desk/sought'")]
     assert any(f"sought:{ids['takahashi']}" in v and "resident:1001" in v for v in views)
