@@ -18,6 +18,7 @@ from app.services import audit
 from app.services.audit_key import forget_cached_keys, key_file_for
 from tests.conftest import Cli
 from tests.web.helpers import build_shelter
+from app import db_crypto
 from app.db_crypto import connect as db_connect
 
 
