@@ -111,7 +111,8 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
          .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id))
     # plain tuples: a mapping per row costs more than the query (HQ's list reads this on every request)
     own = [tuple(r) for r in conn.execute(q).all()]
-    last_ids = [(r[7] or "").partition("|")[2] for r in own]
+    # the key is "<hub-ordered time>|<epoch>|<seq>|<stay_id>" (older hubs: "<at>|<stay_id>")
+    last_ids = [(r[7] or "").rpartition("|")[2] for r in own]
     last: dict[str, Any] = {}
     if any(last_ids):
         for stay_id, kind, destination, at in conn.execute(
@@ -137,7 +138,7 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
             "evacuee_id": ev, "municipality_code": m, "municipality_name": names.get(m),
             "shelter_code": current_code or shelter_code,
             "shelter_name": shelters.get(device_id or ""), "evacuee_status": status, "state": state,
-            "since": since, "last_stay_at": (last_key or "").split("|")[0] or None,
+            "since": since, "last_stay_at": (stay[2] if stay is not None else (last_key or "").split("|")[0]) or None,
             "left_at": stay[2] if stay is not None and state != "in_shelter" else None,
             "destination": (stay[1] or "") if stay is not None and state != "in_shelter" else "",
             "care": dict(flags), "how": "own shelter", "remote": False})
