@@ -119,9 +119,10 @@ def append_many(session: Session, events: list[Event]) -> int:
 
 
 #: a restored laptop numbers its events in a provisional epoch drawn at random from this range
-#: until the hub grants it one (two laptops restored from one backup then practically never
-#: share a stream even while both are offline; if they do, the hub's fork answers catch it)
-PROVISIONAL_EPOCHS = (1 << 20, 1 << 29)
+#: until the hub grants it one: two laptops restored from one backup then share a stream even
+#: while both are offline only once in 90,000 (and then the hub's fork answers catch it).  Five
+#: digits, because certificate numbers carry the epoch (app.services.certificates).
+PROVISIONAL_EPOCHS = (10_000, 100_000)
 #: sync_cursor names that carry the laptop's sync health (integers, like every cursor)
 HUB_EPOCH_NEEDED = "sync/hub-epoch-needed"  # 1 after a restore, until the hub granted an epoch
 FORKED_EVENTS = "sync/forked-events"  # events the hub answered "fork" for at the last sync

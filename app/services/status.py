@@ -40,4 +40,5 @@ def shelter_status(session: Session) -> dict[str, Any]:
         "decisions": decisions,
         "last_sync": last_sync.isoformat() if last_sync else None,
         "pending_events": journal.pending_count(session),
+        "sync": journal.sync_health(session),
     }
