@@ -159,7 +159,7 @@ def test_a_copied_database_keeps_its_events_pending_until_hq_applies_them(tmp_pa
         r = anpi("--db", copy, "sync")
         assert r.returncode == 1, (r.stdout, r.stderr)
         assert "NOT stored" in r.stderr and "ask HQ" in r.stderr and "anpi hub fork apply" in r.stderr
-        assert pending(copy) == before > 0  # nothing silently "delivered"
+        assert pending(copy) == before > 0, (before, r.stderr)  # nothing silently "delivered"
         st = hub_status(hub_url)
         assert st["forks"] == before and st["review_items"] >= before
         held = set(hub_evacuees(hub_url))
