@@ -68,7 +68,8 @@ class SyncResult:
     def as_dict(self) -> dict[str, Any]:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
-                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "error": self.error}
+                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
+                "error": self.error}
 
 
 class HubClient:
@@ -290,8 +291,8 @@ def _start_of_run(session_factory: SessionFactory, client: HubClient, device_id:
     return False
 
 
-def _push_per_event(session_factory: SessionFactory, client: HubClient, device_id: str, batch: list[dict[str, Any]],
-                    doc: dict[str, Any], result: SyncResult) -> int:
+def _push_per_event(session_factory: SessionFactory, client: HubClient, device_id: str, doc: dict[str, Any],
+                    result: SyncResult) -> int:
     """Mark delivered the events the hub says it holds; keep forks pending and, when our current
     stream forked (another laptop runs a copy of this database), take a fresh epoch from the hub."""
     held = [(int(r["epoch"]), int(r["seq"]), str(r["event_id"])) for r in doc.get("results", [])
@@ -352,7 +353,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 if crash_after and result.batches >= crash_after:
                     os._exit(87)  # test hook: hub committed, laptop dies before recording the ack
                 if "results" in doc:
-                    newly = _push_per_event(session_factory, client, device_id, batch, doc, result)
+                    newly = _push_per_event(session_factory, client, device_id, doc, result)
                     after = (batch[-1]["epoch"], batch[-1]["seq"])
                 else:  # a hub of an older version: stream watermarks, capped by what we just sent
                     caps: dict[int, int] = {}

@@ -52,6 +52,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/enroll"): PUBLIC,
     ("POST", "/v1/push"): DEVICE,
     ("GET", "/v1/acks"): DEVICE,
+    ("POST", "/v1/epoch"): DEVICE,
     ("GET", "/v1/pull"): DEVICE,
     ("GET", "/v1/registry/latest"): DEVICE,
     ("GET", "/v1/hq/whoami"): DESK,
@@ -274,6 +275,8 @@ def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
             .replace("{number}", void if method == "POST" else issued))
     if path == "/v1/push":
         body = {"events": []}
+    elif path == "/v1/epoch":
+        body = {"current_epoch": 0, "reason": "authz-matrix"}  # a fresh epoch: harmless to grant
     elif path == "/v1/enroll":
         body = {"code_id": "x", "device_id": "y", "public_key": "z", "signature": "s", "mac": "m"}
     elif path.startswith("/v1/hq/review/"):
