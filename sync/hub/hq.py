@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, RegistryError, SyncError
-from sync.hub import audit, crossmatch, registry, store, tenants
+from sync.hub import audit, crossmatch, forks, registry, store, tenants
 from sync.hub.registry import DataKey
 from sync.hub.store import (
     hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_hq_record, hub_person_link, hub_review_item,
@@ -415,6 +415,28 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             return crossmatch.resolve_review(engine, data_key(), u.municipality_code, item_id,
                                              decision=str(body.get("decision", "")),
                                              resident_id=body.get("resident_id"), by=f"hq:{u.name}")
+        return await call(request, fn)
+
+    @router.get("/v1/hq/forks")
+    async def fork_list(request: Request) -> JSONResponse:
+        """Events two laptops wrote under one device id (a copied database), kept apart (sync.hub.forks)."""
+        def fn(u: tenants.HqUser) -> dict[str, Any]:
+            keep = ("fork_id", "device_id", "epoch", "seq", "incoming_event_id", "incoming_type", "received_at",
+                    "via", "action", "resolved_at", "resolved_by")
+            return {"forks": [{k: (r[k].isoformat() if hasattr(r[k], "isoformat") else r[k]) for k in keep}
+                              for r in forks.list_forks(engine, u.municipality_code)]}
+        return await call(request, fn)
+
+    @router.post("/v1/hq/forks/apply")
+    async def fork_apply(request: Request) -> JSONResponse:
+        raw = await request.body()
+
+        def fn(u: tenants.HqUser) -> dict[str, Any]:
+            body = json.loads(raw or b"{}")
+            ids = body.get("fork_ids") if isinstance(body, dict) else None
+            if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+                raise HubConflict("fork_ids must be a list of fork ids (or absent: every open fork)")
+            return {"applied": forks.apply_forks(engine, ids, by=f"hq:{u.name}", municipality=u.municipality_code)}
         return await call(request, fn)
 
     @router.get("/v1/hq/shares")

@@ -66,6 +66,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/hq/found-elsewhere"): HQ,
     ("GET", "/v1/hq/review"): HQ,
     ("POST", "/v1/hq/review/{item_id}"): HQ,
+    ("GET", "/v1/hq/forks"): HQ,
+    ("POST", "/v1/hq/forks/apply"): HQ,
     ("GET", "/v1/hq/shares"): HQ,
     ("GET", "/v1/hq/registry"): HQ,
     ("GET", "/v1/hq/devices"): ADMIN,
@@ -106,6 +108,7 @@ MATRIX: dict[tuple[str, str], str] = {
 #: what an authorised caller gets from the request ``concrete`` makes (default: GET 200, POST 200 or
 #: 409); the POSTs are chosen to be refused harmlessly or to change nothing that matters
 ALLOWED_STATUS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/v1/hq/forks/apply"): (404,),  # no such fork
     ("POST", "/v1/hq/inquiries"): (200,),  # nobody of that name: "no_information" (logged)
     ("POST", "/v1/hq/certificates"): (422,),  # no cause given
     ("POST", "/v1/hq/certificates/{number}/reissue"): (409,),  # a void certificate
@@ -275,6 +278,8 @@ def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
             .replace("{number}", void if method == "POST" else issued))
     if path == "/v1/push":
         body = {"events": []}
+    elif path == "/v1/hq/forks/apply":
+        body = {"fork_ids": ["no-such-fork"]}  # refused (404), changes nothing
     elif path == "/v1/epoch":
         body = {"current_epoch": 0, "reason": "authz-matrix"}  # a fresh epoch: harmless to grant
     elif path == "/v1/enroll":
