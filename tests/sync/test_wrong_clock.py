@@ -170,3 +170,29 @@ def test_dashboard_warns_in_japanese_about_a_wrong_clock_and_forked_events(tmp_p
         s.commit()
         assert journal.sync_warnings(s) == []
     engine.dispose()
+
+
+def test_the_dashboard_page_shows_the_sync_warnings(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from sqlmodel import Session
+
+    from app.db import open_shelter_db
+    from app.main import create_app
+    from sync import outbox
+    from tests.web.helpers import build_shelter, login
+
+    shelter = build_shelter(tmp_path)
+    engine = open_shelter_db(shelter.db_path)
+    with Session(engine) as s:
+        outbox.set_cursor(s, outbox.CLOCK_OFFSET, -3 * 3600)
+        outbox.set_cursor(s, outbox.CLOCK_MEASURED, 1_800_000_000)
+        outbox.set_cursor(s, outbox.FORKED_EVENTS, 2)
+        s.commit()
+    engine.dispose()
+    app = create_app(shelter.db_path, auto_lock_seconds=3600)
+    client = TestClient(app)
+    login(client, "佐藤")
+    page = client.get("/dashboard").text
+    assert 'id="sync-warning"' in page
+    assert "2件の記録が本部に届いていません" in page and "約3.0時間進んでいます" in page
+    app.state.engine.dispose()
