@@ -37,9 +37,9 @@ def _mount_sub_apps() -> None:
 
     for module in (cli_export, cli_certificate, cli_pfif, cli_backup):
         module.register(app)
-    from app import cli_hub_audit, cli_hub_certificate, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
+    from app import cli_hub_audit, cli_hub_certificate, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
 
-    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit):
+    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit, cli_hub_fork):
         hub_module.register(hub_app)
 
 

@@ -74,7 +74,8 @@ def _restore(ctx: typer.Context, file: Path, yes: bool) -> None:
                + ("; checksum ok" if info.checksum_verified else "; no .sha256 file beside it to compare") + ")")
     if info.kept_as:
         typer.echo(f"previous database kept as {info.kept_as}")
-    typer.echo(f"new sync epoch {info.epoch}: events from now on cannot collide with those the old laptop sent")
+    typer.echo(f"provisional sync epoch {info.epoch}; the next `anpi sync` takes a fresh epoch from the hub, so a "
+               "second laptop restored from the same backup cannot collide with this one")
 
 
 def register(app: typer.Typer) -> None:

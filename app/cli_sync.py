@@ -180,6 +180,11 @@ def bundle_import_cmd(
         info = bundles.import_receipt(shelter_session_factory(ctx), receipt)
     typer.echo(f"receipt for bundle {info.bundle_id}: {info.acknowledged} events newly acknowledged, "
                f"{info.pending} still pending")
+    if info.forked:
+        raise _fail(f"{info.forked} events of this bundle were NOT stored by the hub: another laptop runs a copy of "
+                    "this database (restored from the same backup, or copied) and wrote other events under the same "
+                    "numbers. They stay pending; ask HQ to review and apply them (`anpi hub fork apply`), then "
+                    "export a new bundle or run `anpi sync`")
     if info.mismatched_epochs:
         typer.echo(f"warning: this laptop's events differ from the bundle in epoch(s) {info.mismatched_epochs} "
                    f"(restored from a backup?); those were not marked delivered — run `anpi sync`", err=True)
@@ -669,6 +674,9 @@ standalone.add_typer(hub_app, name="hub")
 
 
 def main() -> None:
+    from app import cli_hub_fork  # imports this module's options: mounted only once both exist
+
+    cli_hub_fork.register(hub_app)
     standalone()
 
 

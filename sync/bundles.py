@@ -228,6 +228,24 @@ class ReceiptInfo:
     events_duplicate: int
     #: epochs where this laptop's events differ from what the bundle carried (restored laptop)
     mismatched_epochs: list[int]
+    #: events the hub keeps only as forks (another laptop runs a copy of this database): still pending
+    forked: int = 0
+
+
+def _ack_covered(s: Any, device_id: str, caps: dict[int, int], doc: dict[str, Any]) -> int:
+    """Every event of a covered range whose ids match what the bundle carried, except those the
+    hub names ``not_stored`` (forks): those stay pending, and are counted for the dashboard."""
+    forked = {str(f["event_id"]) for f in doc.get("not_stored", [])}
+    ranges = {int(c["epoch"]): int(c["from"]) for c in doc.get("covered", [])}
+    items = []
+    for epoch, hi in caps.items():
+        for eid, seq in s.execute(select(OutboxEvent.event_id, OutboxEvent.seq).where(
+                OutboxEvent.device_id == device_id, OutboxEvent.epoch == epoch,
+                OutboxEvent.seq >= ranges[epoch], OutboxEvent.seq <= hi)).all():
+            if eid not in forked:
+                items.append((epoch, int(seq), eid))
+    outbox.set_cursor(s, outbox.FORKED_EVENTS, len(forked))
+    return outbox.ack_events(s, device_id, items)
 
 
 def import_receipt(session_factory: SessionFactory, path: str | Path) -> ReceiptInfo:
@@ -255,9 +273,12 @@ def import_receipt(session_factory: SessionFactory, path: str | Path) -> Receipt
                 caps[epoch] = hi
             else:
                 mismatched.append(epoch)
-        newly = outbox.apply_acks(s, dev.device_id, acks, authoritative=False, caps=caps)
+        if "not_stored" in doc:  # a hub of this version names the events it holds only as forks
+            newly = _ack_covered(s, dev.device_id, caps, doc)
+        else:
+            newly = outbox.apply_acks(s, dev.device_id, acks, authoritative=False, caps=caps)
         outbox.mark_synced(s)
         s.commit()
         pending = outbox.pending_count(s)
     return ReceiptInfo(str(doc.get("bundle_id")), newly, pending, int(doc.get("events_new", 0)),
-                       int(doc.get("events_duplicate", 0)), mismatched)
+                       int(doc.get("events_duplicate", 0)), mismatched, len(doc.get("not_stored", [])))

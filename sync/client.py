@@ -59,6 +59,7 @@ class SyncResult:
     retries: int = 0
     forks: list[dict[str, Any]] = field(default_factory=list)
     epoch_bumped: bool = False
+    new_epoch: int | None = None  # granted by the hub in this run
     error: str | None = None
     audit: str | None = None  # the hub's verdict on the audit chain head (ok, first, cut, restored …)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -71,7 +72,8 @@ class SyncResult:
     def as_dict(self) -> dict[str, Any]:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
-                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "error": self.error, "audit": self.audit}
+                "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
+                "error": self.error, "audit": self.audit}
 
 
 class HubClient:
@@ -241,6 +243,86 @@ def _pending(session_factory: SessionFactory) -> int:
         return outbox.pending_count(s)
 
 
+def _measure_clock(session_factory: SessionFactory, doc: dict[str, Any], sent: float, received: float) -> float | None:
+    """Record hub time − this laptop's clock (middle of the request) for the dashboard's warning."""
+    hub_time = doc.get("hub_time")
+    if not isinstance(hub_time, (int, float)):
+        return None
+    offset = float(hub_time) - (sent + received) / 2
+    with session_factory() as s:
+        outbox.set_cursor(s, outbox.CLOCK_OFFSET, int(round(offset)))
+        outbox.set_cursor(s, outbox.CLOCK_MEASURED, int(hub_time))
+        s.commit()
+    return offset
+
+
+def _hub_epoch(session_factory: SessionFactory, client: HubClient, reason: str) -> int:
+    """Ask the hub for a fresh epoch and switch to it (numbering restarts at 1)."""
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        current = dev.epoch if dev is not None else 0
+    doc = client.request("POST", "/v1/epoch", {"current_epoch": current, "reason": reason})
+    with session_factory() as s:
+        epoch = outbox.adopt_epoch(s, int(doc["epoch"]))
+        s.commit()
+    return epoch
+
+
+def _start_of_run(session_factory: SessionFactory, client: HubClient, device_id: str, result: SyncResult) -> bool:
+    """Ask the hub what it holds; returns True when the hub answers per event (a hub of this
+    version).  Lowers watermarks where the hub lost data, and fetches a hub-granted epoch when
+    this laptop was restored or the hub holds more of our current stream than we wrote."""
+    sent = client.clock()
+    doc = client.request("GET", f"/v1/acks?laptop_time={sent:.3f}")
+    _measure_clock(session_factory, doc, sent, client.clock())
+    acks = doc.get("acks", [])
+    per_event = all("held_seq" in a for a in acks) and "clock_offset" in doc
+    if per_event:
+        with session_factory() as s:
+            outbox.lower_to_hub(s, device_id, [(int(a["epoch"]), int(a["held_seq"])) for a in acks])
+            dev = outbox.get_device(s)
+            mine = (dev.epoch, dev.last_seq) if dev is not None else (0, 0)
+            needed = bool(outbox.get_cursor(s, outbox.HUB_EPOCH_NEEDED))
+            s.commit()
+        ahead = any(int(a["epoch"]) == mine[0] and int(a.get("max_seq", 0)) > mine[1] for a in acks)
+        if needed or ahead:
+            _hub_epoch(session_factory, client, "restore" if needed else "fork")
+            result.epoch_bumped = True
+        return True
+    newly, bumped = _record_acks(session_factory, device_id, _acks_from(doc), {})
+    result.acknowledged += newly
+    result.epoch_bumped |= bumped
+    return False
+
+
+def _push_per_event(session_factory: SessionFactory, client: HubClient, device_id: str, doc: dict[str, Any],
+                    result: SyncResult) -> int:
+    """Mark delivered the events the hub says it holds; keep forks pending and, when our current
+    stream forked (another laptop runs a copy of this database), take a fresh epoch from the hub."""
+    held = [(int(r["epoch"]), int(r["seq"]), str(r["event_id"])) for r in doc.get("results", [])
+            if r.get("status") in ("held", "applied")]
+    forked = [r for r in doc.get("results", []) if r.get("status") == "fork"]
+    with session_factory() as s:
+        newly = outbox.ack_events(s, device_id, held)
+        dev = outbox.get_device(s)
+        current = dev.epoch if dev is not None else 0
+        s.commit()
+    result.forks.extend({"epoch": r["epoch"], "seq": r["seq"], "event_id": r["event_id"]} for r in forked)
+    if any(int(r["epoch"]) == current for r in forked):
+        result.new_epoch = _hub_epoch(session_factory, client, "fork")
+        result.epoch_bumped = True
+    return newly
+
+
+def fork_message(forked: int, epoch: int | None) -> str:
+    """One line for `anpi sync`: what happened and what to do."""
+    fresh = f" New events now use epoch {epoch}, granted by the hub." if epoch else ""
+    return (f"{forked} events were NOT stored by the hub: it already holds other events under the same numbers, "
+            "written by another laptop that runs a copy of this database (restored from the same backup, or "
+            "copied). They stay pending here and are kept at the hub for review: ask HQ to check and apply them "
+            "(`anpi hub fork list`, then `anpi hub fork apply`), then run `anpi sync` again." + fresh)
+
+
 def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
               batch_size: int = 500, max_retries: int = 5, backoff: float = 0.5, timeout: float = 30.0,
               pull: bool = True, clock: Callable[[], float] = time.time,
@@ -257,6 +339,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
 
     Raises :class:`NotEnrolled` when there is no hub; every network or hub failure is
     reported in ``SyncResult.error`` (with ``pending`` still counted) so callers can decide.
+    Events the hub answers as forks stay pending and make the run fail with :func:`fork_message`.
     """
     device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
     result = SyncResult(hub_url=url)
@@ -265,33 +348,35 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                        backoff=backoff, clock=clock, sleep=sleep)
     with _sync_lock:
         try:
-            # before pushing, the hub's view may only *lower* our watermarks (it lost data);
-            # raising happens per batch, once the hub has compared the content
-            newly, bumped = _record_acks(session_factory, device_id, _acks_from(client.request("GET", "/v1/acks")), {})
-            result.acknowledged += newly
-            result.epoch_bumped |= bumped
+            per_event = _start_of_run(session_factory, client, device_id, result)
             total = _pending(session_factory)
             stalls = 0
+            after: tuple[int, int] | None = None
             while True:
                 with session_factory() as s:
-                    batch = [e.to_wire() for e in outbox.pending_events(s, limit=batch_size)]
+                    batch = [e.to_wire() for e in outbox.pending_events(s, limit=batch_size,
+                                                                        after=after if per_event else None)]
                 if not batch:
                     break
-                doc = client.request("POST", "/v1/push", {"events": batch})
+                doc = client.request("POST", "/v1/push", {"events": batch, "laptop_time": round(client.clock(), 3)})
                 result.batches += 1
                 result.pushed += len(batch)
                 if crash_after and result.batches >= crash_after:
                     os._exit(87)  # test hook: hub committed, laptop dies before recording the ack
-                caps: dict[int, int] = {}
-                for e in batch:
-                    caps[e["epoch"]] = max(caps.get(e["epoch"], 0), e["seq"])
-                newly, bumped = _record_acks(session_factory, device_id, _acks_from(doc), caps)
+                if "results" in doc:
+                    newly = _push_per_event(session_factory, client, device_id, doc, result)
+                    after = (batch[-1]["epoch"], batch[-1]["seq"])
+                else:  # a hub of an older version: stream watermarks, capped by what we just sent
+                    caps: dict[int, int] = {}
+                    for e in batch:
+                        caps[e["epoch"]] = max(caps.get(e["epoch"], 0), e["seq"])
+                    newly, bumped = _record_acks(session_factory, device_id, _acks_from(doc), caps)
+                    result.epoch_bumped |= bumped
+                    result.forks.extend(doc.get("forks", []))
                 result.acknowledged += newly
-                result.epoch_bumped |= bumped
-                result.forks.extend(doc.get("forks", []))
                 if on_progress:
                     on_progress(SyncProgress("push", result.acknowledged, total))
-                stalls = stalls + 1 if newly == 0 else 0
+                stalls = stalls + 1 if newly == 0 and not per_event else 0
                 if stalls >= 3:
                     raise HubRejected("hub stopped acknowledging events (gap it cannot fill?)")
             if audit_reporter is not None:
@@ -305,11 +390,16 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
         finally:
             result.retries = client.retries
             client.close()
+        forked = len({f.get("event_id") for f in result.forks})
+        if forked and result.error is None:
+            result.error = fork_message(forked, result.new_epoch)
         with session_factory() as s:
             result.pending = outbox.pending_count(s)
+            if not (result.error and not forked):  # a run that reached the hub says what it found
+                outbox.set_cursor(s, outbox.FORKED_EVENTS, forked)
             if result.error is None:
                 outbox.mark_synced(s)
-                s.commit()
+            s.commit()
     result.finished_at = datetime.now(timezone.utc)
     return result
 

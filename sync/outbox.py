@@ -118,20 +118,93 @@ def append_many(session: Session, events: list[Event]) -> int:
     return len(rows)
 
 
-def start_new_epoch(session: Session) -> int:
-    """Begin a new stream after a backup restore: epoch+1, numbering restarts at 1.
+#: a restored laptop numbers its events in a provisional epoch drawn at random from this range
+#: until the hub grants it one: two laptops restored from one backup then share a stream even
+#: while both are offline only once in 90,000 (and then the hub's fork answers catch it).  Five
+#: digits, because certificate numbers carry the epoch (app.services.certificates).
+PROVISIONAL_EPOCHS = (10_000, 100_000)
+#: sync_cursor names that carry the laptop's sync health (integers, like every cursor)
+HUB_EPOCH_NEEDED = "sync/hub-epoch-needed"  # 1 after a restore, until the hub granted an epoch
+FORKED_EVENTS = "sync/forked-events"  # events the hub answered "fork" for at the last sync
+CLOCK_OFFSET = "sync/clock-offset-seconds"  # hub time − this laptop's clock, measured at the last sync
+CLOCK_MEASURED = "sync/clock-measured-at"  # unix time (hub clock) of that measurement
 
-    Old-epoch events that are still unacknowledged stay pending and are sent as before; only
-    new events use the new epoch.  Does not commit (call inside the restore transaction).
+
+def start_new_epoch(session: Session, *, restored: bool = False) -> int:
+    """Begin a new stream: numbering restarts at 1 in a higher epoch.
+
+    ``restored`` (a backup was restored): the epoch is provisional and random (see
+    :data:`PROVISIONAL_EPOCHS`) and the next sync asks the hub for a fresh one before pushing
+    (:data:`HUB_EPOCH_NEEDED`) — an epoch computed here alone could be computed identically on a
+    second laptop restored from the same file.  Old-epoch events that are still unacknowledged
+    stay pending and are sent as before.  Does not commit (call inside the restore transaction).
     """
-    ensure_device(session)
+    dev = ensure_device(session)
+    target = _DEVICE_TABLE.c.epoch + 1
+    if restored:
+        import secrets
+
+        lo, hi = PROVISIONAL_EPOCHS
+        target = max(int(dev.epoch) + 1, lo + secrets.randbelow(hi - lo))  # type: ignore[assignment]
+        set_cursor(session, HUB_EPOCH_NEEDED, 1)
     row = session.execute(
         update(_DEVICE_TABLE).where(_DEVICE_TABLE.c.id == 1)
-        .values(epoch=_DEVICE_TABLE.c.epoch + 1, last_seq=0)
+        .values(epoch=target, last_seq=0)
         .returning(_DEVICE_TABLE.c.epoch)
     ).one()
     _expire_device(session)
     return int(row[0])
+
+
+def adopt_epoch(session: Session, epoch: int) -> int:
+    """Switch to an epoch the hub granted (numbering restarts at 1); never moves backwards.
+    Clears :data:`HUB_EPOCH_NEEDED`.  Does not commit."""
+    dev = ensure_device(session)
+    if int(epoch) > int(dev.epoch):
+        session.execute(update(_DEVICE_TABLE).where(_DEVICE_TABLE.c.id == 1).values(epoch=int(epoch), last_seq=0))
+        _expire_device(session)
+    set_cursor(session, HUB_EPOCH_NEEDED, 0)
+    return int(session.get(SyncDevice, 1, populate_existing=True).epoch)  # type: ignore[union-attr]
+
+
+def ack_events(session: Session, device_id: str, items: Iterable[tuple[int, int, str]],
+               now: datetime | None = None) -> int:
+    """Mark delivered exactly the events the hub said it holds: (epoch, seq, event_id) must all
+    match, so an answer about another laptop's event at our number acknowledges nothing."""
+    now = now or _now()
+    tbl = OutboxEvent.__table__
+    newly = 0
+    for epoch, seq, event_id in items:
+        res = session.execute(update(tbl).where(
+            tbl.c.event_id == event_id, tbl.c.device_id == device_id, tbl.c.epoch == int(epoch),
+            tbl.c.seq == int(seq), tbl.c.acked_at.is_(None)).values(acked_at=now))
+        newly += res.rowcount or 0
+    return newly
+
+
+def lower_to_hub(session: Session, device_id: str, held: Iterable[tuple[int, int]]) -> int:
+    """The hub holds each stream gap-free only up to ``held`` (it was restored from its own
+    backup): events above that are sent again (the hub answers which it holds).  Returns how
+    many went back to pending."""
+    tbl = OutboxEvent.__table__
+    back = 0
+    for epoch, seq in held:
+        res = session.execute(update(tbl).where(tbl.c.device_id == device_id, tbl.c.epoch == int(epoch),
+                                                tbl.c.seq > int(seq), tbl.c.acked_at.is_not(None))
+                              .values(acked_at=None))
+        back += res.rowcount or 0
+        name = ack_cursor_name(device_id, int(epoch))
+        if get_cursor(session, name) > int(seq):
+            set_cursor(session, name, int(seq))
+    return back
+
+
+def sync_health(session: Session) -> dict:
+    """What the dashboard warns about: forked events, an epoch still to fetch, the clock offset."""
+    measured = get_cursor(session, CLOCK_MEASURED)
+    return {"forked": get_cursor(session, FORKED_EVENTS), "hub_epoch_needed": bool(get_cursor(session, HUB_EPOCH_NEEDED)),
+            "clock_offset_seconds": get_cursor(session, CLOCK_OFFSET) if measured else None,
+            "clock_measured_at": datetime.fromtimestamp(measured, timezone.utc) if measured else None}
 
 
 def pending_count(session: Session) -> int:
@@ -150,10 +223,15 @@ def last_sync(session: Session) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
-def pending_events(session: Session, limit: int | None = None) -> list[OutboxEvent]:
-    """Unacknowledged events in delivery order: older epochs first, then by seq."""
+def pending_events(session: Session, limit: int | None = None,
+                   after: tuple[int, int] | None = None) -> list[OutboxEvent]:
+    """Unacknowledged events in delivery order: older epochs first, then by seq (``after``: only
+    those past (epoch, seq), so a run does not resend what the hub just answered as forks)."""
     stmt = (select(OutboxEvent).where(OutboxEvent.acked_at.is_(None))  # type: ignore[union-attr]
             .order_by(OutboxEvent.epoch, OutboxEvent.seq))
+    if after is not None:
+        stmt = stmt.where((OutboxEvent.epoch > after[0])
+                          | ((OutboxEvent.epoch == after[0]) & (OutboxEvent.seq > after[1])))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())

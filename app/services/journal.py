@@ -85,3 +85,42 @@ def pending_count(session: Session) -> int:
 
 def last_sync(session: Session) -> datetime | None:
     return outbox.last_sync(session)
+
+
+#: a laptop clock further off than this (seconds) is worth a warning on the dashboard
+CLOCK_WARN_SECONDS = 300
+
+
+def sync_health(session: Session) -> dict:
+    """Forked events, a hub epoch still to fetch, the clock offset measured at the last sync."""
+    h = outbox.sync_health(session)
+    at = h.pop("clock_measured_at")
+    return h | {"clock_measured_at": at.isoformat() if at else None}
+
+
+def _offset_ja(seconds: int) -> str:
+    s = abs(seconds)
+    if s >= 86400:
+        amount = f"約{s / 86400:.1f}日"
+    elif s >= 3600:
+        amount = f"約{s / 3600:.1f}時間"
+    else:
+        amount = f"約{max(1, round(s / 60))}分"
+    return f"{amount}{'遅れて' if seconds > 0 else '進んで'}"
+
+
+def sync_warnings(session: Session) -> list[str]:
+    """What staff must know about sending to HQ, in plain Japanese (no engine words, no commands)."""
+    h = outbox.sync_health(session)
+    out = []
+    if h["forked"]:
+        out.append(f"{h['forked']}件の記録が本部に届いていません。このパソコンのデータが別のパソコンにも"
+                   "復元・コピーされているため、番号が重なりました。記録はこのパソコンに残っています。"
+                   "本部に連絡して確認を依頼してください。")
+    if h["hub_epoch_needed"]:
+        out.append("バックアップから復元したデータです。ネットワークにつながったら本部と同期してください。")
+    offset = h["clock_offset_seconds"]
+    if offset is not None and abs(offset) > CLOCK_WARN_SECONDS:
+        out.append(f"このパソコンの時計が本部より{_offset_ja(offset)}います。時計を合わせてください"
+                   "（記録の順番は正しく送られます）。")
+    return out

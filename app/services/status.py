@@ -48,4 +48,5 @@ def shelter_status(session: Session) -> dict[str, Any]:
         # cells of imported roster rows kept as typed, for staff to check (issue 14 item 12)
         "flags": {"open": flags_open, "evacuees": flagged},
         "roster_imports_unfinished": running,
+        "sync": journal.sync_health(session),
     }

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
-from app.services import evacuees
+from app.services import evacuees, journal
 from app.services.status import shelter_status
 from app.web.common import db, render
 
@@ -17,6 +17,7 @@ router = APIRouter(dependencies=[CSRF], include_in_schema=False)
 def dashboard_numbers(session: Session) -> dict:
     st = shelter_status(session)
     st.update(evacuees.day_counts(session))
+    st["sync_warnings"] = journal.sync_warnings(session)
     return st
 
 

@@ -3,7 +3,9 @@
 Rules, chosen so that arrival order between shelters matters as little as possible:
 
 - ``stay.recorded``, ``match.decided``, ``certificate.*`` are append-only rows keyed by their
-  own ids; they never conflict.  Derived state (an evacuee's current status, a person's
+  own ids; they never conflict.  An evacuee's status follows the stay last in *hub order*: one
+  laptop's stays in (epoch, seq) order whatever its clock said, and stays of different laptops
+  by their time corrected with each laptop's measured clock offset (see :func:`_stay_order`).  Derived state (an evacuee's current status, a person's
   active link) is recomputed from *all* rows for the evacuees a batch touched, taking the
   latest by (time, id), so it ends the same whatever order batches arrived in.
 - Person links are rows in ``hub_person_link``; a later decision revokes a link by setting
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import any_, bindparam, select, update
@@ -27,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sync.events import EVACUEE_FIELDS, LINKING_DECISIONS, UNLINKING_DECISIONS
 from sync.hub.store import (
     WireEvent, bulk_insert, bulk_update, hub_certificate, hub_decision, hub_evacuee, hub_evacuee_value,
-    hub_hq_record, hub_person_link, hub_review_item, hub_stay, new_row_id,
+    hub_hq_record, hub_person_link, hub_review_item, hub_stay, hub_stream_order, new_row_id,
 )
 
 _JSON_FIELDS = ("care", "consents")
@@ -75,7 +77,8 @@ class Applied:
     crossmatch_jobs: int = 0
 
 
-def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime, municipality: str) -> Applied:
+def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime, municipality: str,
+                 clock_offset: float = 0.0) -> Applied:
     """Apply one stream's newly gap-free events (in seq order) into the tables of its tenant.
 
     Afterwards, when other municipalities share their registries with this one, evacuees that
@@ -89,7 +92,7 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
     for e in events:
         by_type.setdefault(e.type, []).append(e)
     registered = _registrations(conn, by_type.get("evacuee.registered", []), now, m)
-    stayed = _stays(conn, by_type.get("stay.recorded", []), now, m)
+    stayed = _stays(conn, by_type.get("stay.recorded", []), now, m, clock_offset)
     decided = _decisions(conn, by_type.get("match.decided", []), now, m)
     _certificates(conn, by_type.get("certificate.issued", []), by_type.get("certificate.voided", []), m)
     _hq_records(conn, by_type.get("hq.recorded", []), m)
@@ -206,19 +209,70 @@ def _fill_stub(conn: Connection, e: WireEvent, now: datetime, m: str) -> None:
 _STATUS = {"check_in": "in_shelter", "check_out": "left", "transfer": "transferred"}
 
 
-def _stays(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> set[str]:
-    """Append stays; move each evacuee's status to its latest stay by (at, stay_id).
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _stay_order(conn: Connection, events: list[WireEvent], now: datetime, m: str, offset: float) -> dict[str, str]:
+    """{event_id: order key} for stays: ``<hub time>|<epoch>|<seq>``.
+
+    A laptop's clock may be days off (a power cut resets it), so its own times never order its
+    own events: the hub time of each stay is the laptop's time plus the offset measured at this
+    sync, never later than now (nothing happened after the hub received it), and never earlier
+    than the stream's previous stay — so one laptop's stays keep their (epoch, seq) order, and a
+    laptop two days behind still checks out after a check-in made elsewhere.
+    """
+    keys: dict[str, str] = {}
+    last: dict[tuple[str, int], datetime] = {}
+    for e in sorted(events, key=lambda e: (e.device_id, e.epoch, e.seq)):
+        stream = (e.device_id, e.epoch)
+        if stream not in last:
+            held = conn.execute(select(hub_stream_order.c.last_at).where(
+                hub_stream_order.c.municipality_code == m, hub_stream_order.c.device_id == e.device_id,
+                hub_stream_order.c.epoch == e.epoch)).scalar()
+            last[stream] = _parse_time(held) if held else datetime.min.replace(tzinfo=timezone.utc)
+        laptop = _parse_time(e.data.get("at") or e.recorded_at) or _parse_time(e.recorded_at) or now
+        at = max(min(laptop + timedelta(seconds=offset), now), last[stream])
+        last[stream] = at
+        keys[e.event_id] = f"{at.astimezone(timezone.utc).strftime(_KEY_TIME)}|{e.epoch:010d}|{e.seq:012d}"
+    rows = [dict(municipality_code=m, device_id=d, epoch=ep, last_at=t.astimezone(timezone.utc).strftime(_KEY_TIME))
+            for (d, ep), t in last.items()]
+    bulk_insert(conn, hub_stream_order, rows)  # new streams
+    bulk_update_stream_order(conn, m, rows)
+    return keys
+
+
+_KEY_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def bulk_update_stream_order(conn: Connection, m: str, rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        conn.execute(update(hub_stream_order).where(
+            hub_stream_order.c.municipality_code == m, hub_stream_order.c.device_id == r["device_id"],
+            hub_stream_order.c.epoch == r["epoch"], hub_stream_order.c.last_at < r["last_at"])
+            .values(last_at=r["last_at"]))
+
+
+def _stays(conn: Connection, events: list[WireEvent], now: datetime, m: str, offset: float = 0.0) -> set[str]:
+    """Append stays; move each evacuee's status to its latest stay in hub order (:func:`_stay_order`).
 
     The update is guarded (``last_stay_key < new key``), so applying stays in any order ends
     in the same status without reading the evacuee's whole stay history.  A stay for an
     evacuee the hub has not seen registered yet (another laptop's stream is behind) creates
-    a stub row that carries the status until the registration fills it in.
+    a stub row that carries the status until the registration fills it in.  ``at`` is kept as
+    the laptop wrote it, for display.
     """
     rows = {}
-    for e in events:
+    order: dict[str, str] = {}
+    usable = [e for e in events if e.data.get("stay_id") and e.data.get("evacuee_id")]
+    if usable:
+        order = _stay_order(conn, usable, now, m, offset)
+    for e in usable:
         d = e.data
-        if not d.get("stay_id") or not d.get("evacuee_id"):
-            continue
         rows[d["stay_id"]] = dict(municipality_code=m, stay_id=d["stay_id"], evacuee_id=d["evacuee_id"],
                                   kind=str(d.get("kind")),
                                   shelter_code=d.get("shelter_code"), destination=d.get("destination"),
@@ -228,7 +282,7 @@ def _stays(conn: Connection, events: list[WireEvent], now: datetime, m: str) -> 
     bulk_insert(conn, hub_stay, list(rows.values()))
     latest: dict[str, dict[str, Any]] = {}
     for r in rows.values():
-        key = f"{r['at']}|{r['stay_id']}"
+        key = f"{order[r['event_id']]}|{r['stay_id']}"
         if r["evacuee_id"] not in latest or key > latest[r["evacuee_id"]]["last_stay_key"]:
             kind = r["kind"]
             latest[r["evacuee_id"]] = {

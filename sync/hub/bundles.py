@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sync import crypto
 from sync.bundles import covered_ranges, make_receipt, open_body, parse_bundle
 from sync.errors import BundleAlreadyImported, BundleCorrupt, BundleForeign, IngestError
-from sync.hub import store
+from sync.hub import forks, store
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,15 @@ class ImportOutcome:
 
 
 def _receipt(identity: store.HubIdentity, header_bundle_id: str, device_id: str, acks: list[store.StreamAck],
-             wire: list[store.WireEvent], new: int, dup: int, forks: int) -> bytes:
+             wire: list[store.WireEvent], new: int, dup: int, not_stored: list[dict]) -> bytes:
+    """``not_stored`` names the bundle's events the hub keeps only as forks: a laptop marks every
+    other event of a covered range delivered, never these (older laptops read ``acks``, which
+    stop below the first open fork)."""
     return make_receipt(identity.sign_key, {
         "hub_id": identity.hub_id, "device_id": device_id, "bundle_id": header_bundle_id,
         "acks": [a.as_dict() for a in acks], "covered": covered_ranges(wire), "events_in_bundle": len(wire),
-        "events_new": new,
-        "events_duplicate": dup, "forks": forks, "imported_at": datetime.now(timezone.utc).isoformat()})
+        "events_new": new, "events_duplicate": dup, "forks": len(not_stored), "not_stored": not_stored,
+        "imported_at": datetime.now(timezone.utc).isoformat()})
 
 
 def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
@@ -70,13 +73,16 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
                                    store.hub_bundle.c.bundle_id == header.bundle_id)).first()
         if seen is not None:
             acks = store._stream_acks(conn, header.device_id, m)
-            receipt = _receipt(identity, header.bundle_id, header.device_id, acks, wire, 0, len(wire), 0)
+            missing = forks.unstored(conn, m, header.device_id, wire)
+            receipt = _receipt(identity, header.bundle_id, header.device_id, acks, wire, 0,
+                               len(wire) - len(missing), missing)
             raise BundleAlreadyImported(
                 f"already imported: bundle {header.bundle_id} from {dev['name']!r} was imported at "
                 f"{seen[0]:%Y-%m-%d %H:%M} ({seen[1]} events); nothing changed", receipt)
         res = store.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
+        missing = [{k: r[k] for k in ("epoch", "seq", "event_id")} for r in res.results if r["status"] == "fork"]
         receipt = _receipt(identity, header.bundle_id, header.device_id, res.acks, wire, res.stored,
-                           res.duplicates, len(res.forks))
+                           res.duplicates, missing)
         conn.execute(store.hub_bundle.insert().values(
             municipality_code=m, bundle_id=header.bundle_id, device_id=header.device_id, imported_at=store.utcnow(),
             event_count=len(wire), new_count=res.stored, receipt=receipt.decode("utf-8")))

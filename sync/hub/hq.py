@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, RegistryError, SyncError
-from sync.hub import audit, crossmatch, registry, store, tenants
+from sync.hub import audit, crossmatch, forks, registry, store, tenants
 from sync.hub.registry import DataKey
 from sync.hub.store import (
     hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_hq_record, hub_person_link, hub_review_item,
@@ -111,7 +111,8 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
          .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id))
     # plain tuples: a mapping per row costs more than the query (HQ's list reads this on every request)
     own = [tuple(r) for r in conn.execute(q).all()]
-    last_ids = [(r[7] or "").partition("|")[2] for r in own]
+    # the key is "<hub-ordered time>|<epoch>|<seq>|<stay_id>" (older hubs: "<at>|<stay_id>")
+    last_ids = [(r[7] or "").rpartition("|")[2] for r in own]
     last: dict[str, Any] = {}
     if any(last_ids):
         for stay_id, kind, destination, at in conn.execute(
@@ -137,7 +138,7 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
             "evacuee_id": ev, "municipality_code": m, "municipality_name": names.get(m),
             "shelter_code": current_code or shelter_code,
             "shelter_name": shelters.get(device_id or ""), "evacuee_status": status, "state": state,
-            "since": since, "last_stay_at": (last_key or "").split("|")[0] or None,
+            "since": since, "last_stay_at": (stay[2] if stay is not None else (last_key or "").split("|")[0]) or None,
             "left_at": stay[2] if stay is not None and state != "in_shelter" else None,
             "destination": (stay[1] or "") if stay is not None and state != "in_shelter" else "",
             "care": dict(flags), "how": "own shelter", "remote": False})
@@ -414,6 +415,28 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
             return crossmatch.resolve_review(engine, data_key(), u.municipality_code, item_id,
                                              decision=str(body.get("decision", "")),
                                              resident_id=body.get("resident_id"), by=f"hq:{u.name}")
+        return await call(request, fn)
+
+    @router.get("/v1/hq/forks")
+    async def fork_list(request: Request) -> JSONResponse:
+        """Events two laptops wrote under one device id (a copied database), kept apart (sync.hub.forks)."""
+        def fn(u: tenants.HqUser) -> dict[str, Any]:
+            keep = ("fork_id", "device_id", "epoch", "seq", "incoming_event_id", "incoming_type", "received_at",
+                    "via", "action", "resolved_at", "resolved_by")
+            return {"forks": [{k: (r[k].isoformat() if hasattr(r[k], "isoformat") else r[k]) for k in keep}
+                              for r in forks.list_forks(engine, u.municipality_code)]}
+        return await call(request, fn)
+
+    @router.post("/v1/hq/forks/apply")
+    async def fork_apply(request: Request) -> JSONResponse:
+        raw = await request.body()
+
+        def fn(u: tenants.HqUser) -> dict[str, Any]:
+            body = json.loads(raw or b"{}")
+            ids = body.get("fork_ids") if isinstance(body, dict) else None
+            if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+                raise HubConflict("fork_ids must be a list of fork ids (or absent: every open fork)")
+            return {"applied": forks.apply_forks(engine, ids, by=f"hq:{u.name}", municipality=u.municipality_code)}
         return await call(request, fn)
 
     @router.get("/v1/hq/shares")

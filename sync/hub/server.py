@@ -5,8 +5,10 @@ Routes (all JSON):
 - ``GET  /healthz``  liveness, no personal data
 - ``GET  /v1/hub``   hub id, public keys, hub time (public: laptops check clock skew here)
 - ``POST /v1/enroll`` one-time code + device public key, self-signed → hub public keys
-- ``POST /v1/push``  signed; ``{"events": [...]}`` → acks per stream, *after* commit
-- ``GET  /v1/acks``  signed; the gap-free watermark per stream of the calling device
+- ``POST /v1/push``  signed; ``{"events": [...], "laptop_time": T}`` → acks per stream and a
+  status per event (held | applied | fork), *after* commit; the laptop's clock offset is recorded
+- ``GET  /v1/acks[?laptop_time=T]``  signed; the gap-free watermark per stream of the calling device
+- ``POST /v1/epoch``  signed; ``{"current_epoch", "reason"}`` → a fresh epoch no laptop got before
 - ``GET|POST /v1/audit/head`` signed; the laptop audit chain head (see :mod:`sync.hub.audit_head`)
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
   events and the hub's notices (cross-town answers), never another municipality's
@@ -35,7 +37,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
-from sync.hub import audit_head, crossmatch, hq, registry, store
+from sync.hub import audit_head, crossmatch, forks, hq, registry, store
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
@@ -152,7 +154,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             if not isinstance(events, list):
                 raise TypeError("events must be a list")
             result = await run_in_threadpool(store.ingest, engine, dev["device_id"], events, via="http",
-                                             after_commit=crash_hook, municipality=dev["municipality_code"])
+                                             after_commit=crash_hook, municipality=dev["municipality_code"],
+                                             clock_offset=_offset(doc.get("laptop_time"), clock()))
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
         except IngestError as exc:
@@ -195,8 +198,28 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             dev, _ = await authed(request)
         except AuthError as exc:
             return refuse(exc)
+        offset = _offset(request.query_params.get("laptop_time"), clock())
+        if offset is not None:
+            await run_in_threadpool(forks.record_clock_engine, engine, dev["device_id"], dev["municipality_code"], offset)
         got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"], dev["municipality_code"])
-        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock()})
+        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock(), "clock_offset": offset})
+
+    @app.post("/v1/epoch")
+    async def epoch(request: Request) -> JSONResponse:
+        """A fresh epoch for a laptop that was restored or whose stream forked (see sync.hub.forks)."""
+        try:
+            dev, body = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        try:
+            doc = json.loads(body or b"{}")
+            current = int(doc.get("current_epoch", 0))
+            reason = str(doc.get("reason") or "restore")
+        except (ValueError, TypeError, AttributeError) as exc:
+            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+        got = await run_in_threadpool(lambda: forks.grant_epoch(engine, dev["device_id"], current=current,
+                                                                reason=reason, municipality=dev["municipality_code"]))
+        return JSONResponse({"epoch": got, "hub_time": clock()})
 
     @app.get("/v1/pull")
     async def pull(request: Request, after: int = 0, limit: int = 500) -> JSONResponse:
@@ -224,6 +247,15 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     return app
+
+
+def _offset(laptop_time: Any, hub_time: float) -> float | None:
+    """Hub time minus the laptop's own clock as it sent it (None when an older laptop did not)."""
+    try:
+        t = float(laptop_time)
+    except (TypeError, ValueError):
+        return None
+    return round(hub_time - t, 3) if t > 0 else None
 
 
 def app_from_env() -> FastAPI:

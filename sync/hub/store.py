@@ -221,6 +221,42 @@ hub_fork = Table(
                      name="uq_fork_incoming"),
 )
 
+hub_fork_resolution = Table(  # what HQ decided about one kept fork (hub_fork rows never change)
+    "hub_fork_resolution", metadata,
+    _tenant_col(),
+    Column("fork_id", String(26), primary_key=True),
+    Column("action", String(16), nullable=False),  # applied | discarded
+    Column("applied_epoch", Integer),  # where an applied fork now lives in hub_event (a hub-granted epoch)
+    Column("applied_seq", BigInteger),
+    Column("resolved_by", Text),
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+)
+
+hub_epoch_grant = Table(  # epochs the hub handed out: no two laptops sharing a device id get the same one
+    "hub_epoch_grant", metadata,
+    _tenant_col(),
+    Column("device_id", String(26), primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("reason", String(64), nullable=False),  # restore | fork | fork-review
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+)
+
+hub_device_clock = Table(  # the laptop's clock error as measured at its latest sync (hub time - laptop time)
+    "hub_device_clock", metadata,
+    _tenant_col(),
+    Column("device_id", String(26), primary_key=True),
+    Column("offset_seconds", Float, nullable=False),
+    Column("measured_at", DateTime(timezone=True), nullable=False),
+)
+
+hub_stream_order = Table(  # per stream: the order key of its newest applied stay (keeps seq order)
+    "hub_stream_order", metadata,
+    _tenant_col(),
+    Column("device_id", String(26), primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("last_at", String(40), nullable=False),  # hub-corrected time, fixed-width UTC ISO
+)
+
 hub_nonce = Table(
     "hub_nonce", metadata,
     _tenant_col(),
@@ -974,11 +1010,13 @@ WIRE_KEYS = ("event_id", "device_id", "epoch", "seq", "type", "recorded_at", "pa
 class StreamAck:
     device_id: str
     epoch: int
-    seq: int  # highest gap-free seq the hub holds
+    seq: int  # highest gap-free seq the hub holds *and* no open fork sits at or below (safe for old laptops)
     max_seq: int
+    held_seq: int | None = None  # highest gap-free seq held, forks or not (None: same as seq)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "seq": self.seq, "max_seq": self.max_seq}
+        held = self.seq if self.held_seq is None else self.held_seq
+        return {"epoch": self.epoch, "seq": self.seq, "max_seq": self.max_seq, "held_seq": held}
 
 
 @dataclass
@@ -989,10 +1027,15 @@ class IngestResult:
     forks: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0
     crossmatch_jobs: int = 0  # evacuees queued for matching against other municipalities
+    #: per incoming event: {"event_id", "epoch", "seq", "status": held | applied | fork} — read back
+    #: from the tables before commit, so only what is really stored is ever called held
+    results: list[dict[str, Any]] = field(default_factory=list)
+    clock_offset: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"acks": [a.as_dict() for a in self.acks], "stored": self.stored,
-                "duplicates": self.duplicates, "forks": self.forks, "applied": self.applied}
+                "duplicates": self.duplicates, "forks": self.forks, "applied": self.applied,
+                "results": self.results, "clock_offset": self.clock_offset}
 
 
 @dataclass
@@ -1038,11 +1081,26 @@ def validate_wire_events(device_id: str, events: Sequence[Mapping[str, Any]]) ->
     return out
 
 
+def open_fork_floor(conn: Connection, device_id: str, municipality: str) -> dict[int, int]:
+    """{epoch: lowest seq with a fork HQ has not resolved} for one device."""
+    resolved = select(hub_fork_resolution.c.fork_id).where(hub_fork_resolution.c.municipality_code == municipality)
+    return {int(r[0]): int(r[1]) for r in conn.execute(
+        select(hub_fork.c.epoch, func.min(hub_fork.c.seq))
+        .where(hub_fork.c.municipality_code == municipality, hub_fork.c.device_id == device_id,
+               hub_fork.c.fork_id.not_in(resolved))
+        .group_by(hub_fork.c.epoch)).all()}
+
+
 def _stream_acks(conn: Connection, device_id: str, municipality: str) -> list[StreamAck]:
+    """Per stream: ``seq`` stops below the first open fork, because a laptop of an older version
+    marks everything up to ``seq`` delivered — and a forked event of its own at that number was
+    *not* stored.  ``held_seq`` is the plain gap-free watermark (newer laptops ack per event)."""
     rows = conn.execute(select(hub_stream.c.epoch, hub_stream.c.contiguous_seq, hub_stream.c.max_seq)
                         .where(hub_stream.c.municipality_code == municipality, hub_stream.c.device_id == device_id)
                         .order_by(hub_stream.c.epoch)).all()
-    return [StreamAck(device_id, int(r[0]), int(r[1]), int(r[2])) for r in rows]
+    floor = open_fork_floor(conn, device_id, municipality)
+    return [StreamAck(device_id, int(r[0]), min(int(r[1]), floor.get(int(r[0]), int(r[1]) + 1) - 1), int(r[2]),
+                      int(r[1])) for r in rows]
 
 
 def stream_acks(engine: Engine, device_id: str, municipality: str | None = None) -> list[StreamAck]:
@@ -1068,7 +1126,8 @@ def next_hub_seq(conn: Connection, municipality: str) -> int:
 
 
 def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *, via: str,
-                now: datetime | None = None, municipality: str = IMPLICIT_TENANT) -> IngestResult:
+                now: datetime | None = None, municipality: str = IMPLICIT_TENANT,
+                clock_offset: float | None = None) -> IngestResult:
     """Store a validated batch of one device (of tenant ``municipality``) inside an open
     transaction (caller commits).
 
@@ -1078,11 +1137,13 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
     stream is gap-free up to them, so a batch that arrives ahead of its predecessor waits.
     """
     from sync.hub import apply as hub_apply  # local: apply imports this module's tables
+    from sync.hub import forks as hub_forks
 
     m = municipality
     now = now or utcnow()
     hub_lock(conn, m)
-    result = IngestResult(acks=[])
+    result = IngestResult(acks=[], clock_offset=clock_offset)
+    offset = hub_forks.record_clock(conn, m, device_id, clock_offset, now)
     by_epoch: dict[int, dict[int, WireEvent]] = {}
     batch_forks: list[tuple[WireEvent, WireEvent]] = []
     for ev in events:
@@ -1174,23 +1235,27 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
                             r["event_id"], device_id, epoch, int(r["seq"]), r["type"], r["recorded_at"],
                             r["payload"], r["payload_sha256"], json.loads(r["payload"]))
             ordered = [new_by_key.get((epoch, s)) or stored_earlier[s] for s in want]
-            applied = hub_apply.apply_events(conn, ordered, now=now, municipality=m)
+            applied = hub_apply.apply_events(conn, ordered, now=now, municipality=m, clock_offset=offset)
             result.applied += applied.count
             result.crossmatch_jobs += applied.crossmatch_jobs
 
     conn.execute(update(hub_device).where(hub_device.c.municipality_code == m, hub_device.c.device_id == device_id)
                  .values(last_seen_at=now))
     result.acks = _stream_acks(conn, device_id, m)
+    result.results = hub_forks.event_statuses(conn, m, device_id, events)
     return result
 
 
 def ingest(engine: Engine, device_id: str, events: Sequence[Mapping[str, Any]], *, via: str = "http",
-           after_commit: Callable[[], None] | None = None, municipality: str | None = None) -> IngestResult:
-    """Validate and store one batch in its own transaction; return acks only after commit."""
+           after_commit: Callable[[], None] | None = None, municipality: str | None = None,
+           clock_offset: float | None = None) -> IngestResult:
+    """Validate and store one batch in its own transaction; return acks only after commit.
+    ``clock_offset`` (hub time minus the laptop's clock, measured on this request) orders the
+    laptop's stays against other laptops' (see :mod:`sync.hub.forks`)."""
     wire = validate_wire_events(device_id, events)
     m = municipality or device_municipality(engine, device_id)
     with engine.begin() as conn:
-        result = ingest_conn(conn, device_id, wire, via=via, municipality=m)
+        result = ingest_conn(conn, device_id, wire, via=via, municipality=m, clock_offset=clock_offset)
     if after_commit is not None:
         after_commit()
     if result.stored:
@@ -1398,8 +1463,12 @@ def _status_one(conn: Connection, m: str) -> dict[str, int]:
             hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))),
         "people": linked_people + unlinked,
         "forks": count(select(func.count()).select_from(hub_fork).where(hub_fork.c.municipality_code == m)),
+        # a fork HQ has not applied or discarded is a review item too: it is an event nobody sees yet
         "review_items": count(select(func.count()).select_from(hub_review_item)
-                              .where(hub_review_item.c.municipality_code == m, hub_review_item.c.status == "open")),
+                              .where(hub_review_item.c.municipality_code == m, hub_review_item.c.status == "open"))
+        + count(select(func.count()).select_from(hub_fork).where(
+            hub_fork.c.municipality_code == m, hub_fork.c.fork_id.not_in(
+                select(hub_fork_resolution.c.fork_id).where(hub_fork_resolution.c.municipality_code == m)))),
     }
 
 

@@ -54,6 +54,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/acks"): DEVICE,
     ("GET", "/v1/audit/head"): DEVICE,
     ("POST", "/v1/audit/head"): DEVICE,
+    ("POST", "/v1/epoch"): DEVICE,
     ("GET", "/v1/pull"): DEVICE,
     ("GET", "/v1/registry/latest"): DEVICE,
     ("GET", "/v1/hq/whoami"): DESK,
@@ -67,6 +68,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/hq/found-elsewhere"): HQ,
     ("GET", "/v1/hq/review"): HQ,
     ("POST", "/v1/hq/review/{item_id}"): HQ,
+    ("GET", "/v1/hq/forks"): HQ,
+    ("POST", "/v1/hq/forks/apply"): HQ,
     ("GET", "/v1/hq/shares"): HQ,
     ("GET", "/v1/hq/registry"): HQ,
     ("GET", "/v1/hq/devices"): ADMIN,
@@ -107,6 +110,7 @@ MATRIX: dict[tuple[str, str], str] = {
 #: what an authorised caller gets from the request ``concrete`` makes (default: GET 200, POST 200 or
 #: 409); the POSTs are chosen to be refused harmlessly or to change nothing that matters
 ALLOWED_STATUS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/v1/hq/forks/apply"): (404,),  # no such fork
     ("POST", "/v1/hq/inquiries"): (200,),  # nobody of that name: "no_information" (logged)
     ("POST", "/v1/hq/certificates"): (422,),  # no cause given
     ("POST", "/v1/audit/head"): (422,),  # a head without seq and hash
@@ -279,6 +283,10 @@ def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
         body = {"events": []}
     elif path == "/v1/audit/head" and method == "POST":
         body = {"head": {}}  # refused before anything is stored
+    elif path == "/v1/hq/forks/apply":
+        body = {"fork_ids": ["no-such-fork"]}  # refused (404), changes nothing
+    elif path == "/v1/epoch":
+        body = {"current_epoch": 0, "reason": "authz-matrix"}  # a fresh epoch: harmless to grant
     elif path == "/v1/enroll":
         body = {"code_id": "x", "device_id": "y", "public_key": "z", "signature": "s", "mac": "m"}
     elif path.startswith("/v1/hq/review/"):

@@ -166,3 +166,34 @@ def test_export_needs_enrolment(tmp_path: Path) -> None:
     append_events(sh, random_events(random.Random(1), sh, 2))
     with pytest.raises(NotEnrolled):
         bundles.export_bundle(sh.session, tmp_path / "x.anpi")
+
+
+def test_a_copied_laptops_bundle_receipt_acknowledges_only_what_the_hub_stored(tmp_path: Path, hub) -> None:  # noqa: ANN001
+    """Two laptops run one database (a file copy): the second's bundle collides; its receipt
+    names the forks, which stay pending (the rest of the bundle is acknowledged), and the same
+    bundle imported again says the same."""
+    app, tc = hub
+    a = shelter(tmp_path, app, tc, n=5)
+    src, dst = sqlite3.connect(a.path), sqlite3.connect(tmp_path / "b.db")
+    src.backup(dst)
+    src.close(), dst.close()
+    from tests.sync.helpers import Shelter, sqlite_engine
+
+    b = Shelter("b", tmp_path / "b.db", sqlite_engine(tmp_path / "b.db"), evacuees=list(a.evacuees))
+    append_events(a, random_events(random.Random(7), a, 4))  # seq 6..9
+    append_events(b, random_events(random.Random(8), b, 4))  # seq 6..9 too, other events
+    assert sync(a, tc).ok
+    path = bundles.export_bundle(b.session, tmp_path / "b.anpi").path  # seq 1..9 of b (1..5 shared)
+    for receipt in ("r1", "r2"):
+        try:
+            hub_bundles.import_bundle_file(app.state.engine, path, tmp_path / receipt)
+        except BundleAlreadyImported:
+            pass
+        info = bundles.import_receipt(b.session, tmp_path / receipt)
+        assert info.forked == 4 and info.pending == 4
+    held = {(x[3], x[4]) for x in store.held_events(app.state.engine)}
+    local = b.local_events()
+    assert all((eid, local[eid][3]) in held for eid in b.acked_ids())
+    assert store.status(app.state.engine)["review_items"] == 4
+    with b.session() as s:
+        assert outbox.sync_health(s)["forked"] == 4

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, text, update
 
 from sync import client, outbox
-from sync.hub import server, store
+from sync.hub import forks, server, store
 from tests.sync.helpers import (connect_file,
     append_events, enroll_shelter, faulty_client, hub_ids, make_shelter, random_events, sync,
 )
@@ -119,8 +119,10 @@ def test_pull_brings_other_shelters_arrivals(tmp_path: Path, hub) -> None:  # no
 
 
 def test_restored_laptop_without_new_epoch_is_detected(tmp_path: Path, hub) -> None:  # noqa: ANN001
-    """Someone restored a backup but forgot `start_new_epoch`: the hub flags forks and the laptop
-    switches to a new epoch by itself so later events no longer collide."""
+    """Someone restored a backup but forgot `start_new_epoch`: the hub answers the colliding
+    events as forks (never acknowledged, kept pending, the run fails saying what to do), grants
+    the laptop a new epoch so later events no longer collide, and once HQ applies the forks the
+    laptop's next sync marks them delivered."""
     app, tc = hub
     sh = setup_shelter(tmp_path, app, tc, n=5, seed=3)
     backup = tmp_path / "backup.db"
@@ -139,11 +141,19 @@ def test_restored_laptop_without_new_epoch_is_detected(tmp_path: Path, hub) -> N
     append_events(sh, random_events(random.Random(5), sh, 3))  # seq 6..8 again, different content
     res = sync(sh, tc)
     assert res.epoch_bumped and len(res.forks) == 3
+    assert not res.ok and res.pending == 3 and "ask HQ" in (res.error or "")
     assert store.status(app.state.engine)["forks"] == 3
+    assert store.status(app.state.engine)["review_items"] >= 3
     append_events(sh, random_events(random.Random(6), sh, 2))
-    assert sh.device().epoch == 2
-    assert sync(sh, tc).ok
+    assert sh.device().epoch == 2  # granted by the hub
+    res = sync(sh, tc)
+    assert not res.ok and res.pending == 3  # the forks stay pending until HQ applies them
     assert store.status(app.state.engine)["forks"] == 3  # no new collisions
+    forks.apply_forks(app.state.engine, None, by="hq-test")
+    assert store.status(app.state.engine)["review_items"] == 0
+    assert sync(sh, tc).ok
+    held = hub_ids(app.state.engine)
+    assert all(eid in held and held[eid][3] == sha for eid, (_, _, _, sha) in sh.local_events().items())
 
 
 def test_background_syncer(tmp_path: Path, hub) -> None:  # noqa: ANN001

@@ -183,3 +183,48 @@ def test_hub_identity_is_created_once(hub_db_url: str, tmp_path: Path) -> None:
     assert a.hub_id == b.hub_id and a.sign_public_b64 == b.sign_public_b64 and a.box_public_b64 == b.box_public_b64
     e1.dispose()
     e2.dispose()
+
+
+def test_forks_are_answered_per_event_and_never_in_the_watermark(hub) -> None:  # noqa: ANN001
+    """A laptop of an older version marks everything up to ``acks[].seq`` delivered: that
+    watermark stops below the first open fork; newer laptops read the per-event answers."""
+    from sync.hub import forks
+
+    store.ingest(hub, DEV_A, [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(1, 5)])
+    theirs = [wire(DEV_A, 1, i, reg(f"C{i}"), event_id=f"C{i:025d}") for i in range(3, 7)]  # a copy's 3..6
+    r = store.ingest(hub, DEV_A, theirs)
+    assert [x["status"] for x in r.results] == ["fork", "fork", "held", "held"]
+    ack = r.acks[0].as_dict()
+    assert ack == {"epoch": 1, "seq": 2, "max_seq": 6, "held_seq": 6}
+    assert store.status(hub)["review_items"] == 2
+    granted = forks.grant_epoch(hub, DEV_A, current=1, reason="fork")
+    assert granted == 2 and forks.grant_epoch(hub, DEV_A, current=1, reason="fork") == 3  # never twice
+    done = forks.apply_forks(hub, None, by="hq")
+    assert len(done) == 2 and {d["epoch"] for d in done} == {4}
+    assert store.status(hub)["review_items"] == 0 and store.status(hub)["evacuees"] == 4 + 4
+    r = store.ingest(hub, DEV_A, theirs)  # the copy pushes them again: now they are stored
+    assert [x["status"] for x in r.results] == ["applied", "applied", "held", "held"]
+    assert r.acks[0].seq == 6
+    assert sorted(x[3] for x in store.held_events(hub)).count("C" + "3".zfill(25)) == 1
+
+
+def test_stays_follow_the_laptops_sequence_not_its_clock(hub) -> None:  # noqa: ANN001
+    """One laptop checks a person in, its clock is reset two days back, it checks them out: gone.
+    Another laptop two days behind checks out someone checked in elsewhere: gone too (its times
+    are corrected by the offset measured at its sync)."""
+    def stay(sid: str, eid: str, kind: str, at: str) -> ev.StayRecorded:
+        return ev.StayRecorded(stay_id=sid, evacuee_id=eid, kind=kind, at=at, shelter_code="S1")
+
+    now = "2025-06-10T12:00:00+00:00"
+    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("P1")), wire(DEV_A, 1, 2, reg("P2")),
+                              wire(DEV_A, 1, 3, stay("S1", "P1", "check_in", now)),
+                              wire(DEV_A, 1, 4, stay("S2", "P2", "check_in", now))], clock_offset=0.0)
+    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 5, stay("S3", "P1", "check_out", "2025-06-08T12:05:00+00:00"))],
+                 clock_offset=2 * 86400.0)
+    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, stay("S4", "P2", "check_out", "2025-06-08T12:06:00+00:00"))],
+                 clock_offset=2 * 86400.0)
+    with hub.connect() as c:
+        got = dict(c.execute(select(store.hub_evacuee.c.evacuee_id, store.hub_evacuee.c.status)).all())
+        shown = dict(c.execute(select(store.hub_stay.c.stay_id, store.hub_stay.c.at)).all())
+    assert got == {"P1": "left", "P2": "left"}
+    assert shown["S3"].startswith("2025-06-08")  # the laptop's own time, for display

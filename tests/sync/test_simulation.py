@@ -166,7 +166,8 @@ class SyncWorld(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.backups))
     @rule(pick=st.integers(0, 4))
     def restore_from_backup(self, pick: int) -> None:
-        """The laptop died; a new one gets yesterday's backup (and, per contract, a new epoch)."""
+        """The laptop died; a new one gets yesterday's backup (and, as `anpi restore` does, a
+        provisional epoch until the hub grants one)."""
         idx = sorted(self.backups)[pick % len(self.backups)]
         sh = self.shelters[idx]
         sh.engine.dispose()
@@ -175,7 +176,7 @@ class SyncWorld(RuleBasedStateMachine):
         shutil.copy(self.backups[idx], sh.path)
         sh.reopen()
         with sh.session() as s:
-            outbox.start_new_epoch(s)
+            outbox.start_new_epoch(s, restored=True)
             s.commit()
 
     @rule(i=st.integers(0, 4), hours=st.sampled_from([-48, -9, -1, 1, 9, 72]))
