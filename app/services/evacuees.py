@@ -22,6 +22,7 @@ from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelt
 from app.services import journal
 from app.services.errors import Conflict, InvalidInput, NotFound
 from sync import events, outbox
+from matching.disclosure import hidden_id, masked
 
 #: 要配慮 flags on the intake form (key → label); "allergy_detail" holds the free text for アレルギー
 CARE_FLAGS: dict[str, str] = {
@@ -313,10 +314,14 @@ def resident_display(session: Session, resident_ids: list[str], *, reveal_restri
         if snap is None:
             return {}
         snapshot_id = snap.id
+    from app.services import disclosure
+
+    who = disclosure.caller(sees_restricted=reveal_restricted)
+    prot = disclosure.protected(session)
     out = {}
     for r in session.exec(select(Resident).where(Resident.snapshot_id == snapshot_id,
                                                  Resident.resident_id.in_(resident_ids))):  # type: ignore[attr-defined]
-        hidden = r.restricted and not reveal_restricted
+        shown = disclosure.shown_resident(who, prot, r.resident_id)
         out[r.resident_id] = {
             "resident_id": r.resident_id,
             "name": f"{r.family_name} {r.given_name}".strip(),
@@ -325,12 +330,20 @@ def resident_display(session: Session, resident_ids: list[str], *, reveal_restri
             "birth_date": r.birth_date.isoformat() if r.birth_date else None,
             "birth_raw": r.birth_raw,
             "sex": r.sex,
-            "address": "（閲覧制限）" if hidden else r.address,
-            "household_id": "" if hidden else r.household_id,
+            "address": masked(r.address, shown),
+            "household_id": hidden_id(r.household_id, shown),
             "relationship": r.relationship,
-            "restricted": r.restricted,
+            "restricted": shown.protected,
+            "address_evidence": shown.address_evidence,
         }
     return out
+
+
+def without_address_evidence(cand: dict[str, Any]) -> dict[str, Any]:
+    """A stored candidate as a caller who may not use its address sees it: the engine's address
+    levels and the numbers they moved are left out (the rule's ``address_evidence``)."""
+    parts = [p for p in str(cand.get("reasons", "")).split(";") if p.strip() and not p.strip().startswith("town=")]
+    return {**cand, "reasons": "; ".join(p.strip() for p in parts), "weight": None, "probability": None}
 
 
 FIELD_JA = {"family": "氏", "given": "名", "name": "氏名", "birth": "生年月日", "sex": "性別", "town": "住所(町字)",
@@ -404,8 +417,10 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     d = latest_decisions(session, [ev.id])[ev.id]
     cands = [dict(c) for c in (d.candidates or [])[:limit]]
     shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
-    for c in cands:
+    for n, c in enumerate(cands):
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
+        if not c.pop("address_evidence", True):
+            c = cands[n] = without_address_evidence(c)
         c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
     return ReviewItem(ev, d, cands, pos + 1, len(queue))
 
