@@ -130,3 +130,22 @@ def test_feed_withdraws_the_childs_registration_from_other_laptops(world) -> Non
 
         kept = {r.type for r in s.exec(select(RemoteEvent).where(RemoteEvent.evacuee_id == ev_id))}
     assert kept == {"evacuee.retracted"}
+
+
+def test_hub_hq_exports_leave_out_the_flagged_mothers_household(world) -> None:  # noqa: ANN001
+    from app.hub_export import export_anpi_list
+
+    w = world
+    mother, child = mother_and_child(w["a"])
+    for fmt in ("csv", "xlsx", "pdf"):
+        out = w["tmp"] / f"list.{fmt}"
+        res = export_anpi_list(w["engine"], w["key"], A, out, fmt=fmt)
+        assert res.rows > 0
+        if fmt == "csv":
+            text = out.read_text(encoding="utf-8-sig")
+            assert child["宛名番号"] not in text and mother["宛名番号"] not in text
+        if fmt == "xlsx":
+            import openpyxl
+
+            cells = {str(c.value) for ws in openpyxl.load_workbook(out).worksheets for row in ws.iter_rows() for c in row}
+            assert child["宛名番号"] not in cells
