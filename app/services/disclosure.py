@@ -214,3 +214,13 @@ def certificate_for(who: Caller, p: Protected, cert: Any) -> Any:
 def may_print_certificate(who: Caller, p: Protected, cert: Any) -> bool:
     """A PDF or print carries the household's address: only where the rule shows whereabouts."""
     return decide(who, certificate_facts(p, cert)).whereabouts
+
+
+# --- registrations pulled from other shelters ---------------------------------------------------------
+
+def retracted(session: Session) -> set[str]:
+    """Evacuees of other shelters the hub withdrew (``evacuee.retracted``): protected by the hub's
+    use of the same rule. What was pulled about them is deleted on arrival; this keeps any copy
+    that slipped in later (an older page re-served) out of every answer too."""
+    return {str(r[0]) for r in session.connection().execute(text(
+        "SELECT DISTINCT evacuee_id FROM remote_event WHERE type = 'evacuee.retracted' AND evacuee_id IS NOT NULL"))}

@@ -485,11 +485,16 @@ def registered_elsewhere(session: Session, name: str, birth: str) -> list[dict[s
     want = {_fold(name), _fold(to_katakana(name))}
     rows = session.exec(text(  # type: ignore[call-overload]
         "SELECT shelter_code, shelter_name, json_extract(payload, '$.name'), json_extract(payload, '$.name_kana'), "
-        "json_extract(payload, '$.registered_at') FROM remote_event "
+        "json_extract(payload, '$.registered_at'), evacuee_id FROM remote_event "
         "WHERE type = 'evacuee.registered' AND json_extract(payload, '$.birth_date') = :birth ORDER BY hub_seq"
     ).bindparams(birth=day.isoformat()))
+    from app.services import disclosure
+
+    gone = disclosure.retracted(session)
     out = []
-    for code, shelter_name, rname, rkana, at in rows:
+    for code, shelter_name, rname, rkana, at, eid in rows:
+        if eid in gone:  # the one rule, applied at the hub: withdrawn
+            continue
         names = {_fold(rname or ""), _fold(to_katakana(rkana or "")), _fold(to_katakana(rname or ""))}
         if want & (names - {""}):
             out.append({"shelter_code": code or "", "shelter_name": shelter_name or code or "",
