@@ -339,11 +339,24 @@ def resident_display(session: Session, resident_ids: list[str], *, reveal_restri
     return out
 
 
-def without_address_evidence(cand: dict[str, Any]) -> dict[str, Any]:
-    """A stored candidate as a caller who may not use its address sees it: the engine's address
-    levels and the numbers they moved are left out (the rule's ``address_evidence``)."""
-    parts = [p for p in str(cand.get("reasons", "")).split(";") if p.strip() and not p.strip().startswith("town=")]
-    return {**cand, "reasons": "; ".join(p.strip() for p in parts), "weight": None, "probability": None}
+def blind_candidates(session: Session, ev: Evacuee, stored: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The evacuee's candidates scored without the typed address: what a caller who may not use a
+    protected candidate's address sees (the rule's ``address_evidence``), like the search does —
+    the stored ones carry levels, weights and an order the address moved. Without the engine at
+    hand (not built in this process), the stored ones lose every address-dependent part instead."""
+    from dataclasses import replace
+
+    from app.services.reconcile import cached_matcher, evacuee_query
+
+    snap = newest_snapshot(session)
+    matcher = cached_matcher(session.get_bind(), snap) if snap is not None else None
+    if matcher is not None:
+        return [dict(c) for c in matcher.match(replace(evacuee_query(ev), address="")).candidate_dicts(limit)]
+    out = []
+    for c in sorted(stored, key=lambda c: str(c.get("resident_id"))):
+        parts = [p.strip() for p in str(c.get("reasons", "")).split(";") if p.strip() and not p.strip().startswith("town=")]
+        out.append({**c, "reasons": "; ".join(parts), "weight": None, "probability": None})
+    return out
 
 
 FIELD_JA = {"family": "氏", "given": "名", "name": "氏名", "birth": "生年月日", "sex": "性別", "town": "住所(町字)",
@@ -417,10 +430,12 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     d = latest_decisions(session, [ev.id])[ev.id]
     cands = [dict(c) for c in (d.candidates or [])[:limit]]
     shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
-    for n, c in enumerate(cands):
+    if any(not v.get("address_evidence", True) for v in shown.values()):
+        cands = blind_candidates(session, ev, cands, limit)
+        shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
+    for c in cands:
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
-        if not c.pop("address_evidence", True):
-            c = cands[n] = without_address_evidence(c)
+        c.pop("address_evidence", None)
         c["reason_parts"] = reason_parts(str(c.get("reasons", "")))
     return ReviewItem(ev, d, cands, pos + 1, len(queue))
 
