@@ -29,9 +29,6 @@ RULED: dict[str, tuple[str, str]] = {
     "GET /roster/{evacuee_id}": ("app.services.evacuees.resident_display", "the linked registry record, masked"),
     "GET /api/evacuees/duplicates": ("app.services.evacuees.registered_elsewhere",
                                      "other shelters' registrations: withheld/retracted by the hub's rule"),
-    "GET /intake": ("app.services.evacuees.registered_elsewhere", "duplicate warning; candidates come from /api/search"),
-    "POST /intake": ("app.services.evacuees.registered_elsewhere", "duplicate warning; candidates come from /api/search"),
-    "POST /api/evacuees/household": ("app.services.evacuees.registered_elsewhere", "duplicate check before registering"),
     # --- shelter: 安否照会
     "POST /api/inquiries": ("app.services.inquiry.restricted_evacuees", "protected people (household too): no information"),
     "POST /desk/inquiry": ("app.services.inquiry.restricted_evacuees", "protected people (household too): no information"),
@@ -123,6 +120,9 @@ INTERNAL: dict[str, str] = {
 }
 
 OWN_RECORDS: dict[str, str] = {
+    "GET /intake": "the form; duplicates within this shelter (registry candidates come from /api/search)",
+    "POST /intake": "the form back; duplicates within this shelter",
+    "POST /api/evacuees/household": "the registrations just made; duplicates within this shelter",
     "GET /api/evacuees": "this shelter's roster",
     "GET /api/evacuees/export.csv": "this shelter's roster as typed (staff export)",
     "PATCH /api/evacuees/{evacuee_id}": "edit of this shelter's registration",
