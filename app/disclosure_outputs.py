@@ -29,6 +29,7 @@ RULED: dict[str, tuple[str, str]] = {
     "GET /roster/{evacuee_id}": ("app.services.evacuees.resident_display", "the linked registry record, masked"),
     "GET /api/evacuees/duplicates": ("app.services.evacuees.registered_elsewhere",
                                      "other shelters' registrations: withheld/retracted by the hub's rule"),
+    "GET /api/evacuees/export.csv": ("app.services.evacuees.exportable", "the roster file never holds a protected person"),
     # --- shelter: 安否照会
     "POST /api/inquiries": ("app.services.inquiry.restricted_evacuees", "protected people (household too): no information"),
     "POST /desk/inquiry": ("app.services.inquiry.restricted_evacuees", "protected people (household too): no information"),
@@ -124,7 +125,6 @@ OWN_RECORDS: dict[str, str] = {
     "POST /intake": "the form back; duplicates within this shelter",
     "POST /api/evacuees/household": "the registrations just made; duplicates within this shelter",
     "GET /api/evacuees": "this shelter's roster",
-    "GET /api/evacuees/export.csv": "this shelter's roster as typed (staff export)",
     "PATCH /api/evacuees/{evacuee_id}": "edit of this shelter's registration",
     "POST /api/evacuees/{evacuee_id}/checkout": "this shelter's registration",
     "POST /api/evacuees/{evacuee_id}/transfer": "this shelter's registration",

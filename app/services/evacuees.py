@@ -474,6 +474,15 @@ EXPORT_HEADER = ["受付番号", "氏名", "フリガナ", "生年月日", "性�
                  "要配慮", "照合", "宛名番号", "登録日時"]
 
 
+def exportable(session: Session, evacuees: list[Evacuee]) -> list[Evacuee]:
+    """The registrations a file may hold: the one 閲覧制限 rule leaves protected people (flagged, or in
+    a flagged person's registry or intake household) out of every file, whoever exports it."""
+    from app.services import disclosure
+
+    prot = disclosure.protected(session)
+    return [e for e in evacuees if disclosure.shown_evacuee(disclosure.CALLER_PUBLICATION, prot, e.id).listed]
+
+
 def export_rows(session: Session, evacuees: list[Evacuee]) -> list[list[str]]:
     dec = latest_decisions(session, [e.id for e in evacuees])
     out = []

@@ -82,3 +82,11 @@ def test_sought_link_to_the_child_is_hidden_from_the_desk(app, family_shelter) -
     for secret in ("1009", "山﨑", "米崎町", "H2"):
         assert secret not in html, secret
     assert "1009" in client_as(app, "本部").get("/desk/sought").text
+
+
+def test_roster_csv_leaves_out_the_child(app) -> None:  # type: ignore[no-untyped-def]
+    register_child(app)
+    r = client_as(app, "本部").get("/api/evacuees/export.csv")
+    assert r.status_code == 200
+    assert "山﨑" not in r.text and "米崎町" not in r.text
+    assert "渡辺" in r.text  # the others are there
