@@ -157,10 +157,32 @@ def _care_restricted(value: Any) -> bool:
     return isinstance(value, dict) and value.get("restricted") is True
 
 
+_EV_CACHE: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+
+
+def _evacuee_part(session: Session) -> tuple[dict[str, str], dict[str, list[str]], dict[str, str], set[str]]:
+    """`_evacuee_rows`, read again only when a decision or a registration changed (the search asks
+    on every keystroke; the stamp is two index-backed aggregates)."""
+    conn = session.connection()
+    stamp = (tuple(conn.execute(text("SELECT count(*), max(at), max(id) FROM matchdecision")).one()),
+             tuple(conn.execute(text("SELECT count(*), max(updated_at), max(created_at) FROM evacuee")).one()))
+    url = str(conn.engine.url)
+    with _LOCK:
+        hit = _EV_CACHE.get(url)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]  # type: ignore[return-value]
+    rows = _evacuee_rows(session)
+    with _LOCK:
+        if len(_EV_CACHE) > 32:
+            _EV_CACHE.clear()
+        _EV_CACHE[url] = (stamp, rows)
+    return rows
+
+
 def protected(session: Session) -> Protected:
     """Everyone protected at this shelter right now (module notes)."""
     flagged, residents, hhs = _registry_part(session)
-    linked, review, keys, care = _evacuee_rows(session)
+    linked, review, keys, care = _evacuee_part(session)
     ev_flagged = set(care) | {e for e, r in linked.items() if r in residents}
     ev_flagged |= {e for e, rs in review.items() if any(r in residents for r in rs)}
     evacuees = spread(ev_flagged, households(keys))
