@@ -157,15 +157,18 @@ def _care_restricted(value: Any) -> bool:
     return isinstance(value, dict) and value.get("restricted") is True
 
 
-_EV_CACHE: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+_EV_CACHE: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}  # engine url → (stamp, rows)
 
 
 def _evacuee_part(session: Session) -> tuple[dict[str, str], dict[str, list[str]], dict[str, str], set[str]]:
-    """`_evacuee_rows`, read again only when a decision or a registration changed (the search asks
-    on every keystroke; the stamp is two index-backed aggregates)."""
+    """`_evacuee_rows`, read again only when a decision, a registration or an edit happened (the
+    search asks on every keystroke). The stamp is the newest rowid of three append-only tables
+    (O(1) each): decisions are never updated, every edit of care flags or identity appends to the
+    outbox."""
     conn = session.connection()
-    stamp = (tuple(conn.execute(text("SELECT count(*), max(at), max(id) FROM matchdecision")).one()),
-             tuple(conn.execute(text("SELECT count(*), max(updated_at), max(created_at) FROM evacuee")).one()))
+    stamp = tuple(conn.execute(text(
+        "SELECT (SELECT max(rowid) FROM matchdecision), (SELECT max(rowid) FROM evacuee), "
+        "(SELECT max(rowid) FROM outbox_event)")).one())
     url = str(conn.engine.url)
     with _LOCK:
         hit = _EV_CACHE.get(url)

@@ -58,17 +58,18 @@ def result_dict(session: Session, snapshot_id: int, result: MatchResult, limit: 
             "reasons": result.reasons, "candidates": cands}
 
 
-def blind_query(matcher: Matcher, q: Query, who: Caller, prot: disclosure.Protected) -> Query:
-    """``q`` without its address when the rule says the engine may not use it for this caller
-    (a protected candidate among those found by name and birth date, which the address never
-    changes)."""
-    if not q.address or not (prot.residents or prot.flagged_residents):
-        return q
-    ids = matcher.ix.resident_id
-    found = matcher.candidate_indexes(matcher.prepare(replace(q, address="")))
-    if ignore_address(who, (prot.resident(ids[i]) for i in found)):
-        return replace(q, address="")
-    return q
+def blind_match(matcher: Matcher, q: Query, who: Caller, prot: disclosure.Protected,
+                exclude: list[str] | None = None) -> MatchResult:
+    """The engine's answer, scored without the typed address when the rule says the engine may not
+    use it for this caller: a protected candidate among everyone scored. That set is found from
+    names and birth dates only (the engine keeps every candidate it scores), so the check itself
+    says nothing about the address; only then is the query scored a second time."""
+    pq = matcher.prepare(q)
+    cands = matcher.scored(pq, exclude or ())
+    if q.address and ignore_address(who, (prot.resident(c.resident_id) for c in cands)):
+        pq = matcher.prepare(replace(q, address=""))
+        cands = matcher.without_address(cands)
+    return matcher.decide(pq, cands)
 
 
 def match_one(engine: Engine, *, name: str = "", kana: str = "", birth: str = "", sex: str = "", address: str = "",
@@ -77,6 +78,6 @@ def match_one(engine: Engine, *, name: str = "", kana: str = "", birth: str = ""
     with Session(engine) as s:
         prot = disclosure.protected(s)
         who = disclosure.caller(sees_restricted=reveal_restricted)
-        q = blind_query(matcher, Query(name=name, name_kana=kana, birth=birth, sex=sex, address=address), who, prot)
-        result = matcher.match(q, exclude or ())
+        result = blind_match(matcher, Query(name=name, name_kana=kana, birth=birth, sex=sex, address=address),
+                             who, prot, exclude)
         return result_dict(s, snap.id or 0, result, limit, reveal_restricted, prot)

@@ -101,3 +101,25 @@ def test_child_linked_at_intake_is_protected(app) -> None:  # type: ignore[no-un
     c = client_as(app, "佐藤")
     res = c.get("/api/search", params={"name": "山崎 陽", "birth": "2015-04-01"}).json()
     assert _flagged_view(res, "1009")[1]["address"] == "（閲覧制限）"
+
+
+@pytest.mark.parametrize("name, birth", [("山崎 花", "1999-12-31"), ("山崎 陽", ""), ("高橋 京子", "S47.11.3"),
+                                         ("佐々木 健", ""), ("渡辺 稔", "S30.5.5")])
+def test_reusing_the_scores_without_the_address_equals_scoring_again(app, name: str, birth: str) -> None:  # type: ignore[no-untyped-def]
+    """`Matcher.without_address` (what the blind search uses) gives exactly what a fresh query
+    without the address gives: same candidates, weights, probabilities, reasons, decision."""
+    from matching.query import Query
+    from app.services.reconcile import current_matcher
+
+    matcher, _snap = current_matcher(app.state.engine)
+
+    def view(cands):  # type: ignore[no-untyped-def]
+        return [(c.resident_id, c.weight, c.probability, c.reasons(), c.contradictions) for c in cands]
+
+    fresh_pq = matcher.prepare(Query(name=name, birth=birth))
+    fresh = matcher.scored(fresh_pq)
+    for addr in ADDRESSES[1:]:
+        reused = matcher.without_address(matcher.scored(matcher.prepare(Query(name=name, birth=birth, address=addr))))
+        assert view(reused) == view(fresh)
+        a, b = matcher.decide(fresh_pq, reused), matcher.decide(fresh_pq, fresh)
+        assert (a.decision, a.resident_id, a.probability, a.reasons) == (b.decision, b.resident_id, b.probability, b.reasons)
