@@ -27,13 +27,14 @@ hub's every linked evacuee.)
 **A resident** (``protected_residents``) is protected when flagged in any backup of the
 municipality (without the key: when the municipality holds any flagged MAC).
 
-**Publication widening (PFIF only)** — ``protected_for_publication``: a Person Finder export is
+**Household widening (PFIF, and since issue 12 安否照会 and the feed)** — ``protected_for_publication``: a Person Finder export is
 read by anyone, so the shelter's PFIF rule (`app.services.pfif.protected_evacuees`) also protects
 whoever registered together with a protected person (the household key typed at intake) and an
 evacuee linked to a resident whose registry household (newest backup) holds a flagged member: a
-child's public record would say where the mother is. Desks that answer one person at a time
-(安否照会, certificates) keep to the narrower rule above; the feed's withholding too (it goes
-only to the municipality's own shelters, whose staff see the same people in person).
+child's public record would say where the mother is. Since issue 12 this household-wide answer
+(``protected_whole``) is what 安否照会 and the feed's withholding ask too: a child's registration
+told where the flagged mother was. Certificates keep to their own household (the registry
+household printed on them, ``app.hub_certificates.restricted_numbers``).
 
 **One rule, household-wide, for every output** — ``protected_whole``: the decision itself is the
 pure rule in :mod:`matching.disclosure` (shared with the shelter's ``app.services.disclosure``):
@@ -243,7 +244,7 @@ def household_protected_residents(conn: Connection, m: str, key: DataKey | None,
     out = protected_residents(conn, m, key, ids)
     if records is None or not ids - out:
         return out
-    of, members = household_index(records)
+    of, members = records.derived("restricted.household_index", household_index)  # once per backup
     hhs = {of[r] for r in ids - out if r in of}
     flagged = protected_residents(conn, m, key, {x for hh in hhs for x in members[hh]})
     bad = {hh for hh in hhs if any(x in flagged for x in members[hh])}
