@@ -19,6 +19,7 @@ kept (a new snapshot changes the key), the evacuee side is read per answer.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -28,7 +29,8 @@ from sqlmodel import Session
 
 from matching.disclosure import MASK, Caller, Facts, Shown, decide, households, spread
 
-__all__ = ["Protected", "caller", "protected", "shown_resident", "shown_evacuee", "CALLER_PUBLICATION"]
+__all__ = ["CALLER_PUBLICATION", "MaskedCertificate", "Protected", "caller", "certificate_facts", "certificate_for",
+           "may_print_certificate", "protected", "retracted", "shown_evacuee", "shown_resident"]
 
 CALLER_PUBLICATION = Caller(sees_restricted=False, publication=True)
 
@@ -138,7 +140,6 @@ def _evacuee_rows(session: Session) -> tuple[dict[str, str], dict[str, list[str]
 
 
 def _json_list(value: Any) -> list[dict[str, Any]]:
-    import json
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -148,7 +149,6 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
 
 
 def _care_restricted(value: Any) -> bool:
-    import json
     if isinstance(value, str):
         try:
             value = json.loads(value)
