@@ -346,17 +346,22 @@ _records_lock = threading.Lock()
 RECORDS_CACHE = int(os.environ.get("ANPI_HUB_RECORDS_CACHE", "8") or 8)
 
 
-def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo) -> Records:
+def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo, *,
+                 conn: Connection | None = None) -> Records:
     """Decrypted records of a snapshot; a few are kept in memory (a snapshot never changes), each with
-    what callers derived from it (:meth:`Records.derived`) — evicted together."""
+    what callers derived from it (:meth:`Records.derived`) — evicted together. ``conn``: read through
+    the caller's transaction (a SQLite hub's writer holds the only lock; a second connection waits)."""
     ck = (id(engine), m, snapshot.snapshot_id)
     with _records_lock:
         hit = _records_cache.get(ck)
         if hit is not None:
             _records_cache.move_to_end(ck)
             return hit
-    with engine.connect() as conn:
+    if conn is not None:
         blob, key_id, sha = _sealed(conn, m, snapshot.snapshot_id, "records_ct")
+    else:
+        with engine.connect() as own:
+            blob, key_id, sha = _sealed(own, m, snapshot.snapshot_id, "records_ct")
     doc = json.loads(key.open(_records_context(m, snapshot.snapshot_id, sha), blob, key_id))
     rec = Records(m, snapshot.snapshot_id, snapshot.as_of, list(doc["fields"]), dict(doc.get("gaiji") or {}),
                   doc["rows"])

@@ -289,7 +289,7 @@ def newest_records(conn: Connection, m: str, key: DataKey | None) -> Records | N
     if key is None:
         return None
     snap = registry.latest_snapshot(conn, m)
-    return registry.open_records(conn.engine, key, m, snap) if snap is not None else None
+    return registry.open_records(conn.engine, key, m, snap, conn=conn) if snap is not None else None
 
 
 def protected_whole(conn: Connection, m: str, key: DataKey | None, records: Records | None = None) -> set[str]:
