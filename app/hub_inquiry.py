@@ -61,7 +61,7 @@ from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, registry
 from sync.hub.apply import in_
 from sync.hub.registry import DataKey
-from sync.hub.restricted import protected_evacuees
+from sync.hub.restricted import protected_whole
 from sync.hub.store import (
     hub_device, hub_evacuee, hub_event, hub_inquiry, hub_person_link, hub_stay,
     new_row_id, resolve_municipality, set_tenant, utcnow,
@@ -438,8 +438,9 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
     people: dict[str, Person] = {}
     for eid, r in rows.items():
         people.setdefault(pkey.get(eid, f"evacuee:{eid}"), Person(pkey.get(eid, f"evacuee:{eid}"))).rows.append(r)
-    # 閲覧制限: the hub's one rule (sync/hub/restricted.py), a person's registrations together
-    flagged_rows = protected_evacuees(conn, m, key, rows.keys(), whole_person=True) & set(rows)
+    # 閲覧制限: the one rule, household-wide (sync/hub/restricted.py → matching.disclosure): a
+    # person's registrations together, and everyone in a flagged person's registry or intake household
+    flagged_rows = protected_whole(conn, m, key) & set(rows)
     strong = [p.key for p in people.values() if any(fits.get(i) == "strong" for i in p.ids())]
     weak = [p.key for p in people.values() if p.key not in strong and any(fits.get(i) == "weak" for i in p.ids())]
     flagged = {p.key for p in people.values() if set(p.ids()) & flagged_rows}

@@ -155,6 +155,24 @@ class Matcher:
         _posterior(cands, self.prior_bits)
         return cands
 
+    def without_address(self, cands: list[Candidate]) -> list[Candidate]:
+        """These candidates (from :meth:`scored`) as a query without its address scores them —
+        exactly what :meth:`scored` gives for it: the address never chooses candidates and only the
+        town field depends on it, so the other fields' scores are reused
+        (`matching.disclosure.ignore_address`: the answer about a protected candidate may not
+        depend on the address)."""
+        missing = FieldScore("town", "missing", 0.0)  # what Scorer._town says without an address
+        out = []
+        for c in cands:
+            *name_fields, b, sx, _town = c.fields
+            out.append(Candidate(c.index, c.resident_id, c.household_id,
+                                 c.name_weight + (0 + b.weight + sx.weight + missing.weight),
+                                 [*name_fields, b, sx, missing], contradictions=list(c.contradictions),
+                                 name_weight=c.name_weight))
+        out.sort(key=lambda c: (-c.weight, c.resident_id))
+        _posterior(out, self.prior_bits)
+        return out
+
     def search(self, q: Query, limit: int = 10) -> list[Candidate]:
         """Ranked candidates with reasons, for the staff UI's live search."""
         return self.scored(self.prepare(q))[:limit]

@@ -37,6 +37,7 @@ class Candidate:
     fields: list[FieldScore] = field(default_factory=list)
     probability: float = 0.0  # posterior, filled by the decision step
     contradictions: list[str] = field(default_factory=list)
+    name_weight: float = 0.0  # the name fields' part of `weight` (re-scoring without the address reuses it)
 
     def level(self, name: str) -> str:
         return next((f.level for f in self.fields if f.field == name), "missing")
@@ -322,7 +323,7 @@ class Scorer:
             name_w, name_fields, contradictions = name
             # the same sum, in the same order, as adding the field weights one by one
             cand = Candidate(i, rid[i], hh[i], name_w + (0 + b.weight + sx.weight + t.weight), [*name_fields, b, sx, t],
-                             contradictions=list(contradictions))
+                             contradictions=list(contradictions), name_weight=name_w)
             if b.level == "different":
                 cand.contradictions.append("birth")
             if sx.level == "different":

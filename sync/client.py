@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 import httpx
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -442,21 +442,9 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
         cursor = outbox.get_cursor(s, cursor_name)
     while True:
         doc = client.request("GET", f"/v1/pull?after={cursor}&limit={batch_size}")
-        rows = []
-        now = datetime.now(timezone.utc)
-        for e in doc.get("events", []):
-            if sha256_hex(e["payload"]) != e["payload_sha256"]:
-                raise HubRejected(f"pulled event {e['event_id']} does not match its hash")
-            data = json.loads(e["payload"])
-            rows.append(dict(hub_seq=int(e["hub_seq"]), event_id=e["event_id"], device_id=e["device_id"],
-                             epoch=int(e["epoch"]), seq=int(e["seq"]), type=e["type"], recorded_at=e["recorded_at"],
-                             payload=e["payload"], payload_sha256=e["payload_sha256"],
-                             shelter_code=data.get("shelter_code"), shelter_name=e.get("shelter_name"),
-                             evacuee_id=data.get("evacuee_id"), received_at=now))
         nxt = int(doc.get("next", cursor))
         with session_factory() as s:
-            if rows:
-                s.execute(sqlite_insert(RemoteEvent.__table__).on_conflict_do_nothing(), rows)
+            rows = store_pulled(s, doc.get("events", []))
             if nxt > cursor:
                 outbox.set_cursor(s, cursor_name, nxt)
             s.commit()
@@ -469,6 +457,37 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
         if not doc.get("more") or nxt <= cursor:
             break
         cursor = nxt
+
+
+def store_pulled(session: Session, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store one page of the hub's feed as served (hash-checked) and apply its retractions; the
+    caller commits with the cursor."""
+    rows = []
+    now = datetime.now(timezone.utc)
+    for e in events:
+        if sha256_hex(e["payload"]) != e["payload_sha256"]:
+            raise HubRejected(f"pulled event {e['event_id']} does not match its hash")
+        data = json.loads(e["payload"])
+        rows.append(dict(hub_seq=int(e["hub_seq"]), event_id=e["event_id"], device_id=e["device_id"],
+                         epoch=int(e["epoch"]), seq=int(e["seq"]), type=e["type"], recorded_at=e["recorded_at"],
+                         payload=e["payload"], payload_sha256=e["payload_sha256"],
+                         shelter_code=data.get("shelter_code"), shelter_name=e.get("shelter_name"),
+                         evacuee_id=data.get("evacuee_id"), received_at=now))
+    if rows:
+        session.execute(sqlite_insert(RemoteEvent.__table__).on_conflict_do_nothing(), rows)
+        retract(session, [r["evacuee_id"] for r in rows if r["type"] == "evacuee.retracted" and r["evacuee_id"]])
+    return rows
+
+
+def retract(session: Session, evacuee_ids: Sequence[str]) -> None:
+    """The hub withdrew these registrations (``evacuee.retracted``: now 閲覧制限 or in a flagged
+    person's household): delete everything pulled about them, so "already registered at …", the
+    safety list and every other reader forget where they are. The notice itself stays (an opaque id)."""
+    ids = sorted(set(evacuee_ids))
+    if ids:
+        session.execute(RemoteEvent.__table__.delete().where(  # type: ignore[attr-defined]
+            RemoteEvent.__table__.c.evacuee_id.in_(ids),  # type: ignore[attr-defined]
+            RemoteEvent.__table__.c.type != "evacuee.retracted"))  # type: ignore[attr-defined]
 
 
 # ---- registry backup from the hub -------------------------------------------------------------------------------

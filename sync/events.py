@@ -285,6 +285,21 @@ class HqRecorded(EventPayload):
 
 
 @dataclass(frozen=True)
+class EvacueeRetracted(EventPayload):
+    """Hub notice (device ``hub``): a registration the feed served is now protected (閲覧制限, or in a
+    flagged person's household). Each laptop deletes what it pulled about that evacuee; nothing
+    more about them is served. Additive: an older laptop stores it as an unknown event."""
+
+    TYPE: ClassVar[str] = "evacuee.retracted"
+    evacuee_id: str
+    v: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(bool(self.evacuee_id), "evacuee.retracted needs evacuee_id")
+
+
+@dataclass(frozen=True)
 class UnknownEvent:
     """An event type this version does not know.  Stored, forwarded and round-tripped untouched."""
 
@@ -301,7 +316,7 @@ class UnknownEvent:
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.TYPE: cls
     for cls in (EvacueeRegistered, EvacueeUpdated, StayRecorded, MatchDecided,
-                CertificateIssued, CertificateVoided, ConsentChanged, HqRecorded)
+                CertificateIssued, CertificateVoided, ConsentChanged, HqRecorded, EvacueeRetracted)
 }
 
 Event = EventPayload | UnknownEvent

@@ -78,6 +78,7 @@ from app.models import (Evacuee, HqConfirmation, MatchDecision, RegistrySnapshot
                         StayEvent)
 from app.services import audit, journal
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
+from matching.disclosure import Caller, Facts, decide
 
 #: status code → label (the order of counts and chart legends)
 STATUS_JA: dict[str, str] = {
@@ -411,6 +412,12 @@ class SortedResidents:
 
     rows: tuple[ResidentRecord, ...]
     by_town: dict[str, tuple[ResidentRecord, ...]]
+    flagged_households: frozenset[str] = frozenset()  # 世帯番号 holding a 閲覧制限 member
+
+
+def flagged_households(residents: Iterable[ResidentRecord]) -> frozenset[str]:
+    """世帯番号 with a 閲覧制限 member: the one rule protects the whole household on the list."""
+    return frozenset(r.household_id for r in residents if r.restricted and r.household_id)
 
 
 def sort_residents(residents: Iterable[ResidentRecord]) -> SortedResidents:
@@ -428,7 +435,7 @@ def sort_residents(residents: Iterable[ResidentRecord]) -> SortedResidents:
     groups: dict[str, list[ResidentRecord]] = {}
     for r in rows:
         groups.setdefault(r.town or "", []).append(r)
-    return SortedResidents(rows, {t: tuple(g) for t, g in groups.items()})
+    return SortedResidents(rows, {t: tuple(g) for t, g in groups.items()}, flagged_households(rows))
 
 
 def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Mapping[str, Sequence[ShelterStay]],
@@ -462,8 +469,11 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
         # the towns asked for, in list order (the rest would all be skipped below)
         source = ([r for t, g in residents.by_town.items() if t in want_towns for r in g] if want_towns
                   else residents.rows)
+        bad_hh = residents.flagged_households
     else:
-        source = residents
+        source = list(residents)
+        bad_hh = flagged_households(source)
+    who = Caller(sees_restricted=include_restricted, publication=not include_restricted)
     for r in source:
         town = r.town or ""
         if not presorted:
@@ -489,7 +499,8 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
             status, stay = "unconfirmed", None
         if f.status and (status not in SAFE if f.status == "safe" else status != f.status):
             continue
-        if r.restricted and not include_restricted:
+        shown = decide(who, Facts(flagged=r.restricted, household_flagged=r.household_id in bad_hh))
+        if not shown.listed:
             excluded += 1
             continue
         row = AnpiRow(
@@ -497,7 +508,7 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
             name=(f"{r.family_name} {r.given_name}".strip() or r.alpha_name),
             kana=f"{r.family_name_kana} {r.given_name_kana}".strip(), birth_date=r.birth_date,
             birth_raw=r.birth_raw, age=age, sex=SEX_JA.get(r.sex, r.sex), address=r.address,
-            town=town or NO_TOWN, status=status, care=care, restricted=r.restricted)
+            town=town or NO_TOWN, status=status, care=care, restricted=shown.protected)
         if stay is not None:
             row.shelter, row.since, row.left_at = stay.shelter, stay.since, stay.left_at
             row.destination, row.remote, row.evacuee_id = stay.destination, stay.remote, stay.evacuee_id
@@ -752,11 +763,24 @@ def build_anpi_list(session: Session, *, filters: AnpiFilter | None = None, incl
     if snap is None:
         raise NotFound("no registry snapshot imported yet (anpi registry import FILE)",
                        "住民基本台帳がまだ取り込まれていません")
-    result = build_rows(fetch_residents(session, snap.id),  # type: ignore[arg-type]
+    result = build_rows(_with_protection(session, fetch_residents(session, snap.id)),  # type: ignore[arg-type]
                         fetch_stays(session), current_hq_records(hq_records(session)),
                         filters=filters, today=today, include_restricted=include_restricted)
     result.snapshot_id, result.as_of, result.gaiji_map = snap.id, snap.as_of, dict(snap.gaiji_map or {})
     return result
+
+
+def _with_protection(session: Session, residents: list[ResidentRecord]) -> list[ResidentRecord]:
+    """Residents the shelter's facts protect beyond this snapshot's flag (flagged in an older
+    snapshot, registered at intake with a flagged person) count as flagged on the list."""
+    from dataclasses import replace
+
+    from app.services import disclosure
+
+    extra = disclosure.protected(session).residents
+    if not extra:
+        return residents
+    return [replace(r, restricted=True) if not r.restricted and r.resident_id in extra else r for r in residents]
 
 
 def town_names(session: Session, *, include_restricted: bool = False) -> list[str]:

@@ -22,6 +22,7 @@ from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelt
 from app.services import journal
 from app.services.errors import Conflict, InvalidInput, NotFound
 from sync import events, outbox
+from matching.disclosure import hidden_id, masked
 
 #: 要配慮 flags on the intake form (key → label); "allergy_detail" holds the free text for アレルギー
 CARE_FLAGS: dict[str, str] = {
@@ -473,10 +474,14 @@ def resident_display(session: Session, resident_ids: list[str], *, reveal_restri
         if snap is None:
             return {}
         snapshot_id = snap.id
+    from app.services import disclosure
+
+    who = disclosure.caller(sees_restricted=reveal_restricted)
+    prot = disclosure.protected(session)
     out = {}
     for r in session.exec(select(Resident).where(Resident.snapshot_id == snapshot_id,
                                                  Resident.resident_id.in_(resident_ids))):  # type: ignore[attr-defined]
-        hidden = r.restricted and not reveal_restricted
+        shown = disclosure.shown_resident(who, prot, r.resident_id)
         out[r.resident_id] = {
             "resident_id": r.resident_id,
             "name": f"{r.family_name} {r.given_name}".strip(),
@@ -485,11 +490,32 @@ def resident_display(session: Session, resident_ids: list[str], *, reveal_restri
             "birth_date": r.birth_date.isoformat() if r.birth_date else None,
             "birth_raw": r.birth_raw,
             "sex": r.sex,
-            "address": "（閲覧制限）" if hidden else r.address,
-            "household_id": "" if hidden else r.household_id,
+            "address": masked(r.address, shown),
+            "household_id": hidden_id(r.household_id, shown),
             "relationship": r.relationship,
-            "restricted": r.restricted,
+            "restricted": shown.protected,
+            "address_evidence": shown.address_evidence,
         }
+    return out
+
+
+def blind_candidates(session: Session, ev: Evacuee, stored: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The evacuee's candidates scored without the typed address: what a caller who may not use a
+    protected candidate's address sees (the rule's ``address_evidence``), like the search does —
+    the stored ones carry levels, weights and an order the address moved. Without the engine at
+    hand (not built in this process), the stored ones lose every address-dependent part instead."""
+    from dataclasses import replace
+
+    from app.services.reconcile import cached_matcher, evacuee_query
+
+    snap = newest_snapshot(session)
+    matcher = cached_matcher(session.get_bind(), snap) if snap is not None else None
+    if matcher is not None:
+        return [dict(c) for c in matcher.match(replace(evacuee_query(ev), address="")).candidate_dicts(limit)]
+    out = []
+    for c in sorted(stored, key=lambda c: str(c.get("resident_id"))):
+        parts = [p.strip() for p in str(c.get("reasons", "")).split(";") if p.strip() and not p.strip().startswith("town=")]
+        out.append({**c, "reasons": "; ".join(parts), "weight": None, "probability": None})
     return out
 
 
@@ -565,8 +591,12 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
     d = latest_decisions(session, [ev.id])[ev.id]
     cands = [dict(c) for c in (d.candidates or [])[:limit]]
     shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
+    if any(not v.get("address_evidence", True) for v in shown.values()):
+        cands = blind_candidates(session, ev, cands, limit)
+        shown = resident_display(session, [str(c.get("resident_id")) for c in cands], reveal_restricted=reveal_restricted)
     for c in cands:
         c.update(shown.get(str(c.get("resident_id")), {"name": "（台帳にありません）"}))
+        c.pop("address_evidence", None)
     tied = grade_candidates(cands)
     known = registrations_of(session, [str(c.get("resident_id")) for c in cands])
     for c in cands:
@@ -610,6 +640,15 @@ EXPORT_HEADER = ["受付番号", "氏名", "フリガナ", "生年月日", "性�
                  "要配慮", "照合", "宛名番号", "登録日時"]
 
 
+def exportable(session: Session, evacuees: list[Evacuee]) -> list[Evacuee]:
+    """The registrations a file may hold: the one 閲覧制限 rule leaves protected people (flagged, or in
+    a flagged person's registry or intake household) out of every file, whoever exports it."""
+    from app.services import disclosure
+
+    prot = disclosure.protected(session)
+    return [e for e in evacuees if disclosure.shown_evacuee(disclosure.CALLER_PUBLICATION, prot, e.id).listed]
+
+
 def export_rows(session: Session, evacuees: list[Evacuee]) -> list[list[str]]:
     dec = latest_decisions(session, [e.id for e in evacuees])
     out = []
@@ -636,11 +675,16 @@ def registered_elsewhere(session: Session, name: str, birth: str) -> list[dict[s
     want = {_fold(name), _fold(to_katakana(name))}
     rows = session.exec(text(  # type: ignore[call-overload]
         "SELECT shelter_code, shelter_name, json_extract(payload, '$.name'), json_extract(payload, '$.name_kana'), "
-        "json_extract(payload, '$.registered_at') FROM remote_event "
+        "json_extract(payload, '$.registered_at'), evacuee_id FROM remote_event "
         "WHERE type = 'evacuee.registered' AND json_extract(payload, '$.birth_date') = :birth ORDER BY hub_seq"
     ).bindparams(birth=day.isoformat()))
+    from app.services import disclosure
+
+    gone = disclosure.retracted(session)
     out = []
-    for code, shelter_name, rname, rkana, at in rows:
+    for code, shelter_name, rname, rkana, at, eid in rows:
+        if eid in gone:  # the one rule, applied at the hub: withdrawn
+            continue
         names = {_fold(rname or ""), _fold(to_katakana(rkana or "")), _fold(to_katakana(rname or ""))}
         if want & (names - {""}):
             out.append({"shelter_code": code or "", "shelter_name": shelter_name or code or "",

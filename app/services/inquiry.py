@@ -17,10 +17,12 @@ Choices where the national rules leave it open (documented because they decide d
 - Each relationship is decided by its own consent only. An explicit refusal (⑫ False for a
   relative, ⑬ False for an acquaintance) is never widened by ⑭ True: a person who refused
   relatives may be hiding from one.
-- 閲覧制限 is fail-closed: an evacuee counts as restricted when the resident linked by the
-  newest decision (auto / confirmed) is flagged in *any* imported snapshot (a later backup whose
-  vendor dropped the column must not lift a protection), and also while the newest decision is
-  still "review" and any of its candidates is flagged.
+- 閲覧制限 is the one rule (`app.services.disclosure`, fail-closed): an evacuee counts as restricted
+  when the resident linked by the newest decision (auto / confirmed) is flagged in *any* imported
+  snapshot (a later backup whose vendor dropped the column must not lift a protection), while the
+  newest decision is still "review" and any of its candidates is, and when the person's registry
+  household or the people who registered with them (household key) hold a flagged member: a
+  child's ⑩ would say where the mother is.
 - The person asked about must be identified, not guessed: the name (kanji, kana or romaji,
   compared with the matching engine's normalisation) must agree, nothing given may contradict
   the record, and the date of birth or the address must positively agree. The record is the
@@ -51,7 +53,7 @@ from typing import Any, Literal
 from sqlmodel import Session, select
 
 from app.models import Evacuee, Inquiry, Resident, Shelter, StayEvent
-from app.services import audit
+from app.services import audit, disclosure
 from app.services.errors import InvalidInput, NotFound
 from app.services.evacuees import full_name, latest_decisions, newest_snapshot
 # the rules themselves are shared with the hub's desk (app.hub_inquiry); re-exported for the faces
@@ -142,23 +144,11 @@ def linked_facts(session: Session, evacuee_ids: list[str] | None = None) -> dict
 
 
 def restricted_evacuees(session: Session, evacuee_ids: list[str]) -> set[str]:
-    """Which of these evacuees are 閲覧制限 (fail-closed, see the module notes)."""
-    decisions = latest_decisions(session, evacuee_ids)
-    wanted: dict[str, set[str]] = {}
-    for ev_id, d in decisions.items():
-        rids: set[str] = set()
-        if d.decision in ("auto", "confirmed") and d.resident_id:
-            rids.add(d.resident_id)
-        elif d.decision == "review":
-            rids |= {str(c.get("resident_id")) for c in (d.candidates or []) if c.get("resident_id")}
-        if rids:
-            wanted[ev_id] = rids
-    all_rids = set().union(*wanted.values()) if wanted else set()
-    if not all_rids:
-        return set()
-    flagged = set(session.exec(select(Resident.resident_id).where(
-        Resident.resident_id.in_(sorted(all_rids)), Resident.restricted == True)))  # type: ignore[attr-defined]  # noqa: E712
-    return {ev_id for ev_id, rids in wanted.items() if rids & flagged}
+    """Which of these evacuees the answer may never name: the one 閲覧制限 rule for an answer that
+    leaves the desk (`app.services.disclosure`) — flagged, linked or pending review to a flagged
+    resident, or in a registry or intake household with a flagged member (fail closed)."""
+    prot = disclosure.protected(session)
+    return {e for e in evacuee_ids if not disclosure.shown_evacuee(disclosure.CALLER_PUBLICATION, prot, e).listed}
 
 
 @dataclass

@@ -40,7 +40,7 @@ from sqlmodel import Session, select
 from app.formats.pfif import PfifDocument, PfifNote, PfifPerson, parse_pfif, record_domain, write_pfif
 from app.ids import utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelter, SoughtLink, SoughtNote, SoughtPerson, StayEvent
-from app.services import audit
+from app.services import audit, disclosure
 from app.services.errors import AlreadyDone, Conflict, InvalidInput, NotFound
 from app.services.evacuees import STATUS_JA, full_name, resident_display
 from app.services.reconcile import current_matcher
@@ -430,47 +430,19 @@ def decide_link(session: Session, sought_id: str, target_kind: str, target_id: s
 # --- 閲覧制限 --------------------------------------------------------------------------------
 
 def _restricted_residents(session: Session, resident_ids: Iterable[str]) -> set[str]:
-    """宛名番号 flagged 閲覧制限 in any snapshot: once protected, protected (over-protecting is the safe error)."""
-    ids = sorted({r for r in resident_ids if r})
-    out: set[str] = set()
-    for chunk in _chunks(ids):
-        out.update(session.exec(select(Resident.resident_id).where(Resident.resident_id.in_(chunk),  # type: ignore[attr-defined]
-                                                                   Resident.restricted == True)))  # noqa: E712
-    return out
+    """宛名番号 the one 閲覧制限 rule protects (flagged in any snapshot, or in a flagged household)."""
+    prot = disclosure.protected(session)
+    return {r for r in resident_ids if r and not disclosure.shown_resident(disclosure.CALLER_PUBLICATION, prot, r).listed}
 
 
 def protected_evacuees(session: Session, evacuees: Sequence[Evacuee]) -> set[str]:
-    """Evacuee ids that must never leave HQ's internal view: linked (auto, confirmed, or a review
-    candidate) to a 閲覧制限 resident, or registered together (household key) with such a person,
-    or linked to a resident whose registry household holds one."""
+    """Evacuee ids that must never leave HQ's internal view, by the one rule
+    (`app.services.disclosure`): linked (auto, confirmed, or a review candidate) to a protected
+    resident, registered together (household key) with such a person, or care-flagged."""
     if not evacuees:
         return set()
-    dec = _latest_decisions(session)
-    linked = {e.id: dec[e.id].resident_id for e in evacuees
-              if e.id in dec and dec[e.id].decision in ("auto", "confirmed", "review") and dec[e.id].resident_id}
-    restricted = _restricted_residents(session, linked.values())  # type: ignore[arg-type]
-    # a resident's registry household with a protected member protects the whole household
-    households: dict[str, str] = {}
-    snap = newest_snapshot(session)
-    if snap is not None:
-        ids = sorted({r for r in linked.values() if r})
-        for chunk in _chunks(ids):
-            for rid, hh in session.exec(select(Resident.resident_id, Resident.household_id)
-                                        .where(Resident.snapshot_id == snap.id, Resident.resident_id.in_(chunk))):  # type: ignore[attr-defined]
-                if hh:
-                    households[rid] = hh
-        hh_ids = sorted(set(households.values()))
-        flagged_hh: set[str] = set()
-        for chunk in _chunks(hh_ids):
-            flagged_hh.update(session.exec(select(Resident.household_id).where(
-                Resident.snapshot_id == snap.id, Resident.household_id.in_(chunk), Resident.restricted == True)))  # type: ignore[attr-defined]  # noqa: E712
-        restricted |= {rid for rid, hh in households.items() if hh in flagged_hh}
-    out = {ev_id for ev_id, rid in linked.items() if rid in restricted}
-    keys = {e.household_key for e in evacuees if e.id in out and e.household_key}
-    if keys:
-        for chunk in _chunks(sorted(keys)):
-            out.update(session.exec(select(Evacuee.id).where(Evacuee.household_key.in_(chunk))))  # type: ignore[attr-defined]
-    return out
+    prot = disclosure.protected(session)
+    return {e.id for e in evacuees if not disclosure.shown_evacuee(disclosure.CALLER_PUBLICATION, prot, e.id).listed}
 
 
 def _protected(session: Session, targets: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:

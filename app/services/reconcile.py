@@ -64,6 +64,12 @@ def load_matcher(engine: Engine, snapshot: RegistrySnapshot) -> Matcher:
         return matcher
 
 
+def cached_matcher(engine: Any, snapshot: RegistrySnapshot) -> Matcher | None:
+    """The engine for this snapshot if this process already built it (no connection needed)."""
+    with _cache_lock:
+        return _cache.get((str(engine.url), snapshot.id or 0))
+
+
 _KEY_COLUMNS = ("resident_id, household_id, k_family_kana, k_given_kana, k_family_variant, k_given_variant, "
                 "k_alpha, COALESCE(birth_date, ''), sex, k_town, restricted, k_house")
 

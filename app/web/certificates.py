@@ -15,8 +15,10 @@ from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, require
 from app.services import certificates as certs
+from app.services import disclosure
 from app.services.errors import AnpiError, Conflict, Forbidden, InvalidInput, NotFound
 from app.web.common import audit_view, db, redirect, render, screen
+from matching.disclosure import Facts, decide
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
 
@@ -43,7 +45,11 @@ def certificate_list(request: Request, q: str = "", kind: str = "", status: str 
     f = certs.CertificateFilter(q=q.strip(), kind=kind if kind in KIND_CHOICES else "",
                                 status=status if status in STATUS_CHOICES else "",
                                 reveal_restricted=user.can("restricted"))
-    rows = certs.list_certificates(session, f)
+    who, prot = disclosure.caller(user), disclosure.protected(session)
+    rows = [disclosure.certificate_for(who, prot, c) for c in certs.list_certificates(session, f)]
+    if f.q and not who.sees_restricted:  # a protected household is never found by its address
+        rows = [c for c in rows if not isinstance(c, disclosure.MaskedCertificate)
+                or f.q.upper() in c.number or f.q in c.head_name or f.q in (c.resident_id, c._cert.household_id)]
     audit_view(session, request, user, "search" if f.q else "view", [f"certificate:{c.number}" for c in rows],
                {"q": f.q, "kind": f.kind, "status": f.status, "count": len(rows)})
     session.commit()
@@ -53,9 +59,11 @@ def certificate_list(request: Request, q: str = "", kind: str = "", status: str 
 
 # --- issue from the registry ----------------------------------------------------------------------
 
-def _household_view(hh: certs.Household, user: CurrentUser) -> dict[str, Any]:
+def _household_view(session: Session, hh: certs.Household, user: CurrentUser) -> dict[str, Any]:
     """The household as the desk sees it: 閲覧制限 hides addresses from roles that may not see them."""
-    hidden = hh.restricted and not user.can("restricted")
+    prot = disclosure.protected(session)
+    facts = Facts(flagged=hh.restricted, household_flagged=any(m.resident_id in prot.residents for m in hh.members))
+    hidden = not decide(disclosure.caller(user), facts).whereabouts
     members = [{**certs.member_dict(m), "address": "（閲覧制限）" if hidden else m.address, "restricted": m.restricted}
                for m in hh.members]
     head_name = certs.resident_name(hh.head)
@@ -72,7 +80,7 @@ def _new_page(request: Request, session: Session, user: CurrentUser, *, resident
     if resident_id:
         try:
             hh = certs.household(session, resident_id)
-            view = _household_view(hh, user)
+            view = _household_view(session, hh, user)
             subjects = [f"resident:{m.resident_id}" for m in hh.members]
             audit_view(session, request, user, "view", subjects, {"resident_id": resident_id})
         except AnpiError as exc:
@@ -177,9 +185,21 @@ def certificate_manual_issue(request: Request, kind: str = Form(""), damage: str
 
 # --- one certificate ------------------------------------------------------------------------------
 
+def _shown(session: Session, user: CurrentUser, cert: Any) -> Any:
+    """The certificate as the one 閲覧制限 rule lets this user read it."""
+    return disclosure.certificate_for(disclosure.caller(user), disclosure.protected(session), cert)
+
+
+def _printable_for(session: Session, user: CurrentUser, cert: Any) -> None:
+    """A PDF or print of a protected household only for roles that may see it (the hub's 403)."""
+    if not disclosure.may_print_certificate(disclosure.caller(user), disclosure.protected(session), cert):
+        raise Forbidden(f"certificate {cert.number} belongs to a household under 閲覧制限 (DV等支援措置)",
+                        "この証明書の世帯は閲覧制限（支援措置）の対象です。本部または管理者が対応してください")
+
+
 def _detail(request: Request, session: Session, user: CurrentUser, number: str, *, done: str = "",
             errors: dict[str, str] | None = None, error: str = "", status_code: int = 200) -> HTMLResponse:
-    cert = certs.get_certificate(session, number)
+    cert = _shown(session, user, certs.get_certificate(session, number))
     events = certs.history(session, cert.number)
     audit_view(session, request, user, "view", [f"certificate:{cert.number}"])
     session.commit()
@@ -199,9 +219,10 @@ def certificate_detail(request: Request, number: str, done: str = "", user: Curr
 @router.get("/desk/certificates/{number}/pdf")
 def certificate_pdf(request: Request, number: str, user: CurrentUser = Depends(require(PERM)),
                     session: Session = Depends(db)) -> Response:
+    cert = certs.get_certificate(session, number)
+    _printable_for(session, user, cert)
     data = certs.pdf(session, number, by=user, screen=screen(request))
     session.commit()
-    cert = certs.get_certificate(session, number)
     fname = f"{cert.number}.pdf"
     return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=\"{fname}\"",
@@ -213,6 +234,7 @@ def certificate_print(request: Request, number: str, user: CurrentUser = Depends
                       session: Session = Depends(db)) -> HTMLResponse:
     cert = certs.get_certificate(session, number)
     certs.ensure_printable(cert)
+    _printable_for(session, user, cert)
     reissued_at = certs.last_reissue_at(session, cert.number)
     audit_view(session, request, user, "print", [f"certificate:{cert.number}"],
                {"number": cert.number, "format": "html", "reissue_count": cert.reissue_count})

@@ -105,13 +105,13 @@ def apply_events(conn: Connection, events: Sequence[WireEvent], *, now: datetime
         elif e.type == "consent.changed" and e.data.get("evacuee_id"):
             edits.append((e, str(e.data["evacuee_id"]), {"consents": {"new": e.data.get("consents") or {}}}))
     _edits(conn, edits, now, m)
-    _withhold(conn, events, m)
+    _withhold(conn, events, m, registered)
     jobs = crossmatch.after_apply(conn, m, registered=registered, decided=decided,
                                   touched=stayed | {eid for _, eid, _ in edits} | set(decided), now=now)
     return Applied(len(events), jobs)
 
 
-def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
+def _withhold(conn: Connection, events: Sequence[WireEvent], m: str, registered: Iterable[str] = ()) -> None:
     """Evacuees 閲覧制限 are withheld from every other shelter's feed from now on (sticky): those a
     shelter marks (``restricted`` on a registration, edit or decision) and, by the hub's one rule
     (:mod:`sync.hub.restricted`), every evacuee this batch touched that is protected — linked or
@@ -119,7 +119,7 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
     protected by another town, damaged care flags — with the other registrations of the same person.
     Without the data key a link into a town that holds flagged residents withholds (fail closed)."""
     from sync.hub import registry
-    from sync.hub.restricted import protected_evacuees
+    from sync.hub.restricted import protected_whole
 
     ids = set()
     touched: set[str] = set()
@@ -136,18 +136,38 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str) -> None:
             flag = True
         if flag and d.get("evacuee_id"):
             ids.add(str(d["evacuee_id"]))
+    new_here = set(registered)
     if ids:
-        mark_withheld(conn, m, ids)
-    if touched:
-        more = protected_evacuees(conn, m, registry.data_key_of(conn.engine), touched, whole_person=True)
-        mark_withheld(conn, m, more - ids)
+        mark_withheld(conn, m, ids, retract_except=new_here)
+    if touched:  # household-wide: a child's registration must not tell where the flagged mother is
+        more = protected_whole(conn, m, registry.data_key_of(conn.engine))
+        mark_withheld(conn, m, more - ids, retract_except=new_here)
 
 
-def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str]) -> None:
+def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str], *,
+                  retract_except: Iterable[str] | None = ()) -> set[str]:
+    """Withhold these evacuees from the feed from now on; returns those newly withheld.
+
+    A registration the feed may already have served (not registered in this very batch:
+    ``retract_except``) is withdrawn from the other laptops by an ``evacuee.retracted`` notice
+    (:class:`sync.events.EvacueeRetracted`): they delete what they pulled about that evacuee.
+    ``retract_except=None`` sends no notice."""
+    from sync.hub.store import insert_notices
+
     ids = sorted(set(evacuee_ids))
-    if ids:
-        conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
-                                               in_(conn, hub_evacuee.c.evacuee_id, ids)).values(withheld=True))
+    if not ids:
+        return set()
+    newly = {r[0] for r in conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.registered).where(
+        hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
+        in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
+    if not newly:
+        return set()
+    conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
+                                           in_(conn, hub_evacuee.c.evacuee_id, sorted(newly))).values(withheld=True))
+    if retract_except is not None:
+        served = sorted(newly - set(retract_except))
+        insert_notices(conn, m, [{"type": "evacuee.retracted", "payload": {"evacuee_id": e}} for e in served])
+    return newly
 
 
 # ---- registrations ------------------------------------------------------------------------------------

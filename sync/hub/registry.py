@@ -228,7 +228,10 @@ def store_snapshot(engine: Engine, key: DataKey, municipality: str, *, data: byt
             records_ct=key.seal(_records_context(m, sid, sha256), body), imported_at=now, imported_by=imported_by))
         macs = sorted({key.mac(f"{m}:{r[rid_i]}") for r in records if r[res_i]})
         bulk_insert(conn, hub_restricted, [dict(municipality_code=m, snapshot_id=sid, rid_mac=x) for x in macs])
-        _rewithhold(conn, key, m, set(macs))
+        hh_i = RECORD_FIELDS.index("household_id")
+        bad_hh = {r[hh_i] for r in records if r[res_i] and r[hh_i]}  # the household of a flagged person too
+        family = {key.mac(f"{m}:{r[rid_i]}") for r in records if r[hh_i] and r[hh_i] in bad_hh}
+        _rewithhold(conn, key, m, set(macs), set(macs) | family)
         audit.record(conn, m, actor=imported_by or "hub", action="registry.imported",
                      detail={"snapshot_id": sid, "source_file": source_file, "sha256": sha256, "as_of": as_of,
                              "rows": len(records), "key_id": key.key_id})
@@ -237,8 +240,11 @@ def store_snapshot(engine: Engine, key: DataKey, municipality: str, *, data: byt
     return _info(row)
 
 
-def _rewithhold(conn: Connection, key: DataKey, m: str, macs: set[str]) -> None:
-    """A new snapshot may flag (閲覧制限) people already linked: withhold them from now on."""
+def _rewithhold(conn: Connection, key: DataKey, m: str, macs: set[str], withhold: set[str] | None = None) -> None:
+    """A new snapshot may flag (閲覧制限) people already linked: withhold them — and the evacuees
+    linked to anyone in a flagged person's registry household (``withhold``) — from now on; the
+    other laptops are told to drop what they pulled (`sync.hub.apply.mark_withheld`)."""
+    withhold = withhold if withhold is not None else macs
     from sync.hub.apply import mark_withheld
 
     if not macs:
@@ -246,7 +252,7 @@ def _rewithhold(conn: Connection, key: DataKey, m: str, macs: set[str]) -> None:
     links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
         hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
         (hub_person_link.c.resident_municipality.is_(None)) | (hub_person_link.c.resident_municipality == m))).all()
-    mark_withheld(conn, m, [e for e, rid in links if key.mac(f"{m}:{rid}") in macs])
+    mark_withheld(conn, m, [e for e, rid in links if key.mac(f"{m}:{rid}") in withhold])
     for host, eid, rid in conn.execute(select(hub_cross_link.c.host_code, hub_cross_link.c.evacuee_id,
                                               hub_cross_link.c.resident_id)
                                        .where(hub_cross_link.c.municipality_code == m)).all():
@@ -340,17 +346,22 @@ _records_lock = threading.Lock()
 RECORDS_CACHE = int(os.environ.get("ANPI_HUB_RECORDS_CACHE", "8") or 8)
 
 
-def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo) -> Records:
+def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo, *,
+                 conn: Connection | None = None) -> Records:
     """Decrypted records of a snapshot; a few are kept in memory (a snapshot never changes), each with
-    what callers derived from it (:meth:`Records.derived`) — evicted together."""
+    what callers derived from it (:meth:`Records.derived`) — evicted together. ``conn``: read through
+    the caller's transaction (a SQLite hub's writer holds the only lock; a second connection waits)."""
     ck = (id(engine), m, snapshot.snapshot_id)
     with _records_lock:
         hit = _records_cache.get(ck)
         if hit is not None:
             _records_cache.move_to_end(ck)
             return hit
-    with engine.connect() as conn:
+    if conn is not None:
         blob, key_id, sha = _sealed(conn, m, snapshot.snapshot_id, "records_ct")
+    else:
+        with engine.connect() as own:
+            blob, key_id, sha = _sealed(own, m, snapshot.snapshot_id, "records_ct")
     doc = json.loads(key.open(_records_context(m, snapshot.snapshot_id, sha), blob, key_id))
     rec = Records(m, snapshot.snapshot_id, snapshot.as_of, list(doc["fields"]), dict(doc.get("gaiji") or {}),
                   doc["rows"])

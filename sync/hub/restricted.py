@@ -27,15 +27,24 @@ hub's every linked evacuee.)
 **A resident** (``protected_residents``) is protected when flagged in any backup of the
 municipality (without the key: when the municipality holds any flagged MAC).
 
-**Publication widening (PFIF only)** — ``protected_for_publication``: a Person Finder export is
+**Household widening (PFIF, and since issue 12 安否照会 and the feed)** — ``protected_for_publication``: a Person Finder export is
 read by anyone, so the shelter's PFIF rule (`app.services.pfif.protected_evacuees`) also protects
 whoever registered together with a protected person (the household key typed at intake) and an
 evacuee linked to a resident whose registry household (newest backup) holds a flagged member: a
-child's public record would say where the mother is. Desks that answer one person at a time
-(安否照会, certificates) keep to the narrower rule above; the feed's withholding too (it goes
-only to the municipality's own shelters, whose staff see the same people in person).
+child's public record would say where the mother is. Since issue 12 this household-wide answer
+(``protected_whole``) is what 安否照会 and the feed's withholding ask too: a child's registration
+told where the flagged mother was. Certificates keep to their own household (the registry
+household printed on them, ``app.hub_certificates.restricted_numbers``).
 
-`sync/` never imports `app/`: the rule lives here so `sync.hub.apply` can use it.
+**One rule, household-wide, for every output** — ``protected_whole``: the decision itself is the
+pure rule in :mod:`matching.disclosure` (shared with the shelter's ``app.services.disclosure``):
+this module only gathers the facts (who is flagged, which registrations are one person, which
+registered together, which registry households hold a flagged member) and asks it. 安否照会 and the
+feed's withholding use the household-wide answer too: a child's registration would otherwise tell
+where the flagged mother is (issue 12). A registration the feed served before it became protected
+is withdrawn from the other laptops by an ``evacuee.retracted`` notice (:func:`sync.hub.apply.mark_withheld`).
+
+`sync/` never imports `app/`: the facts are gathered here so `sync.hub.apply` can use them.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from matching.disclosure import household_facts, is_protected, spread
 from sync.hub.apply import in_
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
@@ -157,17 +167,8 @@ def _by_link(conn: Connection, m: str, key: DataKey | None, wanted: dict[str, se
 
 
 def _spread(protected: set[str], groups: Iterable[Iterable[str]]) -> set[str]:
-    """Any protected member protects its whole group (repeated until nothing changes: groups overlap)."""
-    groups = [set(g) for g in groups if g]
-    out = set(protected)
-    changed = True
-    while changed:
-        changed = False
-        for g in groups:
-            if g & out and not g <= out:
-                out |= g
-                changed = True
-    return out
+    """Any protected member protects its whole group: the one rule (`matching.disclosure.spread`)."""
+    return spread(protected, groups)
 
 
 def _protected(conn: Connection, m: str, key: DataKey | None,
@@ -243,7 +244,7 @@ def household_protected_residents(conn: Connection, m: str, key: DataKey | None,
     out = protected_residents(conn, m, key, ids)
     if records is None or not ids - out:
         return out
-    of, members = household_index(records)
+    of, members = records.derived("restricted.household_index", household_index)  # once per backup
     hhs = {of[r] for r in ids - out if r in of}
     flagged = protected_residents(conn, m, key, {x for hh in hhs for x in members[hh]})
     bad = {hh for hh in hhs if any(x in flagged for x in members[hh])}
@@ -275,9 +276,33 @@ def protected_for_publication(conn: Connection, m: str, key: DataKey | None, rec
             by_key.setdefault(f"household:{hk}", set()).add(eid)
     for eid, pk in pkey.items():
         by_key.setdefault(f"person:{pk}", set()).add(eid)
-    return _spread(out, by_key.values())
+    everyone = out | {e for g in by_key.values() for e in g}
+    facts = household_facts(everyone, out, by_key.values())
+    return {e for e, f in facts.items() if is_protected(f)}
+
+
+def newest_records(conn: Connection, m: str, key: DataKey | None) -> Records | None:
+    """m's newest registry backup, decrypted (cached by `sync.hub.registry.open_records`); None
+    without the key or a backup (the rule then protects every link into a flagged town)."""
+    from sync.hub import registry
+
+    if key is None:
+        return None
+    snap = registry.latest_snapshot(conn, m)
+    return registry.open_records(conn.engine, key, m, snap, conn=conn) if snap is not None else None
+
+
+def protected_whole(conn: Connection, m: str, key: DataKey | None, records: Records | None = None) -> set[str]:
+    """Every evacuee of m the one rule protects, household-wide (module notes): what 安否照会, the
+    feed and every publication ask. Leaves the tenant at m."""
+    try:
+        if records is None:
+            records = newest_records(conn, m, key)
+        return protected_for_publication(conn, m, key, records)
+    finally:
+        set_tenant(conn, m)
 
 
 __all__: Sequence[str] = ("care_protects", "holds_flags", "household_index", "household_protected_residents",
                           "protected_evacuees",
-                          "protected_for_publication", "protected_residents")
+                          "protected_for_publication", "protected_residents", "protected_whole", "newest_records")
