@@ -365,7 +365,7 @@ def _swap_in(db_path: Path, new_file: Path, now: datetime) -> Path | None:
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise DatabaseInUse(f"{db_path} is in use (stop `anpi serve` first)",
-                                    "データベースが使用中です (anpi serve を止めてから復元してください)") from None
+                                    "データベースが使用中です（安否システムを止めてから復元してください）") from None
             lock.close()  # unreadable database: move it aside exactly as it is, -wal and all
             lock = None
         except sqlite3.DatabaseError:
@@ -561,7 +561,7 @@ def backup_overview(session: Session, *, folder: Path | None, interval_minutes: 
     if last is not None and not last.ok:
         warnings.append(f"最後のバックアップに失敗しました: {last.message}")
     if folder is None:
-        warnings.append("自動バックアップが設定されていません (anpi serve --backup-dir フォルダ)")
+        warnings.append("自動バックアップが設定されていません（システム担当者にバックアップ先フォルダの設定を依頼してください）")
 
     def as_dict(r: BackupRecord | None) -> dict[str, Any] | None:
         if r is None:

@@ -41,12 +41,24 @@ def _rows(session: Session, people: list) -> list[dict[str, Any]]:
 def roster_list(request: Request, q: str = "", status: str = "in_shelter", care: str = "", decision: str = "",
                 user: CurrentUser = Depends(require("roster.view")), session: Session = Depends(db)) -> HTMLResponse:
     f = _filter(q, status, care, decision)
-    people = evacuees.list_evacuees(session, f)
+    reveal = user.can("restricted")
+    people = evacuees.list_evacuees(session, f, reveal_restricted=reveal)
     audit_view(session, request, user, "search" if f.q else "view", subjects=[f"evacuee:{e.id}" for e in people],
                detail={"q": f.q, "status": f.status, "care": f.care, "decision": f.decision, "count": len(people)})
     session.commit()
     return render(request, "roster.html", {"rows": _rows(session, people), "f": f, "statuses": STATUS_CHOICES,
-                                           "care_flags": CARE_FLAGS, "decisions": evacuees.DECISION_JA})
+                                           "care_flags": CARE_FLAGS, "decisions": evacuees.DECISION_JA,
+                                           "hidden": _hidden_by_status(session, f, reveal)})
+
+
+def _hidden_by_status(session: Session, f: RosterFilter, reveal: bool) -> int:
+    """How many people the status filter hides (same search otherwise): the page says so plainly,
+    so a person who was moved is never silently missing from a search."""
+    if f.status == "all":
+        return 0
+    everyone = evacuees.list_evacuees(session, RosterFilter(f.q, "all", f.care, f.decision), limit=1_000_000,
+                                      reveal_restricted=reveal)
+    return sum(1 for e in everyone if e.status != f.status)
 
 
 @router.get("/roster/print", response_class=HTMLResponse)
@@ -55,7 +67,7 @@ def roster_print(request: Request, q: str = "", status: str = "in_shelter", care
     from app.services.shelters import current_shelter
 
     f = _filter(q, status, care, decision)
-    people = evacuees.list_evacuees(session, f, limit=100_000)
+    people = evacuees.list_evacuees(session, f, limit=100_000, reveal_restricted=user.can("restricted"))
     audit_view(session, request, user, "print", subjects=[f"evacuee:{e.id}" for e in people],
                detail={"q": f.q, "status": f.status, "care": f.care, "count": len(people)})
     shelter = current_shelter(session)
