@@ -36,6 +36,7 @@ NAV = [
     ("/desk/sought", "捜索依頼", "sought", ""),
     ("/admin/users", "利用者", "admin", ""),
     ("/admin/registry", "台帳取込", "admin", ""),
+    ("/admin/shelters", "避難所", "admin", ""),
     ("/admin/audit", "監査ログ", "admin", ""),
 ]
 

@@ -78,6 +78,8 @@ def roster_print(request: Request, q: str = "", status: str = "in_shelter", care
 
 def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_id: str, *, error: str = "",
                  error_field: str = "", status_code: int = 200) -> HTMLResponse:
+    from app.services import shelter_list
+
     detail = evacuees.evacuee_detail(session, evacuee_id, reveal_restricted=user.can("restricted"))
     subjects = [f"evacuee:{evacuee_id}"] + [f"evacuee:{m.id}" for m in detail.household]
     if detail.resident:
@@ -88,7 +90,8 @@ def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_
         "d": detail, "ev": detail.evacuee, "name": evacuees.full_name(detail.evacuee),
         "care": evacuees.care_labels(detail.evacuee.care_flags or {}), "stay_ja": evacuees.STAY_JA,
         "decision_ja": evacuees.DECISION_JA, "status_ja": evacuees.STATUS_JA, "sex_ja": evacuees.SEX_JA,
-        "destinations": evacuees.other_shelters(session, detail.evacuee.shelter_id),
+        "destinations": [v for v in shelter_list.list_shelters(session) if not v.own],
+        "OTHER": shelter_list.OTHER,
         "error": error, "error_field": error_field, "full_name": evacuees.full_name,
     }, status_code=status_code)
 
@@ -166,9 +169,18 @@ def checkout(request: Request, evacuee_id: str, destination: str = Form(""),
 
 
 @router.post("/roster/{evacuee_id}/transfer", response_class=HTMLResponse)
-def transfer(request: Request, evacuee_id: str, destination: str = Form(""),
+def transfer(request: Request, evacuee_id: str, destination: str = Form(""), destination_other: str = Form(""),
              user: CurrentUser = Depends(require("register")), session: Session = Depends(db)) -> Response:
-    return _stay_action(request, session, user, evacuee_id, "transfer", destination)
+    """移動: to a shelter of the list (its code), or 「その他」 with the place typed beside it."""
+    from app.services import shelter_list
+
+    try:
+        where = shelter_list.destination_for(session, destination, destination_other)
+    except AnpiError as exc:
+        session.rollback()
+        return _detail_page(request, session, user, evacuee_id, error=exc.message_ja,
+                            error_field=getattr(exc, "field", "") or "destination", status_code=422)
+    return _stay_action(request, session, user, evacuee_id, "transfer", where)
 
 
 @router.post("/roster/{evacuee_id}/checkin", response_class=HTMLResponse)
