@@ -28,10 +28,13 @@ _KEY = {"accepted": "取込件数", "action": "操作", "care": "要配慮", "co
         "query": "検索語", "reason": "理由", "resident_id": "宛名番号", "role": "役割", "rows": "行数",
         "size": "大きさ", "status": "状態", "stay_id": "記録番号", "subject": "対象", "text": "検索語",
         "user": "利用者", "where": "場所", "since": "から", "until": "まで", "verify": "改ざんチェック",
-        "rejected": "取込不可", "sha256": "確認値", "code": "コード", "capacity": "定員", "shelter": "避難所"}
+        "rejected": "取込不可", "sha256": "確認値", "code": "コード", "capacity": "定員", "shelter": "避難所",
+        "towns": "町字", "care_only": "要配慮のみ", "age_band": "年齢", "household": "世帯番号", "population": "人数",
+        "restricted_shown": "閲覧制限の方", "kind": "種類", "method": "方法", "note": "備考", "name_kana": "フリガナ"}
 _VALUE = {"in_shelter": "在所", "left": "退所", "transferred": "移動", "all": "すべて", "manual": "手動",
           "idle": "無操作", "confirmed": "確認済み", "rejected": "別人", "not_resident": "住民でない",
-          "auto": "自動照合", "review": "要確認", "none": "該当なし", "csv": "CSV", "xlsx": "Excel", "pdf": "PDF"}
+          "auto": "自動照合", "review": "要確認", "none": "該当なし", "csv": "CSV", "xlsx": "Excel", "pdf": "PDF",
+          "anpi-list": "安否確認リスト", "safe": "確認済み"}
 
 
 def screen_ja(screen: str) -> str:
@@ -64,8 +67,8 @@ def detail_items(detail: dict[str, Any] | None) -> list[str]:
     """``{"q": "しみず", "count": 2}`` → ["検索語: しみず", "件数: 2"]; empty values are left out."""
     out = []
     for key, v in (detail or {}).items():
-        if v in ("", None, [], {}):
-            continue
+        if v in ("", None, [], {}) or v is False:
+            continue  # an unset filter says nothing
         label = _KEY.get(key)
         out.append(f"{label}: {_value(v)}" if label else _value(v))
     return out
