@@ -77,7 +77,7 @@ def _phrase(field: str, level_ja: str) -> str:
         return "家族が" + level_ja
     if field == "town":
         return "住所の" + level_ja
-    joiner = "の" if level_ja.startswith(("読み", "ローマ字", "入力違い")) else "が"
+    joiner = "の" if level_ja.startswith(("読み", "ローマ字が", "入力違い")) else "が"
     if level_ja.startswith(("生まれ年", "年齢")):
         return level_ja
     return FIELD_JA.get(field, "") + joiner + level_ja
