@@ -53,6 +53,7 @@ def _readings():  # type: ignore[no-untyped-def]
     return ReadingModel(use_pykakasi=True)
 
 
+@lru_cache(maxsize=65536)
 def _reading_of(kanji: str) -> str:
     try:
         return _readings().dictionary_reading(kanji)
