@@ -88,6 +88,18 @@ class RemoteEvent(SQLModel, table=True):
     received_at: datetime
 
 
+class RemoteShelter(SQLModel, table=True):
+    """A shelter of this municipality as the hub last listed it (``GET /v1/shelters``): the laptop's
+    shelter list (避難所一覧) offers it as a 移動 destination."""
+
+    __tablename__ = "remote_shelter"
+
+    code: str = Field(primary_key=True)
+    name: str
+    population: Optional[int] = None
+    seen_at: datetime
+
+
 class SyncCursor(SQLModel, table=True):
     """Named watermark, e.g. ``ack/<device>/<epoch>`` or ``pull/<hub_id>``."""
 

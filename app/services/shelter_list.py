@@ -143,12 +143,25 @@ def hub_shelters(session: Session) -> dict[str, tuple[str, int]]:
     return {c: (names.get(c, c), counts.get(c, 0)) for c in names}
 
 
+def _hub_directory(session: Session) -> dict[str, tuple[str, int]]:
+    """What the hub listed at the last sync (GET /v1/shelters → remote_shelter): enrolled laptops."""
+    try:
+        rows = session.execute(text("SELECT code, name, population FROM remote_shelter")).all()
+    except OperationalError:  # a database made before the hub listed shelters
+        return {}
+    return {code: (name, population or 0) for code, name, population in rows}
+
+
 def refresh_from_hub(session: Session) -> int:
-    """Add or update the shelters the hub's feed names (not this laptop's own); returns how many."""
+    """Add or update the shelters the hub lists and its feed names (not this laptop's own); returns how many."""
+    from sync import outbox
+
     own = current_shelter(session)
+    device = outbox.get_device(session)
+    mine = {own.code, device.device_id if device is not None else ""}
     n = 0
-    for code, (name, people) in hub_shelters(session).items():
-        if code == own.code:
+    for code, (name, people) in (hub_shelters(session) | _hub_directory(session)).items():
+        if code in mine:
             continue
         row = session.exec(select(ShelterRecord).where(ShelterRecord.code == code)).first()
         if row is None:

@@ -1,6 +1,7 @@
 """The municipality's shelter list (避難所一覧): name, code, capacity, population, where it came from.
 
-A 移動 (transfer) picks its destination from this list instead of typing a name by hand.
+A 移動 (transfer) picks its destination from this list instead of typing a name by hand;
+`remote_shelter` keeps the hub's list of the municipality's enrolled shelters (GET /v1/shelters).
 
 Revision ID: 0009
 Revises: 0008
@@ -17,7 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if "shelter_record" in sa.inspect(op.get_bind()).get_table_names():
+    tables = sa.inspect(op.get_bind()).get_table_names()
+    if "remote_shelter" not in tables:  # the hub's list of the municipality's shelters (sync.models)
+        op.create_table(
+            "remote_shelter",
+            sa.Column("code", sa.String(), primary_key=True),
+            sa.Column("name", sa.String(), nullable=False),
+            sa.Column("population", sa.Integer(), nullable=True),
+            sa.Column("seen_at", sa.DateTime(), nullable=False),
+        )
+    if "shelter_record" in tables:
         return  # a file rewound to an older revision (re-running must not fail)
     op.create_table(
         "shelter_record",
@@ -39,3 +49,4 @@ def downgrade() -> None:
     with op.batch_alter_table("shelter_record", schema=None) as batch_op:
         batch_op.drop_index("ix_shelter_record_code")
     op.drop_table("shelter_record")
+    op.drop_table("remote_shelter")
