@@ -110,7 +110,8 @@ class SyncCursor(SQLModel, table=True):
     updated_at: datetime
 
 
-SYNC_TABLES = [SyncDevice.__table__, OutboxEvent.__table__, RemoteEvent.__table__, SyncCursor.__table__]
+SYNC_TABLES = [SyncDevice.__table__, OutboxEvent.__table__, RemoteEvent.__table__, SyncCursor.__table__,
+               RemoteShelter.__table__]
 
 # Immutability enforced by the database itself, not just by convention.  Created together
 # with the table by ``create_all``; the lead's Alembic migration should execute the same DDL
