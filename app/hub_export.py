@@ -149,7 +149,8 @@ class HubList:
             "resident_id": r.resident_id, "household_id": r.household_id, "relationship": r.relationship,
             "name": r.name, "name_kana": r.kana, "alpha_name": person.alpha_name if person else "",
             "birth_date": r.birth_date.isoformat() if r.birth_date else "", "age": r.age, "sex": r.sex,
-            "address": r.address, "town": r.town, "restricted": r.restricted, "status": r.status,
+            "address": r.address, "town": r.town, "town_label": r.town_label or r.town, "restricted": r.restricted,
+            "status": r.status,
             "status_ja": r.status_ja, "safe": r.safe, "where": where, "care": list(r.care),
             "hq": ({k: rec[k] for k in ("record_id", "status", "method", "note", "by_user", "at")}
                    | {"typed_at": _typed_at(rec)}) if rec else None}

@@ -30,6 +30,27 @@ class Shelter(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ShelterRecord(SQLModel, table=True):
+    """One shelter of the municipality's shelter list (避難所一覧): a 移動 picks its destination here.
+
+    source: "own" (this laptop's shelter), "hub" (heard of from the hub's feed) or "admin" (typed
+    in by an administrator or `anpi shelter add`). population is what was last known for another
+    shelter; this laptop's own population is always counted from its roster.
+    """
+
+    __tablename__ = "shelter_record"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    code: str = Field(index=True, unique=True)
+    name: str
+    capacity: Optional[int] = None
+    population: Optional[int] = None
+    address: str = ""
+    source: str = "admin"
+    active: bool = True
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Staff(SQLModel, table=True):
     """One account per person: shared logins are how residents' data leaked before."""
 

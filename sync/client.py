@@ -20,7 +20,7 @@ from typing import Any, Callable, ContextManager, Sequence
 
 import httpx
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from sync import crypto, outbox
 from sync.canonical import canonical_bytes, sha256_hex
@@ -383,6 +383,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 result.audit = _report_audit(client, audit_reporter)
             if pull:
                 _pull(session_factory, client, hub_id, batch_size, result, on_progress, on_pulled)
+                _pull_shelters(session_factory, client)
         except SyncError as exc:
             result.error = str(exc)
             if isinstance(exc, AuthError) and exc.reason in ("device_revoked", "unknown_device"):
@@ -425,6 +426,29 @@ def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 
         if len(report.get("entries") or []) < 1000:
             break
     return verdict
+def _pull_shelters(session_factory: SessionFactory, client: HubClient) -> None:
+    """The municipality's shelters (``GET /v1/shelters``) into ``remote_shelter``, replacing the last
+    list. A hub that predates the endpoint answers 404: the laptop keeps what it had."""
+    from sync.models import RemoteShelter
+
+    try:
+        doc = client.request("GET", "/v1/shelters")
+    except SyncError:
+        return
+    rows = doc.get("shelters")
+    if not isinstance(rows, list):
+        return
+    now = datetime.now(timezone.utc)
+    with session_factory() as s:
+        for old in s.exec(select(RemoteShelter)):
+            s.delete(old)
+        s.flush()
+        for r in rows:
+            if isinstance(r, dict) and r.get("code") and r.get("name"):
+                pop = r.get("population")
+                s.add(RemoteShelter(code=str(r["code"])[:100], name=str(r["name"])[:200],
+                                    population=pop if isinstance(pop, int) else None, seen_at=now))
+        s.commit()
 
 
 def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch_size: int, result: SyncResult,

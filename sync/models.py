@@ -88,6 +88,18 @@ class RemoteEvent(SQLModel, table=True):
     received_at: datetime
 
 
+class RemoteShelter(SQLModel, table=True):
+    """A shelter of this municipality as the hub last listed it (``GET /v1/shelters``): the laptop's
+    shelter list (避難所一覧) offers it as a 移動 destination."""
+
+    __tablename__ = "remote_shelter"
+
+    code: str = Field(primary_key=True)
+    name: str
+    population: Optional[int] = None
+    seen_at: datetime
+
+
 class SyncCursor(SQLModel, table=True):
     """Named watermark, e.g. ``ack/<device>/<epoch>`` or ``pull/<hub_id>``."""
 
@@ -98,7 +110,8 @@ class SyncCursor(SQLModel, table=True):
     updated_at: datetime
 
 
-SYNC_TABLES = [SyncDevice.__table__, OutboxEvent.__table__, RemoteEvent.__table__, SyncCursor.__table__]
+SYNC_TABLES = [SyncDevice.__table__, OutboxEvent.__table__, RemoteEvent.__table__, SyncCursor.__table__,
+               RemoteShelter.__table__]
 
 # Immutability enforced by the database itself, not just by convention.  Created together
 # with the table by ``create_all``; the lead's Alembic migration should execute the same DDL

@@ -100,6 +100,8 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("POST", "/admin/users/{user_id}/setup-code"): ADMIN,
     ("GET", "/admin/registry"): ADMIN,
     ("POST", "/admin/registry"): ADMIN,
+    ("GET", "/admin/shelters"): ADMIN,
+    ("POST", "/admin/shelters"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/audit/anomalies"): ADMIN,
     ("GET", "/hq"): EXPORT,  # 安否確認 (hq.list)
@@ -208,6 +210,8 @@ def _call(client: TestClient, method: str, path: str, shelter: Any, token: str |
             data.update({"name": "ささき けん", "sex": "男", "pets": "猫"})
         elif path == "/admin/users":
             data.update({"name": "画面 追加", "role": "desk"})
+        elif path == "/admin/shelters":
+            data.update({"code": "S-MATRIX", "name": "試験 避難所", "capacity": "50"})
         elif path == "/roster/import":
             files = {"file": ("roster.csv", ROSTER_CSV, "text/csv")}
         elif path == "/desk/sought/import":

@@ -77,7 +77,9 @@ from app.ids import utcnow
 from app.models import (Evacuee, HqConfirmation, MatchDecision, RegistrySnapshot, Resident, Shelter,
                         StayEvent)
 from app.services import audit, journal
+from app.services.anpi_towns import town_labels, town_sort_key
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
+from app.services.roster_search import SearchKey, name_matches
 from matching.disclosure import Caller, Facts, decide
 
 #: status code → label (the order of counts and chart legends)
@@ -174,10 +176,12 @@ class AnpiRow:
     remote: bool = False  # the shelter information came from another shelter via the hub
     evacuee_id: str = ""  # the stay the status rests on (ShelterStay.evacuee_id), "" when none
     hq_record_id: str = ""  # the HQ record shown (HqRecord.id), "" when none
+    town_label: str = ""  # the 町字 as the registry spells it (anpi_towns.town_spelling); town is the key
+    moved: bool = False  # status "left" because the person was transferred (移動) to another shelter
 
     @property
     def status_ja(self) -> str:
-        return STATUS_JA[self.status]
+        return "移動" if self.moved and self.status == "left" else STATUS_JA[self.status]
 
     @property
     def safe(self) -> bool:
@@ -200,6 +204,9 @@ class AnpiRow:
         when = local_text(self.confirmed_at, "%m/%d %H:%M")
         if self.status == "in_shelter":
             return f"{self.shelter}（{when}から）" if when else self.shelter
+        if self.status == "left" and self.moved:
+            dest = f"{self.destination}へ移動" if self.destination else "ほかの避難所へ移動"
+            return f"{self.shelter}から{dest}" + (f"（{when}）" if when else "")
         if self.status == "left":
             dest = f" → {self.destination}" if self.destination else ""
             return f"{self.shelter}を退所{dest}" + (f"（{when}）" if when else "")
@@ -216,10 +223,13 @@ class AnpiFilter:
     age_band: str = ""  # a key of AGE_BANDS
     care_only: bool = False  # 要配慮 only
     status: str = ""  # a key of STATUS_JA, or "safe"
+    #: part of a name (any spelling the engine folds: kana, kanji variants, romaji); a name search
+    #: never shows 閲覧制限 people, whoever asks, and does not count them either
+    name: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"towns": list(self.towns), "household": self.household, "age_band": self.age_band,
-                "care_only": self.care_only, "status": self.status}
+                "care_only": self.care_only, "status": self.status, "name": self.name}
 
     def describe(self) -> str:
         parts = []
@@ -233,6 +243,8 @@ class AnpiFilter:
             parts.append("要配慮のみ")
         if self.status:
             parts.append("状態=" + ("確認済み" if self.status == "safe" else STATUS_JA.get(self.status, self.status)))
+        if self.name:
+            parts.append(f"氏名={self.name}")
         return "、".join(parts) or "なし（全員）"
 
 
@@ -249,6 +261,7 @@ class AnpiList:
     as_of: date | None = None
     gaiji_map: dict[str, str] = field(default_factory=dict)
     generated_at: datetime = field(default_factory=utcnow)
+    town_labels: dict[str, str] = field(default_factory=dict)  # town key → registry spelling
 
     def page(self, page: int, per_page: int) -> tuple[list[AnpiRow], int, int]:
         """(rows of page `page` (from 1, clamped), the page shown, page count)."""
@@ -262,7 +275,8 @@ class AnpiList:
         out = []
         for town, c in self.town_counts.items():
             safe = sum(c.get(s, 0) for s in SAFE)
-            out.append({"town": town, "safe": safe, "dead_missing": c.get("dead", 0) + c.get("missing", 0),
+            out.append({"town": town, "label": self.town_labels.get(town, town), "safe": safe,
+                        "dead_missing": c.get("dead", 0) + c.get("missing", 0),
                         "unconfirmed": c.get("unconfirmed", 0), "total": sum(c.values())})
         return out
 
@@ -428,7 +442,7 @@ def sort_residents(residents: Iterable[ResidentRecord]) -> SortedResidents:
         if n is None:
             n = numbers[r.address] = house_numbers(r.address)
         town = r.town or NO_TOWN
-        return (town == NO_TOWN, town, n, r.household_id, relationship_rank(r.relationship), r.birth_date or _FAR,
+        return (town == NO_TOWN, town_sort_key(town), n, r.household_id, relationship_rank(r.relationship), r.birth_date or _FAR,
                 r.resident_id)
 
     rows = tuple(sorted(residents, key=key))
@@ -457,6 +471,7 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
     typed = {t.strip(): normalize_town(t) for t in f.towns if t.strip()}
     want_towns = set(typed) | set(typed.values())
     band = AGE_BANDS.get(f.age_band) if f.age_band else None
+    name_key = SearchKey.of(f.name) if f.name.strip() else None
     all_towns: set[str] = set()
     rows: list[AnpiRow] = []
     excluded = 0
@@ -500,6 +515,8 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
         if f.status and (status not in SAFE if f.status == "safe" else status != f.status):
             continue
         shown = decide(who, Facts(flagged=r.restricted, household_flagged=r.household_id in bad_hh))
+        if name_key is not None and (shown.protected or not name_matches(name_key, r)):
+            continue  # checked after every other filter: a name search never counts 閲覧制限 people
         if not shown.listed:
             excluded += 1
             continue
@@ -510,6 +527,7 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
             birth_raw=r.birth_raw, age=age, sex=SEX_JA.get(r.sex, r.sex), address=r.address,
             town=town or NO_TOWN, status=status, care=care, restricted=shown.protected)
         if stay is not None:
+            row.moved = stay.state == "transferred"
             row.shelter, row.since, row.left_at = stay.shelter, stay.since, stay.left_at
             row.destination, row.remote, row.evacuee_id = stay.destination, stay.remote, stay.evacuee_id
         if record is not None and status in ("confirmed_other", "dead", "missing"):
@@ -530,7 +548,7 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
             n = numbers.get(x.address)
             if n is None:
                 n = numbers[x.address] = house_numbers(x.address)
-            return (x.town == NO_TOWN, x.town, n, x.household_id, relationship_rank(x.relationship),
+            return (x.town == NO_TOWN, town_sort_key(x.town), n, x.household_id, relationship_rank(x.relationship),
                     x.birth_date or _FAR, x.resident_id)
 
         rows.sort(key=sort_key)
@@ -541,8 +559,11 @@ def build_rows(residents: Iterable[ResidentRecord] | SortedResidents, stays: Map
         if tc is None:
             tc = town_counts[x.town] = dict.fromkeys(STATUS_JA, 0)
         tc[x.status] += 1
+    labels = town_labels((x.town, x.address) for x in rows if x.town != NO_TOWN)
+    for x in rows:
+        x.town_label = labels.get(x.town, x.town)
     return AnpiList(rows=rows, counts={k: counts.get(k, 0) for k in STATUS_JA}, town_counts=town_counts,
-                    restricted_excluded=excluded, total_residents=total, filters=f, today=today)
+                    restricted_excluded=excluded, total_residents=total, filters=f, today=today, town_labels=labels)
 
 
 # --- fetching (shelter SQLite) ------------------------------------------------------------
@@ -792,7 +813,21 @@ def town_names(session: Session, *, include_restricted: bool = False) -> list[st
     if not include_restricted:
         q = q.where(Resident.restricted == False)  # noqa: E712 - SQL comparison
     names = {t or NO_TOWN for (t,) in session.execute(q)}
-    return sorted(names, key=lambda t: (t == NO_TOWN, t))
+    return sorted(names, key=town_sort_key)
+
+
+def town_choices(session: Session, *, include_restricted: bool = False) -> list[tuple[str, str]]:
+    """(town key, the registry's spelling) for the 町字 menu, in natural order."""
+    snap = newest_snapshot(session)
+    if snap is None:
+        return []
+    q = select(Resident.k_town, Resident.address).where(Resident.snapshot_id == snap.id)  # type: ignore[call-overload]
+    if not include_restricted:
+        q = q.where(Resident.restricted == False)  # noqa: E712 - SQL comparison
+    pairs = [(t or "", a or "") for t, a in session.execute(q)]
+    labels = town_labels(pairs)
+    keys = {t or NO_TOWN for t, _ in pairs}
+    return [(k, labels.get(k, k)) for k in sorted(keys, key=town_sort_key)]
 
 
 def display_text(text_: str, gaiji_map: Mapping[str, str]) -> str:

@@ -395,7 +395,7 @@ def _aside_name(db_path: Path, now: datetime) -> Path:
 def _in_use(db_path: Path, exc: Exception) -> None:
     if "locked" in str(exc) or "busy" in str(exc):
         raise DatabaseInUse(f"{db_path} is in use (stop `anpi serve` first)",
-                            "データベースが使用中です (anpi serve を止めてから復元してください)") from None
+                            "データベースが使用中です（安否システムを止めてから復元してください）") from None
 
 
 def _lock_live(db_path: Path) -> db_crypto.Connection | None:
@@ -628,7 +628,7 @@ def backup_overview(session: Session, *, folder: Path | None, interval_minutes: 
     if last is not None and not last.ok:
         warnings.append(f"最後のバックアップに失敗しました: {last.message}")
     if folder is None:
-        warnings.append("自動バックアップが設定されていません (anpi serve --backup-dir フォルダ)")
+        warnings.append("自動バックアップが設定されていません（システム担当者にバックアップ先フォルダの設定を依頼してください）")
 
     def as_dict(r: BackupRecord | None) -> dict[str, Any] | None:
         if r is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from app.ids import utcnow
@@ -94,28 +94,18 @@ class RosterFilter:
     decision: str = ""  # latest match decision, e.g. review
 
 
-def list_evacuees(session: Session, f: RosterFilter | None = None, *, limit: int = 500) -> list[Evacuee]:
+def list_evacuees(session: Session, f: RosterFilter | None = None, *, limit: int = 500,
+                  reveal_restricted: bool = False) -> list[Evacuee]:
+    """The roster filtered; the text is searched the way `app.services.roster_search` folds names."""
+    from app.services.roster_search import search
+
     f = f or RosterFilter()
     q = select(Evacuee)
     if f.status and f.status != "all":
         q = q.where(Evacuee.status == f.status)
-    text = f.q.strip()
-    if text:
-        like = f"%{text}%"
-        conds = [Evacuee.name_raw.like(like), Evacuee.name_kana_raw.like(like), Evacuee.external_key.like(like),
-                 Evacuee.phone_raw.like(like), Evacuee.contact.like(like),
-                 (Evacuee.family_name + Evacuee.given_name).like(f"%{_fold(text)}%")]  # type: ignore[operator]
-        try:
-            from matching.kana import to_katakana
-
-            kata = to_katakana(text)
-            if kata:
-                conds.append(Evacuee.name_kana.like(f"%{kata.replace(' ', '').replace('　', '')}%"))
-                conds.append(Evacuee.name_kana.like(f"%{kata}%"))
-        except Exception:  # noqa: BLE001 - kana folding is a convenience, never a reason to fail a search
-            pass
-        q = q.where(or_(*conds))  # type: ignore[arg-type]
     rows = list(session.exec(q.order_by(Evacuee.created_at, Evacuee.id)))
+    if f.q.strip():
+        rows = search(session, rows, f.q, reveal_restricted=reveal_restricted)
     if f.care:
         rows = [e for e in rows if (has_care(e.care_flags) if f.care == "any" else e.care_flags.get(f.care))]
     if f.decision:
@@ -519,41 +509,11 @@ def blind_candidates(session: Session, ev: Evacuee, stored: list[dict[str, Any]]
     return out
 
 
-FIELD_JA = {"family": "氏", "given": "名", "name": "氏名", "birth": "生年月日", "sex": "性別", "town": "住所(町字)",
-            "alpha": "ローマ字氏名", "kana": "フリガナ", "kanji": "漢字", "address": "住所"}
-LEVEL_JA = {"exact": "一致", "agree": "一致", "fuzzy": "似ている", "different": "不一致", "missing": "情報なし",
-            "reading": "読みが一致", "devoiced": "濁点の違いのみ", "romaji": "ローマ字で一致", "romaji-fuzzy": "ローマ字が似ている",
-            "variant": "入力違いの可能性"}
-NOTE_JA = {"variant": "異体字", "era-converted": "和暦から変換"}
+def reason_parts(reasons: str) -> list[dict[str, Any]]:
+    """The engine's reasons as Japanese rows (see app.services.reasons_ja, the one translator)."""
+    from app.services.reasons_ja import reason_parts as _parts
 
-
-def _level_ja(level: str) -> str:
-    if level in LEVEL_JA:
-        return LEVEL_JA[level]
-    if level.startswith("variant("):
-        return "入力違いの可能性" + level[len("variant"):]
-    if level.endswith("-agrees"):
-        return {"year": "生年が一致", "age": "年齢が一致"}.get(level[:-7], "おおむね一致")
-    if level.endswith("-different"):
-        return {"year": "生年が不一致", "age": "年齢が不一致"}.get(level[:-10], "不一致")
-    if "/" in level or level.startswith("kanji-"):
-        return "一部一致（" + level + "）"
-    return level
-
-
-def reason_parts(reasons: str) -> list[dict[str, str]]:
-    """`family=exact variant 髙→高; birth=exact era-converted; sex=agree` as rows a person can read."""
-    out = []
-    for part in (reasons or "").split(";"):
-        part = part.strip()
-        key, eq, rest = part.partition("=")
-        if not eq or key == "p":
-            continue
-        level, _, note = rest.partition(" ")
-        note_ja = " ".join(NOTE_JA.get(w, w) for w in note.split())
-        out.append({"field": key, "field_ja": FIELD_JA.get(key, key), "level": level, "level_ja": _level_ja(level),
-                    "note": note_ja, "bad": level == "different" or level.endswith("-different")})
-    return out
+    return _parts(reasons)
 
 
 def review_queue(session: Session) -> list[Evacuee]:

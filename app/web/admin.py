@@ -248,8 +248,8 @@ def backup_now(request: Request, user: CurrentUser = Depends(require("admin"))) 
     scheduler = getattr(app_state, "backup_scheduler", None)
     if scheduler is None:
         if settings.backup_dir is None:
-            raise InvalidInput("no backup folder configured", "バックアップ先フォルダが設定されていません "
-                               "(anpi serve --backup-dir フォルダ または ANPI_BACKUP_DIR)", "backup_dir")
+            raise InvalidInput("no backup folder configured", "バックアップ先フォルダが設定されていません"
+                               "（システム担当者に設定を依頼してください）", "backup_dir")
         scheduler = BackupScheduler(app_state.db_path, lambda: Session(app_state.engine, expire_on_commit=False),
                                     settings.backup_dir, interval_minutes=settings.backup_interval_minutes,
                                     keep=settings.backup_keep)
@@ -292,8 +292,12 @@ def audit_page(request: Request, user_name: str = "", action: str = "", subject:
         f, error = audit.AuditFilter(), exc.message_ja
     from app.web.common import local_time
 
-    entries = [{**audit.as_dict(e), "at_local": local_time(e.at, "%Y-%m-%d %H:%M:%S")}
-               for e in audit.query(session, f, limit=per_page + 1, offset=(page - 1) * per_page)]
+    from app.web.audit_ja import detail_items, screen_ja, subject_ja
+
+    entries = [{**d, "at_local": local_time(e.at, "%Y-%m-%d %H:%M:%S"), "screen_ja": screen_ja(d["screen"]),
+                "subjects_ja": [subject_ja(x) for x in d["subjects"]], "detail_ja": detail_items(d["detail"])}
+               for e in audit.query(session, f, limit=per_page + 1, offset=(page - 1) * per_page)
+               for d in (audit.as_dict(e),)]
     more = len(entries) > per_page
     entries = entries[:per_page]
     result = audit.verify(session) if verify else None

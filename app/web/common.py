@@ -15,6 +15,7 @@ from sqlmodel import Session
 import kiosk_ui
 from app.api.auth import CSRF_FIELD, ROLE_JA, CurrentUser, browser_session, can
 from app.services import audit
+from app.services.reasons_ja import reasons_text
 
 UI_DIR = Path(kiosk_ui.__file__).parent
 TEMPLATES_DIR = UI_DIR / "templates"
@@ -35,6 +36,7 @@ NAV = [
     ("/desk/sought", "捜索依頼", "sought", ""),
     ("/admin/users", "利用者", "admin", ""),
     ("/admin/registry", "台帳取込", "admin", ""),
+    ("/admin/shelters", "避難所", "admin", ""),
     ("/admin/audit", "監査ログ", "admin", ""),
 ]
 
@@ -68,6 +70,7 @@ def upload_name(filename: str | None, default: str) -> str:
 
 templates.env.filters["local_time"] = local_time
 templates.env.filters["iso_date"] = iso_date
+templates.env.filters["reasons_ja"] = reasons_text
 templates.env.globals["ROLE_JA"] = ROLE_JA
 templates.env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
 

@@ -46,20 +46,22 @@ class Params:
     care_only: bool = False
     status: str = ""
     per_page: int = PER_PAGE
+    name: str = ""
 
     def filters(self) -> al.AnpiFilter:
         return al.AnpiFilter(towns=(self.town,) if self.town else (), household=self.household,
-                             age_band=self.age_band, care_only=self.care_only, status=self.status)
+                             age_band=self.age_band, care_only=self.care_only, status=self.status, name=self.name)
 
     def query(self, **extra: Any) -> str:
-        q = {"town": self.town, "household": self.household, "age_band": self.age_band,
+        q = {"name": self.name, "town": self.town, "household": self.household, "age_band": self.age_band,
              "care_only": "1" if self.care_only else "", "status": self.status,
              "per_page": self.per_page if self.per_page != PER_PAGE else "", **extra}
         return urlencode({k: v for k, v in q.items() if v not in ("", None)})
 
 
-def _params(town: str, household: str, age_band: str, care_only: str, status: str) -> Params:
-    return Params(town.strip(), household.strip(), age_band.strip(), care_only in ("1", "on", "true"), status.strip())
+def _params(town: str, household: str, age_band: str, care_only: str, status: str, name: str = "") -> Params:
+    return Params(town.strip(), household.strip(), age_band.strip(), care_only in ("1", "on", "true"), status.strip(),
+                  name=name.strip()[:100])
 
 
 #: bar colours of the chart: 確認済み / 死亡・行方不明 / 未確認
@@ -107,9 +109,9 @@ def chart_svg(c: dict[str, Any]) -> Markup:
     for b in c["bars"]:
         out.append(
             f'<a href="{e(b["href"])}" class="bar-link" data-town="{e(b["town"])}">'
-            f'<title>{e(b["town"])}: 確認済み {b["safe"]} / 死亡・行方不明 {b["dead_missing"]} / '
+            f'<title>{e(b.get("label") or b["town"])}: 確認済み {b["safe"]} / 死亡・行方不明 {b["dead_missing"]} / '
             f'未確認 {b["unconfirmed"]}（計 {b["total"]}人）</title>'
-            f'<text x="{lw - 6}" y="{b["text_y"]}" text-anchor="end" font-size="12">{e(b["town"])}</text>'
+            f'<text x="{lw - 6}" y="{b["text_y"]}" text-anchor="end" font-size="12">{e(b.get("label") or b["town"])}</text>'
             f'<rect class="bar-safe" x="{b["x0"]}" y="{b["y"]}" width="{b["w_safe"]}" height="{c["bar"]}" fill="{ok}"/>'
             f'<rect class="bar-dm" x="{b["x1"]}" y="{b["y"]}" width="{b["w_dm"]}" height="{c["bar"]}" fill="{dm}"/>'
             f'<rect class="bar-rest" x="{b["x2"]}" y="{b["y"]}" width="{b["w_rest"]}" height="{c["bar"]}" '
@@ -126,7 +128,7 @@ def chart(progress: list[dict[str, Any]], params: Params, **geometry: int) -> di
     """The shelter's chart: bars lead to /hq filtered to the 町字 (keeping the other filters);
     ``svg`` is the drawing (:func:`chart_svg`)."""
     c = chart_geometry(progress, lambda town: "/hq?" + Params(
-        town, params.household, params.age_band, params.care_only, params.status).query(), **geometry)
+        town, params.household, params.age_band, params.care_only, params.status, name=params.name).query(), **geometry)
     c["svg"] = chart_svg(c) if c["bars"] else Markup("")
     return c
 
@@ -141,7 +143,7 @@ def _page(request: Request, session: Session, user: CurrentUser, params: Params,
           done: str = "", error: str = "", error_field: str = "", form: dict[str, str] | None = None,
           status_code: int = 200) -> HTMLResponse:
     reveal = user.can("restricted")
-    towns = al.town_names(session, include_restricted=reveal)
+    towns = al.town_choices(session, include_restricted=reveal)
     try:
         lst = al.build_anpi_list(session, filters=params.filters(), include_restricted=reveal)
     except InvalidInput as exc:  # a town typed in the URL that does not exist: show everything, say why
@@ -174,9 +176,9 @@ def _page(request: Request, session: Session, user: CurrentUser, params: Params,
 
 @router.get("/hq", response_class=HTMLResponse)
 def hq_page(request: Request, town: str = "", household: str = "", age_band: str = "", care_only: str = "",
-            status: str = "", page: int = 1, per_page: int = PER_PAGE, rec: str = "", done: str = "",
+            status: str = "", page: int = 1, per_page: int = PER_PAGE, rec: str = "", done: str = "", name: str = "",
             user: CurrentUser = Depends(require("hq.list")), session: Session = Depends(db)) -> HTMLResponse:
-    params = _params(town, household, age_band, care_only, status)
+    params = _params(town, household, age_band, care_only, status, name)
     params.per_page = max(1, min(per_page, 500))
     error = field = ""
     if params.age_band and params.age_band not in al.AGE_BANDS:
@@ -195,7 +197,7 @@ def hq_confirm(request: Request, resident_id: str = Form(""), status: str = Form
 
     q = {k: v[0] for k, v in parse_qs(back).items()}
     params = _params(q.get("town", ""), q.get("household", ""), q.get("age_band", ""), q.get("care_only", ""),
-                     q.get("status", ""))
+                     q.get("status", ""), q.get("name", ""))
     page = int(q["page"]) if q.get("page", "").isdigit() else 1
     if q.get("per_page", "").isdigit():
         params.per_page = max(1, min(int(q["per_page"]), 500))

@@ -41,12 +41,24 @@ def _rows(session: Session, people: list) -> list[dict[str, Any]]:
 def roster_list(request: Request, q: str = "", status: str = "in_shelter", care: str = "", decision: str = "",
                 user: CurrentUser = Depends(require("roster.view")), session: Session = Depends(db)) -> HTMLResponse:
     f = _filter(q, status, care, decision)
-    people = evacuees.list_evacuees(session, f)
+    reveal = user.can("restricted")
+    people = evacuees.list_evacuees(session, f, reveal_restricted=reveal)
     audit_view(session, request, user, "search" if f.q else "view", subjects=[f"evacuee:{e.id}" for e in people],
                detail={"q": f.q, "status": f.status, "care": f.care, "decision": f.decision, "count": len(people)})
     session.commit()
     return render(request, "roster.html", {"rows": _rows(session, people), "f": f, "statuses": STATUS_CHOICES,
-                                           "care_flags": CARE_FLAGS, "decisions": evacuees.DECISION_JA})
+                                           "care_flags": CARE_FLAGS, "decisions": evacuees.DECISION_JA,
+                                           "hidden": _hidden_by_status(session, f, reveal)})
+
+
+def _hidden_by_status(session: Session, f: RosterFilter, reveal: bool) -> int:
+    """How many people the status filter hides (same search otherwise): the page says so plainly,
+    so a person who was moved is never silently missing from a search."""
+    if f.status == "all":
+        return 0
+    everyone = evacuees.list_evacuees(session, RosterFilter(f.q, "all", f.care, f.decision), limit=1_000_000,
+                                      reveal_restricted=reveal)
+    return sum(1 for e in everyone if e.status != f.status)
 
 
 @router.get("/roster/print", response_class=HTMLResponse)
@@ -55,7 +67,7 @@ def roster_print(request: Request, q: str = "", status: str = "in_shelter", care
     from app.services.shelters import current_shelter
 
     f = _filter(q, status, care, decision)
-    people = evacuees.list_evacuees(session, f, limit=100_000)
+    people = evacuees.list_evacuees(session, f, limit=100_000, reveal_restricted=user.can("restricted"))
     audit_view(session, request, user, "print", subjects=[f"evacuee:{e.id}" for e in people],
                detail={"q": f.q, "status": f.status, "care": f.care, "count": len(people)})
     shelter = current_shelter(session)
@@ -66,6 +78,8 @@ def roster_print(request: Request, q: str = "", status: str = "in_shelter", care
 
 def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_id: str, *, error: str = "",
                  error_field: str = "", status_code: int = 200) -> HTMLResponse:
+    from app.services import shelter_list
+
     detail = evacuees.evacuee_detail(session, evacuee_id, reveal_restricted=user.can("restricted"))
     subjects = [f"evacuee:{evacuee_id}"] + [f"evacuee:{m.id}" for m in detail.household]
     if detail.resident:
@@ -76,7 +90,8 @@ def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_
         "d": detail, "ev": detail.evacuee, "name": evacuees.full_name(detail.evacuee),
         "care": evacuees.care_labels(detail.evacuee.care_flags or {}), "stay_ja": evacuees.STAY_JA,
         "decision_ja": evacuees.DECISION_JA, "status_ja": evacuees.STATUS_JA, "sex_ja": evacuees.SEX_JA,
-        "destinations": evacuees.other_shelters(session, detail.evacuee.shelter_id),
+        "destinations": [v for v in shelter_list.list_shelters(session) if not v.own],
+        "OTHER": shelter_list.OTHER,
         "error": error, "error_field": error_field, "full_name": evacuees.full_name,
     }, status_code=status_code)
 
@@ -185,9 +200,18 @@ def checkout(request: Request, evacuee_id: str, destination: str = Form(""),
 
 
 @router.post("/roster/{evacuee_id}/transfer", response_class=HTMLResponse)
-def transfer(request: Request, evacuee_id: str, destination: str = Form(""),
+def transfer(request: Request, evacuee_id: str, destination: str = Form(""), destination_other: str = Form(""),
              user: CurrentUser = Depends(require("register")), session: Session = Depends(db)) -> Response:
-    return _stay_action(request, session, user, evacuee_id, "transfer", destination)
+    """移動: to a shelter of the list (its code), or 「その他」 with the place typed beside it."""
+    from app.services import shelter_list
+
+    try:
+        where = shelter_list.destination_for(session, destination, destination_other)
+    except AnpiError as exc:
+        session.rollback()
+        return _detail_page(request, session, user, evacuee_id, error=exc.message_ja,
+                            error_field=getattr(exc, "field", "") or "destination", status_code=422)
+    return _stay_action(request, session, user, evacuee_id, "transfer", where)
 
 
 @router.post("/roster/{evacuee_id}/checkin", response_class=HTMLResponse)

@@ -99,11 +99,24 @@
       pin.focus();
     };
     radios.forEach(function (r) { r.closest("label").addEventListener("click", function () { setTimeout(function () { choose(r); }, 0); }); });
+    var backToList = function () {
+      pin.value = "";
+      var on = radios.filter(function (r) { return r.checked; })[0] || radios[0];
+      if (on) { on.focus(); }
+    };
     document.addEventListener("keydown", function (e) {
-      if (e.target === pin || e.ctrlKey || e.altKey || e.metaKey) { return; }
-      if (/^[1-9]$/.test(e.key) && radios[parseInt(e.key, 10) - 1]) { e.preventDefault(); choose(radios[parseInt(e.key, 10) - 1]); }
+      if (e.ctrlKey || e.altKey || e.metaKey) { return; }
+      if (e.target === pin) {
+        if (e.key === "Escape") { e.preventDefault(); backToList(); }
+        return;
+      }
+      if (/^[1-9]$/.test(e.key) && radios[parseInt(e.key, 10) - 1]) { e.preventDefault(); choose(radios[parseInt(e.key, 10) - 1]); return; }
+      // Enter on a name chooses it (the PIN comes next); it never submits an empty PIN
+      if (e.key === "Enter" && radios.indexOf(e.target) >= 0) { e.preventDefault(); choose(e.target); }
     });
-    if (!radios.some(function (r) { return r.checked; }) && radios.length) { radios[0].focus(); }
+    // the focus starts on the list, so a digit chooses a person and never types into the PIN;
+    // only after a wrong PIN (the person already chose) does the page open in the PIN box
+    if (document.activeElement !== pin) { backToList(); }
   }
 
   /* ---------- intake ---------- */
@@ -145,7 +158,7 @@
         card.appendChild(el("div", { "class": "cand-head" }, (n + 1) + ". " + (c.name || "") + "（" + (c.name_kana || "") + "）"));
         card.appendChild(el("div", null, "生年月日 " + (c.birth_date || "不詳") + " ／ " + ({ M: "男", F: "女" }[c.sex] || "") + " ／ 宛名番号 " + c.resident_id));
         card.appendChild(el("div", null, c.address || ""));
-        var reasons = (c.reason_parts || []).map(function (r) { return r.field_ja + ":" + r.level_ja + (r.note ? " " + r.note : ""); }).join("、");
+        var reasons = (c.reason_parts || []).map(function (r) { return r.text; }).join("、");
         card.appendChild(el("div", { "class": "reasons-line" }, "理由: " + reasons));
         (c.registered || []).forEach(function (x) {
           card.appendChild(el("p", { "class": "registered" }, x.where === "here"

@@ -117,7 +117,7 @@
       var tr = document.createElement("tr");
       tr.id = "res-" + r.resident_id;
       if (r.restricted) { tr.className = "restricted"; }
-      cell(tr, r.town); cell(tr, r.household_id); cell(tr, r.relationship);
+      cell(tr, r.town_label || r.town); cell(tr, r.household_id); cell(tr, r.relationship);
       var name = cell(tr, "");
       var n = document.createElement("span"); n.className = "hq-name"; n.textContent = r.name; name.appendChild(n);
       if (r.restricted) {
@@ -135,7 +135,7 @@
       var btn = document.createElement("button");
       btn.type = "button"; btn.className = "btn-small record-this"; btn.textContent = "記録";
       btn.dataset.resident = r.resident_id;
-      btn.dataset.label = r.name + "（" + (r.name_kana || "") + "）宛名番号 " + r.resident_id + "・" + r.town +
+      btn.dataset.label = r.name + "（" + (r.name_kana || "") + "）宛名番号 " + r.resident_id + "・" + (r.town_label || r.town) +
         " ／ いまの状態: " + r.status_ja;
       act.appendChild(btn);
       tbody.appendChild(tr);

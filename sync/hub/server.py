@@ -12,6 +12,7 @@ Routes (all JSON):
 - ``GET|POST /v1/audit/head`` signed; the laptop audit chain head (see :mod:`sync.hub.audit_head`)
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
   events and the hub's notices (cross-town answers), never another municipality's
+- ``GET  /v1/shelters`` signed; the municipality's enrolled shelters with their current population
 - ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
   (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
@@ -230,6 +231,17 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         feed = await run_in_threadpool(store.pull_feed, engine, dev["device_id"], after, limit,
                                        dev["municipality_code"])
         return JSONResponse({**feed, "hub_time": clock()})
+
+    @app.get("/v1/shelters")
+    async def shelters(request: Request) -> JSONResponse:
+        from sync.hub.shelters import shelter_directory
+
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        rows = await run_in_threadpool(shelter_directory, engine, dev["municipality_code"])
+        return JSONResponse({"shelters": rows, "hub_time": clock()})
 
     @app.get("/v1/registry/latest")
     async def registry_latest(request: Request, have: str = "") -> JSONResponse:

@@ -138,7 +138,9 @@ def test_every_status_and_its_detail(shelter: dict[str, str], cli: Cli) -> None:
     assert rows["1001"].care == ("障がい",)
     assert rows["1002"].status == "missing"  # left the shelter, reported missing afterwards
     assert rows["1006"].status == "left" and rows["1006"].destination == "第二中学校"
-    assert "第二中学校" in rows["1006"].detail and "退所" in rows["1006"].detail
+    # transferred, not left: HQ reads 移動 and where to (issue 14 item 8); still counted as safe
+    assert rows["1006"].status_ja == "移動" and rows["1006"].safe
+    assert "第二中学校へ移動" in rows["1006"].detail and "退所" not in rows["1006"].detail
     assert rows["1007"].status == "unconfirmed" and rows["1007"].care == ()  # link rejected by staff
     assert rows["1005"].status == "confirmed_other" and rows["1005"].hq_method == "電話"
     assert rows["1005"].hq_by == "本部 田中" and "本人と通話" in rows["1005"].detail
@@ -219,7 +221,10 @@ def test_build_rows_is_pure_and_reusable() -> None:
 def test_sorted_by_town_house_number_household_and_relationship(shelter: dict[str, str], cli: Cli) -> None:
     rows = build(cli).rows
     towns = [r.town for r in rows]
-    assert towns == sorted(towns)
+    from app.services.anpi_towns import town_sort_key
+
+    assert towns == sorted(towns, key=town_sort_key)  # natural order: 五十音 by reading, numbers as numbers
+    assert list(dict.fromkeys(towns)) == ["気仙町", "高田町", "高田町館ノ沖", "竹駒町"]
     tate = [(r.resident_id, r.relationship) for r in rows if r.town == "高田町館ノ沖"]
     # 3-1 comes before 12-3 (numbers, not text); in a household 世帯主, then 妻, then 子
     assert tate == [("1010", "世帯主"), ("1001", "世帯主"), ("1002", "妻"), ("1003", "子")]
@@ -230,7 +235,7 @@ def test_sorted_by_town_house_number_household_and_relationship(shelter: dict[st
 def test_filters(shelter: dict[str, str], cli: Cli) -> None:
     ids = lambda **f: [r.resident_id for r in build(cli, filters=al.AnpiFilter(**f)).rows]  # noqa: E731
     assert ids(towns=("高田町字館の沖",)) == ["1010", "1001", "1002", "1003"]  # typed like an address
-    assert ids(towns=("高田町館ノ沖", "竹駒町")) == ["1014", "1013", "1010", "1001", "1002", "1003"]
+    assert ids(towns=("高田町館ノ沖", "竹駒町")) == ["1010", "1001", "1002", "1003", "1014", "1013"]
     assert ids(household="H1") == ["1001", "1002", "1003"]
     assert ids(age_band="0-5") == ["1013"]
     assert ids(age_band="75+") == ["1014"]
@@ -253,7 +258,7 @@ def test_counts_per_status_and_town(shelter: dict[str, str], cli: Cli) -> None:
     assert lst.town_counts["気仙町"]["dead"] == 1 and lst.town_counts["気仙町"]["unconfirmed"] == 3
     assert "米崎町" not in lst.town_counts  # only a 閲覧制限 person lives there
     progress = {p["town"]: p for p in lst.town_progress()}
-    assert progress["高田町館ノ沖"] == {"town": "高田町館ノ沖", "safe": 1, "dead_missing": 1, "unconfirmed": 2, "total": 4}
+    assert progress["高田町館ノ沖"] == {"town": "高田町館ノ沖", "label": "高田町字館の沖", "safe": 1, "dead_missing": 1, "unconfirmed": 2, "total": 4}
 
 
 def test_no_snapshot_and_unknown_town_are_one_line_errors(tmp_path: Path, cli: Cli) -> None:
@@ -335,7 +340,7 @@ def test_csv_utf8_bom(shelter: dict[str, str], cli: Cli, tmp_path: Path) -> None
     assert r["1011"]["氏名"] == "𠮷野 太郎"  # the gaiji map gives the standard character
     assert r["1012"]["氏名"] == "〓野 花子"  # unmapped gaiji: 〓, listed below
     assert r["1001"]["状態"] == "避難所で確認" and r["1001"]["要配慮"] == "障がい" and r["1001"]["避難所"]
-    assert r["1006"]["状態"] == "退所" and r["1006"]["退所先"] == "第二中学校"
+    assert r["1006"]["状態"] == "移動" and r["1006"]["退所先"] == "第二中学校"
     assert r["1005"]["確認方法"] == "電話" and r["1005"]["確認者"] == "本部 田中" and r["1005"]["備考"] == "本人と通話"
     assert r["1014"]["年齢"] and r["1003"]["生年月日"] == "2005-04-05"
     report = read_csv(tmp_path / "list.replacements.csv", "utf-8-sig")
@@ -382,7 +387,7 @@ def test_xlsx_structure(shelter: dict[str, str], cli: Cli, tmp_path: Path) -> No
 
     out, _, _ = export(cli, tmp_path, "list.xlsx", "--format", "xlsx")
     wb = load_workbook(out)
-    assert wb.sheetnames == ["集計", "気仙町", "竹駒町", "高田町", "高田町館ノ沖"]
+    assert wb.sheetnames == ["集計", "気仙町", "高田町", "高田町館ノ沖", "竹駒町"]
     summary = [c for row in wb["集計"].iter_rows(values_only=True) for c in row if c is not None]
     assert "閲覧制限により出力していない人数" in summary and summary[summary.index("閲覧制限により出力していない人数") + 1] == 1
     assert "未確認" in summary and "避難所で確認" in summary

@@ -356,5 +356,5 @@ def test_dashboard_warns_when_backups_are_old_or_not_configured(shelter) -> None
         ov = bk.backup_overview(s, folder=Path("/media/usb"), interval_minutes=10)
         assert ov["last_ok"]["folder"] == "/media/usb" and ov["warnings"] == ["最後の正常なバックアップから5時間以上たっています"]
         ov = bk.backup_overview(s, folder=None, interval_minutes=10, now=utcnow() - timedelta(hours=5))
-        assert ov["warnings"] == ["自動バックアップが設定されていません (anpi serve --backup-dir フォルダ)"]
+        assert ov["warnings"] == ["自動バックアップが設定されていません（システム担当者にバックアップ先フォルダの設定を依頼してください）"]
     engine.dispose()

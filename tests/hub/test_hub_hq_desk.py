@@ -248,7 +248,10 @@ def test_filters_and_order_agree_with_the_file(desk: Desk, tmp_path: Path) -> No
     assert [row["status_ja"] for row in shown] == [line["状態"] for line in lines]
     assert [row["town"] for row in shown] == [line["町字"] for line in lines]
     towns = [row["town"] for row in doc["rows"]]
-    assert towns == sorted(towns, key=lambda t: (t == "（町字なし）", t))  # street by street
+    from app.services.anpi_towns import town_sort_key
+
+    assert towns == sorted(towns, key=town_sort_key)  # street by street, 町字 in natural order (issue 14 item 8)
+    assert all(row["town_label"] for row in doc["rows"])  # the registry's spelling, for the screen
 
     # 町字 (as typed, or a whole address), household, age band, 要配慮, status (code or label)
     town = all_rows[people[0]["宛名番号"]]["town"]

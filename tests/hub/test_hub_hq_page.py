@@ -107,8 +107,10 @@ def bars(svg_text: str) -> dict[str, dict[str, int]]:
         m = re.fullmatch(r"(.+): 確認済み (\d+) / 死亡・行方不明 (\d+) / 未確認 (\d+)（計 (\d+)人）", title)
         assert m, title
         assert len(a.findall(f"{SVG}rect")) == 3
-        out[m.group(1)] = {"safe": int(m.group(2)), "dead_missing": int(m.group(3)), "unconfirmed": int(m.group(4)),
-                           "total": int(m.group(5)), "town_attr": a.get("data-town") == m.group(1)}
+        # the bar links by the town key (data-town); its title reads the registry's spelling (中央一丁目)
+        out[a.get("data-town")] = {"safe": int(m.group(2)), "dead_missing": int(m.group(3)),
+                                   "unconfirmed": int(m.group(4)), "total": int(m.group(5)),
+                                   "town_attr": bool(m.group(1)) and bool(a.get("data-town"))}
     return out
 
 

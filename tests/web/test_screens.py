@@ -153,7 +153,7 @@ def test_checkout_transfer_checkin_and_edit(app, shelter, staff) -> None:  # typ
     page = staff.get(f"/roster/{ev}").text
     token = csrf_of(page)
     r = staff.post(f"/roster/{ev}/transfer", data={"csrf_token": token, "destination": ""})
-    assert r.status_code == 422 and "移動先を入力してください" in r.text
+    assert r.status_code == 422 and "移動先を選んでください" in r.text
     r = staff.post(f"/roster/{ev}/transfer", data={"csrf_token": token, "destination": "第二中学校"}, follow_redirects=False)
     assert r.status_code == 303
     page = staff.get(r.headers["location"]).text
