@@ -1,4 +1,4 @@
-"""The `anpi` command line (DESIGN §2): a thin face over `app.services`.
+"""The `anpi` command line (ARCHITECTURE.md §2): a thin face over `app.services`.
 
 Every command exits non-zero with a one-line reason on bad input, shows a progress bar on a
 terminal and stays quiet when piped.
@@ -192,7 +192,7 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
 @cli_errors
 def reconcile(
     ctx: typer.Context,
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the DESIGN §5 CSV here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the ARCHITECTURE.md §5 CSV here."),
 ) -> None:
     """Match every evacuee against the newest snapshot."""
     from collections import Counter

@@ -1,4 +1,4 @@
-"""`anpi audit verify` and `anpi audit export --out FILE` (DESIGN §2): a thin face over app.services.audit.
+"""`anpi audit verify` and `anpi audit export --out FILE` (ARCHITECTURE.md §2): a thin face over app.services.audit.
 
 Mounted by app/cli.py as `app.add_typer(audit_app, name="audit")`; the database path comes from
 `ctx.obj["db_path"]` like every other command.

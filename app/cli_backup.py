@@ -1,4 +1,4 @@
-"""`anpi backup --out FILE`, `anpi restore FILE [--yes]` (DESIGN §2). Owner: backup work.
+"""`anpi backup --out FILE`, `anpi restore FILE [--yes]` (ARCHITECTURE.md §2). Owner: backup work.
 
 Thin face over `app.services.backup`.
 """

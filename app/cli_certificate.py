@@ -1,4 +1,4 @@
-"""`anpi certificate issue|list|reissue|void` (DESIGN §2): a thin face over app.services.certificates.
+"""`anpi certificate issue|list|reissue|void` (ARCHITECTURE.md §2): a thin face over app.services.certificates.
 
 Every command opens one transaction: the certificate, its number, its history, the sync event and
 the audit entry commit together; a PDF is written (atomically, via a temporary file) only after

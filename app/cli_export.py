@@ -1,4 +1,4 @@
-"""`anpi export anpi-list …` and `anpi hq confirm …` (DESIGN §2): a thin face over
+"""`anpi export anpi-list …` and `anpi hq confirm …` (ARCHITECTURE.md §2): a thin face over
 `app.services.anpi_list`.
 
     anpi export anpi-list --format csv|xlsx|pdf|pfif [--encoding utf-8-sig|cp932] --out FILE

@@ -1,5 +1,5 @@
 """`anpi hub certificate issue|list|reissue|void|pdf … [--municipality CODE]`: the certificate desk at
-the hub on the command line, mirroring `anpi certificate …` (DESIGN §2) over app.hub_certificates.
+the hub on the command line, mirroring `anpi certificate …` (ARCHITECTURE.md §2) over app.hub_certificates.
 
 Whoever runs these holds the hub database credentials (and the data key): an operator of the data
 center acting for the municipality's HQ, so 閲覧制限 households are handled as HQ would (issued and

@@ -3,7 +3,7 @@
 `sync.hub.server.create_hub_app` holds everything that needs only the hub's own tables. The
 desks — HQ records and exports, the 安否照会 desk, PFIF, disaster certificates — reuse the
 shelter's rules and writers from `app/` (the consent matrix, the PDF and PFIF writers), and
-`sync/` never imports `app/` (DESIGN §8), so their routes are added here, one router per desk
+`sync/` never imports `app/` (ARCHITECTURE.md §8), so their routes are added here, one router per desk
 (`app/api/hub/*`), each a thin face over a plain-function module `app/hub_*.py` that the CLI
 (`anpi hub …`) calls too.
 """

@@ -10,7 +10,7 @@ So a resident has the same status (避難所で確認 / 退所 / 他の手段で
 shelter's list and the hub's, and the same filters and order.  HQ's JSON (:func:`list_json`,
 ``GET /v1/hq/anpi-list``), the files (:func:`export_anpi_list`) and the record history
 (:func:`hq_history`) are all built here; ``sync/`` holds no copy of the list's logic (it may not
-import ``app/``, DESIGN §8, so the list lives on this side).
+import ``app/``, ARCHITECTURE.md §8, so the list lives on this side).
 
 Nothing of another municipality is read (every hub query is scoped to the one municipality,
 and PostgreSQL's row-level security holds it to that).  閲覧制限 people never reach a file

@@ -1,6 +1,6 @@
 """Registry backups between the hub and shelter laptops: the face-level glue of app/ and sync/.
 
-``sync/`` may not import ``app/`` (DESIGN §8), yet a registry backup at the hub must be read
+``sync/`` may not import ``app/`` (ARCHITECTURE.md §8), yet a registry backup at the hub must be read
 with *exactly* the shelter's formats and checks, and a pulled backup must land in a laptop
 through the shelter's normal import.  So the two sides meet here, in a face module:
 

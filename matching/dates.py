@@ -5,7 +5,7 @@ an age), whether an era was converted or had to be inferred, and which other rea
 plausible.  Impossible dates raise :class:`DateError` with an English message naming the
 problem, so the roster import can show it next to the row.
 
-Era table (DESIGN §6).  明治 starts on 1868-10-23 (明治改元, Gregorian); the era was declared
+Era table (ARCHITECTURE.md §6).  明治 starts on 1868-10-23 (明治改元, Gregorian); the era was declared
 retroactive to the first day of 慶応4年, and Japan used the lunisolar calendar until 明治5年, so a
 明治元年 date before 10-23 converts with ``era_out_of_range`` set rather than being rejected.
 No living evacuee is likely to have a 明治 birth date; the choice only matters for records.

@@ -16,7 +16,7 @@ Why each step exists:
 * **Variation selectors** (U+FE00–FE0F, IVS U+E0100–E01EF) pick a glyph of the same character
   (葛 with or without the 󠄀 selector).  Registry systems that know MJ glyphs emit them, kiosks
   never do, so they are dropped before any comparison.
-* **Gaiji** are municipality-specific private-use code points (DESIGN §3).  A gaiji map turns
+* **Gaiji** are municipality-specific private-use code points (ARCHITECTURE.md §3).  A gaiji map turns
   the known ones into standard characters; unknown ones are kept (they still mean *something*)
   and keys replace them with :data:`GAIJI_WILDCARD` so comparison can skip that position.
 """

@@ -1,6 +1,6 @@
 """Offline-first synchronisation between shelter laptops and the municipal hub.
 
-Layout (DESIGN §8: nothing here imports ``app``):
+Layout (ARCHITECTURE.md §8: nothing here imports ``app``):
 
 - :mod:`sync.events`   event payload types, versioned, JSON-serialisable
 - :mod:`sync.outbox`   append events inside the caller's transaction (gap-free seq per stream)

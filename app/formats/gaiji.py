@@ -1,4 +1,4 @@
-"""Gaiji map files: `code,char` rows such as `U+E000,𠮷` (DESIGN §3).
+"""Gaiji map files: `code,char` rows such as `U+E000,𠮷` (ARCHITECTURE.md §3).
 
 Municipal registries hold characters that exist only in the vendor's private-use area; the map
 tells which standard character each one stands for.

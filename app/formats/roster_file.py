@@ -1,4 +1,4 @@
-"""Reading evacuee rosters that volunteers typed in Excel or saved as CSV (DESIGN §4).
+"""Reading evacuee rosters that volunteers typed in Excel or saved as CSV (ARCHITECTURE.md §4).
 
 Unlike the registry, a roster is hand-made: rows are kept even when short or long, and cells
 come back exactly as typed. Judging the values is `app.services.roster`'s job.
@@ -29,7 +29,7 @@ ROSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "relationship": ("続柄", "relationship"),
     "nationality": ("国籍", "nationality"),
     "identifying_info": ("識別情報", "その他識別情報", "特徴", "identifying_info"),
-    # 様式第1号 ⑫ ⑬ ⑭ (DESIGN §4): 同意 / 不同意 / はい / いいえ / 1 / 0 / ○ / ×
+    # 様式第1号 ⑫ ⑬ ⑭ (ARCHITECTURE.md §4): 同意 / 不同意 / はい / いいえ / 1 / 0 / ○ / ×
     "consent_relatives": ("同意_親族", "同意（親族）", "consent_relatives"),
     "consent_acquaintances": ("同意_知人", "同意（知人）", "consent_acquaintances"),
     "consent_public": ("同意_公表", "同意（公表）", "consent_public"),

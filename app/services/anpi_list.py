@@ -831,7 +831,7 @@ def town_choices(session: Session, *, include_restricted: bool = False) -> list[
 
 
 def display_text(text_: str, gaiji_map: Mapping[str, str]) -> str:
-    """What a screen shows: a municipal gaiji as its mapped character, else 〓 (DESIGN §3)."""
+    """What a screen shows: a municipal gaiji as its mapped character, else 〓 (ARCHITECTURE.md §3)."""
     from matching.text import apply_gaiji, has_gaiji, is_gaiji
 
     if not has_gaiji(text_):

@@ -1,4 +1,4 @@
-"""Verified backups of the shelter database and restoring one (DESIGN §2 `anpi backup` / `anpi restore`).
+"""Verified backups of the shelter database and restoring one (ARCHITECTURE.md §2 `anpi backup` / `anpi restore`).
 
 Why so careful: in 2011 one town's backup could not be read back for weeks. A copy only counts
 once it has been read back: we write it to a temporary name beside the target, fsync it, run

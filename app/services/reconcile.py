@@ -1,4 +1,4 @@
-"""Reconciliation: every evacuee against the newest registry snapshot (DESIGN §5).
+"""Reconciliation: every evacuee against the newest registry snapshot (ARCHITECTURE.md §5).
 
 Staff decisions are final: an evacuee a person confirmed, or declared not a resident, is never
 touched by re-running; a candidate a person rejected is never proposed again for that evacuee;
@@ -311,7 +311,7 @@ def engine_decision(ev: Evacuee, r: MatchResult, snap: RegistrySnapshot) -> NewD
 
 
 def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:
-    """DESIGN §5: UTF-8 with BOM, evacuee_id,resident_id,score,decision,reasons."""
+    """ARCHITECTURE.md §5: UTF-8 with BOM, evacuee_id,resident_id,score,decision,reasons."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8-sig", newline="") as f:

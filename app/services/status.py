@@ -1,4 +1,4 @@
-"""`anpi status`: the few numbers a shelter lead or HQ asks for first (DESIGN §2)."""
+"""`anpi status`: the few numbers a shelter lead or HQ asks for first (ARCHITECTURE.md §2)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ Routes (``Authorization: Bearer <token>`` of an HQ user, see ``anpi hub user add
 
 The safety list (``GET /v1/hq/anpi-list`` and its files, HQ records, history) is built by the
 shelter's list logic in ``app/`` (``app.hub_export``, routes in ``app/api/hub/hq_desk.py``, served by
-``app.hub_app``): ``sync/`` may not import ``app/`` (DESIGN §8), so this module only hands it the
+``app.hub_app``): ``sync/`` may not import ``app/`` (ARCHITECTURE.md §8), so this module only hands it the
 hub's data — :func:`list_inputs`, :func:`stays_index`, :func:`hq_record_rows` — and keeps no copy of
 the list's statuses, filters or order.
 """

@@ -27,7 +27,7 @@ def setup(tmp_path: Path, cli: Cli) -> None:
 
 def read_out(path: Path) -> dict[str, dict[str, str]]:
     raw = path.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM (DESIGN §5)
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM (ARCHITECTURE.md §5)
     with path.open(encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == ["evacuee_id", "resident_id", "score", "decision", "reasons"]

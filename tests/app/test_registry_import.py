@@ -39,7 +39,7 @@ def test_each_encoding_imports_with_auto_or_named(tmp_path: Path, cli: Cli, enco
     if encoding == "euc-jp":  # EUC-JP (JIS X 0208) has no 髙 or 﨑: such registries carry the everyday form
         rows = [[c.replace("髙", "高").replace("﨑", "崎") for c in r] for r in rows]
     f = write_csv(tmp_path / "juki.csv", rows, encoding)
-    # EUC-JP cannot be sniffed reliably against CP932, so it is named explicitly (DESIGN §3).
+    # EUC-JP cannot be sniffed reliably against CP932, so it is named explicitly (ARCHITECTURE.md §3).
     args = ["--encoding", "euc-jp"] if encoding == "euc-jp" else []
     code, out, err = cli("registry", "import", f, *args, "--as-of", "2026-10-31")
     assert code == 0, err

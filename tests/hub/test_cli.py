@@ -1,4 +1,4 @@
-"""The hub's tenant commands (DESIGN §2) as a user types them: one line per failure, exit 1."""
+"""The hub's tenant commands (ARCHITECTURE.md §2) as a user types them: one line per failure, exit 1."""
 from __future__ import annotations
 
 import json

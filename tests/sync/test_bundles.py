@@ -1,6 +1,8 @@
 """USB bundles: export/verify, refusals that change nothing, replays, receipts, ordering."""
 from __future__ import annotations
 
+import sqlite3
+
 import random
 import shutil
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN §2) for the sync commands, driven through typer like a user would."""
+"""The CLI contract (ARCHITECTURE.md §2) for the sync commands, driven through typer like a user would."""
 from __future__ import annotations
 
 import json

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
+from tests.sync.helpers import connect_file
 import subprocess
 import sys
 from pathlib import Path
@@ -58,13 +58,15 @@ def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def roster(tmp_path: Path, tag: str, n: int) -> Path:
     rows = [["受付番号", "氏名", "ふりがな", "生年月日", "性別", "住所"]]
     kana = "アイウエオカキクケコサシスセソ"
-    rows += [[f"{tag}-{i}", f"{tag}山 {kana[i]}子", f"ヤマ {kana[i]}コ", f"1980-01-{i + 1:02d}", "女", "石巻市"]
+    # each roster's people are other people: the reading differs too (a duplicate is found by person)
+    tag_kana = "".join("アイウエオカキクケコサシスセソタチツテトナニヌネノハ"[ord(c) % 26] for c in tag if c.isalnum())
+    rows += [[f"{tag}-{i}", f"{tag}山 {kana[i]}子", f"{tag_kana}ヤマ {kana[i]}コ", f"1980-01-{i + 1:02d}", "女", "石巻市"]
              for i in range(n)]
     return write_csv(tmp_path / f"{tag}.csv", rows)
 
 
 def registrations(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
+    con = connect_file(db)
     try:
         return {r[0] for r in con.execute("select payload from outbox_event where type = 'evacuee.registered'")}
     finally:
@@ -72,7 +74,7 @@ def registrations(db: Path) -> set[str]:
 
 
 def evacuee_ids(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
+    con = connect_file(db)
     try:
         return {r[0] for r in con.execute("select id from evacuee")}
     finally:
@@ -80,7 +82,7 @@ def evacuee_ids(db: Path) -> set[str]:
 
 
 def pending(db: Path) -> int:
-    con = sqlite3.connect(db)
+    con = connect_file(db)
     try:
         return int(con.execute("select count(*) from outbox_event where acked_at is null").fetchone()[0])
     finally:

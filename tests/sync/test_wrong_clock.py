@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
+from tests.sync.helpers import connect_file
 import subprocess
 import sys
 from datetime import datetime
@@ -77,7 +77,7 @@ def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def one(db: Path, sql: str, *args: object) -> object:
-    con = sqlite3.connect(db)
+    con = connect_file(db)
     try:
         return con.execute(sql, args).fetchone()[0]
     finally:
@@ -102,7 +102,7 @@ def test_a_laptop_two_days_behind_checks_people_out_and_hq_sees_them_gone(tmp_pa
         ok(anpi("--db", db, "roster", "import", roster(tmp_path, "daini", 3)))
         code = json.loads(ok(anpi("hub", "enroll", "daini", "--json", "--database-url", hub_url)).stdout)["code"]
         ok(anpi("--db", db, "enroll", "--hub", hub.url, "--code", code, "--shelter-name", "daini"))
-        first, second = [r[0] for r in sqlite3.connect(db).execute("select id from evacuee order by id limit 2")]
+        first, second = [r[0] for r in connect_file(db).execute("select id from evacuee order by id limit 2")]
         for person in (first, second):  # out for the day and back in the evening, clock still right
             staff(db, "check_out", person)
             staff(db, "check_in", person)
@@ -113,7 +113,7 @@ def test_a_laptop_two_days_behind_checks_people_out_and_hq_sees_them_gone(tmp_pa
 
         # power cut: the laptop's clock comes back two days behind; staff check the first person out
         staff(db, "check_out", first, clock=TWO_DAYS_BEHIND)
-        at = [r[0] for r in sqlite3.connect(db).execute(
+        at = [r[0] for r in connect_file(db).execute(
             "select at from stayevent where evacuee_id = ? order by rowid", (first,))]
         assert str(at[-1]) < str(at[-2])  # the check-out is dated before the check-in
         r = anpi_at(TWO_DAYS_BEHIND, "--db", db, "sync")
