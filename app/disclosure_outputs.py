@@ -90,6 +90,9 @@ INTERNAL: dict[str, str] = {
     "GET /api/audit": "audit log: admin",
     "GET /api/audit/export.jsonl": "audit log: admin",
     "GET /admin/audit": "audit log: admin",
+    "GET /admin/audit/anomalies": "audit anomaly flags (entry ids, at most a 宛名番号): admin",
+    "hub GET /v1/hq/forks": "hub HQ token: events two laptops wrote under one device id, for review",
+    "hub POST /v1/hq/forks/apply": "hub HQ token: apply reviewed forked events",
     "hub GET /v1/hq/evacuees": "hub HQ token: every registration, withheld marked",
     "hub GET /v1/hq/evacuees/{evacuee_id}": "hub HQ token: one registration, withheld marked",
     "hub GET /v1/hq/found-elsewhere": "hub HQ token: cross-town matches",
@@ -118,6 +121,11 @@ INTERNAL: dict[str, str] = {
     "cli: anpi hub certificate void": "hub operator: certificates",
     "cli: anpi hub certificate pdf": "hub operator: certificates",
     "cli: anpi hub pfif decide": "hub operator: sought links",
+    "cli: anpi audit anomalies": "operator: audit anomaly flags (entry ids, at most a 宛名番号)",
+    "cli: anpi hub audit anomalies": "hub operator: audit anomaly flags across laptops",
+    "cli: anpi hub audit verify": "hub operator: a laptop's audit chain reports",
+    "cli: anpi hub fork list": "hub operator: forked events for review",
+    "cli: anpi hub fork apply": "hub operator: apply reviewed forked events",
 }
 
 OWN_RECORDS: dict[str, str] = {
@@ -147,6 +155,8 @@ OWN_RECORDS: dict[str, str] = {
     "POST /roster/{evacuee_id}/edit": "this shelter's registration",
     "POST /desk/certificates/manual": "a certificate typed by the desk from what the applicant declared",
     "cli: anpi roster import": "rejected rows of the file just imported",
+    "POST /review/{evacuee_id}/merge": "staff merge of two of this shelter's registrations (統合)",
+    "POST /roster/flags/{flag_id}/resolve": "staff checked an unreadable cell of this shelter's registration",
 }
 
 NO_PERSON: dict[str, str] = {
@@ -177,6 +187,13 @@ NO_PERSON: dict[str, str] = {
     "cli: anpi hub user add": "accounts", "cli: anpi hub user list": "accounts", "cli: anpi hub user disable": "accounts",
     "cli: anpi hub registry import": "counts", "cli: anpi hub registry list": "snapshots",
     "cli: anpi hub data-key create": "key file", "cli: anpi hub crossmatch run": "counts",
+    "cli: anpi shelter add": "shelter records", "cli: anpi shelter list": "shelter records",
+    "cli: anpi user setup-code": "staff accounts",
+    "GET /admin/shelters": "shelter records", "POST /admin/shelters": "shelter records",
+    "GET /api/check-birth": "a date check of what the user typed", "GET /switch/setup": "setup-code form",
+    "POST /admin/users/{user_id}/setup-code": "staff accounts", "POST /api/users/{user_id}/setup-code": "staff accounts",
+    "hub GET /v1/audit/head": "audit chain head (sync plumbing)", "hub POST /v1/audit/head": "audit chain head verdict",
+    "hub GET /v1/shelters": "shelter names and counts", "hub POST /v1/epoch": "a fresh epoch (sync plumbing)",
 }
 
 #: what a RULED function's source must mention: it asks the one rule (or the hub's facts for it)

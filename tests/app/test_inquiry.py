@@ -309,12 +309,17 @@ def test_only_auto_or_confirmed_links_count_and_either_source_may_agree(shelter)
 
 
 def test_a_linked_protected_resident_stays_protected(shelter) -> None:  # type: ignore[no-untyped-def]
-    """Typed in romaji, linked to 1004 山﨑 花 (閲覧制限): now found by the registry name, and never disclosed."""
+    """Typed in romaji, linked to 1004 山﨑 花 (閲覧制限): now found by the registry name, and never disclosed.
+
+    The first 山﨑 花 left before she came back and was typed in romaji (one resident is never
+    linked to two people in the shelter at once)."""
+    from app.services.evacuees import check_out
     from app.services.reconcile import staff_decide
     from app.services.roster import EvacueeInput, register
 
     sh, engine = shelter
     with Session(engine, expire_on_commit=False) as s:
+        check_out(s, sh.evacuee_ids["hana"], by="佐藤")
         ev = register(s, EvacueeInput(name="YAMAZAKI HANA", consent_relatives=True), by="佐藤")
         staff_decide(s, ev.id, "confirmed", "1004", by="佐藤")
         s.commit()

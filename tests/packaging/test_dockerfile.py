@@ -65,7 +65,10 @@ def pip_installs(shell_text: str) -> list[list[str]]:
     found = []
     for line in shell_text.replace("\\\n", " ").splitlines():
         for part in line.split("&&"):
-            toks = shlex.split(part, comments=True)
+            try:
+                toks = shlex.split(part, comments=True)
+            except ValueError:  # a console block's output line ("the laptop's chain …"), not a command
+                continue
             if "pip" in toks and "install" in toks[toks.index("pip"):]:
                 found.append(toks[toks.index("pip"):])
             elif any(t.endswith("/pip") or t in ("pip3",) for t in toks) and "install" in toks:

@@ -244,7 +244,7 @@ def test_kill9_during_registry_import_leaves_no_half_snapshot(tmp_path: Path, da
 
 def test_kill9_during_roster_import_keeps_whole_chunks_and_continues(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
     """A roster is imported in short chunks (issue 18): a kill keeps the chunks committed before it,
-    each evacuee whole (check-in and sync events with it), and the same import continues."""
+    each evacuee whole (check-in, match decision and sync events with it), and the same import continues."""
     sh = build_shelter(tmp_path, evacuees=False)
     events_before = query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0]
     proc = anpi_bg(sh.db_path, tmp_path / "roster.log", "roster", "import", dataset.roster_path)
@@ -258,7 +258,9 @@ def test_kill9_during_roster_import_keeps_whole_chunks_and_continues(tmp_path: P
     [(n,)] = query(sh.db_path, "SELECT COUNT(*) FROM evacuee")
     assert n == accepted and accepted + rejected + dups == done
     assert query(sh.db_path, "SELECT COUNT(*) FROM stayevent") == [(n,)]
-    assert query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0] - events_before == 2 * n
+    # each evacuee whole: registration, check-in and the engine's decision, all in the chunk's transaction
+    assert query(sh.db_path, "SELECT COUNT(DISTINCT evacuee_id) FROM matchdecision") == [(n,)]
+    assert query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0] - events_before == 3 * n
     again = anpi(sh.db_path, "roster", "import", dataset.roster_path)
     assert again.returncode == 0, again.stderr
     assert f"continued after row {done}" in again.stdout
