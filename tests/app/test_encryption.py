@@ -213,6 +213,8 @@ def _run_on_a_terminal(args: list[str], typed: list[str], env: dict[str, str]) -
     import os
     import pty
     import sys
+    import select
+    import signal
     import time
 
     pid, fd = pty.fork()
@@ -220,6 +222,8 @@ def _run_on_a_terminal(args: list[str], typed: list[str], env: dict[str, str]) -
         os.execve(sys.executable, [sys.executable, "-m", "app.cli", *args], env)
     out, answers, deadline, answered_at = b"", list(typed), time.monotonic() + 60, -1
     while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 1.0)[0]:  # nothing to read: look at the deadline again
+            continue
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # the child closed the terminal
@@ -227,9 +231,13 @@ def _run_on_a_terminal(args: list[str], typed: list[str], env: dict[str, str]) -
         if not chunk:
             break
         out += chunk
-        if answers and len(out) > answered_at and out.rstrip().endswith(b":"):  # a new prompt
+        # a new prompt: text after the last answer that ends in ":" (not the newline echoed after an answer,
+        # which would send the next answer before the child turned echo off and flushed the terminal)
+        if answers and out[max(answered_at, 0):].strip().endswith(b":"):
             os.write(fd, answers.pop(0).encode() + b"\n")
             answered_at = len(out)
+    else:  # never hang the suite: a child still waiting after the deadline fails the test
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
