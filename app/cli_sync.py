@@ -674,9 +674,6 @@ standalone.add_typer(hub_app, name="hub")
 
 
 def main() -> None:
-    from app import cli_hub_fork  # imports this module's options: mounted only once both exist
-
-    cli_hub_fork.register(hub_app)
     standalone()
 
 
