@@ -38,6 +38,11 @@ class Settings:
     disk_warn_mb: int = 500
     # the secret that keys the audit chain (HMAC); never inside the database (app/services/audit_key.py)
     audit_key_file: Path | None = None
+    # 本人記入 kiosk (/self): idle seconds before the form is erased; forms and requests per client
+    self_idle_seconds: int = 180
+    self_max_entries: int = 20  # forms sent per client address within self_window_seconds
+    self_max_requests: int = 120  # any /self request per client address within self_window_seconds
+    self_window_seconds: int = 600
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -56,6 +61,10 @@ class Settings:
             audit_key_file=Path(os.environ["ANPI_AUDIT_KEY_FILE"]) if os.environ.get("ANPI_AUDIT_KEY_FILE") else None,
             client_max_pin_failures=int(os.environ.get("ANPI_CLIENT_MAX_PIN_FAILURES", "20")),
             client_pin_window_seconds=int(os.environ.get("ANPI_CLIENT_PIN_WINDOW_SECONDS", "300")),
+            self_idle_seconds=int(os.environ.get("ANPI_SELF_IDLE_SECONDS", "180")),
+            self_max_entries=int(os.environ.get("ANPI_SELF_MAX_ENTRIES", "20")),
+            self_max_requests=int(os.environ.get("ANPI_SELF_MAX_REQUESTS", "120")),
+            self_window_seconds=int(os.environ.get("ANPI_SELF_WINDOW_SECONDS", "600")),
             roster_upload_max_bytes=_mb("ANPI_ROSTER_UPLOAD_MAX_MB", 20),
             registry_upload_max_bytes=_mb("ANPI_REGISTRY_UPLOAD_MAX_MB", 1024),
             pfif_upload_max_bytes=_mb("ANPI_PFIF_UPLOAD_MAX_MB", 50),

@@ -19,7 +19,9 @@ from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db, read_engine
 from app.services.login_throttle import LoginThrottle
+from app.services.rate_limit import SlidingWindow
 from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
+from app.web import self_queue, self_register
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -43,6 +45,9 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     api.state.login_throttle = LoginThrottle(
         max_failures=settings.max_pin_failures, lockout_seconds=settings.pin_lockout_seconds,
         client_max_failures=settings.client_max_pin_failures, client_window_seconds=settings.client_pin_window_seconds)
+    # 本人記入 kiosk (/self): per client address, requests of any kind and forms sent
+    api.state.self_requests = SlidingWindow(settings.self_max_requests, settings.self_window_seconds)
+    api.state.self_entries = SlidingWindow(settings.self_max_entries, settings.self_window_seconds)
     deps.install_error_handlers(api)
 
     @api.middleware("http")
@@ -62,7 +67,8 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq_api.router):
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
-              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router):
+              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, self_register.router,
+              self_queue.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     deps.install_body_limits(api, settings)

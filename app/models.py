@@ -175,6 +175,26 @@ class RosterFlag(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SelfEntry(SQLModel, table=True):
+    """本人記入: a household's form typed by the evacuee at the kiosk, waiting for staff at the desk.
+
+    `data` holds the form exactly as typed (the intake form's field names), so staff finish intake
+    from it with every field prefilled; once finished or discarded it is emptied (the registration
+    holds the data from then on). `ticket` is the short number the person tells the desk."""
+
+    __tablename__ = "self_entry"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    ticket: int
+    lang: str = "ja"
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="waiting", index=True)  # waiting | done | discarded
+    created_at: datetime = Field(default_factory=utcnow)
+    closed_at: Optional[datetime] = None
+    closed_by: str = ""
+    household_key: str = ""
+
+
 class Evacuee(SQLModel, table=True):
     """A person registered at this shelter, with what was typed kept verbatim."""
 

@@ -90,6 +90,7 @@ class BrowserSession:
     last_seen: float = field(default_factory=time.monotonic)
     created: float = field(default_factory=time.monotonic)
     locked_user_id: str | None = None  # who was locked out, so their page comes back after the PIN
+    kiosk: bool = False  # a 本人記入 kiosk session (/self): never holds a user, never reaches a staff page
 
 
 class SessionStore:
@@ -101,8 +102,8 @@ class SessionStore:
         self._sessions: dict[str, BrowserSession] = {}
         self._drafts: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
-    def new(self) -> BrowserSession:
-        s = BrowserSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+    def new(self, *, kiosk: bool = False) -> BrowserSession:
+        s = BrowserSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32), kiosk=kiosk)
         with self._lock:
             self._purge()
             self._sessions[s.token] = s
@@ -122,6 +123,11 @@ class SessionStore:
                 self._sessions.pop(old.token, None)
             self._sessions[s.token] = s
         return s
+
+    def forget(self, s: BrowserSession) -> None:
+        """End a session at once (a kiosk session after inactivity): its token stops working."""
+        with self._lock:
+            self._sessions.pop(s.token, None)
 
     def lock(self, s: BrowserSession) -> None:
         with self._lock:
@@ -193,7 +199,7 @@ def resolve_user(request: Request) -> CurrentUser:
         return cached
     st = store(request)
     s = browser_session(request)
-    if s is None or not s.user_id:
+    if s is None or not s.user_id or s.kiosk:
         raise AuthError(401, "login required", "交代画面で名前を選び、暗証番号を入力してください", "login")
     if st.idle(s):
         user_id = s.user_id

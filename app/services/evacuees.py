@@ -568,7 +568,7 @@ def review_item(session: Session, evacuee_id: str | None = None, *, reveal_restr
 
 # --- dashboard numbers ----------------------------------------------------------------------
 
-def _local_day_bounds(today: date | None = None) -> tuple[datetime, datetime]:
+def local_day_bounds(today: date | None = None) -> tuple[datetime, datetime]:
     """Start and end of the laptop's local day, as aware UTC times."""
     now_local = datetime.now().astimezone()
     day = today or now_local.date()
@@ -579,7 +579,7 @@ def _local_day_bounds(today: date | None = None) -> tuple[datetime, datetime]:
 
 def day_counts(session: Session, today: date | None = None) -> dict[str, int]:
     """Arrivals (check-ins) and departures (check-outs and transfers) today, and 要配慮者 in the shelter."""
-    start, end = _local_day_bounds(today)
+    start, end = local_day_bounds(today)
     rows = session.exec(select(StayEvent.kind, func.count()).where(StayEvent.at >= start, StayEvent.at < end)
                         .group_by(StayEvent.kind))
     by_kind = dict(rows.all())

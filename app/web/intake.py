@@ -114,13 +114,17 @@ def duplicates(session: Session, state: dict[str, Any]) -> dict[int, list[Evacue
     return out
 
 
-def _page(request: Request, state: dict[str, Any], *, errors: dict[str, str] | None = None,
-          dups: dict[int, list[Evacuee]] | None = None, done: list[Evacuee] | None = None,
-          status_code: int = 200, message: str = "", outcome: dict[str, str] | None = None) -> HTMLResponse:
+def page(request: Request, state: dict[str, Any], *, errors: dict[str, str] | None = None,
+         dups: dict[int, list[Evacuee]] | None = None, done: list[Evacuee] | None = None,
+         status_code: int = 200, message: str = "", outcome: dict[str, str] | None = None,
+         self_entry: dict[str, Any] | None = None) -> HTMLResponse:
+    """The intake screen; `self_entry` ({id, ticket}) when it finishes a 本人記入 entry."""
     return render(request, "intake.html", {
         "state": state, "errors": errors or {}, "dups": dups or {}, "done": done or [], "care_flags": CARE_FLAGS,
-        "message": message, "max_length": evacuees.MAX_LENGTH, "outcome": outcome or {},
+        "message": message, "max_length": evacuees.MAX_LENGTH, "outcome": outcome or {}, "self_entry": self_entry,
     }, status_code=status_code)
+
+
 
 
 @router.get("/intake", response_class=HTMLResponse)
@@ -137,7 +141,7 @@ def intake_form(request: Request, done: str = "", user: CurrentUser = Depends(re
             session.commit()
     outcome = {ev_id: OUTCOME_JA.get(d.decision, "") for ev_id, d in
                evacuees.latest_decisions(session, [e.id for e in registered]).items()}
-    return _page(request, state, done=registered, outcome=outcome)
+    return page(request, state, done=registered, outcome=outcome)
 
 
 @router.post("/intake", response_class=HTMLResponse)
@@ -145,19 +149,23 @@ async def intake_submit(request: Request, user: CurrentUser = Depends(require("r
                         session: Session = Depends(db)) -> Response:
     form = await request.form()
     state = form_state({k: v for k, v in form.items() if isinstance(v, str)})
-    return await run_in_threadpool(_register, request, user, session, state)
+    entry_id = form.get("self_entry")
+    entry = {"id": entry_id, "ticket": form.get("self_ticket", "")} if isinstance(entry_id, str) and entry_id else None
+    return await run_in_threadpool(_register, request, user, session, state, entry)
 
 
-def _register(request: Request, user: CurrentUser, session: Session, state: dict[str, Any]) -> Response:
+def _register(request: Request, user: CurrentUser, session: Session, state: dict[str, Any],
+              self_entry: dict[str, Any] | None = None) -> Response:
     from app.services.reconcile import match_now, staff_decide
     from app.services.roster import register_household
+    from app.services.self_registration import finish
 
     errors = validate(state)
     if errors:
-        return _page(request, state, errors=errors, status_code=422, message="入力を確認してください")
+        return page(request, state, errors=errors, status_code=422, message="入力を確認してください", self_entry=self_entry)
     dups = duplicates(session, state)
     if dups and not state["confirm_duplicates"]:
-        return _page(request, state, dups=dups, status_code=409,
+        return page(request, state, dups=dups, status_code=409, self_entry=self_entry,
                      message="すでにこの避難所に登録されている方がいます。確認のうえ「重複を確認した」に印を付けて登録してください")
     try:
         members = [member_input(m, state["household"]) for m in state["members"]]
@@ -169,15 +177,18 @@ def _register(request: Request, user: CurrentUser, session: Session, state: dict
                 staff_decide(session, ev.id, "confirmed", rid, by=user.name, reasons=f"picked at intake by {user.name}")
                 linked.append(rid)
         match_now(session, [e.id for e in registered])
+        if self_entry:
+            finish(session, self_entry["id"], registered[0].household_key, by=user.name)
         audit_view(session, request, user, "register",
-                   subjects=[f"evacuee:{e.id}" for e in registered] + [f"resident:{r}" for r in linked],
+                   subjects=[f"evacuee:{e.id}" for e in registered] + [f"resident:{r}" for r in linked]
+                   + ([f"self_entry:{self_entry['id']}"] if self_entry else []),
                    detail={"household_key": registered[0].household_key, "members": len(registered),
                            "linked": linked, "duplicates_confirmed": bool(dups)})
         session.commit()
     except AnpiError as exc:
         session.rollback()
         field = getattr(exc, "field", "")
-        return _page(request, state, errors={f"m-0-{field}": exc.message_ja} if field else {}, status_code=422,
-                     message=exc.message_ja)
+        return page(request, state, errors={f"m-0-{field}": exc.message_ja} if field else {}, status_code=422,
+                     message=exc.message_ja, self_entry=self_entry)
     request.app.state.sessions.drop_draft(user.id, DRAFT_FORM)
     return redirect(f"/intake?done={registered[0].household_key}")

@@ -228,6 +228,10 @@
     var lookups = {};
     var lookupSoon = function (i) { if (!lookups[i]) { lookups[i] = debounce(function () { lookup(i); }, 350); } lookups[i](); };
 
+    /* opened from a 本人記入 entry: the registry candidates of every prefilled person at once */
+    if (intake.getAttribute("data-lookup-now") === "1") {
+      Array.prototype.forEach.call(intake.querySelectorAll("fieldset.member"), function (fs) { lookup(fs.getAttribute("data-index")); });
+    }
     intake.addEventListener("input", function (e) {
       var m = /^m-(\d+)-(name|name_kana|birth_date|sex)$/.exec(e.target.id || "");
       if (m) { lookupSoon(m[1]); }
