@@ -158,6 +158,7 @@ OWN_RECORDS: dict[str, str] = {
     "POST /review/{evacuee_id}/merge": "staff merge of two of this shelter's registrations (統合)",
     "POST /roster/flags/{flag_id}/resolve": "staff checked an unreadable cell of this shelter's registration",
     # 本人記入 (self-registration): the kiosk shows only the form its own user typed, never anyone else
+    "GET /self": "the empty kiosk form, or the draft its own kiosk session typed; nothing about anyone else",
     "POST /self": "the kiosk user's own form back (no search, no candidates, no other person)",
     "GET /intake/self-queue": "forms evacuees typed at this shelter's kiosk: staff (register), audited",
     "GET /intake/self-queue/{entry_id}": "one kiosk form prefilled into intake: staff (register), audited",
@@ -199,7 +200,6 @@ NO_PERSON: dict[str, str] = {
     "POST /admin/users/{user_id}/setup-code": "staff accounts", "POST /api/users/{user_id}/setup-code": "staff accounts",
     "hub GET /v1/audit/head": "audit chain head (sync plumbing)", "hub POST /v1/audit/head": "audit chain head verdict",
     "hub GET /v1/shelters": "shelter names and counts", "hub POST /v1/epoch": "a fresh epoch (sync plumbing)",
-    "GET /self": "the empty kiosk form (or its own user's draft); nothing about anyone else",
     "GET /self/sent": "a ticket number", "POST /self/reset": "ends the kiosk session",
 }
 
