@@ -62,12 +62,18 @@ def self_state(items: dict[str, str]) -> dict[str, Any]:
     return {"household": household, "consents": consents, "members": ordered}
 
 
+def kept_people(state: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(index on the screen, person) of the people sent: a row without name, reading or birth date
+    is left out, unless nothing at all was typed (then the first row, to say the name is missing)."""
+    people = [(i, m) for i, m in enumerate(state["members"]) if any(m[f].strip() for f in ("name", "name_kana", "birth_date"))]
+    return people or [(0, state["members"][0])]
+
+
 def entry_items(state: dict[str, Any]) -> dict[str, str]:
     """The form as the desk's intake form reads it: people without a name or birth date left out,
     the household's consent answer given to each person, the first person 世帯主."""
     out = {f: state["household"][f].strip() for f in HOUSEHOLD_FIELDS}
-    people = [m for m in state["members"] if any(m[f].strip() for f in ("name", "name_kana", "birth_date"))]
-    for i, mem in enumerate(people or state["members"][:1]):
+    for i, (_typed_as, mem) in enumerate(kept_people(state)):
         for f in SELF_MEMBER_FIELDS:
             out[f"m-{i}-{f}"] = mem[f].strip()
         if i == 0 and not mem["relationship"].strip():
@@ -79,14 +85,14 @@ def entry_items(state: dict[str, Any]) -> dict[str, str]:
 
 def error_codes(state: dict[str, Any]) -> dict[str, str]:
     """Field name → which translated message to show ("name", "birth", "long"), by the desk's own checks."""
-    items = entry_items(state)
-    errors = intake.validate(intake.form_state(items))
+    on_screen = [i for i, _m in kept_people(state)]
+    errors = intake.validate(intake.form_state(entry_items(state)))
     codes: dict[str, str] = {}
     for key in errors:
         m = _MEMBER_KEY.match(key)
         fld = m.group(2) if m else key
         code = {"name": "name", "name_kana": "name", "birth_date": "birth"}.get(fld, "long")
-        codes[key] = code
+        codes[f"m-{on_screen[int(m.group(1))]}-{fld}" if m else key] = code
     return codes
 
 
