@@ -10,6 +10,18 @@
     var f = document.getElementById(target.getAttribute("data-id"));
     if (f) { f.focus(); f.scrollIntoView({ block: "center" }); }
   }
+  /* Enter (or a phone's "next" key) moves to the next field instead of submitting the form */
+  var form0 = document.getElementById("self-form");
+  if (form0) {
+    form0.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter" || e.isComposing || !e.target.matches("input[type=text], input[type=tel]")) { return; }
+      e.preventDefault();
+      var fields = Array.prototype.filter.call(form0.querySelectorAll("input[type=text], input[type=tel], select, input[type=checkbox]"),
+        function (el) { return el.offsetParent !== null; });
+      var next = fields[fields.indexOf(e.target) + 1];
+      if (next) { next.focus(); }
+    });
+  }
   if (!idle) { return; }
   var timer = null;
   var typed = function (form) {
