@@ -53,7 +53,7 @@ ACTIONS = {
     "user_disable": "利用者無効化", "audit_view": "監査ログ閲覧", "audit_export": "監査ログ出力",
     "hq_confirm": "本部確認記録", "inquiry": "安否照会", "inquiry_search": "安否照会(検索)",
     "certificate_issue": "証明書発行", "certificate_reissue": "証明書再発行", "certificate_void": "証明書無効化",
-    "pfif_import": "PFIF取込", "pfif_relink": "PFIF再照合",
+    "pfif_import": "PFIF取込", "pfif_relink": "PFIF再照合", "self_entry": "本人記入（送信）", "self_discard": "本人記入の取消",
     "backup": "バックアップ", "restore": "復元", KEY_MARKER: "監査ログ鍵の開始", "shelter_save": "避難所の登録・変更",
 }
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from app.api.auth import CSRF, CSRF_FIELD, BrowserSession, browser_session, set_session_cookie
 from app.api.pin_login import client_of
-from app.services import self_registration
+from app.services import audit, self_registration
 from app.services.evacuees import CARE_FLAGS
 from app.web import intake
 from app.web.common import db, redirect, templates
@@ -197,6 +197,9 @@ def _send(request: Request, s: BrowserSession, session: Session, state: dict[str
     if _limited(request, "self_entries"):
         return _too_many(request, s, False, lang)
     entry = self_registration.submit(session, entry_items(state), lang)
+    # no staff member: the entry is recorded with the client address, so a flood can be traced
+    audit.record(session, None, "self_entry", "POST /self", [f"self_entry:{entry.id}"],
+                 {"ticket": entry.ticket, "lang": lang, "client": client_of(request)})
     session.commit()
     request.app.state.sessions.drop_draft(_draft_owner(s), DRAFT_FORM)
     return redirect(f"/self/sent?lang={lang}&ticket={entry.ticket}")

@@ -399,6 +399,11 @@
     setTimeout(poll, 500);
   }
 
+  /* ---------- a form that throws something away asks first (data-confirm) ---------- */
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), function (f) {
+    f.addEventListener("submit", function (e) { if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); } });
+  });
+
   /* ---------- print ---------- */
   var printButton = document.getElementById("print-button");
   if (printButton) { printButton.addEventListener("click", function () { window.print(); }); }

@@ -167,6 +167,7 @@ def test_discard_and_the_queue_are_staff_only_and_audited(app: Any, shelter) -> 
         seen = [(a.action, a.screen) for a in s.exec(select(AuditEntry)) if f"self_entry:{e.id}" in (a.subjects or [])]
     assert ("view", "GET /intake/self-queue") in seen and ("view", "GET /intake/self-queue/{entry_id}") in seen
     assert ("self_discard", "POST /intake/self-queue/{entry_id}/discard") in seen
+    assert ("self_entry", "POST /self") in seen  # the kiosk's own write, with its client address
 
 
 PUBLIC = ("/self", "/static", "/healthz", "/openapi.json", "/switch", "/api/session")

@@ -16,7 +16,7 @@ from app.services.self_registration import LANGS
 from app.web.self_i18n import LOCALE_DIR
 from tests.web.helpers import build_shelter
 from tests.web.server import CHROMIUM, serve
-from tests.web.test_browser_flow import browser, expect, shot, switch_user  # noqa: F401
+from tests.web.test_browser_flow import browser, expect, shot, switch_user, tab_to  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -123,7 +123,8 @@ def test_a_family_on_a_phone_then_the_desk_finishes_intake(tmp_path: Path, brows
         expect(row).to_contain_text("高橋 一郎")
         expect(row).to_contain_text("2人")
         shot(desk, "self_queue_desk")
-        desk.click("#open-1")
+        tab_to(desk, "open-1")  # keyboard only at the desk
+        desk.keyboard.press("Enter")
         expect(desk.locator("#self-entry-box")).to_contain_text("受付番号 1")
         assert desk.input_value("#address") == "陸前高田市高田町字館の沖12-3"
         assert desk.input_value("#m-0-birth_date") == "昭和45年3月1日" and desk.input_value("#m-1-name") == "高橋 京子"
@@ -132,7 +133,7 @@ def test_a_family_on_a_phone_then_the_desk_finishes_intake(tmp_path: Path, brows
         expect(desk.locator("#m-0-cands")).to_contain_text("宛名番号 1001")
         expect(desk.locator("#m-1-cands")).to_contain_text("宛名番号 1002")
         shot(desk, "self_queue_prefilled")
-        desk.click("#intake-submit")
+        desk.keyboard.press("Control+Enter")  # after checking the person's identity: register
         desk.wait_for_url(f"{base}/intake?done=*")
         done = desk.locator("#done-box").inner_text()
         assert "登録しました（2人）" in done and "高橋 一郎（台帳と照合済み）" in done and "高橋 京子（台帳と照合済み）" in done
