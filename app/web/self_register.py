@@ -124,29 +124,30 @@ def _limited(request: Request, limiter: str) -> int:
     return getattr(request.app.state, limiter).hit(client_of(request))
 
 
-def _render(request: Request, s: BrowserSession, new: bool, template: str, lang: str, ctx: dict[str, Any],
+def _render(request: Request, s: BrowserSession | None, new: bool, template: str, lang: str, ctx: dict[str, Any],
             status_code: int = 200) -> HTMLResponse:
     tr = translations(lang)
     resp = templates.TemplateResponse(request, template, {
         "request": request, "lang": lang, "html_lang": html_lang(lang), "lang_names": LANG_NAMES,
-        "_": tr.gettext, "csrf_token": s.csrf, "csrf_field": CSRF_FIELD, "care_flags": list(CARE_FLAGS),
+        "_": tr.gettext, "csrf_token": s.csrf if s else "", "csrf_field": CSRF_FIELD, "care_flags": list(CARE_FLAGS),
         "idle_seconds": request.app.state.settings.self_idle_seconds, "max_members": intake.MAX_MEMBERS, **ctx,
     }, status_code=status_code)
-    if new:
+    if new and s is not None:
         set_session_cookie(resp, s)
     return resp
 
 
-def _too_many(request: Request, s: BrowserSession, new: bool, lang: str) -> HTMLResponse:
-    return _render(request, s, new, "self_sent.html", lang, {"limited": True, "ticket": None}, status_code=429)
+def _too_many(request: Request, lang: str) -> HTMLResponse:
+    """429 in the person's language; no session is made or touched for a refused client."""
+    return _render(request, None, False, "self_sent.html", lang, {"limited": True, "ticket": None}, status_code=429)
 
 
 @router.get("/self", response_class=HTMLResponse)
 def self_form(request: Request, lang: str = "", timeout: str = "") -> Response:
     lang = pick_lang(lang)
-    s, new = kiosk_session(request)
     if _limited(request, "self_requests"):
-        return _too_many(request, s, new, lang)
+        return _too_many(request, lang)
+    s, new = kiosk_session(request)
     draft = request.app.state.sessions.get_draft(_draft_owner(s), DRAFT_FORM) or {}
     return _render(request, s, new, "self.html", lang, {"state": self_state(draft), "errors": {},
                                                          "timed_out": bool(timeout) and not draft})
@@ -157,11 +158,11 @@ async def self_submit(request: Request, session: Session = Depends(db)) -> Respo
     form = await request.form()
     items = {k: v for k, v in form.items() if isinstance(v, str)}
     lang = pick_lang(items.get("lang"))
+    if _limited(request, "self_requests"):
+        return _too_many(request, lang)
     s, new = kiosk_session(request, check_idle=False)
     if new:  # the session ended (the idle timer fired, or a restart): the page was erased, nothing is kept
         return _render(request, s, new, "self.html", lang, {"state": self_state({}), "errors": {}, "timed_out": True})
-    if _limited(request, "self_requests"):
-        return _too_many(request, s, new, lang)
     state = self_state(items)
     action = items.get("action", "")
     store = request.app.state.sessions
@@ -195,7 +196,7 @@ def _send(request: Request, s: BrowserSession, session: Session, state: dict[str
         request.app.state.sessions.save_draft(_draft_owner(s), DRAFT_FORM, entry_items_raw(state))
         return _render(request, s, False, "self.html", lang, {"state": state, "errors": errors}, status_code=422)
     if _limited(request, "self_entries"):
-        return _too_many(request, s, False, lang)
+        return _too_many(request, lang)
     entry = self_registration.submit(session, entry_items(state), lang)
     # no staff member: the entry is recorded with the client address, so a flood can be traced
     audit.record(session, None, "self_entry", "POST /self", [f"self_entry:{entry.id}"],
@@ -208,6 +209,8 @@ def _send(request: Request, s: BrowserSession, session: Session, state: dict[str
 @router.get("/self/sent", response_class=HTMLResponse)
 def self_sent(request: Request, lang: str = "", ticket: int = 0) -> Response:
     lang = pick_lang(lang)
+    if _limited(request, "self_requests"):
+        return _too_many(request, lang)
     s, new = kiosk_session(request)
     return _render(request, s, new, "self_sent.html", lang, {"limited": False, "ticket": ticket if ticket > 0 else None})
 

@@ -40,7 +40,7 @@
       Array.prototype.forEach.call(form.querySelectorAll("input[type=checkbox], input[type=radio]"), function (i) { i.checked = false; });
       Array.prototype.forEach.call(form.querySelectorAll("select"), function (s) { s.selectedIndex = 0; });
     }
-    var go = function () { window.location.replace("/self?lang=" + encodeURIComponent(lang) + "&timeout=1"); };
+    var go = function () { window.location.replace("/self?lang=" + encodeURIComponent(lang) + (form ? "&timeout=1" : "")); };
     fetch("/self/reset", { method: "POST", credentials: "same-origin", keepalive: true,
                            headers: { "X-CSRF-Token": body.getAttribute("data-csrf") || "" } }).then(go, go);
   };

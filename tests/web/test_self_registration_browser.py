@@ -129,6 +129,8 @@ def test_a_family_on_a_phone_then_the_desk_finishes_intake(tmp_path: Path, brows
         assert desk.input_value("#address") == "陸前高田市高田町字館の沖12-3"
         assert desk.input_value("#m-0-birth_date") == "昭和45年3月1日" and desk.input_value("#m-1-name") == "高橋 京子"
         assert desk.input_value("#m-1-relationship") == "妻" and desk.is_checked("#m-1-care-allergy")
+        expect(desk.locator("#m-1-allergy_detail")).to_be_visible()  # 詳細 open: what the person typed is in view
+        assert desk.is_checked("input[name=m-1-consent_public][value=no]")
         # the registry candidates are looked up at once, without typing anything
         expect(desk.locator("#m-0-cands")).to_contain_text("宛名番号 1001")
         expect(desk.locator("#m-1-cands")).to_contain_text("宛名番号 1002")
