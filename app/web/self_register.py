@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from app.api.auth import CSRF, CSRF_FIELD, BrowserSession, browser_session, set_session_cookie
+from app.api.auth import CSRF, CSRF_FIELD, AuthError, BrowserSession, browser_session, csrf_protect, set_session_cookie
 from app.api.pin_login import client_of
 from app.services import audit, self_registration
 from app.services.evacuees import CARE_FLAGS
@@ -26,7 +26,8 @@ from app.web import intake
 from app.web.common import db, redirect, templates
 from app.web.self_i18n import LANG_NAMES, html_lang, pick_lang, translations
 
-router = APIRouter(dependencies=[CSRF], include_in_schema=False)
+# POST /self checks the CSRF token itself (an expired page is shown again in the person's language)
+router = APIRouter(include_in_schema=False)
 
 DRAFT_FORM = "self"
 #: what the kiosk may set; never a registry link (resident_id) or anything staff decide
@@ -160,6 +161,12 @@ async def self_submit(request: Request, session: Session = Depends(db)) -> Respo
     lang = pick_lang(items.get("lang"))
     if _limited(request, "self_requests"):
         return _too_many(request, lang)
+    try:
+        await csrf_protect(request)
+    except AuthError:  # a restart or a stale tab: their own typing back, a fresh session, press again
+        s, new = kiosk_session(request, check_idle=False)
+        return _render(request, s, new, "self.html", lang, {"state": self_state(items), "errors": {}, "expired": True},
+                       status_code=403)
     s, new = kiosk_session(request, check_idle=False)
     if new:  # the session ended (the idle timer fired, or a restart): the page was erased, nothing is kept
         return _render(request, s, new, "self.html", lang, {"state": self_state({}), "errors": {}, "timed_out": True})
@@ -215,7 +222,7 @@ def self_sent(request: Request, lang: str = "", ticket: int = 0) -> Response:
     return _render(request, s, new, "self_sent.html", lang, {"limited": False, "ticket": ticket if ticket > 0 else None})
 
 
-@router.post("/self/reset")
+@router.post("/self/reset", dependencies=[CSRF])
 def self_reset(request: Request) -> Response:
     """The page's inactivity timer fired: forget the draft and the session (the page reloads empty)."""
     s = browser_session(request)

@@ -241,3 +241,13 @@ def test_the_pages_reset_forgets_the_draft_and_the_session(app: Any) -> None:
     assert c.post("/self/reset", headers={"X-CSRF-Token": token}).status_code == 204
     r = c.get("/self?timeout=1")
     assert 'value="高橋 一郎"' not in r.text and 'id="timed-out"' in r.text and csrf_of(r.text) != token
+
+
+def test_a_page_that_outlived_its_session_comes_back_in_the_persons_language(app: Any) -> None:
+    """After a restart (sessions are in memory) the person's own typing is shown again, with a
+    fresh session, and one more press sends it; nothing was stored from the refused request."""
+    stale = TestClient(app)  # no session at all: what a restarted server sees
+    r = send(stale, "from-before-the-restart", HEAD, "pt")
+    assert r.status_code == 403 and 'id="expired"' in r.text and "Esta página expirou." in r.text
+    assert 'value="高橋 一郎"' in r.text and not entries(app)
+    assert send(stale, csrf_of(r.text), HEAD, "pt").status_code == 303 and len(entries(app)) == 1
