@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from io import BytesIO
+from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -35,7 +36,7 @@ def pick_lang(value: str | None) -> str:
     return value if value in LANGS else "ja"
 
 
-def catalog_path(lang: str):  # type: ignore[no-untyped-def]
+def catalog_path(lang: str) -> Path:
     return LOCALE_DIR / lang.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
