@@ -200,8 +200,30 @@ def enroll(session_factory: SessionFactory, hub_url: str, code: str, shelter_nam
         dev.shelter_name = shelter_name or dev.shelter_name
         dev.enrolled_at = datetime.now(timezone.utc)
         s.add(dev)
+        _keep_card_key(s, key, doc)
         s.commit()
     return EnrollResult(device_id, doc["hub_id"], doc.get("device_name", ""), hub_url.rstrip("/"))
+
+
+def _keep_card_key(s: Session, key: Any, doc: dict[str, Any]) -> None:
+    """Store the municipality's 避難者カード key the hub boxed to this laptop (app/services/card_keys.py
+    derives from it; the hub key id is recomputed, so a reply cannot name another key)."""
+    import hashlib
+
+    from nacl.exceptions import CryptoError
+
+    from sync.models import CardKey
+
+    card = doc.get("card_key")
+    if not isinstance(card, dict):
+        return  # an older hub: cards stay signed with this laptop's own key
+    try:
+        secret = crypto.device_box(key, doc["box_public_key"]).decrypt(crypto.b64d(str(card["sealed"])))
+    except (CryptoError, KeyError, ValueError, TypeError):
+        raise EnrollmentError("hub sent a card key this laptop cannot open; refused") from None
+    kid = hashlib.sha256(b"anpi-card-key-id:" + secret).hexdigest()[:8]
+    if s.get(CardKey, kid) is None:
+        s.add(CardKey(key_id=kid, scope="municipality", secret=crypto.b64e(secret), created_at=datetime.now(timezone.utc)))
 
 
 # ---- sync ---------------------------------------------------------------------------------------------------
