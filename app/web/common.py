@@ -27,6 +27,7 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 NAV = [
     ("/dashboard", "ダッシュボード", "dashboard", "d"),
     ("/intake", "受付", "register", "u"),
+    ("/desk/scan", "カード読取", "register", "s"),
     ("/review", "照合確認", "review", "k"),
     ("/roster", "名簿", "roster.view", "m"),
     ("/roster/import", "名簿ファイル取込", "roster.import", "f"),
