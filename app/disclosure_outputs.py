@@ -74,6 +74,7 @@ RULED: dict[str, tuple[str, str]] = {
     "POST /desk/scan": ("app.services.card_scan._from_feed", "prefill only from the card or what the hub's rule left (retracted: never)"),
     "POST /desk/scan/confirm": ("app.services.card_scan._from_feed", "re-check-in here, or register here from the card"),
     "cli: anpi card print": ("app.services.cards.card_faces", "a protected person's card is blind: no shelter, no sealed items"),
+    "GET /noticeboard": ("app.services.noticeboard.build", "only ⑭ consent; never a protected person or household; 町字 only"),
     "cli: anpi export noticeboard": ("app.services.noticeboard.build", "only ⑭ consent; never a protected person or household; 町字 only"),
     # --- CLI
     "cli: anpi match": ("app.services.search.match_one", "like /api/search for a caller without the permission"),

@@ -19,7 +19,7 @@ from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db, read_engine
 from app.services.login_throttle import LoginThrottle
-from app.web import admin, cards as cards_web, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
+from app.web import admin, cards as cards_web, certificates, noticeboard as noticeboard_web, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -62,7 +62,8 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq_api.router):
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
-              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, cards_web.router):
+              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, cards_web.router,
+              noticeboard_web.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     deps.install_body_limits(api, settings)
