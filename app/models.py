@@ -245,6 +245,7 @@ class CardArrival(SQLModel, table=True):
     evacuee_id: str = Field(foreign_key="evacuee.id", index=True)  # the registration made here
     origin_evacuee_id: str = Field(index=True)  # the id the card carries (another laptop's registration)
     origin_shelter: str = ""  # the shelter code on the card (empty on a 閲覧制限 card)
+    origin_shelter_name: str = ""  # its name, as sealed in the card or known from the hub
     key_id: str = ""
     at: datetime = Field(default_factory=utcnow)
     by_user: str = ""

@@ -70,6 +70,7 @@ class CardText:
     evacuee_id: str
     shelter_code: str
     basic: dict[str, str] | None  # the unsealed basic four items, when the card carries them
+    shelter_name: str = ""  # sealed beside them: a shelter that never synced cannot name the code
 
 
 def _b64(data: bytes) -> str:
@@ -134,7 +135,7 @@ def has_municipality_key(session: Session) -> bool:
 # --- the QR text ---------------------------------------------------------------------------------------
 
 def encode(key: CardKey, evacuee_id: str, shelter_code: str, basic: dict[str, str] | None) -> str:
-    """The QR text of one card (``basic`` sealed when given; module notes)."""
+    """The QR text of one card (``basic`` sealed when given, with the shelter's name; module notes)."""
     from nacl.secret import SecretBox
 
     secret = _secret(key)
@@ -171,7 +172,8 @@ def verify(session: Session, text: str) -> CardText:
             basic = json.loads(SecretBox(_derive(secret, "seal")).decrypt(_unb64(sealed)).decode("utf-8"))
         except (CryptoError, ValueError):
             raise CardRefused("sealed items cannot be opened", REFUSED_FORGED_JA, "forged") from None
-    return CardText(kid, evacuee_id, unquote(shelter), _basic(basic))
+    name = str(basic.get("shelter_name") or "") if isinstance(basic, dict) else ""
+    return CardText(kid, evacuee_id, unquote(shelter), _basic(basic), name)
 
 
 def _basic(value: Any) -> dict[str, str] | None:

@@ -94,7 +94,7 @@ def look_up(session: Session, text: str) -> ScanResult:
     if ev is not None:
         return ScanResult("present" if ev.status == "in_shelter" else "checkin", card, ev)
     items = card.basic or _from_feed(session, card.evacuee_id)
-    origin = _shelter_name(session, card.shelter_code)
+    origin = card.shelter_name or _shelter_name(session, card.shelter_code)
     if not any((items or {}).get(k) for k in ("name", "name_kana")):
         return ScanResult("intake", card, origin_shelter=origin)
     dups = evacuees.find_duplicates(session, items.get("name") or items.get("name_kana", ""), items.get("birth_date", ""))
@@ -122,15 +122,13 @@ def confirm(session: Session, text: str, *, by: str, allow_duplicate: bool = Fal
     ev = register(session, EvacueeInput(name=it.get("name", ""), name_kana=it.get("name_kana", ""),
                                         birth_date=it.get("birth_date", ""), sex=it.get("sex", "")), by=by)
     session.add(CardArrival(evacuee_id=ev.id, origin_evacuee_id=res.card.evacuee_id,
-                            origin_shelter=res.card.shelter_code, key_id=res.card.key_id, by_user=by))
+                            origin_shelter=res.card.shelter_code, origin_shelter_name=res.origin_shelter,
+                            key_id=res.card.key_id, by_user=by))
     session.flush()
     match_now(session, [ev.id])
     return res, ev
 
 
-def arrivals_of(session: Session, evacuee_id: str) -> list[dict[str, str]]:
+def arrivals_of(session: Session, evacuee_id: str) -> list[CardArrival]:
     """The movement trail a card brought: where this registration came from (person page)."""
-    rows = session.exec(select(CardArrival).where(CardArrival.evacuee_id == evacuee_id).order_by(CardArrival.at))
-    return [{"origin_shelter": _shelter_name(session, r.origin_shelter) or "他の避難所",
-             "origin_evacuee_id": r.origin_evacuee_id, "at": r.at.isoformat(timespec="minutes"), "by": r.by_user}
-            for r in rows]
+    return list(session.exec(select(CardArrival).where(CardArrival.evacuee_id == evacuee_id).order_by(CardArrival.at)))

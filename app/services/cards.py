@@ -52,7 +52,8 @@ def card_faces(session: Session, evacuee_ids: list[str], *, prefill: bool = True
         shown = disclosure.shown_evacuee(disclosure.CALLER_PUBLICATION, prot, ev.id)
         sh = session.get(Shelter, ev.shelter_id)
         if shown.listed:
-            qr = card_keys.encode(key, ev.id, sh.code if sh else "", basic_four(ev) if prefill else None)
+            sealed = {**basic_four(ev), "shelter_name": sh.name if sh else ""} if prefill else None
+            qr = card_keys.encode(key, ev.id, sh.code if sh else "", sealed)
             shelter_name = sh.name if sh else ""
         else:
             qr = card_keys.encode(key, ev.id, "", None)

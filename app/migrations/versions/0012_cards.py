@@ -31,6 +31,7 @@ def upgrade() -> None:
             sa.Column("evacuee_id", sa.String(), sa.ForeignKey("evacuee.id"), nullable=False),
             sa.Column("origin_evacuee_id", sa.String(), nullable=False),
             sa.Column("origin_shelter", sa.String(), nullable=False, server_default=""),
+            sa.Column("origin_shelter_name", sa.String(), nullable=False, server_default=""),
             sa.Column("key_id", sa.String(), nullable=False, server_default=""),
             sa.Column("at", sa.DateTime(), nullable=False),
             sa.Column("by_user", sa.String(), nullable=False, server_default=""),
