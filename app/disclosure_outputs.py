@@ -202,7 +202,8 @@ NO_PERSON: dict[str, str] = {
     "GET /api/check-birth": "a date check of what the user typed", "GET /switch/setup": "setup-code form",
     "POST /admin/users/{user_id}/setup-code": "staff accounts", "POST /api/users/{user_id}/setup-code": "staff accounts",
     "hub GET /v1/audit/head": "audit chain head (sync plumbing)", "hub POST /v1/audit/head": "audit chain head verdict",
-    "hub GET /v1/shelters": "shelter names and counts", "hub POST /v1/epoch": "a fresh epoch (sync plumbing)",
+    "hub GET /v1/shelters": "shelter names and counts",
+    "hub GET /v1/card-key": "the municipality's card key, boxed to the asking laptop", "hub POST /v1/epoch": "a fresh epoch (sync plumbing)",
 }
 
 #: what a RULED function's source must mention: it asks the one rule (or the hub's facts for it)

@@ -935,9 +935,23 @@ def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, d
              "municipality_code": m, "municipality_name": names.get(m)}
     reply["mac"] = crypto.mac(bytes.fromhex(slot["code_key"]), enrolment_reply_message(reply, device_id))
     # boxed to the laptop's key, from the hub box key the MAC above vouches for: only it can open it
-    sealed = crypto.hub_box(identity.box_key, public_key).encrypt(crypto.b64d(card["secret"]))
-    reply["card_key"] = {"key_id": card["key_id"], "sealed": crypto.b64e(bytes(sealed))}
+    reply["card_key"] = boxed_card_key(identity, public_key, card)
     return reply
+
+
+def boxed_card_key(identity: HubIdentity, device_public_key: str, card: Mapping[str, Any]) -> dict[str, str]:
+    """The card key as only that laptop can open it: ``Box(hub box key, device key)``."""
+    sealed = crypto.hub_box(identity.box_key, device_public_key).encrypt(crypto.b64d(card["secret"]))
+    return {"key_id": card["key_id"], "sealed": crypto.b64e(bytes(sealed))}
+
+
+def card_key_package(engine: Engine, identity: HubIdentity, device: Mapping[str, Any]) -> dict[str, str]:
+    """``GET /v1/card-key``: the municipality's card key for a laptop enrolled before the hub issued
+    card keys at enrolment (made now if the municipality has none yet)."""
+    with engine.begin() as conn:
+        hub_wide_lock(conn, "enrol")
+        card = municipality_card_key(conn, device["municipality_code"])
+    return boxed_card_key(identity, device["public_key"], card)
 
 
 def municipality_card_key(conn: Connection, m: str) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from app.services.roster import EvacueeInput, register
 from sync.hub import server, store
 from sync.models import CardKey
 from tests.cards.test_cards_cli import qr_texts
-from tests.sync.helpers import ThreadedServer, enroll_shelter, make_app_shelter
+from tests.sync.helpers import ThreadedServer, enroll_shelter, make_app_shelter, sync
 
 
 def test_card_verifies_and_moves_the_person_at_another_shelter(tmp_path: Path, hub_db_url: str) -> None:
@@ -65,4 +65,20 @@ def test_card_verifies_and_moves_the_person_at_another_shelter(tmp_path: Path, h
             with pytest.raises(card_keys.CardRefused) as exc:
                 card_keys.verify(u, text)
             assert exc.value.reason == "unknown_key"
+        hub_engine.dispose()
+
+
+def test_a_laptop_enrolled_before_card_keys_fetches_the_key_at_its_next_sync(tmp_path: Path, hub_db_url: str) -> None:
+    with ThreadedServer(server.create_hub_app(hub_db_url)) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+        hub_engine = store.open_hub_engine(hub_db_url)
+        old, new = make_app_shelter(tmp_path, "旧端末"), make_app_shelter(tmp_path, "新端末")
+        enroll_shelter(old, hub_engine, http, srv.url)
+        enroll_shelter(new, hub_engine, http, srv.url)
+        with old.session() as s:
+            for k in s.exec(select(CardKey)).all():
+                s.delete(k)  # as if enrolled by an older version
+            s.commit()
+        assert sync(old, http).error is None
+        with old.session() as s, new.session() as t:
+            assert [(k.scope, k.key_id) for k in s.exec(select(CardKey))] == [(k.scope, k.key_id) for k in t.exec(select(CardKey))]
         hub_engine.dispose()
