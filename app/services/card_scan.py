@@ -93,6 +93,10 @@ def look_up(session: Session, text: str) -> ScanResult:
     ev = _local(session, card.evacuee_id)
     if ev is not None:
         return ScanResult("present" if ev.status == "in_shelter" else "checkin", card, ev)
+    if card.evacuee_id in disclosure.retracted(session):
+        # the hub withdrew this person under the 閲覧制限 rule after the card was printed: its sealed
+        # items are not used, and nothing says where they came from
+        return ScanResult("intake", card)
     items = card.basic or _from_feed(session, card.evacuee_id)
     origin = card.shelter_name or _shelter_name(session, card.shelter_code)
     if not any((items or {}).get(k) for k in ("name", "name_kana")):
