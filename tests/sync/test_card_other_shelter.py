@@ -82,3 +82,30 @@ def test_a_laptop_enrolled_before_card_keys_fetches_the_key_at_its_next_sync(tmp
         with old.session() as s, new.session() as t:
             assert [(k.scope, k.key_id) for k in s.exec(select(CardKey))] == [(k.scope, k.key_id) for k in t.exec(select(CardKey))]
         hub_engine.dispose()
+
+
+def test_a_card_of_someone_the_hub_withdrew_prefills_nothing(tmp_path: Path, hub_db_url: str) -> None:
+    """The hub withdrew the person under 閲覧制限 after the card was printed: the sealed items stay
+    sealed, and the desk is not told where the person came from."""
+    from datetime import datetime, timezone
+
+    from sync.models import RemoteEvent
+
+    with ThreadedServer(server.create_hub_app(hub_db_url)) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+        hub_engine = store.open_hub_engine(hub_db_url)
+        first, second = make_app_shelter(tmp_path, "第二中学校"), make_app_shelter(tmp_path, "市民体育館")
+        enroll_shelter(first, hub_engine, http, srv.url)
+        enroll_shelter(second, hub_engine, http, srv.url)
+        with first.session() as s:
+            ev_id = register(s, EvacueeInput(name="山田 花", birth_date="1990-01-01"), by="staff", shelter_code="D2").id
+            text = cards.card_faces(s, [ev_id])[0][0].qr_text
+            s.commit()
+        with second.session() as t:
+            assert card_scan.look_up(t, text).action == "arrive"
+            t.add(RemoteEvent(hub_seq=1, event_id="x", device_id="hub", epoch=1, seq=1, type="evacuee.retracted",
+                              recorded_at="2026-12-01T00:00:00Z", payload="{}", payload_sha256="", evacuee_id=ev_id,
+                              received_at=datetime.now(timezone.utc)))
+            t.commit()
+            res = card_scan.look_up(t, text)
+            assert (res.action, res.items, res.origin_shelter) == ("intake", {}, "")
+        hub_engine.dispose()
