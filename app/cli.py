@@ -33,9 +33,9 @@ def _mount_sub_apps() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(hub_app, name="hub")
     register_shelter_commands(app)
-    from app import cli_backup, cli_certificate, cli_export, cli_pfif, cli_shelter
+    from app import cli_backup, cli_card, cli_certificate, cli_export, cli_pfif, cli_shelter
 
-    for module in (cli_export, cli_certificate, cli_pfif, cli_backup, cli_shelter):
+    for module in (cli_export, cli_certificate, cli_pfif, cli_backup, cli_shelter, cli_card):
         module.register(app)
     from app import cli_hub_audit, cli_hub_certificate, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
 

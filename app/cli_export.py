@@ -24,7 +24,7 @@ import typer
 
 from app.cli_common import F, cli_errors, cli_user, db_path, fail
 
-export_app = typer.Typer(no_args_is_help=True, help="Exports: the safety-confirmation list (安否確認リスト).")
+export_app = typer.Typer(no_args_is_help=True, help="Exports: the safety-confirmation list (安否確認リスト), the noticeboard list (掲示用名簿).")
 hq_app = typer.Typer(no_args_is_help=True, help="Disaster HQ (本部): record 他の手段で確認 / 死亡 / 行方不明.")
 
 def _one_line(func: F) -> F:
@@ -99,6 +99,31 @@ def export_anpi_list_cmd(
             typer.echo(f"  row {r.row} ({r.key}) {r.field}: {r.original} ({r.code}) -> {r.replacement}", err=True)
     if o.summary_path:
         typer.echo(f"summary: {o.summary_path}")
+
+
+@export_app.command("noticeboard")
+@_one_line
+def export_noticeboard_cmd(
+    ctx: typer.Context,
+    fmt: str = typer.Option(..., "--format", help="pdf or csv."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    paper: str = typer.Option("a4", "--paper", help="PDF only: a4 or a3."),
+    by: str = typer.Option("", "--by", help="Who exports (audit log); default: your login name."),
+) -> None:
+    """Write the 掲示用名簿: people here who consented to ⑭ 公表, 五十音 order, 町字 only, never 閲覧制限."""
+    from app.db import open_shelter_db, session as db_session
+    from app.services import noticeboard
+
+    engine = open_shelter_db(db_path(ctx))
+    try:
+        with db_session(engine) as s:
+            nb, _data = noticeboard.export(s, fmt=fmt.strip().lower(), paper=paper.strip().lower(),
+                                           by=by.strip() or cli_user(), out=out)
+            s.commit()
+    finally:
+        engine.dispose()
+    typer.echo(f"noticeboard: {len(nb.rows)} people written to {out} ({fmt.strip().lower()}); "
+               f"{nb.left_out_restricted} left out under 閲覧制限")
 
 
 @hq_app.command("confirm")

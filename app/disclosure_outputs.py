@@ -69,6 +69,13 @@ RULED: dict[str, tuple[str, str]] = {
     "hub GET /v1/hq/pfif/sought": ("app.hub_pfif._guard", "links to protected people left out unless permitted"),
     "hub POST /v1/hq/pfif/sought/{sought_id}/links": ("app.hub_pfif._guard", "a protected target answers not found"),
     "hub GET /v1/hq/pfif/export": ("app.hub_pfif._guard", "never publishes a protected person or household"),
+    # --- shelter: 避難者カード and 掲示用名簿
+    "POST /cards/print": ("app.services.cards.card_faces", "a protected person's card is blind: no shelter, no sealed items"),
+    "POST /desk/scan": ("app.services.card_scan._from_feed", "prefill only from the card or what the hub's rule left (retracted: never)"),
+    "POST /desk/scan/confirm": ("app.services.card_scan._from_feed", "re-check-in here, or register here from the card"),
+    "cli: anpi card print": ("app.services.cards.card_faces", "a protected person's card is blind: no shelter, no sealed items"),
+    "GET /noticeboard": ("app.services.noticeboard.build", "only ⑭ consent; never a protected person or household; 町字 only"),
+    "cli: anpi export noticeboard": ("app.services.noticeboard.build", "only ⑭ consent; never a protected person or household; 町字 only"),
     # --- CLI
     "cli: anpi match": ("app.services.search.match_one", "like /api/search for a caller without the permission"),
     "cli: anpi export anpi-list": ("app.services.anpi_list.build_rows", "files never hold a protected row"),
@@ -143,6 +150,7 @@ OWN_RECORDS: dict[str, str] = {
     "PUT /api/session/drafts/{form}": "the user's own unsent intake form",
     "DELETE /api/session/drafts/{form}": "the user's own unsent intake form",
     "GET /dashboard": "this shelter's counts and recent registrations",
+    "GET /desk/scan": "the scan field; the name of the person just re-checked-in or received here",
     "POST /review/{evacuee_id}": "staff decision, redirects",
     "GET /roster": "this shelter's roster",
     "GET /roster/print": "this shelter's roster on paper",
@@ -195,12 +203,14 @@ NO_PERSON: dict[str, str] = {
     "cli: anpi hub data-key create": "key file", "cli: anpi hub crossmatch run": "counts",
     "cli: anpi shelter add": "shelter records", "cli: anpi shelter list": "shelter records",
     "cli: anpi user setup-code": "staff accounts",
+    "cli: anpi card verify": "the evacuee id a genuine card carries (never its sealed items)",
     "GET /admin/shelters": "shelter records", "POST /admin/shelters": "shelter records",
     "GET /api/check-birth": "a date check of what the user typed", "GET /switch/setup": "setup-code form",
     "POST /admin/users/{user_id}/setup-code": "staff accounts", "POST /api/users/{user_id}/setup-code": "staff accounts",
     "hub GET /v1/audit/head": "audit chain head (sync plumbing)", "hub POST /v1/audit/head": "audit chain head verdict",
     "hub GET /v1/shelters": "shelter names and counts", "hub POST /v1/epoch": "a fresh epoch (sync plumbing)",
     "GET /self/sent": "a ticket number", "POST /self/reset": "ends the kiosk session",
+    "hub GET /v1/card-key": "the municipality's card key, boxed to the asking laptop",
 }
 
 #: what a RULED function's source must mention: it asks the one rule (or the hub's facts for it)

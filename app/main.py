@@ -22,6 +22,7 @@ from app.services.login_throttle import LoginThrottle
 from app.services.rate_limit import SlidingWindow
 from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
 from app.web import self_queue, self_register
+from app.web import cards as cards_web, noticeboard as noticeboard_web
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -68,7 +69,7 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
               hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, self_register.router,
-              self_queue.router):
+              self_queue.router, cards_web.router, noticeboard_web.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     deps.install_body_limits(api, settings)

@@ -255,6 +255,22 @@ class StayEvent(SQLModel, table=True):
     by_user: str = ""
 
 
+class CardArrival(SQLModel, table=True):
+    """A person registered here from a scanned 避難者カード of another shelter (app.services.card_scan):
+    the movement trail across shelters (the card's evacuee id, where it was issued)."""
+
+    __tablename__ = "card_arrival"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    evacuee_id: str = Field(foreign_key="evacuee.id", index=True)  # the registration made here
+    origin_evacuee_id: str = Field(index=True)  # the id the card carries (another laptop's registration)
+    origin_shelter: str = ""  # the shelter code on the card (empty on a 閲覧制限 card)
+    origin_shelter_name: str = ""  # its name, as sealed in the card or known from the hub
+    key_id: str = ""
+    at: datetime = Field(default_factory=utcnow)
+    by_user: str = ""
+
+
 class MatchDecision(SQLModel, table=True):
     """A link (or refusal to link) between an evacuee and a registry resident; append-only.
 

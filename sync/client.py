@@ -200,8 +200,55 @@ def enroll(session_factory: SessionFactory, hub_url: str, code: str, shelter_nam
         dev.shelter_name = shelter_name or dev.shelter_name
         dev.enrolled_at = datetime.now(timezone.utc)
         s.add(dev)
+        _keep_card_key(s, key, doc)
         s.commit()
     return EnrollResult(device_id, doc["hub_id"], doc.get("device_name", ""), hub_url.rstrip("/"))
+
+
+def _keep_card_key(s: Session, key: Any, doc: dict[str, Any]) -> None:
+    """Store the municipality's 避難者カード key the hub boxed to this laptop (app/services/card_keys.py
+    derives from it; the key id is recomputed, so a reply cannot name another key)."""
+    card = doc.get("card_key")
+    if not isinstance(card, dict):
+        return  # an older hub: cards stay signed with this laptop's own key
+    _store_card_key(s, key, doc["box_public_key"], card)
+
+
+def _store_card_key(s: Session, key: Any, hub_box_public: str, card: dict[str, Any]) -> None:
+    import hashlib
+
+    from nacl.exceptions import CryptoError
+
+    from sync.models import CardKey
+
+    try:
+        secret = crypto.device_box(key, hub_box_public).decrypt(crypto.b64d(str(card["sealed"])))
+    except (CryptoError, KeyError, ValueError, TypeError):
+        raise EnrollmentError("hub sent a card key this laptop cannot open; refused") from None
+    kid = hashlib.sha256(b"anpi-card-key-id:" + secret).hexdigest()[:8]
+    if s.get(CardKey, kid) is None:
+        s.add(CardKey(key_id=kid, scope="municipality", secret=crypto.b64e(secret), created_at=datetime.now(timezone.utc)))
+
+
+def _pull_card_key(session_factory: SessionFactory, client: HubClient) -> None:
+    """A laptop enrolled before the hub issued card keys fetches its municipality's now (once).
+    A hub that predates the endpoint answers 404: cards stay signed with the laptop's own key."""
+    from sync.models import CardKey
+
+    with session_factory() as s:
+        if s.exec(select(CardKey).where(CardKey.scope == "municipality")).first() is not None:
+            return
+        dev = outbox.get_device(s)
+        if dev is None or not dev.hub_box_public_key:
+            return
+        key, box_public = crypto.signing_key_from_b64(dev.signing_key), dev.hub_box_public_key
+    try:
+        doc = client.request("GET", "/v1/card-key")
+    except SyncError:
+        return
+    with session_factory() as s:
+        _store_card_key(s, key, box_public, doc)
+        s.commit()
 
 
 # ---- sync ---------------------------------------------------------------------------------------------------
@@ -384,6 +431,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
             if pull:
                 _pull(session_factory, client, hub_id, batch_size, result, on_progress, on_pulled)
                 _pull_shelters(session_factory, client)
+            _pull_card_key(session_factory, client)
         except SyncError as exc:
             result.error = str(exc)
             if isinstance(exc, AuthError) and exc.reason in ("device_revoked", "unknown_device"):

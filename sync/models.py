@@ -100,6 +100,22 @@ class RemoteShelter(SQLModel, table=True):
     seen_at: datetime
 
 
+class CardKey(SQLModel, table=True):
+    """A secret that signs 避難者カード QR codes and seals their basic four items (app.services.card_keys).
+
+    ``scope`` is ``municipality`` (issued by the hub at enrolment, held by every enrolled laptop of
+    the municipality, so a card printed at one shelter verifies at another before either synced)
+    or ``local`` (made by a laptop that was never enrolled: its cards verify on this laptop only).
+    Stored in the encrypted shelter database like the device signing key."""
+
+    __tablename__ = "card_key"
+
+    key_id: str = Field(primary_key=True)
+    scope: str  # municipality | local
+    secret: str  # base64, 32 random bytes
+    created_at: datetime
+
+
 class SyncCursor(SQLModel, table=True):
     """Named watermark, e.g. ``ack/<device>/<epoch>`` or ``pull/<hub_id>``."""
 
@@ -111,7 +127,7 @@ class SyncCursor(SQLModel, table=True):
 
 
 SYNC_TABLES = [SyncDevice.__table__, OutboxEvent.__table__, RemoteEvent.__table__, SyncCursor.__table__,
-               RemoteShelter.__table__]
+               RemoteShelter.__table__, CardKey.__table__]
 
 # Immutability enforced by the database itself, not just by convention.  Created together
 # with the table by ``create_all``; the lead's Alembic migration should execute the same DDL

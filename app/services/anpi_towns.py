@@ -80,6 +80,12 @@ def _reading(name: str) -> str:
         return name
 
 
+def name_reading(name: str) -> str:
+    """Katakana dictionary reading of a name (pykakasi; the name itself when none is known): the
+    掲示用名簿 sorts people in 五十音 order with it when no reading was typed at intake."""
+    return _reading(name)
+
+
 @lru_cache(maxsize=65536)
 def town_sort_key(town: str) -> tuple:
     """Natural order of town keys: the name by reading, numbers compared as numbers; no 町字 last."""

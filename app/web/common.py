@@ -28,6 +28,7 @@ NAV = [
     ("/dashboard", "ダッシュボード", "dashboard", "d"),
     ("/intake", "受付", "register", "u"),
     ("/intake/self-queue", "本人記入", "register", ""),
+    ("/desk/scan", "カード読取", "register", "s"),
     ("/review", "照合確認", "review", "k"),
     ("/roster", "名簿", "roster.view", "m"),
     ("/roster/import", "名簿ファイル取込", "roster.import", "f"),

@@ -78,7 +78,7 @@ def roster_print(request: Request, q: str = "", status: str = "in_shelter", care
 
 def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_id: str, *, error: str = "",
                  error_field: str = "", status_code: int = 200) -> HTMLResponse:
-    from app.services import shelter_list
+    from app.services import card_scan, shelter_list
 
     detail = evacuees.evacuee_detail(session, evacuee_id, reveal_restricted=user.can("restricted"))
     subjects = [f"evacuee:{evacuee_id}"] + [f"evacuee:{m.id}" for m in detail.household]
@@ -93,6 +93,7 @@ def _detail_page(request: Request, session: Session, user: CurrentUser, evacuee_
         "destinations": [v for v in shelter_list.list_shelters(session) if not v.own],
         "OTHER": shelter_list.OTHER,
         "error": error, "error_field": error_field, "full_name": evacuees.full_name,
+        "arrivals": card_scan.arrivals_of(session, evacuee_id),
     }, status_code=status_code)
 
 

@@ -13,6 +13,7 @@ Routes (all JSON):
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
   events and the hub's notices (cross-town answers), never another municipality's
 - ``GET  /v1/shelters`` signed; the municipality's enrolled shelters with their current population
+- ``GET  /v1/card-key`` signed; the municipality's 避難者カード key boxed to the laptop (also sent at enrolment)
 - ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
   (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
@@ -242,6 +243,16 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return refuse(exc)
         rows = await run_in_threadpool(shelter_directory, engine, dev["municipality_code"])
         return JSONResponse({"shelters": rows, "hub_time": clock()})
+
+    @app.get("/v1/card-key")
+    async def card_key(request: Request) -> JSONResponse:
+        """The municipality's 避難者カード key, boxed to the asking laptop (issued at enrolment too)."""
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        pkg = await run_in_threadpool(store.card_key_package, engine, identity, dev)
+        return JSONResponse({**pkg, "hub_time": clock()})
 
     @app.get("/v1/registry/latest")
     async def registry_latest(request: Request, have: str = "") -> JSONResponse:

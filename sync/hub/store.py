@@ -473,6 +473,14 @@ hub_sought_link = Table(  # append-only: a sought person linked (or unlinked) to
     Index("ix_hub_sought_link_sought", "municipality_code", "sought_id"),
 )
 
+hub_card_key = Table(  # the municipality's 避難者カード key, handed to each laptop at enrolment (boxed to it)
+    "hub_card_key", metadata,
+    _tenant_col(),
+    Column("key_id", String(16), nullable=False),
+    Column("secret", Text, nullable=False),  # base64, 32 random bytes (app/services/card_keys.py)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # ---- registry backups, cross-town matching, feed notices ------------------------------------
 hub_registry_snapshot = Table(  # a registry backup held at the data center, encrypted at rest
     "hub_registry_snapshot", metadata,
@@ -922,10 +930,45 @@ def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, d
             status="active", device_id=device_id, public_key=public_key,
             shelter_name=shelter_name, enrolled_at=now))
         names = municipality_names(conn)
+        card = municipality_card_key(conn, m)
     reply = {**identity.public_info(), "device_name": slot["name"], "slot_id": slot["slot_id"],
              "municipality_code": m, "municipality_name": names.get(m)}
     reply["mac"] = crypto.mac(bytes.fromhex(slot["code_key"]), enrolment_reply_message(reply, device_id))
+    # boxed to the laptop's key, from the hub box key the MAC above vouches for: only it can open it
+    reply["card_key"] = boxed_card_key(identity, public_key, card)
     return reply
+
+
+def boxed_card_key(identity: HubIdentity, device_public_key: str, card: Mapping[str, Any]) -> dict[str, str]:
+    """The card key as only that laptop can open it: ``Box(hub box key, device key)``."""
+    sealed = crypto.hub_box(identity.box_key, device_public_key).encrypt(crypto.b64d(card["secret"]))
+    return {"key_id": card["key_id"], "sealed": crypto.b64e(bytes(sealed))}
+
+
+def card_key_package(engine: Engine, identity: HubIdentity, device: Mapping[str, Any]) -> dict[str, str]:
+    """``GET /v1/card-key``: the municipality's card key for a laptop enrolled before the hub issued
+    card keys at enrolment (made now if the municipality has none yet)."""
+    with engine.begin() as conn:
+        hub_wide_lock(conn, "enrol")
+        card = municipality_card_key(conn, device["municipality_code"])
+    return boxed_card_key(identity, device["public_key"], card)
+
+
+def municipality_card_key(conn: Connection, m: str) -> Mapping[str, Any]:
+    """The municipality's 避難者カード key, made on first use (the enrolment lock serialises makers).
+
+    Why the hub issues it: every laptop of the municipality must check a card another one printed,
+    before either synced (see app/services/card_keys.py)."""
+    import hashlib
+    import secrets
+
+    set_tenant(conn, m)
+    row = conn.execute(select(hub_card_key).where(hub_card_key.c.municipality_code == m)).mappings().first()
+    if row is None:
+        secret = secrets.token_bytes(32)
+        row = {"key_id": hashlib.sha256(b"anpi-card-key-id:" + secret).hexdigest()[:8], "secret": crypto.b64e(secret)}
+        conn.execute(hub_card_key.insert().values(municipality_code=m, created_at=utcnow(), **row))
+    return row
 
 
 def revoke_device(engine: Engine, name_or_id: str, municipality: str | None = None) -> int:

@@ -58,6 +58,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/v1/pull"): DEVICE,
     ("GET", "/v1/registry/latest"): DEVICE,
     ("GET", "/v1/shelters"): DEVICE,
+    ("GET", "/v1/card-key"): DEVICE,
     ("GET", "/v1/hq/whoami"): DESK,
     ("GET", "/v1/hq/status"): HQ,
     ("GET", "/v1/hq/anpi-list"): HQ,

@@ -264,7 +264,10 @@ def test_ui_never_references_an_outside_host() -> None:
     offenders = []
     for f in UI.rglob("*"):
         if f.is_file() and f.suffix in (".html", ".js", ".css"):
-            for m in re.finditer(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", f.read_text(encoding="utf-8"), re.I):
+            text = f.read_text(encoding="utf-8")
+            if f.parent.name == "vendor":  # bundled unmodified (NOTICE): its line comments may cite a page
+                text = re.sub(r"^\s*//.*$", "", text, flags=re.M)
+            for m in re.finditer(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I):
                 offenders.append(f"{f.relative_to(UI)}: {m.group(0)}")
     assert not offenders, offenders
 
