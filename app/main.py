@@ -19,7 +19,10 @@ from app.api.routes import health, search, session, status
 from app.config import Settings
 from app.db import open_shelter_db, read_engine
 from app.services.login_throttle import LoginThrottle
-from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
+from app.api import device_gate
+from app.services.devices import PairingCodes
+from app.services.lan_tls import LanInfo
+from app.web import admin, certificates, dashboard, devices, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -27,8 +30,11 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> FastAPI:
-    """One app per shelter database; the engine lives on `app.state` for the request dependencies."""
+def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None, lan: LanInfo | None = None) -> FastAPI:
+    """One app per shelter database; the engine lives on `app.state` for the request dependencies.
+
+    `lan` (from `anpi serve --lan`, served over HTTPS only): devices other than the laptop itself
+    must be paired first (app.api.device_gate)."""
     settings = Settings.from_env()
     engine = open_shelter_db(db_path, busy_timeout_s=settings.busy_timeout_seconds)
     # no /docs or /redoc: they load their script from a CDN, and a shelter has no internet
@@ -43,7 +49,11 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     api.state.login_throttle = LoginThrottle(
         max_failures=settings.max_pin_failures, lockout_seconds=settings.pin_lockout_seconds,
         client_max_failures=settings.client_max_pin_failures, client_window_seconds=settings.client_pin_window_seconds)
+    api.state.lan = lan
+    api.state.pairing = PairingCodes()
     deps.install_error_handlers(api)
+    if lan is not None:  # inside the security headers below, so its answers carry them too
+        device_gate.install(api)
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
@@ -62,7 +72,7 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq_api.router):
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
-              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router):
+              hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, devices.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     deps.install_body_limits(api, settings)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -62,3 +63,70 @@ def audit_cli(db_path: Path, *args: str) -> tuple[int, str]:
     root.add_typer(audit_app, name="audit")
     res = CliRunner().invoke(root, ["--db", str(db_path), "audit", *args], catch_exceptions=False)
     return res.exit_code, res.stdout + res.stderr
+
+
+@dataclass
+class LanServer:
+    """`anpi serve --lan` in a thread: the laptop's own URL (loopback, no pairing) and the URL a
+    tablet on the shelter network uses (this machine's LAN address, so the server sees a
+    non-loopback peer and asks for pairing), with the certificate the clients pin."""
+
+    port: int
+    laptop: str
+    tablet: str
+    cert_file: Path
+    cert_pem: str
+    fingerprint: str
+    app: object
+
+
+def lan_address() -> str | None:
+    from app.services.lan_tls import lan_addresses
+
+    found = lan_addresses()
+    return found[0] if found else None
+
+
+@contextmanager
+def serve_lan(db_path: Path, tmp_path: Path, *, auto_lock_seconds: int | None = None) -> Iterator[LanServer]:
+    """The app as `anpi serve --lan` builds it (app.cli_lan: certificate stored in the database,
+    HTTPS only, proxy headers off), listening on every address of a free port."""
+    import uvicorn
+
+    from app import cli_lan
+    from app.db import open_shelter_db
+    from app.main import create_app
+
+    address = lan_address()
+    if address is None:
+        import pytest
+
+        pytest.skip("this machine has no non-loopback address to stand in for the shelter network")
+    port = free_port()
+    engine = open_shelter_db(db_path)
+    info, tls = cli_lan.prepare(engine, "0.0.0.0", port)
+    engine.dispose()
+    cert_file = tmp_path / "pinned-cert.pem"
+    cert_pem = tls.cert_file.read_text()
+    cert_file.write_text(cert_pem)
+    app = create_app(db_path, auto_lock_seconds=auto_lock_seconds, lan=info)
+    config = uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning", lifespan="off", proxy_headers=False,
+                            ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file),
+                            ssl_keyfile_password=tls.key_password)
+    config.load()
+    cli_lan.cleanup(tls)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="anpi-test-lan-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield LanServer(port, f"https://127.0.0.1:{port}", f"https://{address}:{port}", cert_file, cert_pem,
+                        info.fingerprint, app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        app.state.engine.dispose()
