@@ -1,8 +1,10 @@
 """The LAN gate of `anpi serve --lan` (issue 15): a device on the shelter's Wi-Fi sees nothing but
-the pairing page until it is paired; the laptop itself (a loopback peer) needs no pairing.
+the pairing page until it is paired; the laptop itself (its browser connects from 127.0.0.1 or
+::1) needs no pairing.
 
-"Loopback" is the socket's peer address only (`scope["client"]`, uvicorn run with proxy headers
-off): a header such as X-Forwarded-For is never believed. Left open to everyone: /pair (how to
+"The laptop" is decided on the socket's peer address only (`scope["client"]`, uvicorn run with
+proxy headers off, `app.services.devices.is_laptop`): a header such as X-Forwarded-For is never
+believed. Left open to everyone: /pair (how to
 join), /self (the self-registration kiosk, issue 15), /static (the pages' own CSS and script),
 /healthz and /openapi.json (ARCHITECTURE.md §2). On the LAN every cookie is `Secure`.
 """
@@ -25,8 +27,8 @@ OPEN_PREFIXES = ("/pair/", "/self/", "/static/")
 OPEN_PATHS = frozenset({"/pair", "/self", "/healthz", "/openapi.json", "/favicon.ico"})
 
 
-def peer_is_loopback(request: Request) -> bool:
-    return devices.is_loopback(request.client.host if request.client else None)
+def peer_is_laptop(request: Request) -> bool:
+    return devices.is_laptop(request.client.host if request.client else None)
 
 
 def _open_path(path: str) -> bool:
@@ -63,7 +65,7 @@ def install(api: FastAPI) -> None:
 
     @api.middleware("http")
     async def device_gate(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
-        if not peer_is_loopback(request) and not _open_path(request.url.path):
+        if not peer_is_laptop(request) and not _open_path(request.url.path):
             device = await run_in_threadpool(paired_device, request)
             if device is None:
                 response = _refuse(request)

@@ -30,9 +30,16 @@ MAX_CODE_FAILURES = 5
 NAME_MAX = 40
 
 
-def is_loopback(host: str | None) -> bool:
-    """True for this machine's own loopback peer (127.0.0.0/8, ::1, ::ffff:127.x). Only the socket's
-    peer address counts: no header (X-Forwarded-For …) is ever believed."""
+#: the peer addresses of the laptop's own browser: on the laptop, a connection to any loopback
+#: address leaves from 127.0.0.1 (or ::1) unless a program binds another one on purpose
+LAPTOP_PEERS = frozenset({ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")})
+
+
+def is_laptop(host: str | None) -> bool:
+    """True when the socket's peer is the laptop's own browser (127.0.0.1, ::1, ::ffff:127.0.0.1).
+    Only the peer address counts: no header (X-Forwarded-For …) is ever believed. Another loopback
+    address (127.0.0.2 …) is treated like a device on the LAN, which is also how tests and
+    bench/lan_bench.py stand tablets on one machine without sending traffic anywhere else."""
     if not host:
         return False
     try:
@@ -40,7 +47,7 @@ def is_loopback(host: str | None) -> bool:
     except ValueError:
         return False
     mapped = getattr(addr, "ipv4_mapped", None)
-    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
+    return (mapped or addr) in LAPTOP_PEERS
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from app.api.auth import CSRF, CurrentUser, browser_session, require, set_session_cookie
-from app.api.device_gate import DEVICE_COOKIE, DEVICE_MAX_AGE, paired_device, peer_is_loopback
+from app.api.device_gate import DEVICE_COOKIE, DEVICE_MAX_AGE, paired_device, peer_is_laptop
 from app.services import audit, devices
 from app.services.errors import AnpiError
 from app.web.common import db, redirect, render, screen
@@ -37,8 +37,8 @@ def _pair_page(request: Request, *, error: str = "", error_field: str = "", name
     lan = getattr(request.app.state, "lan", None)
     resp = render(request, "pair.html", {
         "error": error, "error_field": error_field, "name": name, "next": _safe_next(next_path),
-        "csrf_token": s.csrf, "laptop": peer_is_loopback(request), "lan": lan,
-        "paired": paired_device(request) if not peer_is_loopback(request) else None,
+        "csrf_token": s.csrf, "laptop": peer_is_laptop(request), "lan": lan,
+        "paired": paired_device(request) if not peer_is_laptop(request) else None,
     }, status_code=status_code, user=None)
     if fresh is not None:
         set_session_cookie(resp, fresh)
@@ -74,7 +74,7 @@ def pair_submit(request: Request, name: str = Form(""), code: str = Form(""), ne
 
 def _laptop_only(request: Request) -> Response | None:
     """On the LAN listener the device list answers the laptop's own browser only."""
-    if getattr(request.app.state, "lan", None) is not None and not peer_is_loopback(request):
+    if getattr(request.app.state, "lan", None) is not None and not peer_is_laptop(request):
         return render(request, "error.html", {"status": 403, "message": "この画面は避難所のノートパソコンでのみ使えます"},
                       status_code=403)
     return None

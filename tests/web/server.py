@@ -65,52 +65,44 @@ def audit_cli(db_path: Path, *args: str) -> tuple[int, str]:
     return res.exit_code, res.stdout + res.stderr
 
 
+#: where a test stands a tablet: another loopback address, so the server sees a peer that is not the
+#: laptop's own browser (127.0.0.1) while no traffic leaves this machine's loopback
+TABLET_SOURCE = "127.0.0.2"
+
+
 @dataclass
 class LanServer:
-    """`anpi serve --lan` in a thread: the laptop's own URL (loopback, no pairing) and the URL a
-    tablet on the shelter network uses (this machine's LAN address, so the server sees a
-    non-loopback peer and asks for pairing), with the certificate the clients pin."""
+    """`anpi serve --lan` in a thread on 127.0.0.1: `base` is its URL for the laptop's browser and
+    for tablets alike; a tablet's client connects from TABLET_SOURCE (httpx `local_address`, or
+    Chromium through `tablet_relay`). The clients pin `cert_file`."""
 
     port: int
-    laptop: str
-    tablet: str
+    base: str
     cert_file: Path
     cert_pem: str
     fingerprint: str
     app: object
 
 
-def lan_address() -> str | None:
-    from app.services.lan_tls import lan_addresses
-
-    found = lan_addresses()
-    return found[0] if found else None
-
-
 @contextmanager
 def serve_lan(db_path: Path, tmp_path: Path, *, auto_lock_seconds: int | None = None) -> Iterator[LanServer]:
     """The app as `anpi serve --lan` builds it (app.cli_lan: certificate stored in the database,
-    HTTPS only, proxy headers off), listening on every address of a free port."""
+    HTTPS only, proxy headers off)."""
     import uvicorn
 
     from app import cli_lan
     from app.db import open_shelter_db
     from app.main import create_app
 
-    address = lan_address()
-    if address is None:
-        import pytest
-
-        pytest.skip("this machine has no non-loopback address to stand in for the shelter network")
     port = free_port()
     engine = open_shelter_db(db_path)
-    info, tls = cli_lan.prepare(engine, "0.0.0.0", port)
+    info, tls = cli_lan.prepare(engine, "127.0.0.1", port)
     engine.dispose()
     cert_file = tmp_path / "pinned-cert.pem"
     cert_pem = tls.cert_file.read_text()
     cert_file.write_text(cert_pem)
     app = create_app(db_path, auto_lock_seconds=auto_lock_seconds, lan=info)
-    config = uvicorn.Config(app, host="0.0.0.0", port=port, log_level="warning", lifespan="off", proxy_headers=False,
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False,
                             ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file),
                             ssl_keyfile_password=tls.key_password)
     config.load()
@@ -124,9 +116,72 @@ def serve_lan(db_path: Path, tmp_path: Path, *, auto_lock_seconds: int | None = 
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
     try:
-        yield LanServer(port, f"https://127.0.0.1:{port}", f"https://{address}:{port}", cert_file, cert_pem,
-                        info.fingerprint, app)
+        yield LanServer(port, f"https://127.0.0.1:{port}", cert_file, cert_pem, info.fingerprint, app)
     finally:
         server.should_exit = True
         thread.join(10)
         app.state.engine.dispose()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@contextmanager
+def tablet_relay(source: str = TABLET_SOURCE) -> Iterator[str]:
+    """An HTTP CONNECT relay on 127.0.0.1 whose outgoing connections leave from `source`: Chromium
+    cannot pick its source address, so a tablet's browser context goes through this (TLS stays
+    end to end: the relay only copies bytes). Yields the proxy URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        target = head.split(b" ")[1].decode()
+        host, port = target.rsplit(":", 1)
+        if head.split(b" ")[0] != b"CONNECT" or host not in ("127.0.0.1", "localhost"):
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")  # loopback only: nothing leaves this machine
+            conn.close()
+            return
+        out = socket.create_connection(("127.0.0.1", int(port)), source_address=(source, 0))
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=_pipe, args=(conn, out), daemon=True).start()
+        _pipe(out, conn)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, name="anpi-test-tablet-relay", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()

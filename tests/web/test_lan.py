@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from app.audit_models import AuditEntry
 from app.models import Evacuee, PairedDevice
 from tests.web.helpers import build_shelter, csrf_of, login
-from tests.web.server import LanServer, serve_lan
+from tests.web.server import TABLET_SOURCE, LanServer, serve_lan
 
 pytestmark = pytest.mark.xdist_group("lan")
 
@@ -32,13 +32,17 @@ def lan(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield srv
 
 
-def client(srv: LanServer, url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=str(srv.cert_file)), timeout=30)
+def client(srv: LanServer, *, tablet: bool) -> httpx.Client:
+    """The laptop's own browser (from 127.0.0.1), or a tablet (from TABLET_SOURCE); both pin the
+    certificate the server made."""
+    verify = ssl.create_default_context(cafile=str(srv.cert_file))
+    transport = httpx.HTTPTransport(verify=verify, local_address=TABLET_SOURCE if tablet else "127.0.0.1")
+    return httpx.Client(base_url=srv.base, transport=transport, timeout=30)
 
 
 def pairing_code(srv: LanServer) -> str:
     """What the administrator reads off the laptop's 端末 screen."""
-    with client(srv, srv.laptop) as laptop:
+    with client(srv, tablet=False) as laptop:
         login(laptop, "管理")
         page = laptop.get("/admin/devices")
         r = laptop.post("/admin/devices/code", data={"csrf_token": csrf_of(page.text)}, follow_redirects=True)
@@ -55,8 +59,8 @@ def pair(tablet: httpx.Client, code: str, name: str = "受付タブレット1") 
 
 
 def test_plain_http_to_the_lan_port_gets_no_page(lan: LanServer) -> None:
-    host = lan.tablet.split("//")[1].split(":")[0]
-    with socket.create_connection((host, lan.port), timeout=10) as s:
+    host = "127.0.0.1"
+    with socket.create_connection((host, lan.port), timeout=10, source_address=(TABLET_SOURCE, 0)) as s:
         s.sendall(f"GET /switch HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         s.settimeout(10)
         got = b""
@@ -71,7 +75,7 @@ def test_plain_http_to_the_lan_port_gets_no_page(lan: LanServer) -> None:
 
 
 def test_an_unpaired_tablet_sees_only_the_pairing_page(lan: LanServer) -> None:
-    with client(lan, lan.tablet) as tablet:
+    with client(lan, tablet=True) as tablet:
         r = tablet.get("/dashboard", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/pair?next=/dashboard"
         r = tablet.get("/switch", headers={"X-Forwarded-For": "127.0.0.1"}, follow_redirects=False)
@@ -90,7 +94,7 @@ def test_an_unpaired_tablet_sees_only_the_pairing_page(lan: LanServer) -> None:
 
 
 def test_the_laptop_needs_no_pairing(lan: LanServer) -> None:
-    with client(lan, lan.laptop) as laptop:
+    with client(lan, tablet=False) as laptop:
         r = laptop.get("/switch")
         assert r.status_code == 200 and "交代" in r.text
         assert "secure" in r.headers["set-cookie"].lower()
@@ -100,7 +104,7 @@ def test_the_laptop_needs_no_pairing(lan: LanServer) -> None:
 
 def test_pairing_with_the_one_time_code_then_revocation(lan: LanServer) -> None:
     code = pairing_code(lan)
-    with client(lan, lan.tablet) as tablet, client(lan, lan.tablet) as other:
+    with client(lan, tablet=True) as tablet, client(lan, tablet=True) as other:
         wrong = "000000" if code != "000000" else "111111"
         r = pair(tablet, wrong)
         assert r.status_code == 401 and "接続コードが違う" in r.text
@@ -113,7 +117,7 @@ def test_pairing_with_the_one_time_code_then_revocation(lan: LanServer) -> None:
         assert tablet.get("/dashboard").status_code == 200
         assert pair(other, code).status_code == 401  # one code, one device
         assert other.get("/dashboard", follow_redirects=False).status_code == 303
-        with client(lan, lan.laptop) as laptop:
+        with client(lan, tablet=False) as laptop:
             login(laptop, "管理")
             page = laptop.get("/admin/devices").text
             assert "受付タブレット1" in page and lan.fingerprint in page and 'id="lan-qr"' in page
@@ -133,7 +137,7 @@ def test_pairing_with_the_one_time_code_then_revocation(lan: LanServer) -> None:
 
 def test_the_device_list_answers_the_laptop_only(lan: LanServer) -> None:
     code = pairing_code(lan)
-    with client(lan, lan.tablet) as tablet:
+    with client(lan, tablet=True) as tablet:
         assert pair(tablet, code).status_code == 303
         login(tablet, "管理")
         r = tablet.get("/admin/devices")
@@ -145,14 +149,14 @@ def test_the_device_list_answers_the_laptop_only(lan: LanServer) -> None:
 def test_a_code_dies_after_five_wrong_tries(lan: LanServer) -> None:
     code = pairing_code(lan)
     wrong = [f"{(int(code) + i) % 10**6:06d}" for i in range(1, 6)]
-    with client(lan, lan.tablet) as tablet:
+    with client(lan, tablet=True) as tablet:
         for w in wrong:
             assert pair(tablet, w).status_code == 401
         assert pair(tablet, code).status_code == 401
 
 
 def _paired_staff(srv: LanServer, name: str, code: str) -> httpx.Client:
-    c = client(srv, srv.tablet)
+    c = client(srv, tablet=True)
     assert pair(c, code, f"{name}のタブレット").status_code == 303
     login(c, name)
     return c
