@@ -138,10 +138,12 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
 
 
 @contextmanager
-def tablet_relay(source: str = TABLET_SOURCE) -> Iterator[str]:
+def tablet_relay(source: str = TABLET_SOURCE, *, any_host: bool = False) -> Iterator[str]:
     """An HTTP CONNECT relay on 127.0.0.1 whose outgoing connections leave from `source`: Chromium
     cannot pick its source address, so a tablet's browser context goes through this (TLS stays
-    end to end: the relay only copies bytes). Yields the proxy URL."""
+    end to end: the relay only copies bytes). It only ever connects to 127.0.0.1; with `any_host`
+    a tablet may use another address in its URL (the README's pictures show the hotspot's), which
+    still reaches 127.0.0.1 on the same port. Yields the proxy URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -158,11 +160,15 @@ def tablet_relay(source: str = TABLET_SOURCE) -> Iterator[str]:
             head += chunk
         target = head.split(b" ")[1].decode()
         host, port = target.rsplit(":", 1)
-        if head.split(b" ")[0] != b"CONNECT" or host not in ("127.0.0.1", "localhost"):
+        if head.split(b" ")[0] != b"CONNECT" or not (any_host or host in ("127.0.0.1", "localhost")):
             conn.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")  # loopback only: nothing leaves this machine
             conn.close()
             return
-        out = socket.create_connection(("127.0.0.1", int(port)), source_address=(source, 0))
+        try:
+            out = socket.create_connection(("127.0.0.1", int(port)), source_address=(source, 0))
+        except OSError:
+            conn.close()
+            return
         conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         threading.Thread(target=_pipe, args=(conn, out), daemon=True).start()
         _pipe(out, conn)
