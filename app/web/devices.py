@@ -17,6 +17,7 @@ from app.services.errors import AnpiError
 from app.web.common import db, redirect, render, screen
 
 router = APIRouter(dependencies=[CSRF], include_in_schema=False)
+PAIRING = "device-pairing"  # the throttle's "account" for pairing tries
 
 
 def _safe_next(next_path: str) -> str:
@@ -58,11 +59,18 @@ def pair_submit(request: Request, name: str = Form(""), code: str = Form(""), ne
         devices.clean_name(name)
     except AnpiError as exc:
         return _pair_page(request, error=exc.message_ja, error_field="name", name=name, next_path=next, status_code=422)
+    throttle = request.app.state.login_throttle  # wrong codes count per address, like wrong PINs
+    refused = throttle.refusal(_client(request), PAIRING)
+    if refused is not None:
+        return _pair_page(request, error=f"接続コードを何度も間違えたため、この端末からはあと{max(1, -(-refused.seconds_left // 60))}分間登録できません",
+                          error_field="code", name=name, next_path=next, status_code=429)
     if not request.app.state.pairing.consume(code):
+        throttle.failed(_client(request), PAIRING)
         audit.record(session, None, "device_pair_failed", screen(request), detail={"client": _client(request)})
         session.commit()
         return _pair_page(request, error="接続コードが違うか、期限が切れています。ノートパソコンで新しいコードを表示してください",
                           error_field="code", name=name, next_path=next, status_code=401)
+    throttle.succeeded(_client(request), PAIRING)
     device, token = devices.pair(session, name, _client(request))
     audit.record(session, None, "device_pair", screen(request), [f"device:{device.id}"],
                  {"name": device.name, "client": device.client})

@@ -32,11 +32,11 @@ def lan(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield srv
 
 
-def client(srv: LanServer, *, tablet: bool) -> httpx.Client:
-    """The laptop's own browser (from 127.0.0.1), or a tablet (from TABLET_SOURCE); both pin the
+def client(srv: LanServer, *, tablet: bool, source: str = TABLET_SOURCE) -> httpx.Client:
+    """The laptop's own browser (from 127.0.0.1), or a tablet (from `source`); both pin the
     certificate the server made."""
     verify = ssl.create_default_context(cafile=str(srv.cert_file))
-    transport = httpx.HTTPTransport(verify=verify, local_address=TABLET_SOURCE if tablet else "127.0.0.1")
+    transport = httpx.HTTPTransport(verify=verify, local_address=source if tablet else "127.0.0.1")
     return httpx.Client(base_url=srv.base, transport=transport, timeout=30)
 
 
@@ -150,10 +150,16 @@ def test_the_device_list_answers_the_laptop_only(lan: LanServer) -> None:
 def test_a_code_dies_after_five_wrong_tries(lan: LanServer) -> None:
     code = pairing_code(lan)
     wrong = [f"{(int(code) + i) % 10**6:06d}" for i in range(1, 6)]
-    with client(lan, tablet=True) as tablet:
-        for w in wrong:
-            assert pair(tablet, w).status_code == 401
-        assert pair(tablet, code).status_code == 401
+    with client(lan, tablet=True) as guesser, client(lan, tablet=True, source="127.0.0.3") as other:
+        for w in wrong[:3]:
+            assert pair(guesser, w).status_code == 401
+        for w in wrong[3:]:  # another address does not start the count again: the code counts every try
+            assert pair(other, w).status_code == 401
+        assert pair(other, code).status_code == 401  # dead now, even the right one
+        for w in wrong[:2]:
+            assert pair(guesser, w).status_code == 401
+        r = pair(guesser, pairing_code(lan))  # this address has guessed 5 times in a row: it waits
+        assert r.status_code == 429 and "分間登録できません" in r.text
 
 
 def _paired_staff(srv: LanServer, name: str, code: str) -> httpx.Client:
