@@ -7,10 +7,14 @@ The certificate is pinned: every client trusts exactly the certificate the serve
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -202,3 +206,67 @@ def test_two_devices_registering_the_same_family_at_once_leave_one_household(lan
         names = [e.name_raw for e in s.exec(select(Evacuee))]
     for person in ("岩手 太郎", "岩手 花子", "宮城 次郎", "福島 三郎"):
         assert names.count(person) == 1, person
+
+
+def _wait_for(log: Path, pattern: str, proc: subprocess.Popen, seconds: float = 60) -> re.Match[str]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        m = re.search(pattern, log.read_text(errors="replace"))
+        if m:
+            return m
+        assert proc.poll() is None, log.read_text(errors="replace")
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern!r} never printed: {log.read_text(errors='replace')[-500:]}")
+
+
+@pytest.mark.slow
+def test_the_anpi_serve_lan_command(tmp_path: Path) -> None:
+    """The real command line: HTTPS on the given port with the fingerprint it printed (and a QR code),
+    no key file left behind, plain HTTP refused; without --lan plain HTTP on 127.0.0.1 as before."""
+    from app.services.lan_tls import fingerprint_of
+    from bench.processes import stop
+    from tests.web.server import free_port
+
+    shelter = build_shelter(tmp_path, evacuees=False)
+    env = {**os.environ, "TMPDIR": str(tmp_path), "ANPI_SYNC_INTERVAL": "3600"}
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--db", str(shelter.db_path), "serve", "--lan",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=out)
+    try:
+        fp = _wait_for(log, r"fingerprint: ([0-9A-F:]{95})", proc).group(1)
+        assert "▀" in log.read_text() or "█" in log.read_text()  # the QR code on the laptop's terminal
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert fingerprint_of(pem) == fp
+        (tmp_path / "pin.pem").write_text(pem)
+        r = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=ssl.create_default_context(cafile=str(tmp_path / "pin.pem")))
+        assert r.status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert not list(tmp_path.glob("anpi-tls-*")), "the certificate files are removed once loaded"
+    finally:
+        stop(proc)
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--db", str(shelter.db_path), "serve",
+                                 "--port", str(port)], env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        stop(proc)
