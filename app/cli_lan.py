@@ -31,11 +31,15 @@ def check_host(host: str, lan: bool) -> None:
 
 
 def prepare(engine, host: str, port: int) -> tuple[lan_tls.LanInfo, lan_tls.TlsFiles]:  # type: ignore[no-untyped-def]
-    """The certificate (made and stored in the database the first time) written out for the listener."""
-    with db_session(engine) as s:
-        row = lan_tls.identity(s, [host])
-        s.commit()
-        files = lan_tls.write_tls_files(row)
+    """The certificate (made and stored in the database the first time) written out for the listener;
+    the engine is closed afterwards (the service opens its own)."""
+    try:
+        with db_session(engine) as s:
+            row = lan_tls.identity(s, [host])
+            s.commit()
+            files = lan_tls.write_tls_files(row)
+    finally:
+        engine.dispose()
     return lan_tls.lan_info(files.fingerprint, host, port), files
 
 

@@ -44,7 +44,6 @@ def serve(db: Path):  # type: ignore[no-untyped-def]
             port = free_port()
     engine = open_shelter_db(db)
     info, tls = cli_lan.prepare(engine, "127.0.0.1", port)
-    engine.dispose()
     cert_pem = tls.cert_file.read_text()
     app = create_app(db, lan=LanInfo(info.fingerprint, (f"https://{HOTSPOT}:{port}",)))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", proxy_headers=False,
@@ -62,7 +61,7 @@ def serve(db: Path):  # type: ignore[no-untyped-def]
 def log_in(page, base: str, name: str, pin: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{base}/switch")
     page.get_by_text(name, exact=True).click()
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'pin'")
+    page.locator("#pin").focus()  # the page's script moves there too, once it has loaded
     page.keyboard.type(pin)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/dashboard")

@@ -97,7 +97,6 @@ def serve_lan(db_path: Path, tmp_path: Path, *, auto_lock_seconds: int | None = 
     port = free_port()
     engine = open_shelter_db(db_path)
     info, tls = cli_lan.prepare(engine, "127.0.0.1", port)
-    engine.dispose()
     cert_file = tmp_path / "pinned-cert.pem"
     cert_pem = tls.cert_file.read_text()
     cert_file.write_text(cert_pem)
