@@ -73,7 +73,7 @@ def pair_submit(request: Request, name: str = Form(""), code: str = Form(""), ne
     throttle.succeeded(_client(request), PAIRING)
     device, token = devices.pair(session, name, _client(request))
     audit.record(session, None, "device_pair", screen(request), [f"device:{device.id}"],
-                 {"name": device.name, "client": device.client})
+                 {"device_name": device.name, "client": device.client})
     session.commit()
     resp = redirect(_safe_next(next) or "/switch")
     resp.set_cookie(DEVICE_COOKIE, token, httponly=True, secure=True, samesite="lax", path="/", max_age=DEVICE_MAX_AGE)
@@ -129,6 +129,6 @@ def revoke_device(request: Request, device_id: str, user: CurrentUser = Depends(
     except AnpiError as exc:
         session.rollback()
         return _devices_page(request, session, message=exc.message_ja, status_code=404)
-    audit.record(session, user, "device_revoke", screen(request), [f"device:{dev.id}"], {"name": dev.name})
+    audit.record(session, user, "device_revoke", screen(request), [f"device:{dev.id}"], {"device_name": dev.name})
     session.commit()
     return redirect(f"/admin/devices?done={dev.name} の登録を取り消しました")

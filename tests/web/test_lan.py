@@ -131,6 +131,8 @@ def test_pairing_with_the_one_time_code_then_revocation(lan: LanServer) -> None:
             r = laptop.post(f"/admin/devices/{m.group(1)}/revoke", data={"csrf_token": csrf_of(page)},
                             follow_redirects=True)
             assert "取消済み" in r.text
+            audit_page = laptop.get("/admin/audit").text
+            assert "端末の登録取消" in audit_page and "端末の名前: 受付タブレット1" in audit_page
         r = tablet.get("/dashboard", follow_redirects=False)  # the very next request
         assert r.status_code == 303 and r.headers["location"].startswith("/pair")
     with Session(lan.app.state.engine) as s:  # type: ignore[attr-defined]
