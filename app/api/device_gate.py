@@ -32,6 +32,9 @@ def peer_is_laptop(request: Request) -> bool:
 
 
 def _open_path(path: str) -> bool:
+    """Open to unpaired devices; a path with dot segments (/self/../admin) never is."""
+    if any(seg in (".", "..") for seg in path.split("/")) or "//" in path:
+        return False
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 

@@ -7,6 +7,7 @@ The certificate is pinned: every client trusts exactly the certificate the serve
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import socket
@@ -92,6 +93,15 @@ def test_an_unpaired_tablet_sees_only_the_pairing_page(lan: LanServer) -> None:
         for path in ("/self", "/self/x"):  # the self-registration kiosk: neither pairing nor login
             r = tablet.get(path, follow_redirects=False)
             assert not (r.status_code == 303 and r.headers["location"].startswith("/pair")), path
+        raw = http.client.HTTPSConnection("127.0.0.1", lan.port, source_address=(TABLET_SOURCE, 0), timeout=30,
+                                          context=ssl.create_default_context(cafile=str(lan.cert_file)))
+        for sneaky in ("/self/../dashboard", "/static/../api/status", "/self/%2e%2e/dashboard", "//self/x"):
+            raw.request("GET", sneaky)  # sent as written: no client tidies the dots away
+            answer = raw.getresponse()
+            answer.read()
+            assert answer.status in (303, 401, 404), (sneaky, answer.status)
+            assert answer.status != 200, sneaky
+        raw.close()
         page = tablet.get("/pair")
         assert page.status_code == 200 and "接続コード" in page.text and 'lang="ja"' in page.text
         assert all("secure" in c.lower() for c in page.headers.get_list("set-cookie"))
