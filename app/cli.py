@@ -360,8 +360,12 @@ def _warm_matcher(path: Path) -> None:
 @cli_errors
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8080, "--port"),
+    host: Annotated[Optional[str], typer.Option(
+        "--host", help="Address to listen on (default 127.0.0.1; with --lan every address).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port (default 8080; with --lan 8443).")] = None,
+    lan: Annotated[bool, typer.Option(
+        "--lan", help="Serve tablets on the shelter's own network: HTTPS only, with the laptop's own certificate; "
+                      "a device joins with a one-time code shown on 管理 > 端末.")] = False,
     backup_dir: Annotated[Optional[Path], typer.Option(
         "--backup-dir", help="Back up every N minutes to this folder, e.g. a USB stick (env ANPI_BACKUP_DIR).")] = None,
     backup_interval: Annotated[Optional[float], typer.Option(
@@ -369,16 +373,23 @@ def serve(
     backup_keep: Annotated[Optional[int], typer.Option(
         "--backup-keep", help="Automatic backups kept in the folder (env ANPI_BACKUP_KEEP, default 24).")] = None,
 ) -> None:
-    """Run the shelter service and staff UI."""
+    """Run the shelter service and staff UI (on this laptop only, or with --lan for the shelter's network)."""
     import dataclasses
 
     import uvicorn
 
+    from app import cli_lan
     from app.main import create_app
     from app.services.backup import BackupScheduler
     from sync.client import BackgroundSyncer
 
-    api = create_app(db_path(ctx))
+    host = host or (cli_lan.LAN_DEFAULT_HOST if lan else "127.0.0.1")
+    port = port or (cli_lan.LAN_DEFAULT_PORT if lan else 8080)
+    cli_lan.check_host(host, lan)
+    tls = info = None
+    if lan:
+        info, tls = cli_lan.prepare(engine_for(ctx), host, port)
+    api = create_app(db_path(ctx), lan=info)
     _warm_matcher(api.state.db_path)
     # Pushes to the hub whenever one is enrolled and reachable; idle otherwise.
     from app.services import audit
@@ -406,8 +417,20 @@ def serve(
         typer.echo(f"automatic backups every {st.backup_interval_minutes:g} min to {st.backup_dir} "
                    f"(keeping {st.backup_keep})", err=True)
         backups.start()
+    tls_options = {}
+    if tls is not None and info is not None:
+        cli_lan.banner(info, port)
+        tls_options = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file),
+                       "ssl_keyfile_password": tls.key_password}
+    # proxy headers off: the LAN gate believes the socket's peer address only
+    config = uvicorn.Config(api, host=host, port=port, log_level="warning", proxy_headers=False, **tls_options)
     try:
-        uvicorn.run(api, host=host, port=port, log_level="warning")
+        config.load()  # the certificate and key are read now: their files go at once
+    finally:
+        if tls is not None:
+            cli_lan.cleanup(tls)
+    try:
+        uvicorn.Server(config).run()
     finally:
         syncer.stop()
         if backups is not None:

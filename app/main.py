@@ -20,9 +20,12 @@ from app.config import Settings
 from app.db import open_shelter_db, read_engine
 from app.services.login_throttle import LoginThrottle
 from app.services.rate_limit import SlidingWindow
-from app.web import admin, certificates, dashboard, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
+from app.web import admin, certificates, dashboard, devices, hq, inquiry, intake, review, roster, session_views, shelters_admin, sought
 from app.web import self_queue, self_register
 from app.web import cards as cards_web, noticeboard as noticeboard_web
+from app.api import device_gate
+from app.services.devices import PairingCodes
+from app.services.lan_tls import LanInfo
 from app.web.common import STATIC_DIR
 
 # Everything the pages load comes from this server: no CDN, no web fonts, no outside host.
@@ -30,8 +33,11 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> FastAPI:
-    """One app per shelter database; the engine lives on `app.state` for the request dependencies."""
+def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None, lan: LanInfo | None = None) -> FastAPI:
+    """One app per shelter database; the engine lives on `app.state` for the request dependencies.
+
+    `lan` (from `anpi serve --lan`, served over HTTPS only): devices other than the laptop itself
+    must be paired first (app.api.device_gate)."""
     settings = Settings.from_env()
     engine = open_shelter_db(db_path, busy_timeout_s=settings.busy_timeout_seconds)
     # no /docs or /redoc: they load their script from a CDN, and a shelter has no internet
@@ -49,7 +55,11 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     # 本人記入 kiosk (/self): per client address, requests of any kind and forms sent
     api.state.self_requests = SlidingWindow(settings.self_max_requests, settings.self_window_seconds)
     api.state.self_entries = SlidingWindow(settings.self_max_entries, settings.self_window_seconds)
+    api.state.lan = lan
+    api.state.pairing = PairingCodes()
     deps.install_error_handlers(api)
+    if lan is not None:  # inside the security headers below, so its answers carry them too
+        device_gate.install(api)
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
@@ -69,7 +79,7 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
         api.include_router(r)
     for r in (session_views.router, dashboard.router, intake.router, review.router, roster.router, admin.router,
               hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router, self_register.router,
-              self_queue.router, cards_web.router, noticeboard_web.router):
+              self_queue.router, cards_web.router, noticeboard_web.router, devices.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     deps.install_body_limits(api, settings)

@@ -532,3 +532,34 @@ class SoughtLink(SQLModel, table=True):
     reasons: str = ""
     by_user: str = ""  # empty = the engine
     at: datetime = Field(default_factory=utcnow)
+
+
+class PairedDevice(SQLModel, table=True):
+    """A tablet or laptop allowed onto `anpi serve --lan` (issue 15): it typed the one-time code the
+    laptop showed and holds a device token (cookie). Only the token's SHA-256 is stored; a revoked
+    device is kept (with who revoked it) so the list says what happened."""
+
+    __tablename__ = "paired_device"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str
+    token_hash: str = Field(index=True, unique=True)
+    client: str = ""  # the address it paired from
+    paired_at: datetime = Field(default_factory=utcnow)
+    revoked_at: Optional[datetime] = None
+    revoked_by: str = ""
+
+
+class LanIdentity(SQLModel, table=True):
+    """The laptop's own self-signed TLS certificate for `anpi serve --lan` (one row). The private key
+    is kept here, inside the encrypted database, and written out only encrypted with `key_password`
+    for the TLS listener, so a copied folder gives nobody the key."""
+
+    __tablename__ = "lan_identity"
+
+    id: int = Field(default=1, primary_key=True)
+    cert_pem: str
+    key_pem: str  # PKCS#8, encrypted with key_password
+    key_password: str
+    fingerprint: str  # SHA-256 of the certificate, AB:CD:… as browsers show it
+    created_at: datetime = Field(default_factory=utcnow)

@@ -77,6 +77,8 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("POST", "/switch/pin"): PUBLIC,
     ("GET", "/switch/setup"): PUBLIC,
     ("POST", "/lock"): PUBLIC,
+    ("GET", "/pair"): PUBLIC,  # 端末の登録 (anpi serve --lan): the one-time code is the check
+    ("POST", "/pair"): PUBLIC,
     ("GET", "/dashboard"): ALL,
     ("GET", "/intake"): WORK,
     ("POST", "/intake"): WORK,
@@ -107,6 +109,9 @@ MATRIX: dict[tuple[str, str], Any] = {
     ("POST", "/admin/registry"): ADMIN,
     ("GET", "/admin/shelters"): ADMIN,
     ("POST", "/admin/shelters"): ADMIN,
+    ("GET", "/admin/devices"): ADMIN,  # 端末: paired devices (and, on the LAN, the laptop's browser only)
+    ("POST", "/admin/devices/code"): ADMIN,
+    ("POST", "/admin/devices/{device_id}/revoke"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/audit/anomalies"): ADMIN,
     ("GET", "/hq"): EXPORT,  # 安否確認 (hq.list)

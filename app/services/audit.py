@@ -55,6 +55,8 @@ ACTIONS = {
     "certificate_issue": "証明書発行", "certificate_reissue": "証明書再発行", "certificate_void": "証明書無効化",
     "pfif_import": "PFIF取込", "pfif_relink": "PFIF再照合", "self_entry": "本人記入（送信）", "self_discard": "本人記入の取消",
     "backup": "バックアップ", "restore": "復元", KEY_MARKER: "監査ログ鍵の開始", "shelter_save": "避難所の登録・変更",
+    "device_code": "端末の接続コード表示", "device_pair": "端末の登録", "device_pair_failed": "端末の登録失敗",
+    "device_revoke": "端末の登録取消",
 }
 
 

@@ -13,7 +13,7 @@ _SCREENS = [
     ("/intake", "受付"), ("/review", "照合確認"), ("/hq", "安否確認"), ("/desk/inquiry", "安否照会"),
     ("/desk/certificates", "証明書"), ("/desk/sought", "捜索依頼"), ("/admin/users", "利用者管理"),
     ("/admin/registry", "台帳取込"), ("/admin/audit", "監査ログ"), ("/admin/backup", "バックアップ"),
-    ("/admin/shelters", "避難所管理"), ("/switch/pin", "暗証番号設定"), ("/switch", "交代"), ("/lock", "ロック"),
+    ("/admin/shelters", "避難所管理"), ("/admin/devices", "端末"), ("/pair", "端末の登録"), ("/switch/pin", "暗証番号設定"), ("/switch", "交代"), ("/lock", "ロック"),
     ("/dashboard", "ダッシュボード"), ("/desk/scan", "カード読取"), ("/cards/print", "避難者カード印刷"),
     ("/noticeboard", "掲示用名簿"), ("/api/session", "交代（端末連携）"), ("/api/audit", "監査ログ出力"),
     ("/api/", "端末連携"), ("/v1/", "本部システム連携"),
@@ -21,7 +21,7 @@ _SCREENS = [
 _SUBJECT = {"evacuee": "避難者", "resident": "宛名番号", "staff": "利用者", "certificate": "証明書",
             "inquiry": "照会", "sought": "捜索依頼", "person": "捜索対象", "hq": "本部記録", "hub": "本部",
             "operator": "操作者", "cli": "コマンド操作", "shelter": "避難所", "self_entry": "本人記入",
-            "card": "カード"}
+            "card": "カード", "device": "端末"}
 _KEY = {"accepted": "取込件数", "action": "操作", "care": "要配慮", "count": "件数", "counts": "件数",
         "decision": "判定", "destination": "行き先", "failed_attempts": "失敗回数", "fields": "項目", "file": "ファイル",
         "filter": "条件", "filters": "条件", "format": "形式", "household_key": "世帯", "import_id": "取込番号",
@@ -34,8 +34,9 @@ _KEY = {"accepted": "取込件数", "action": "操作", "care": "要配慮", "co
         "rejected": "取込不可", "sha256": "確認値", "code": "コード", "capacity": "定員", "shelter": "避難所",
         "towns": "町字", "care_only": "要配慮のみ", "age_band": "年齢", "household": "世帯番号", "population": "人数",
         "restricted_shown": "閲覧制限の方", "kind": "種類", "method": "方法", "note": "備考", "name_kana": "フリガナ",
-        "ticket": "受付番号", "lang": "言語", "client": "端末", "waiting": "受付待ち",
-        "cards": "枚数", "blind": "避難所名なしのカード", "paper": "用紙", "restricted_excluded": "閲覧制限で除外"}
+        "ticket": "受付番号", "lang": "言語", "client": "接続元", "waiting": "受付待ち",
+        "cards": "枚数", "blind": "避難所名なしのカード", "paper": "用紙", "restricted_excluded": "閲覧制限で除外",
+        "device_name": "端末の名前"}
 _VALUE = {"in_shelter": "在所", "left": "退所", "transferred": "移動", "all": "すべて", "manual": "手動",
           "idle": "無操作", "confirmed": "確認済み", "rejected": "別人", "not_resident": "住民でない",
           "auto": "自動照合", "review": "要確認", "none": "該当なし", "csv": "CSV", "xlsx": "Excel", "pdf": "PDF",

@@ -39,6 +39,7 @@ NAV = [
     ("/admin/users", "利用者", "admin", ""),
     ("/admin/registry", "台帳取込", "admin", ""),
     ("/admin/shelters", "避難所", "admin", ""),
+    ("/admin/devices", "端末", "admin", ""),
     ("/admin/audit", "監査ログ", "admin", ""),
 ]
 
