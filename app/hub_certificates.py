@@ -548,11 +548,11 @@ class HubCertificates:
     def shown(self, number: str) -> HubCertificate:
         return get(self.engine, self.key, self.m, number, by=None)
 
-    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[Any], None]) -> HubCertificate:
+    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> HubCertificate:
         who = actor_of(by)
 
         def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-            check(SimpleNamespace(number=number, status=_status(row), void_reason=row["void_reason"] or ""))
+            check(_status(row), row["void_reason"] or "")  # voided meanwhile
             count = int(doc["cert"].get("reissue_count") or 0) + 1
             doc["cert"]["reissue_count"] = count
             doc["history"].append({"action": "reissue", "at": utcnow().isoformat(), "by": who, "reason": reason,
@@ -591,6 +591,9 @@ class HubCertificates:
             audit.record(conn, m, actor=who, action=action,
                          detail={"number": number, "origin": doc.get("origin"), **detail})
         return self.shown(number)
+
+    def restricted(self, cert: Any) -> bool:
+        return bool(cert.restricted)  # worked out when read (`restricted_numbers`)
 
     def reissued_at(self, cert: Any) -> Optional[datetime]:
         return cert.reissued_at()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol
 from app.formats.certificate_pdf import Issuer
 from app.services.certificate_rules import (
     clean_number, clean_text, identity_for, kind_and_damage, manual_fields, member_dict, refuse_duplicate,
-    refuse_restricted, refuse_unusable, refuse_void_again, render_pdf, resident_name, void_reason,
+    refuse_reissue_void, refuse_restricted, refuse_unusable, refuse_void_again, render_pdf, resident_name, void_reason,
 )
 
 #: (kind, status, cause, number) of the household's registry-based certificates
@@ -59,11 +59,15 @@ class CertificateStore(Protocol):
     def shown(self, number: str) -> Any:
         """One certificate as this desk shows it (status, void reason, reissue count, …); NotFound."""
 
-    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[Any], None]) -> Any:
-        """Count a reissue (+1) after `check(shown)` under the write; history, audit, the other side told."""
+    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> Any:
+        """Count a reissue (+1) after `check(status, void_reason)` under the write; history, audit, the
+        other side told."""
 
     def voided(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> Any:
         """Mark void after `check(status, void_reason)` under the write; history, audit, the other side told."""
+
+    def restricted(self, cert: Any) -> bool:
+        """The certificate's household is under 閲覧制限 (the store's one rule, fail closed)."""
 
     def reissued_at(self, cert: Any) -> Optional[datetime]:
         """When it was last reissued (printed on the paper), or None."""
@@ -128,11 +132,11 @@ def reissue(store: CertificateStore, number: Any, *, reason: str = "", by: Any =
     number = clean_number(number)
     reason = clean_text(reason, "reason", "再発行の理由", required=False)
 
-    def usable(cert: Any) -> None:
-        refuse_unusable(cert, "reissue", allow_restricted=allow_restricted)
-
-    usable(store.shown(number))
-    return store.reissued(number, reason=reason, by=by, check=usable)
+    cert = store.shown(number)
+    refuse_unusable(cert, "reissue", allow_restricted=allow_restricted,
+                    restricted=not allow_restricted and store.restricted(cert))
+    return store.reissued(number, reason=reason, by=by,
+                          check=lambda status, why: refuse_reissue_void(number, status, why))
 
 
 def void(store: CertificateStore, number: Any, reason: Any, *, by: Any = "") -> Any:
@@ -147,7 +151,8 @@ def pdf(store: CertificateStore, number: Any, *, by: Any = "", allow_restricted:
         issuer: Optional[Issuer] = None) -> tuple[Any, bytes]:
     """(certificate, A4 PDF bytes), audited as a print; a void or otherwise unusable one is refused."""
     cert = store.shown(clean_number(number))
-    refuse_unusable(cert, "print", allow_restricted=allow_restricted)
+    refuse_unusable(cert, "print", allow_restricted=allow_restricted,
+                    restricted=not allow_restricted and store.restricted(cert))
     data = render_pdf(cert, reissued_at=store.reissued_at(cert), issuer=issuer or store.issuer())
     store.printed(cert, by)
     return cert, data

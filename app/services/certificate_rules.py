@@ -274,18 +274,15 @@ def ensure_printable(cert: Any) -> None:
                        f"証明書 {cert.number} は無効のため印刷できません（理由: {cert.void_reason}）")
 
 
-def refuse_unusable(cert: Any, action: str, *, allow_restricted: bool = True) -> None:
+def refuse_unusable(cert: Any, action: str, *, restricted: bool = False, allow_restricted: bool = True) -> None:
     """Before a reissue (`action` "reissue") or a print ("print"): a void certificate is refused (409);
-    a 閲覧制限 household's for a caller without `allow_restricted` (403: the paper carries the
-    address); one whose printed content this desk never received (a laptop's, at the hub, before
-    the laptop enrolled) is refused (409). Certificates without `restricted` / `content_known`
-    attributes (the shelter's rows) are neither."""
-    if cert.status != "issued":
-        if action == "print":
-            ensure_printable(cert)
-        raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {cert.void_reason})",
-                       f"証明書 {cert.number} は無効のため再発行できません（理由: {cert.void_reason}）")
-    if getattr(cert, "restricted", False) and not allow_restricted:
+    a 閲覧制限 household's (`restricted`) for a caller without `allow_restricted` (403: the paper
+    carries the address); one whose printed content this desk never received (a laptop's, at the
+    hub, before the laptop enrolled; `content_known` False) is refused (409)."""
+    if action == "print":
+        ensure_printable(cert)
+    refuse_reissue_void(cert.number, cert.status, cert.void_reason)
+    if restricted and not allow_restricted:
         raise Forbidden(f"certificate {cert.number} belongs to a household under 閲覧制限 (DV等支援措置); "
                         "HQ or an administrator must handle it",
                         "この証明書の世帯は閲覧制限（支援措置）の対象です。本部または管理者が対応してください")
@@ -293,6 +290,13 @@ def refuse_unusable(cert: Any, action: str, *, allow_restricted: bool = True) ->
         raise Conflict(f"certificate {cert.number} was issued on a shelter laptop that did not send its content to "
                        "the hub (issued before the laptop enrolled); reissue or print it on that laptop",
                        f"証明書 {cert.number} の記載内容は本部に届いていません。発行した避難所の端末で再発行・印刷してください")
+
+
+def refuse_reissue_void(number: str, status: str, void_reason: str) -> None:
+    """A void certificate (voided at either desk) is never reissued."""
+    if status != "issued":
+        raise Conflict(f"certificate {number} is void and cannot be reissued (reason: {void_reason})",
+                       f"証明書 {number} は無効のため再発行できません（理由: {void_reason}）")
 
 
 def refuse_void_again(number: str, status: str, void_reason: str) -> None:

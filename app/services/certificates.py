@@ -500,9 +500,9 @@ class ShelterCertificates:
         cert = _row(self.session, number)
         return cert, _with_hub(self.session, [cert])[0]  # a void or reissue at the hub counts here too
 
-    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[Any], None]) -> Certificate:
+    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> Certificate:
         cert, shown = self._own(number)
-        check(shown)
+        check(shown.status, shown.void_reason)
         cert.reissue_count = shown.reissue_count + 1  # counts on from the hub's reissues
         self.session.add(cert)
         self.session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
@@ -526,6 +526,16 @@ class ShelterCertificates:
         audit.record(self.session, by, "certificate_void", self.screen, [f"certificate:{cert.number}"],
                      {"number": cert.number, "reason": reason})
         return cert
+
+    def restricted(self, cert: Any) -> bool:
+        """The applicant or the household (世帯番号) is flagged in any snapshot: the same test as the
+        list's address search (`list_certificates`). The manual path is not tied to the registry."""
+        if cert.manual or not (cert.resident_id or cert.household_id):
+            return False
+        flagged = or_(Resident.resident_id == cert.resident_id,
+                      and_(Resident.household_id == cert.household_id, Resident.household_id != ""))
+        return self.session.exec(select(Resident.id).where(Resident.restricted == True, flagged)  # noqa: E712
+                                 .limit(1)).first() is not None
 
     def reissued_at(self, cert: Any) -> Optional[datetime]:
         return last_reissue_at(self.session, cert.number)
