@@ -5,8 +5,9 @@ shelter's 閲覧制限 status or injury items. The hub holds every shelter's reg
 (`hub_evacuee`, with the 様式第1号 items ⑥–⑪ in `extra`), the person links and the keyed MACs of
 the registry's 閲覧制限 residents, so its desk (HQ's call centre) can answer for the whole town.
 The rules are the shelter's own (`app.services.inquiry_rules`: the consent matrix, the
-identification rules, the wording, the form checks, the audit shape); this module only reads the
-hub's rows for them and logs the answer (`hub_inquiry` + the hub audit chain, one transaction).
+identification rules, the wording, the form checks, the audit shape) and the desk's flow is
+`app.services.inquiry_desk.answer_inquiry`; this module is the hub's store for them (`HubInquiries`):
+it reads the hub's rows and logs the answer (`hub_inquiry` + the hub audit chain, one transaction).
 
 Choices made here (they decide disclosures, so they are written down):
 - One person, several registrations: an evacuee who moved from one shelter to another is often

@@ -41,7 +41,8 @@ Choices where the national rules leave it open (documented because they decide d
   of the municipality with these same rules.
 
 The pure rules (matrix, identification, item wording, form checks, audit shape) live in
-`app.services.inquiry_rules`, shared with the hub; this module applies them to the shelter's rows.
+`app.services.inquiry_rules` and the desk's flow (find, decide, log) in `app.services.inquiry_desk`,
+both shared with the hub; this module is the shelter's store for them (`ShelterInquiries`).
 """
 
 from __future__ import annotations

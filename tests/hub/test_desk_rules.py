@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import Session
 
 from app.services import certificate_desk as desk, pfif_desk
+from app.services.certificate_rules import parse_members
 from app.services.errors import AlreadyDone, Conflict, Forbidden, InvalidInput, NotFound
 from tests.conftest import write_csv
 from tests.hub.conftest import PgHub
@@ -151,12 +152,16 @@ def test_issue_prints_the_household_head_first_and_one_per_household_and_cause(s
     assert cert.head_name == "山田　太郎" and cert.head_address == ADDR and cert.location == ADDR
     assert [m["resident_id"] for m in cert.members] == ["2002", "2001"]  # 世帯主 first, then registry order
     assert cert.identity == "in_person" and cert.damage == "hankai" and not cert.manual
-    with pytest.raises(Conflict):  # the same household (asked by another member), kind and cause
+    with pytest.raises(Conflict) as exc:  # the same household (asked by another member), kind and cause
         _issue(side, resident_id="2002")
+    assert cert.number in str(exc.value)
     other = _issue(side, resident_id="2002", cause="令和8年12月1日の大雨")
     assert other.number != cert.number
-    hisai = _issue(side, kind="hisai", damage=None)
+    hisai = _issue(side, kind="hisai", damage=None)  # the other kind: fine
     assert hisai.number.startswith("H-") and hisai.damage == ""
+    side.cert(lambda st: desk.void(st, cert.number, "再調査で判定変更", by="窓口"))
+    again = _issue(side, resident_id="2002", damage="全壊")  # the void one no longer counts
+    assert again.number != cert.number and again.damage == "zenkai"
 
 
 def test_issue_refuses_what_the_rules_refuse(side: Desk) -> None:
@@ -174,8 +179,12 @@ def test_issue_refuses_what_the_rules_refuse(side: Desk) -> None:
     assert exc.value.field == "cause"
     with pytest.raises(NotFound):
         _issue(side, resident_id="9999")
+    with pytest.raises(InvalidInput) as exc:
+        _issue(side, kind="kasai")
+    assert exc.value.field == "kind"
     with pytest.raises(InvalidInput):
         _issue(side, resident_id="")
+    assert _issue(side).number.endswith("-000001")  # nothing refused was numbered or stored
 
 
 def test_a_restricted_household_is_issued_only_to_who_may_see_it(side: Desk) -> None:
@@ -222,6 +231,12 @@ def test_the_manual_path_keeps_the_household_as_declared(side: Desk) -> None:
     with pytest.raises(InvalidInput) as exc:
         side.cert(lambda st: desk.issue_manual(st, kind="hisai", cause=CAUSE, name="", address="x", by="窓口"))
     assert exc.value.field == "name"
+    with pytest.raises(InvalidInput) as exc:
+        side.cert(lambda st: desk.issue_manual(st, kind="hisai", cause=CAUSE, name="岩手 一", address=" ", by="窓口"))
+    assert exc.value.field == "address"
+    with pytest.raises(InvalidInput) as exc:
+        parse_members("岩手 花子, 妻, 2月30日")
+    assert "1" in str(exc.value) and exc.value.field == "members"
 
 
 def test_a_link_decision_is_confirmed_undone_and_never_made_twice(side: Desk) -> None:
