@@ -7,11 +7,12 @@ that commit, so a file on disk always belongs to a certificate that exists.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from sqlmodel import Session
@@ -96,47 +97,61 @@ def check_issue_path(manual: bool, resident_id: str | None, manual_only: dict[st
         raise InvalidInput(f"{'/'.join(manual_only)} belong to --manual", field="manual")
 
 
+RESIDENT_ID = typer.Option(None, "--resident-id", help="宛名番号 of the applicant in the newest registry.")
+IN_PERSON = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
+                                                    "(needed when no match links the resident to an evacuee).")
+#: the options of `anpi certificate issue` and `anpi hub certificate issue`, declared once
+ISSUE_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("kind", str, KIND), ("cause", str, CAUSE), ("resident_id", Optional[str], RESIDENT_ID),
+    ("damage", Optional[str], DAMAGE), ("location", str, LOCATION), ("in_person", bool, IN_PERSON),
+    ("id_note", str, ID_NOTE), ("no_members", bool, NO_MEMBERS), ("manual", bool, MANUAL), ("name", str, NAME),
+    ("address", str, ADDRESS), ("member", list[str], MEMBER), ("note", str, NOTE), ("out", Optional[Path], PDF_OUT),
+]
+
+
+def with_issue_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give a command `fn(…, **opts)` the issue options (`ISSUE_OPTIONS`) after its own first
+    parameter (the context, if any): the shelter's and the hub's issue commands take the same
+    options without writing them twice. Typer reads the signature set here."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    head = [p for p in own if p.annotation is typer.Context]
+    rest = [p.replace(kind=p.KEYWORD_ONLY) for p in own if p.annotation is not typer.Context]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t) for n, t, d in ISSUE_OPTIONS]
+    fn.__signature__ = sig.replace(parameters=[*head, *extra, *rest])  # type: ignore[attr-defined]
+    return fn
+
+
+def issue_from_options(store: Any, who: str, *, kind: str, cause: str, resident_id: Optional[str],
+                       damage: Optional[str], location: str, in_person: bool, id_note: str, no_members: bool,
+                       manual: bool, name: str, address: str, member: list[str], note: str, out: Any = None) -> Any:
+    """Issue by the path the options choose (`certificate_desk`), at whichever desk `store` is."""
+    from app.services import certificate_desk as desk
+    from app.services.certificate_rules import parse_members
+
+    check_issue_path(manual, resident_id, {"--name": name, "--address": address, "--member": member, "--note": note})
+    if manual:
+        return desk.issue_manual(store, kind=kind, cause=cause, name=name, address=address, damage=damage,
+                                 location=location, members=parse_members("\n".join(member)), note=note, by=who)
+    return desk.issue(store, resident_id=resident_id or "", kind=kind, cause=cause, damage=damage, location=location,
+                      in_person=in_person, identity_note=id_note, include_members=not no_members, by=who)
+
+
 @certificate_app.command("issue")
 @cli_errors
-def issue_cmd(
-    ctx: typer.Context,
-    kind: str = KIND,
-    cause: str = CAUSE,
-    resident_id: Optional[str] = typer.Option(None, "--resident-id", help="宛名番号 of the applicant."),
-    damage: Optional[str] = DAMAGE,
-    location: str = LOCATION,
-    in_person: bool = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
-                                                             "(needed when no match links the resident to an evacuee)."),
-    id_note: str = ID_NOTE,
-    no_members: bool = NO_MEMBERS,
-    manual: bool = MANUAL,
-    name: str = NAME,
-    address: str = ADDRESS,
-    member: list[str] = MEMBER,
-    note: str = NOTE,
-    out: Optional[Path] = PDF_OUT,
-    by: Optional[str] = BY,
-) -> None:
+@with_issue_options
+def issue_cmd(ctx: typer.Context, by: Optional[str] = BY, **opts: Any) -> None:
     """Issue a certificate to the resident's household; prints its number."""
-    from app.services import certificates
+    from app.services.certificates import ShelterCertificates
 
     who = by or _default_user()
     with _session(ctx) as s:
-        check_issue_path(manual, resident_id, {"--name": name, "--address": address, "--member": member})
-        if manual:
-            members = certificates.parse_members("\n".join(member))
-            cert = certificates.issue_manual(s, kind=kind, cause=cause, name=name, address=address, damage=damage,
-                                             location=location, members=members, note=note, by=who,
-                                             screen="cli certificate issue")
-        else:
-            cert = certificates.issue(s, resident_id=resident_id, kind=kind, cause=cause, damage=damage,
-                                      location=location, in_person=in_person, identity_note=id_note,
-                                      include_members=not no_members, by=who, screen="cli certificate issue")
+        cert = issue_from_options(ShelterCertificates(s, screen="cli certificate issue"), who, **opts)
         s.commit()
         number = cert.number
     typer.echo(number)
-    if out is not None:
-        _write_pdf(ctx, number, out, who)
+    if opts["out"] is not None:
+        _write_pdf(ctx, number, opts["out"], who)
 
 
 def _row(c: Any) -> dict[str, Any]:

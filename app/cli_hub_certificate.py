@@ -15,10 +15,7 @@ from typing import Any, Optional
 
 import typer
 
-from app.cli_certificate import (
-    ADDRESS, CAUSE, DAMAGE, ID_NOTE, KIND, LOCATION, MANUAL, MEMBER, NAME, NO_MEMBERS, NOTE, PDF_OUT, check_issue_path,
-    write_file,
-)
+from app.cli_certificate import issue_from_options, with_issue_options, write_file
 from app.cli_sync import DB_OPT, MUNI_OPT, _actor, hub_database
 
 certificate_app = typer.Typer(no_args_is_help=True,
@@ -47,45 +44,18 @@ def _pdf_to(engine: Any, municipality: Optional[str], number: str, out: Path, wh
 
 
 @certificate_app.command("issue")
-def issue_cmd(
-    kind: str = KIND,
-    cause: str = CAUSE,
-    resident_id: Optional[str] = typer.Option(None, "--resident-id", help="宛名番号 in the newest registry backup."),
-    damage: Optional[str] = DAMAGE,
-    location: str = LOCATION,
-    in_person: bool = typer.Option(False, "--in-person", help="The desk checked the applicant's ID in person "
-                                                             "(needed when no shelter match links the resident)."),
-    id_note: str = ID_NOTE,
-    no_members: bool = NO_MEMBERS,
-    manual: bool = MANUAL,
-    name: str = NAME,
-    address: str = ADDRESS,
-    member: list[str] = MEMBER,
-    note: str = NOTE,
-    out: Optional[Path] = PDF_OUT,
-    municipality: Optional[str] = MUNI_OPT,
-    by: Optional[str] = BY,
-    database_url: Optional[str] = DB_OPT,
-) -> None:
+@with_issue_options
+def issue_cmd(municipality: Optional[str] = MUNI_OPT, by: Optional[str] = BY, database_url: Optional[str] = DB_OPT,
+              **opts: Any) -> None:
     """Issue a certificate at the hub; prints its number."""
     from app import hub_certificates as hc
-    from app.services import certificates as certs
 
     who = by or _actor()
     with hub_database(database_url) as engine:
-        check_issue_path(manual, resident_id,
-                         {"--name": name, "--address": address, "--member": member, "--note": note})
-        if manual:
-            cert = hc.issue_manual(engine, municipality, kind=kind, cause=cause, name=name, address=address,
-                                   damage=damage, location=location,
-                                   members=certs.parse_members("\n".join(member)), note=note, by=who)
-        else:
-            cert = hc.issue(engine, _key(), municipality, resident_id=resident_id, kind=kind, cause=cause,
-                            damage=damage, location=location, in_person=in_person, identity_note=id_note,
-                            include_members=not no_members, by=who)
+        cert = issue_from_options(hc.HubCertificates(engine, _key(), municipality), who, **opts)
         typer.echo(cert.number)
-        if out is not None:
-            _pdf_to(engine, municipality, cert.number, out, who)
+        if opts["out"] is not None:
+            _pdf_to(engine, municipality, cert.number, opts["out"], who)
 
 
 @certificate_app.command("list")

@@ -83,13 +83,11 @@ def sought_cmd(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return
-    for r in rows:
-        typer.echo(f"{r['sought_id']}  {r['name']}  [{r['status'] or '-'}]  {r['person_record_id']}")
-        for lk in r["links"]:
-            flag = " (閲覧制限)" if lk["restricted"] else ""
-            typer.echo(f"    {lk['engine'] or lk['decision']:<9} {lk['target_kind']:<8} {lk['target_id']}  "
-                       f"{lk['target'].get('name', '')}{flag}  {(lk['score'] or 0):.3f}  {lk['reasons']}")
-    typer.echo(f"{len(rows)} sought persons", err=True)
+    from app.cli_pfif import echo_sought
+
+    echo_sought([(r["sought_id"], r["name"], r["status"], r["person_record_id"],
+                  [(lk["engine"] or lk["decision"], lk["target_kind"], lk["target_id"], lk["target"].get("name", ""),
+                    lk["restricted"], lk["score"], lk["reasons"]) for lk in r["links"]]) for r in rows])
 
 
 @pfif_app.command("decide")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -84,12 +84,19 @@ def links_cmd(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    for r in rows:
-        typer.echo(f"{r['sought_id']}  {r['name']}  [{r['status'] or '-'}]  {r['pfif_record_id']}")
-        for lk in r["links"]:
-            flag = " (閲覧制限)" if lk["restricted"] else ""
-            typer.echo(f"    {lk['decision']:<9} {lk['kind']:<8} {lk['target_id']}  {lk['name']}{flag}  "
-                       f"{(lk['score'] or 0):.3f}  {lk['reasons']}")
+    echo_sought([(r["sought_id"], r["name"], r["status"], r["pfif_record_id"],
+                  [(lk["decision"], lk["kind"], lk["target_id"], lk["name"], lk["restricted"], lk["score"], lk["reasons"])
+                   for lk in r["links"]]) for r in rows])
+
+
+def echo_sought(rows: list[tuple[str, str, Any, str, list[tuple[str, str, str, str, bool, Any, str]]]]) -> None:
+    """The sought list as `anpi pfif links` and `anpi hub pfif sought` print it: (id, name, status,
+    record id, links as (decision, target kind, target id, target name, restricted, score, reasons))."""
+    for sid, name, status, record_id, links in rows:
+        typer.echo(f"{sid}  {name}  [{status or '-'}]  {record_id}")
+        for decision, kind, target_id, target_name, restricted, score, reasons in links:
+            flag = " (閲覧制限)" if restricted else ""
+            typer.echo(f"    {decision:<9} {kind:<8} {target_id}  {target_name}{flag}  {(score or 0):.3f}  {reasons}")
     typer.echo(f"{len(rows)} sought persons", err=True)
 
 

@@ -3,9 +3,9 @@
 Plain functions for the JSON routes (app/api/hub/certificates.py) and the CLI
 (`anpi hub certificate …`); every one works inside one municipality (tenant) and writes its rows
 and its hub audit entry (sync.hub.audit) in one transaction.  The rules and the paper are the
-shelter's own (app.services.certificates: kind/damage parsing, text limits, head of household,
-identity rule, one valid certificate per household+kind+cause, manual path, `render_pdf`), so a
-certificate checks and prints the same at either desk.
+shelter's own, written once (app.services.certificate_rules and the flows of
+app.services.certificate_desk); this module is the hub's store for them (`HubCertificates`) and the
+hub's entry points, so a certificate checks and prints the same at either desk.
 
 Rows live in ``hub_certificate`` (keyed (municipality_code, number)); its ``payload`` column holds
 the document described in `sync.hub.apply.certificate_doc` (content, history).  Laptops'
@@ -52,15 +52,16 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from app.services import certificates as certs
-from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.services import certificate_desk as desk, certificate_rules as certs
+from app.services.certificate_desk import DeskHousehold, Issued
+from app.services.errors import InvalidInput, NotFound
 from sync import crypto
 from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit, registry, restricted, store
@@ -359,93 +360,10 @@ def _row(conn: Connection, m: str, number: str) -> Any:
                                                       hub_certificate.c.number == number)).mappings().first()
 
 
-def _number(number: Any) -> str:
-    if not isinstance(number, str) or not number.strip():
-        raise InvalidInput("a certificate number (整理番号) is needed", "整理番号を指定してください", "number")
-    return number.strip().upper()
-
 
 def _not_found(number: str) -> NotFound:
     # another municipality's number answers exactly like one that does not exist
     return NotFound(f"no certificate numbered {number!r}", f"整理番号 {number} の証明書はありません")
-
-
-# ---- issuing ---------------------------------------------------------------------------------------
-def _store_new(engine: Engine, m: str, *, kind: str, cause: str, resident_id: str, household_id: str,
-               content: dict[str, Any], dup_scope: Optional[tuple[str, list[str]]], by: str,
-               subjects: list[str]) -> str:
-    """Number, row, history and audit entry in one transaction under the tenant's write lock."""
-    prefix = hub_prefix(engine)
-    with engine.begin() as conn:
-        hub_lock(conn, m)
-        if dup_scope is not None:
-            hh, rids = dup_scope
-            conds = [hub_certificate.c.resident_id.in_(rids)] if rids else []
-            if hh:
-                conds.append(hub_certificate.c.household_id == hh)
-            existing = []
-            for r in conn.execute(select(hub_certificate.c.number, hub_certificate.c.kind, hub_certificate.c.status,
-                                         hub_certificate.c.payload).where(
-                    hub_certificate.c.municipality_code == m, or_(*conds))).all() if conds else []:
-                c = certificate_doc(r[3])["cert"]
-                if not c.get("manual"):
-                    existing.append((r[1], "issued" if r[2] == "issued" else "void", c.get("cause"), r[0]))
-            certs.refuse_duplicate(existing, kind, cause)
-        number = _next_number(conn, m, kind, prefix)
-        now = utcnow().isoformat()
-        doc = {"v": 1, "origin": "hub", "cert": {**content, "issued_by": by, "reissue_count": 0},
-               "history": [{"action": "issue", "at": now, "by": by, "reason": "", "where": "hub"}]}
-        conn.execute(hub_certificate.insert().values(
-            municipality_code=m, number=number, kind=kind, resident_id=resident_id, household_id=household_id,
-            status="issued", issued_at=now, device_id=None, payload=json.dumps(doc, ensure_ascii=False)))
-        audit.record(conn, m, actor=by, action="certificate.issued", detail={
-            "number": number, "kind": kind, "damage": content.get("damage"), "manual": bool(content.get("manual")),
-            "identity": content.get("identity"), "subjects": subjects})
-    return number
-
-
-def issue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], *, resident_id: str, kind: str,
-          cause: str, damage: Optional[str] = None, location: str = "", in_person: bool = False,
-          identity_note: str = "", include_members: bool = True, by: Any = "hub",
-          allow_restricted: bool = True) -> HubCertificate:
-    """Issue to the household of resident ``resident_id`` (宛名番号) of the newest registry backup."""
-    kind, damage_code = certs.kind_and_damage(kind, damage)
-    cause = certs.clean_text(cause, "cause", "罹災原因")
-    location = certs.clean_text(location, "location", "被災住家の所在地", required=False)
-    identity_note = certs.clean_text(identity_note, "identity_note", "本人確認の方法", required=False)
-    m = _municipality(engine, municipality)
-    hh = household(engine, key, m, resident_id)
-    rid = str(hh.applicant.resident_id)
-    if hh.restricted and not allow_restricted:
-        certs.refuse_restricted(rid)
-    with engine.connect() as conn:
-        decision, evacuee_id, how = _link(conn, m, rid)
-    identity, identity_note = certs.identity_for(decision, bool(in_person), identity_note, rid)
-    if how.startswith("cross-town"):
-        identity_note = (identity_note + f"（他市町村の避難所で照合: {how.split(':', 1)[1]}）").strip()
-    members = [certs.member_dict(x) for x in hh.members]
-    content = {"kind": kind, "damage": damage_code, "cause": cause, "head_address": hh.head.address or "",
-               "head_name": certs.resident_name(hh.head), "location": location or hh.head.address or "",
-               "members": members if include_members else [], "manual": False, "manual_reason": "",
-               "identity": identity, "identity_note": identity_note, "evacuee_id": evacuee_id,
-               "snapshot_id": hh.snapshot_id, "snapshot_as_of": hh.as_of, "restricted": hh.restricted}
-    subjects = [f"resident:{x['resident_id']}" for x in members] + ([f"evacuee:{evacuee_id}"] if evacuee_id else [])
-    number = _store_new(engine, m, kind=kind, cause=cause, resident_id=rid, household_id=hh.applicant.household_id or "",
-                        content=content, dup_scope=(hh.applicant.household_id or "", [x["resident_id"] for x in members]),
-                        by=actor_of(by), subjects=subjects)
-    return get(engine, key, m, number, by=None)
-
-
-def issue_manual(engine: Engine, municipality: Optional[str], *, kind: str, cause: str, name: str, address: str,
-                 damage: Optional[str] = None, location: str = "", members: Iterable[dict[str, Any]] = (),
-                 note: str = "", by: Any = "hub") -> HubCertificate:
-    """The manual path (手動): the registry does not know the applicant; the household as declared."""
-    content = certs.manual_fields(kind=kind, cause=cause, name=name, address=address, damage=damage,
-                                  location=location, members=members, note=note)
-    m = _municipality(engine, municipality)
-    number = _store_new(engine, m, kind=content["kind"], cause=content["cause"], resident_id="", household_id="",
-                        content=content, dup_scope=None, by=actor_of(by), subjects=[])
-    return get(engine, None, m, number, by=None)
 
 
 def parse_members(value: Any) -> list[dict[str, Any]]:
@@ -485,9 +403,7 @@ def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Opti
     m = _municipality(engine, municipality)
     if kind:
         kind = certs.parse_kind(kind)
-    status = {"voided": "void"}.get(status, status)
-    if status and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r} (issued or void)", "状態が正しくありません（有効・無効）", "status")
+    status = certs.list_status(status)
     if origin and origin not in ("hub", "laptop"):
         raise InvalidInput(f"unknown origin {origin!r} (hub or laptop)", "発行元が正しくありません", "origin")
     reader = _Reader(engine, key, m)
@@ -526,7 +442,7 @@ def list_certificates(engine: Engine, key: Optional[DataKey], municipality: Opti
 def get(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *,
         by: Any = "hub") -> HubCertificate:
     """One certificate with its history (audited when ``by`` is given)."""
-    number = _number(number)
+    number = certs.clean_number(number)
     m = _municipality(engine, municipality)
     with engine.connect() as conn:
         row = _row(conn, m, number)
@@ -537,43 +453,6 @@ def get(engine: Engine, key: Optional[DataKey], municipality: Optional[str], num
         with engine.begin() as conn:
             audit.record(conn, m, actor=actor_of(by), action="certificate.viewed", detail={"number": number})
     return cert
-
-
-# ---- reissue, void, print ----------------------------------------------------------------------------
-def _printable_check(cert: HubCertificate, allow_restricted: bool) -> None:
-    if cert.status != "issued":
-        raise Conflict(f"certificate {cert.number} is void (reason: {cert.void_reason})",
-                       f"証明書 {cert.number} は無効です（理由: {cert.void_reason}）")
-    if cert.restricted and not allow_restricted:
-        raise Forbidden(f"certificate {cert.number} belongs to a household under 閲覧制限 (DV等支援措置); "
-                        "HQ or an administrator must handle it",
-                        "この証明書の世帯は閲覧制限（支援措置）の対象です。本部または管理者が対応してください")
-    if not cert.content_known:
-        raise Conflict(f"certificate {cert.number} was issued on a shelter laptop that did not send its content to "
-                       "the hub (issued before the laptop enrolled); reissue or print it on that laptop",
-                       f"証明書 {cert.number} の記載内容は本部に届いていません。発行した避難所の端末で再発行・印刷してください")
-
-
-def _change(engine: Engine, key: Optional[DataKey], m: str, number: str, who: str, action: str,
-            mutate: Any) -> HubCertificate:
-    """Re-read the row under the tenant's write lock, let ``mutate(row, doc)`` change it (returning
-    (column values, audit detail)), write it back and audit it — all in one transaction."""
-    with engine.begin() as conn:
-        hub_lock(conn, m)
-        row = _row(conn, m, number)
-        if row is None:
-            raise _not_found(number)
-        doc = certificate_doc(row["payload"])
-        values, detail = mutate(row, doc)
-        conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
-                                                   hub_certificate.c.number == number)
-                     .values(payload=json.dumps(doc, ensure_ascii=False), **values))
-        notice = _laptop_notice(row, doc, action)
-        if notice is not None:
-            store.insert_notices(conn, m, [notice])
-        audit.record(conn, m, actor=who, action=action,
-                     detail={"number": number, "origin": doc.get("origin"), **detail})
-    return get(engine, key, m, number, by=None)
 
 
 #: hub action → type of the notice the issuing laptop pulls
@@ -597,50 +476,6 @@ def _laptop_notice(row: Any, doc: dict[str, Any], action: str) -> Optional[dict[
     return {"type": NOTICE_TYPES[action], "payload": payload}
 
 
-def reissue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, reason: str = "",
-            by: Any = "hub", allow_restricted: bool = True) -> HubCertificate:
-    """Same number, same content, reissue count +1, in the history and the audit log; a void
-    certificate (or one whose content the hub never received) cannot be reissued."""
-    number = _number(number)
-    m = _municipality(engine, municipality)
-    reason = certs.clean_text(reason, "reason", "再発行の理由", required=False)
-    _printable_check(get(engine, key, m, number, by=None), allow_restricted)
-    who = actor_of(by)
-
-    def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        if row["status"] != "issued":  # voided meanwhile
-            raise Conflict(f"certificate {number} is void and cannot be reissued",
-                           f"証明書 {number} は無効のため再発行できません")
-        count = int(doc["cert"].get("reissue_count") or 0) + 1
-        doc["cert"]["reissue_count"] = count
-        doc["history"].append({"action": "reissue", "at": utcnow().isoformat(), "by": who, "reason": reason,
-                               "where": "hub"})
-        return {}, {"reissue_count": count, "reason": reason}
-
-    return _change(engine, key, m, number, who, "certificate.reissued", mutate)
-
-
-def void(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, reason: str, *,
-         by: Any = "hub") -> HubCertificate:
-    """Mark void (never deleted); the reason is required and kept. Works for laptops' certificates too."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
-    reason = certs.clean_text(reason, "reason", "無効にする理由")
-    number = _number(number)
-    m = _municipality(engine, municipality)
-    who = actor_of(by)
-    now = utcnow().isoformat()
-
-    def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        if row["status"] != "issued":
-            raise Conflict(f"certificate {number} is already void (reason: {row['void_reason']})",
-                           f"証明書 {number} はすでに無効です（理由: {row['void_reason']}）")
-        doc["history"].append({"action": "void", "at": now, "by": who, "reason": reason, "where": "hub"})
-        return {"status": "voided", "voided_at": now, "void_reason": reason}, {"reason": reason}
-
-    return _change(engine, key, m, number, who, "certificate.voided", mutate)
-
-
 def issuer_for(engine: Engine, m: str) -> certs.Issuer:
     """Who certifies on the hub's paper: ANPI_CERT_ISSUER_<code> (e.g. 双葉町長　山田太郎) when set, else
     the municipality's 市町村長 by title (双葉町長) — one hub serves many towns, so the shelter's single
@@ -653,15 +488,164 @@ def issuer_for(engine: Engine, m: str) -> certs.Issuer:
     return certs.Issuer(f"{name}長") if name else certs.issuer_from_env()
 
 
+# ---- the hub's store for the desk's rules ------------------------------------------------------------
+class HubCertificates:
+    """`certificate_desk.CertificateStore` over one municipality's rows at the hub. Each write is
+    one transaction under the tenant's write lock (`hub_lock`): number, row, history, the notice to
+    the laptop that issued it, and the hub audit entry (sync.hub.audit) together or not at all."""
+
+    def __init__(self, engine: Engine, key: Optional[DataKey], municipality: Optional[str]) -> None:
+        self.engine, self.key = engine, key
+        self.m = _municipality(engine, municipality)
+        self._scope: dict[str, tuple[str, list[str]]] = {}  # resident id → (世帯番号, members' 宛名番号)
+
+    def household(self, resident_id: str) -> DeskHousehold:
+        hh = household(self.engine, self.key, self.m, resident_id)
+        rid = str(hh.applicant.resident_id)
+        self._scope[rid] = (hh.applicant.household_id or "", [str(x.resident_id) for x in hh.members])
+        with self.engine.connect() as conn:
+            decision, evacuee_id, how = _link(conn, self.m, rid)
+        note = f"（他市町村の避難所で照合: {how.split(':', 1)[1]}）" if how.startswith("cross-town") else ""
+        return DeskHousehold(hh.applicant, hh.head, hh.head_found, hh.members, hh.restricted, hh.snapshot_id,
+                             link_decision=decision, link_evacuee=evacuee_id, link_note=note,
+                             extra={"snapshot_as_of": hh.as_of, "restricted": hh.restricted})
+
+    def _issued(self, conn: Connection, resident_id: str) -> list[Issued]:
+        """The household's registry-based certificates (kind, status, cause, number), as stored now."""
+        hh, rids = self._scope.get(resident_id, ("", [resident_id]))
+        conds = [hub_certificate.c.resident_id.in_(rids)] if rids else []
+        if hh:
+            conds.append(hub_certificate.c.household_id == hh)
+        if not conds:
+            return []
+        rows = conn.execute(select(hub_certificate.c.number, hub_certificate.c.kind, hub_certificate.c.status,
+                                   hub_certificate.c.payload).where(
+            hub_certificate.c.municipality_code == self.m, or_(*conds))).all()
+        docs = [(r, certificate_doc(r[3])["cert"]) for r in rows]
+        return [(r[1], "issued" if r[2] == "issued" else "void", str(c.get("cause")), r[0])
+                for r, c in docs if not c.get("manual")]
+
+    def add(self, content: dict[str, Any], *, resident_id: str, household_id: str, subjects: list[str], by: Any,
+            check: Optional[Callable[[Iterable[Issued]], None]]) -> HubCertificate:
+        m, who, prefix = self.m, actor_of(by), hub_prefix(self.engine)
+        with self.engine.begin() as conn:
+            hub_lock(conn, m)
+            if check is not None:
+                check(self._issued(conn, resident_id))
+            number = _next_number(conn, m, content["kind"], prefix)
+            now = utcnow().isoformat()
+            doc = {"v": 1, "origin": "hub", "cert": {**content, "issued_by": who, "reissue_count": 0},
+                   "history": [{"action": "issue", "at": now, "by": who, "reason": "", "where": "hub"}]}
+            conn.execute(hub_certificate.insert().values(
+                municipality_code=m, number=number, kind=content["kind"], resident_id=resident_id,
+                household_id=household_id, status="issued", issued_at=now, device_id=None,
+                payload=json.dumps(doc, ensure_ascii=False)))
+            audit.record(conn, m, actor=who, action="certificate.issued", detail={
+                "number": number, "kind": content["kind"], "damage": content.get("damage"),
+                "manual": bool(content.get("manual")), "identity": content.get("identity"), "subjects": subjects})
+        return self.shown(number)
+
+    def shown(self, number: str) -> HubCertificate:
+        return get(self.engine, self.key, self.m, number, by=None)
+
+    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> HubCertificate:
+        who = actor_of(by)
+
+        def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            check(_status(row), row["void_reason"] or "")  # voided meanwhile
+            count = int(doc["cert"].get("reissue_count") or 0) + 1
+            doc["cert"]["reissue_count"] = count
+            doc["history"].append({"action": "reissue", "at": utcnow().isoformat(), "by": who, "reason": reason,
+                                   "where": "hub"})
+            return {}, {"reissue_count": count, "reason": reason}
+
+        return self._change(number, who, "certificate.reissued", mutate)
+
+    def voided(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> HubCertificate:
+        who, now = actor_of(by), utcnow().isoformat()
+
+        def mutate(row: Any, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+            check(_status(row), row["void_reason"] or "")
+            doc["history"].append({"action": "void", "at": now, "by": who, "reason": reason, "where": "hub"})
+            return {"status": "voided", "voided_at": now, "void_reason": reason}, {"reason": reason}
+
+        return self._change(number, who, "certificate.voided", mutate)
+
+    def _change(self, number: str, who: str, action: str, mutate: Any) -> HubCertificate:
+        """Re-read the row under the tenant's write lock, let ``mutate(row, doc)`` change it (returning
+        (column values, audit detail)), write it back, tell the issuing laptop and audit it."""
+        m = self.m
+        with self.engine.begin() as conn:
+            hub_lock(conn, m)
+            row = _row(conn, m, number)
+            if row is None:
+                raise _not_found(number)
+            doc = certificate_doc(row["payload"])
+            values, detail = mutate(row, doc)
+            conn.execute(update(hub_certificate).where(hub_certificate.c.municipality_code == m,
+                                                       hub_certificate.c.number == number)
+                         .values(payload=json.dumps(doc, ensure_ascii=False), **values))
+            notice = _laptop_notice(row, doc, action)
+            if notice is not None:
+                store.insert_notices(conn, m, [notice])
+            audit.record(conn, m, actor=who, action=action,
+                         detail={"number": number, "origin": doc.get("origin"), **detail})
+        return self.shown(number)
+
+    def restricted(self, cert: Any) -> bool:
+        return bool(cert.restricted)  # worked out when read (`restricted_numbers`)
+
+    def reissued_at(self, cert: Any) -> Optional[datetime]:
+        return cert.reissued_at()
+
+    def issuer(self) -> certs.Issuer:
+        return issuer_for(self.engine, self.m)
+
+    def printed(self, cert: Any, by: Any) -> None:
+        with self.engine.begin() as conn:
+            audit.record(conn, self.m, actor=actor_of(by), action="certificate.printed", detail={
+                "number": cert.number, "format": "pdf", "reissue_count": cert.reissue_count, "origin": cert.origin})
+
+
+def _status(row: Any) -> str:
+    return "void" if row["status"] in ("voided", "void") else "issued"
+
+
+# ---- the desk's entry points (the rules: app.services.certificate_desk) -------------------------------
+def issue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], *, resident_id: str, kind: str,
+          cause: str, damage: Optional[str] = None, location: str = "", in_person: bool = False,
+          identity_note: str = "", include_members: bool = True, by: Any = "hub",
+          allow_restricted: bool = True) -> HubCertificate:
+    """Issue to the household of resident ``resident_id`` (宛名番号) of the newest registry backup."""
+    return desk.issue(HubCertificates(engine, key, municipality), resident_id=resident_id, kind=kind, cause=cause,
+                      damage=damage, location=location, in_person=in_person, identity_note=identity_note,
+                      include_members=include_members, by=by, allow_restricted=allow_restricted)
+
+
+def issue_manual(engine: Engine, municipality: Optional[str], *, kind: str, cause: str, name: str, address: str,
+                 damage: Optional[str] = None, location: str = "", members: Iterable[dict[str, Any]] = (),
+                 note: str = "", by: Any = "hub") -> HubCertificate:
+    """The manual path (手動): the registry does not know the applicant; the household as declared."""
+    return desk.issue_manual(HubCertificates(engine, None, municipality), kind=kind, cause=cause, name=name,
+                             address=address, damage=damage, location=location, members=members, note=note, by=by)
+
+
+def reissue(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, reason: str = "",
+            by: Any = "hub", allow_restricted: bool = True) -> HubCertificate:
+    """Same number, same content, reissue count +1, in the history and the audit log; a void
+    certificate (or one whose content the hub never received) cannot be reissued."""
+    return desk.reissue(HubCertificates(engine, key, municipality), number, reason=reason, by=by,
+                        allow_restricted=allow_restricted)
+
+
+def void(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, reason: str, *,
+         by: Any = "hub") -> HubCertificate:
+    """Mark void (never deleted); the reason is required and kept. Works for laptops' certificates too."""
+    return desk.void(HubCertificates(engine, key, municipality), number, reason, by=by)
+
+
 def pdf(engine: Engine, key: Optional[DataKey], municipality: Optional[str], number: Any, *, by: Any = "hub",
         allow_restricted: bool = True, issuer: Optional[certs.Issuer] = None) -> tuple[HubCertificate, bytes]:
-    """The certificate as A4 PDF (the shelter's renderer); audited as a print."""
-    number = _number(number)
-    m = _municipality(engine, municipality)
-    cert = get(engine, key, m, number, by=None)
-    _printable_check(cert, allow_restricted)
-    data = certs.render_pdf(cert, reissued_at=cert.reissued_at(), issuer=issuer or issuer_for(engine, m))
-    with engine.begin() as conn:
-        audit.record(conn, m, actor=actor_of(by), action="certificate.printed", detail={
-            "number": number, "format": "pdf", "reissue_count": cert.reissue_count, "origin": cert.origin})
-    return cert, data
+    """The certificate as A4 PDF (the one renderer); audited as a print."""
+    return desk.pdf(HubCertificates(engine, key, municipality), number, by=by, allow_restricted=allow_restricted,
+                    issuer=issuer)

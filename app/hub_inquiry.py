@@ -5,8 +5,9 @@ shelter's 閲覧制限 status or injury items. The hub holds every shelter's reg
 (`hub_evacuee`, with the 様式第1号 items ⑥–⑪ in `extra`), the person links and the keyed MACs of
 the registry's 閲覧制限 residents, so its desk (HQ's call centre) can answer for the whole town.
 The rules are the shelter's own (`app.services.inquiry_rules`: the consent matrix, the
-identification rules, the wording, the form checks, the audit shape); this module only reads the
-hub's rows for them and logs the answer (`hub_inquiry` + the hub audit chain, one transaction).
+identification rules, the wording, the form checks, the audit shape) and the desk's flow is
+`app.services.inquiry_desk.answer_inquiry`; this module is the hub's store for them (`HubInquiries`):
+it reads the hub's rows and logs the answer (`hub_inquiry` + the hub audit chain, one transaction).
 
 Choices made here (they decide disclosures, so they are written down):
 - One person, several registrations: an evacuee who moved from one shelter to another is often
@@ -49,10 +50,12 @@ from typing import Any, Mapping, Sequence
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
+from app.services import inquiry_desk as desk
 from app.services.errors import InvalidInput
+from app.services.inquiry_desk import fits
 from app.services.inquiry_rules import (
-    OUTCOME_JA, Asked, Consents, InquiryRequest, ItemSource, PersonFacts, answer_for, answer_text, birth_text, decide,
-    disclosed_items, facts_from_birth, fit, item_values, location_text, log_detail, name_key_pairs, name_keys,
+    OUTCOME_JA, Asked, Consents, InquiryRequest, ItemSource, PersonFacts, birth_text, decide,
+    disclosed_items, facts_from_birth, item_values, location_text, log_detail, name_key_pairs, name_keys,
     parse_asked, require_valid, resident_facts, search_detail,
 )
 from matching.kana import to_katakana
@@ -408,14 +411,8 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
         return HubFound("none")
     set_tenant(conn, m)
     candidates, linked = _candidates(conn, m, key, asked)
-    fits: dict[str, str] = {}
-    rows: dict[str, dict[str, Any]] = {}
-    for r in candidates:
-        extra = linked.get(r["evacuee_id"])
-        how = fit(asked, row_facts(r), (extra,) if extra is not None else ())
-        if how is not None:
-            fits[r["evacuee_id"]] = how
-            rows[r["evacuee_id"]] = r
+    fitted = fits(asked, ((r["evacuee_id"], row_facts(r), linked.get(r["evacuee_id"])) for r in candidates))
+    rows: dict[str, dict[str, Any]] = {r["evacuee_id"]: r for r in candidates if r["evacuee_id"] in fitted}
     if not rows:
         return HubFound("none")
     # registrations linked to the same resident are one person; bring in all of them
@@ -441,8 +438,8 @@ def find_person(conn: Connection, m: str, key: DataKey | None, name: str, kana: 
     # 閲覧制限: the one rule, household-wide (sync/hub/restricted.py → matching.disclosure): a
     # person's registrations together, and everyone in a flagged person's registry or intake household
     flagged_rows = protected_whole(conn, m, key) & set(rows)
-    strong = [p.key for p in people.values() if any(fits.get(i) == "strong" for i in p.ids())]
-    weak = [p.key for p in people.values() if p.key not in strong and any(fits.get(i) == "weak" for i in p.ids())]
+    strong = [p.key for p in people.values() if any(fitted.get(i) == "strong" for i in p.ids())]
+    weak = [p.key for p in people.values() if p.key not in strong and any(fitted.get(i) == "weak" for i in p.ids())]
     flagged = {p.key for p in people.values() if set(p.ids()) & flagged_rows}
     kind, one, _ = decide(strong, weak, flagged)
     considered = [i for k in strong + weak for i in people[k].ids()]
@@ -493,45 +490,62 @@ class HubAnswer:
 def answer_inquiry(engine: Engine, key: DataKey | None, municipality: str | None, req: InquiryRequest, *,
                    by: str, actor: str) -> HubAnswer:
     """Find the person across every shelter of the municipality, decide what may be said, and log
-    the inquiry and its audit entry in one transaction. Bad input raises InvalidInput naming the field."""
-    r = require_valid(req)
+    the inquiry and its audit entry in one transaction (`inquiry_desk.answer_inquiry`, the same flow
+    as the shelter's desk). Bad input raises InvalidInput naming the field."""
+    require_valid(req)
     if not by.strip():
         raise InvalidInput("by: the desk member's name is required", "対応者の氏名を入力してください", "by")
     with engine.begin() as conn:
-        m = resolve_municipality(conn, municipality)
-        found = find_person(conn, m, key, r.sought_name, r.sought_kana, r.sought_birth, r.sought_address)
-        needs_detail = found.kind == "ambiguous" and not r.give_up
-        items: list[dict[str, Any]] = []
-        evacuee_id: str | None = None
-        if needs_detail:
-            outcome, text = "ambiguous", ""
-        else:
-            p = found.person
-            outcome, shown = answer_for(found.kind, r.relationship, p.consents() if p is not None else None)
-            if p is not None:
-                row = p.current()
-                evacuee_id = row["evacuee_id"]
-                items = disclosed_items(row_values(row, *_where(conn, m, row)), shown)
-            elif found.kind == "restricted" and len(found.restricted) == 1:
-                evacuee_id = found.restricted[0]
-            text = answer_text(items)
+        return desk.answer_inquiry(HubInquiries(conn, resolve_municipality(conn, municipality), key, by=by.strip(),
+                                                actor=actor), req)
+
+
+class HubInquiries:
+    """`inquiry_desk.InquiryStore` over one municipality's rows, inside the caller's transaction:
+    every shelter's registrations, one person's registrations together; every request is logged
+    in `hub_inquiry` (one that only asked for detail too) and in the hub audit chain."""
+
+    def __init__(self, conn: Connection, m: str, key: DataKey | None, *, by: str, actor: str) -> None:
+        self.conn, self.m, self.key, self.by, self.actor = conn, m, key, by, actor
+
+    def find(self, r: InquiryRequest) -> HubFound:
+        return find_person(self.conn, self.m, self.key, r.sought_name, r.sought_kana, r.sought_birth, r.sought_address)
+
+    def consents(self, found: HubFound) -> Consents | None:
+        return found.person.consents() if found.person is not None else None
+
+    def disclosed(self, found: HubFound, shown: Sequence[int]) -> tuple[str | None, list[dict[str, Any]]]:
+        if found.person is None:
+            return None, []
+        row = found.person.current()
+        return row["evacuee_id"], disclosed_items(row_values(row, *_where(self.conn, self.m, row)), shown)
+
+    def _insert(self, r: InquiryRequest, outcome: str, evacuee_id: str | None, items: list[dict[str, Any]],
+                text: str) -> str:
         iid = new_row_id()
-        set_tenant(conn, m)
-        conn.execute(hub_inquiry.insert().values(
-            municipality_code=m, inquiry_id=iid, at=utcnow(), by_user=by.strip(),
+        set_tenant(self.conn, self.m)
+        self.conn.execute(hub_inquiry.insert().values(
+            municipality_code=self.m, inquiry_id=iid, at=utcnow(), by_user=self.by,
             inquirer=json.dumps({"name": r.inquirer_name, "address": r.inquirer_address, "phone": r.inquirer_phone,
                                  "id_proof": r.id_proof, "id_proof_note": r.id_proof_note, "purpose": r.purpose},
                                 ensure_ascii=False),
             relationship=r.relationship, asked=json.dumps(r.sought(), ensure_ascii=False), outcome=outcome,
             evacuee_id=evacuee_id, items=json.dumps(items, ensure_ascii=False), answer_text=text))
-        if needs_detail:
-            audit.record(conn, m, actor=actor, action="inquiry_search",
-                         detail={"inquiry_id": iid, **search_detail(r, found.candidates, found.restricted)})
-        else:
-            audit.record(conn, m, actor=actor, action="inquiry", detail=log_detail(
-                inquiry_id=iid, r=r, outcome=outcome, evacuee_id=evacuee_id, items=items,
-                candidates=found.candidates, restricted=found.restricted))
-    return HubAnswer(iid, m, needs_detail, outcome, items, text)
+        return iid
+
+    def log_search(self, r: InquiryRequest, found: HubFound) -> HubAnswer:
+        iid = self._insert(r, "ambiguous", None, [], "")
+        audit.record(self.conn, self.m, actor=self.actor, action="inquiry_search",
+                     detail={"inquiry_id": iid, **search_detail(r, found.candidates, found.restricted)})
+        return HubAnswer(iid, self.m, True, "ambiguous", [], "")
+
+    def log_answer(self, r: InquiryRequest, found: HubFound, *, outcome: str, evacuee_id: str | None,
+                   items: list[dict[str, Any]], text: str) -> HubAnswer:
+        iid = self._insert(r, outcome, evacuee_id, items, text)
+        audit.record(self.conn, self.m, actor=self.actor, action="inquiry", detail=log_detail(
+            inquiry_id=iid, r=r, outcome=outcome, evacuee_id=evacuee_id, items=items,
+            candidates=found.candidates, restricted=found.restricted))
+        return HubAnswer(iid, self.m, False, outcome, items, text)
 
 
 def list_inquiries(engine: Engine, municipality: str | None, *, outcome: str = "", limit: int = 500,

@@ -40,190 +40,31 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from app.formats.pfif import (PfifDocument, PfifNote, PfifPerson, format_time, parse_pfif,
-                              person_from_json, record_to_json, write_pfif)
-from app.services import pfif_rules as rules
-from app.services.errors import InvalidInput
-from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, TARGET_KINDS, ImportResult, read_file
+from app.formats.pfif import PfifDocument, PfifNote, parse_pfif, record_to_json, write_pfif
+from app.services import pfif_desk, pfif_rules as rules
+from app.services.errors import AlreadyDone, Conflict, InvalidInput, NotFound
+from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, ImportResult, read_file
 from matching.dates import DateError, parse_date
 from sync.errors import DataKeyError, HubConflict, HubNotFound
-from sync.hub import audit, crossmatch, registry, restricted
+from sync.hub import audit, crossmatch, registry
 from sync.hub.apply import in_
 from sync.hub.hq import parse_time, shelter_names
-from sync.hub.registry import DataKey, Records
+from sync.hub.registry import DataKey
 from sync.hub.store import (
-    hub_evacuee, hub_lock, hub_person_link, hub_sought_link, hub_sought_person, hub_stay, new_row_id,
-    resolve_municipality, set_tenant, utcnow,
+    hub_evacuee, hub_lock, hub_sought_link, hub_sought_person, hub_stay, new_row_id, set_tenant, utcnow,
 )
 
-SUGGESTED = "suggested"
-SHOWN = (SUGGESTED, "confirmed")  # a link whose newest row is one of these is current
-DECISIONS = ("confirmed", "rejected", "undo")
-SEX_JA = {"M": "男", "F": "女"}
-
-
-# ---- small helpers ----------------------------------------------------------------------------
-def _pfif_time(dt: datetime | None) -> str | None:
-    return format_time(dt) if dt is not None else None
-
-
-def _level(row: Mapping[str, Any]) -> str:
-    """The engine's level of a `suggested` row (`auto:` / `review:` at the start of its reasons)."""
-    head = str(row["reasons"] or "").split(":", 1)[0]
-    return head if head in rules.ENGINE else "review"
-
-
-def _state(row: Mapping[str, Any]) -> rules.LinkState:
-    """A hub link row in the engine's vocabulary (auto | review | confirmed | rejected)."""
-    decision = _level(row) if row["decision"] == SUGGESTED else row["decision"]
-    return rules.LinkState(decision, row["by_user"] or "", row["score"])
-
-
-def _hub_decision(prop: rules.Proposal) -> tuple[str, str]:
-    """(decision, reasons) of the row a proposal writes."""
-    if prop.decision in rules.ENGINE:
-        return SUGGESTED, f"{prop.decision}: {prop.reasons}"
-    return prop.decision, prop.reasons
-
-
-def _after(prev: datetime | None, now: datetime) -> datetime:
-    """`now`, or just after `prev`: the newest row of a link is its state, so rows must sort in order."""
-    return max(now, prev + timedelta(microseconds=1)) if prev is not None else now
-
-
-def _is_stub(record: Mapping[str, Any]) -> bool:
-    return bool(record.get("stub"))
-
-
-def _expired(record: Mapping[str, Any], now: datetime) -> bool:
-    exp = parse_time(record.get("expiry_date"))
-    return exp is not None and exp <= now
-
-
-def _municipality(engine: Engine, municipality: str | None) -> str:
-    with engine.connect() as conn:
-        return resolve_municipality(conn, municipality)
-
-
-# ---- rows -------------------------------------------------------------------------------------
-@dataclass
-class _Sought:
-    """One hub_sought_person row in memory (record and notes parsed)."""
-
-    sought_id: str
-    person_record_id: str
-    record: dict[str, Any]
-    notes: list[dict[str, Any]]
-    source_file: str | None = None
-    imported_by: str | None = None
-    imported_at: datetime | None = None
-    new: bool = False
-    changed: bool = False
-    person_changed: bool = False
-
-    @property
-    def stub(self) -> bool:
-        return _is_stub(self.record)
-
-    def person(self) -> PfifPerson:
-        return person_from_json(self.record)
-
-
-def _sought_rows(conn: Connection, m: str, ids: Sequence[str] | None = None) -> list[_Sought]:
-    q = select(hub_sought_person).where(hub_sought_person.c.municipality_code == m)
-    if ids is not None:
-        if not ids:
-            return []
-        q = q.where(in_(conn, hub_sought_person.c.sought_id, list(ids)))
-    return [_Sought(r["sought_id"], r["person_record_id"], json.loads(r["record"]), json.loads(r["notes"]),
-                    r["source_file"], r["imported_by"], r["imported_at"])
-            for r in conn.execute(q.order_by(hub_sought_person.c.imported_at.desc(),
-                                             hub_sought_person.c.sought_id)).mappings()]
-
-
-def _link_rows(conn: Connection, m: str, sought_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    q = select(hub_sought_link).where(hub_sought_link.c.municipality_code == m)
-    if sought_ids is not None:
-        if not sought_ids:
-            return []
-        q = q.where(in_(conn, hub_sought_link.c.sought_id, list(sought_ids)))
-    return [dict(r) for r in conn.execute(q.order_by(hub_sought_link.c.at, hub_sought_link.c.link_id)).mappings()]
-
-
-def _latest(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    return {(r["sought_id"], r["target_kind"], r["target_id"]): dict(r) for r in rows}
-
-
-def _resident_links(conn: Connection, m: str) -> dict[str, str]:
-    """evacuee → the resident of this municipality it is linked to (the hub's active links)."""
-    return {r[0]: str(r[1]) for r in conn.execute(
-        select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
-            hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-            hub_person_link.c.resident_municipality.is_(None) | (hub_person_link.c.resident_municipality == m))
-        .order_by(hub_person_link.c.linked_at, hub_person_link.c.link_id)).all()}
-
-
-def _evacuee_index(conn: Connection, m: str) -> rules.EvacueeIndex:
-    rows = conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.name, hub_evacuee.c.name_kana,
-                               hub_evacuee.c.birth_date_raw, hub_evacuee.c.birth_date, hub_evacuee.c.sex).where(
-        hub_evacuee.c.municipality_code == m, hub_evacuee.c.registered.is_(True))
-        .order_by(hub_evacuee.c.registered_at, hub_evacuee.c.evacuee_id)).all()
-    return rules.EvacueeIndex((rules.EvacueeTyped(r[0], r[1] or "", r[2] or "", r[3] or r[4] or "", r[5] or "")
-                               for r in rows), _resident_links(conn, m))
-
-
-# ---- the registry backup and 閲覧制限 -----------------------------------------------------------
-@dataclass
-class _Registry:
-    """What this municipality's newest registry backup tells: records for display and households,
-    and whether there is a backup at all (without the key, over-protect)."""
-
-    key: DataKey | None
-    snapshot: Any  # SnapshotInfo | None
-    records: Records | None
-
-
-def _registry(engine: Engine, key: DataKey | None, m: str) -> _Registry:
-    with engine.connect() as conn:
-        snap = registry.latest_snapshot(conn, m)
-    rec = registry.open_records(engine, key, m, snap) if snap is not None and key is not None else None
-    return _Registry(key, snap, rec)
-
-
-@dataclass
-class Guard:
-    """Who must never leave HQ's internal view (閲覧制限), by the hub's one rule for publication
-    (`sync.hub.restricted.protected_for_publication` / `household_protected_residents`): over-
-    protecting is the safe error. Resident targets are worked out when the guard is made."""
-
-    m: str
-    reg: _Registry
-    residents: set[str] = field(default_factory=set)  # protected among the residents asked about
-    evacuees: set[str] = field(default_factory=set)
-
-    def resident(self, resident_id: str) -> bool:
-        return resident_id in self.residents
-
-    def target(self, kind: str, target_id: str) -> bool:
-        return self.resident(target_id) if kind == "resident" else target_id in self.evacuees
-
-
-def _guard(conn: Connection, m: str, reg: _Registry, residents: Iterable[str] = ()) -> Guard:
-    """The guard for municipality m: every protected evacuee, and which of `residents` are protected.
-    Without the data key, a municipality whose backups flag anyone protects every resident and every
-    evacuee linked to one (fail closed)."""
-    evacuees = restricted.protected_for_publication(conn, m, reg.key, reg.records)
-    res = restricted.household_protected_residents(conn, m, reg.key, reg.records, residents)
-    set_tenant(conn, m)
-    return Guard(m, reg, res, evacuees)
+from app.hub_pfif_rows import (  # noqa: F401 - the rows this desk reads (and tests reach)
+    SUGGESTED, SHOWN, SEX_JA, _pfif_time, _level, _state, _hub_decision, _is_stub, _expired, _municipality, _Sought, _sought_rows, _link_rows, _latest, _resident_links, _evacuee_index, _Registry, _registry, Guard, _guard,
+)
 
 
 # ---- import -----------------------------------------------------------------------------------
@@ -387,7 +228,7 @@ def _link(conn: Connection, m: str, persons: Sequence[_Sought], hx: crossmatch.H
             decision, reasons = _hub_decision(prop)
             new.append(dict(municipality_code=m, link_id=new_row_id(), sought_id=s.sought_id, target_kind=kind,
                             target_id=tid, decision=decision, reasons=reasons, by_user=None,
-                            at=_after(last_at.get((s.sought_id, kind, tid)), now),
+                            at=pfif_desk.after(last_at.get((s.sought_id, kind, tid)), now),
                             score=round(prop.score, 6) if prop.score is not None else None))
     if new:
         conn.execute(hub_sought_link.insert(), new)
@@ -525,47 +366,62 @@ def record_view(engine: Engine, municipality: str | None, *, by: str, count: int
 def decide_link(engine: Engine, key: DataKey | None, municipality: str | None, sought_id: str, target_kind: str,
                 target_id: str, decision: str, *, by: str, reveal_restricted: bool = False) -> dict[str, Any]:
     """Staff confirm or reject a proposed link, or undo their last decision on it: a new row,
-    audited. A link the caller may not see (閲覧制限), or of another municipality, is not found."""
-    if decision not in DECISIONS:
-        raise InvalidInput(f"unknown decision {decision!r} (confirmed, rejected or undo)", "判定が正しくありません",
-                           "decision")
-    if target_kind not in TARGET_KINDS:
-        raise InvalidInput(f"unknown target kind {target_kind!r} (resident or evacuee)", "照合先の種類が正しくありません",
-                           "target_kind")
+    audited (`pfif_desk.decide_link`, the same rule as the shelter's desk). A link the caller may not
+    see (閲覧制限), or of another municipality, is not found (HubNotFound, 404); a decision the
+    link's state refuses is HubConflict (409)."""
+    pfif_desk.check_decision(decision, target_kind)
     m = _municipality(engine, municipality)
     reg = _registry(engine, key, m)
     with engine.begin() as conn:
         set_tenant(conn, m)
         hub_lock(conn, m)
-        person = _sought_rows(conn, m, [sought_id])
-        rows = [r for r in _link_rows(conn, m, [sought_id])
+        try:
+            return pfif_desk.decide_link(HubPfifLinks(conn, m, reg, by), sought_id, target_kind, target_id, decision,
+                                         reveal_restricted=reveal_restricted)
+        except NotFound:
+            raise HubNotFound("not found") from None
+        except (Conflict, AlreadyDone) as exc:
+            raise HubConflict(str(exc)) from None
+
+
+class HubPfifLinks:
+    """`pfif_desk.PfifLinkStore` over one municipality's rows, in the caller's transaction (which
+    holds the tenant's write lock). The engine's proposals are stored as `suggested` rows whose
+    reasons start with their level (auto: / review:)."""
+
+    def __init__(self, conn: Connection, m: str, reg: _Registry, by: str) -> None:
+        self.conn, self.m, self.reg, self.by = conn, m, reg, by
+
+    def history(self, sought_id: str, target_kind: str, target_id: str) -> list[pfif_desk.LinkRow]:
+        person = _sought_rows(self.conn, self.m, [sought_id])
+        if not person or person[0].stub:
+            return []
+        return [pfif_desk.LinkRow(_state(r).decision, r["by_user"] or "", r["at"], r)
+                for r in _link_rows(self.conn, self.m, [sought_id])
                 if r["target_kind"] == target_kind and r["target_id"] == target_id]
-        if not person or person[0].stub or not rows or (not reveal_restricted
-                                                          and _guard(conn, m, reg, [target_id] if target_kind == "resident" else ())
-                                                          .target(target_kind, target_id)):
-            raise HubNotFound("not found")
-        last = rows[-1]
-        at = _after(last["at"], utcnow())
+
+    def hidden(self, target_kind: str, target_id: str) -> bool:
+        residents = [target_id] if target_kind == "resident" else []
+        return _guard(self.conn, self.m, self.reg, residents).target(target_kind, target_id)
+
+    def write(self, sought_id: str, target_kind: str, target_id: str, *, decision: str, last: pfif_desk.LinkRow,
+              base: pfif_desk.LinkRow | None, at: datetime) -> dict[str, Any]:
+        prev, b = last.row, (base.row if base is not None else None)
         if decision == "undo":
-            if not (last["by_user"] and last["decision"] in rules.STAFF_FINAL):
-                raise HubConflict("nothing to undo: the link was not decided by staff")
-            base = next((r for r in reversed(rows) if r["decision"] == SUGGESTED), None)
-            level = _level(base) if base else "review"
-            why = str(base["reasons"]).split(":", 1)[1].strip() if base and ":" in str(base["reasons"]) else ""
-            new = dict(decision=SUGGESTED, score=base["score"] if base else last["score"],
-                       reasons=f"{level}: undo of {last['decision']} by {last['by_user']}" + (f"; {why}" if why else ""))
+            why = str(b["reasons"]).split(":", 1)[1].strip() if b and ":" in str(b["reasons"]) else ""
+            new = dict(decision=SUGGESTED, score=b["score"] if b else prev["score"],
+                       reasons=f"{base.decision if base else 'review'}: undo of {prev['decision']} by {prev['by_user']}"
+                       + (f"; {why}" if why else ""))
         else:
-            if last["decision"] == decision and last["by_user"]:
-                raise HubConflict(f"already {decision} by {last['by_user']}")
-            new = dict(decision=decision, score=last["score"], reasons=f"{decision} by staff {by}")
-        row = dict(municipality_code=m, link_id=new_row_id(), sought_id=sought_id, target_kind=target_kind,
-                   target_id=target_id, by_user=by, at=at, **new)
-        conn.execute(hub_sought_link.insert().values(**row))
-        audit.record(conn, m, actor=by, action="pfif.link_decided", detail={
+            new = dict(decision=decision, score=prev["score"], reasons=f"{decision} by staff {self.by}")
+        row = dict(municipality_code=self.m, link_id=new_row_id(), sought_id=sought_id, target_kind=target_kind,
+                   target_id=target_id, by_user=self.by, at=at, **new)
+        self.conn.execute(hub_sought_link.insert().values(**row))
+        audit.record(self.conn, self.m, actor=self.by, action="pfif.link_decided", detail={
             "sought_id": sought_id, "target_kind": target_kind, "target_id": target_id, "decision": decision,
             "link_id": row["link_id"], "now": row["decision"]})
-    return {"link_id": row["link_id"], "sought_id": sought_id, "target_kind": target_kind, "target_id": target_id,
-            "decision": row["decision"], "by_user": by, "at": at.isoformat()}
+        return {"link_id": row["link_id"], "sought_id": sought_id, "target_kind": target_kind, "target_id": target_id,
+                "decision": row["decision"], "by_user": self.by, "at": at.isoformat()}
 
 
 # ---- export -----------------------------------------------------------------------------------

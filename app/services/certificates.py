@@ -4,10 +4,11 @@ One set of plain functions for the CLI and the desk screen. None of them commits
 commits, so the certificate row, its number, its history event, the sync event and the audit
 entry are written together or not at all.
 
-The hub's certificate desk (app.hub_certificates) keeps its own rows (hub tables, PostgreSQL)
-but shares every rule and the renderer with this module: `kind_and_damage`, `clean_text`,
-`order_household`, `member_dict`, `identity_for`, `refuse_restricted`, `refuse_duplicate`,
-`manual_fields`, `render_pdf` — so a certificate reads and checks the same at either desk.
+The desk's rules and flows are written once (`app.services.certificate_rules`,
+`app.services.certificate_desk`) over a store; this module is the shelter's store
+(`ShelterCertificates`, over the SQLite session) and the shelter's entry points, which keep their
+signatures. The hub's store is `app.hub_certificates`; a certificate checks, counts and prints the
+same at either desk.
 Each certificate.issued event also carries the printed content boxed to the hub
 (`_sealed_for_hub`), so HQ can reprint or reissue a laptop's certificate.
 
@@ -44,13 +45,10 @@ manual path: the household as declared, marked 手動 in the database, on screen
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sqlalchemy import and_, or_, text as sql_text, update
 from sqlalchemy.exc import OperationalError
@@ -63,13 +61,11 @@ from app.formats.certificate_pdf import (
     DAMAGE_JA,
     KIND_JA,
     MANUAL_NOTE,
-    CertificateNotPrintable,
     Issuer,
     birth_text,
     folded_characters,
     local_date,
     printable,
-    render_certificate_pdf,
     wareki,
 )
 from app.ids import utcnow
@@ -81,135 +77,34 @@ from app.models import (
     RegistrySnapshot,
     Resident,
 )
-from app.services import audit
-from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from matching.dates import DateError, parse_date
+from app.services import audit, certificate_desk as desk
+from app.services.certificate_desk import DeskHousehold, Issued
+from app.services.certificate_rules import (  # the rules, re-exported for the shelter's faces and tests
+    ACTION_JA, HEAD_RELATIONSHIPS, IDENTITY_JA, MAX_TEXT, PRINTED_FIELDS, STATUS_JA, clean_text, ensure_printable,
+    identity_for, issuer_from_env, kind_and_damage, list_status, manual_fields, member_dict, order_household,
+    parse_damage, parse_kind, parse_members, printed_content, refuse_duplicate, refuse_restricted, render_pdf,
+    resident_name, short_device_id, who as _who,
+)
+from app.services.errors import InvalidInput, NotFound
 from sync import events, outbox
 from sync.models import SyncDevice
 
 __all__ = [
-    "DAMAGE_GRADES", "DAMAGE_JA", "KIND_JA", "IDENTITY_JA", "MANUAL_NOTE", "HEAD_RELATIONSHIPS",
+    "DAMAGE_GRADES", "DAMAGE_JA", "KIND_JA", "IDENTITY_JA", "MANUAL_NOTE", "HEAD_RELATIONSHIPS", "STATUS_JA",
+    "ACTION_JA", "MAX_TEXT", "PRINTED_FIELDS",
     "CertificateFilter", "Household", "parse_kind", "parse_damage", "parse_members", "short_device_id",
     "allocate_number", "household", "registry_link", "issue", "issue_manual", "list_certificates",
     "get_certificate", "history", "reissue", "void", "pdf", "issuer_from_env", "folded_characters",
-    "HubAction", "CertificateView", "hub_actions",
+    "HubAction", "CertificateView", "hub_actions", "ShelterCertificates",
     "CERTIFY_RISAI", "CERTIFY_HISAI", "birth_text", "local_date", "printable", "wareki",
-    # shared with the hub's desk (app.hub_certificates): one rule set, one renderer
+    # the rules shared with the hub's desk (app.services.certificate_rules), re-exported
     "kind_and_damage", "clean_text", "order_household", "identity_for", "refuse_restricted", "refuse_duplicate",
     "manual_fields", "printed_content", "render_pdf", "ensure_printable", "resident_name", "member_dict",
 ]
 
-#: how the applicant was tied to the registry
-IDENTITY_JA = {
-    "match_confirmed": "避難者名簿との照合（職員が確定）",
-    "match_auto": "避難者名簿との照合（自動）",
-    "in_person": "窓口で本人確認",
-    "manual": "申請者の申告（台帳で確認できず）",
-}
-#: 続柄 that mark the household head in registry exports (some vendors write 本人 for the head)
-HEAD_RELATIONSHIPS = ("世帯主", "本人")
-STATUS_JA = {"issued": "有効", "void": "無効"}
-ACTION_JA = {"issue": "発行", "reissue": "再発行", "void": "無効化"}
-MAX_TEXT = 200
 _KIND_PREFIX = {"risai": "R", "hisai": "H"}
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-_KIND_ALIASES = {
-    "risai": "risai", "r": "risai", "り災": "risai", "罹災": "risai", "り災証明": "risai", "り災証明書": "risai",
-    "罹災証明書": "risai", "hisai": "hisai", "h": "hisai", "被災": "hisai", "被災証明": "hisai", "被災証明書": "hisai",
-}
-_DAMAGE_ALIASES: dict[str, str] = {
-    **{code: code for code, _ in DAMAGE_GRADES},
-    **{unicodedata.normalize("NFKC", ja): code for code, ja in DAMAGE_GRADES},
-    "daikibo-hankai": "daikibo", "daikibohankai": "daikibo", "大規模": "daikibo",
-    "chukibo-hankai": "chukibo", "chukibohankai": "chukibo", "chuukibo": "chukibo", "中規模": "chukibo",
-    "jun-hankai": "junhankai", "junhan": "junhankai",
-    "ichibu-sonkai": "ichibu", "ichibusonkai": "ichibu", "一部損壊": "ichibu", "準半壊に至らない": "ichibu",
-}
-
-
-# --- parsing what people type ---------------------------------------------------------------------
-
-def _norm(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text or "").split()).lower()
-
-
-def parse_kind(text: str) -> str:
-    """risai / hisai from the code or the Japanese name (り災証明書, 被災証明書, 罹災 …)."""
-    kind = _KIND_ALIASES.get(_norm(text))
-    if kind is None:
-        raise InvalidInput(f"unknown certificate kind {text!r} (risai or hisai)",
-                           "証明書の種類は「り災証明書」か「被災証明書」を選んでください", "kind")
-    return kind
-
-
-def parse_damage(text: str) -> str:
-    """A damage-grade code from the Japanese name (全壊, 準半壊に至らない（一部損壊）…) or a short code."""
-    code = _DAMAGE_ALIASES.get(_norm(text))
-    if code is None:
-        names = " / ".join(ja for _, ja in DAMAGE_GRADES)
-        codes = "/".join(c for c, _ in DAMAGE_GRADES)
-        raise InvalidInput(f"unknown damage grade {text!r}: use one of {names} or {codes}",
-                           f"住家の被害の程度が正しくありません（{names} から選んでください）", "damage")
-    return code
-
-
-def parse_members(text: str) -> list[dict[str, Any]]:
-    """Members typed at the desk, one per line: `氏名, 続柄, 生年月日` (続柄 and 生年月日 optional).
-
-    The birth date accepts what the intake screen accepts (S45.3.1, 昭和45年3月1日, 1970-03-01);
-    a line that cannot be read names its line number.
-    """
-    out: list[dict[str, Any]] = []
-    for n, line in enumerate((text or "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.replace("，", ",").replace("、", ",").split(",")]
-        if len(parts) > 3:
-            raise InvalidInput(f"members line {n}: at most three fields (name, relationship, birth date)",
-                               f"世帯構成員の{n}行目: 「氏名, 続柄, 生年月日」の3項目までです", "members")
-        name, rel, birth = (parts + ["", ""])[:3]
-        if not name:
-            raise InvalidInput(f"members line {n}: the name is empty", f"世帯構成員の{n}行目: 氏名がありません", "members")
-        birth_iso = ""
-        if birth:
-            try:
-                pd = parse_date(birth)
-            except DateError as exc:
-                raise InvalidInput(f"members line {n}: birth date {birth!r}: {exc}",
-                                   f"世帯構成員の{n}行目: 生年月日「{birth}」を読めません", "members") from None
-            if pd.kind != "day" or pd.value is None:
-                raise InvalidInput(f"members line {n}: birth date {birth!r} is not a full date",
-                                   f"世帯構成員の{n}行目: 生年月日「{birth}」は年月日まで入力してください", "members")
-            birth_iso = pd.value.isoformat()
-        out.append({"resident_id": "", "name": name, "relationship": rel, "birth_date": birth_iso})
-    return out
-
-
-def clean_text(value: str, field_name: str, label_ja: str, *, required: bool = True) -> str:
-    """Trimmed free text; empty (when required) or too long is refused, naming the field."""
-    if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"{field_name} must be text", f"{label_ja}は文字で入力してください", field_name)
-    value = (value or "").strip()
-    if required and not value:
-        raise InvalidInput(f"{field_name} is required", f"{label_ja}を入力してください", field_name)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"{field_name} is longer than {MAX_TEXT} characters",
-                           f"{label_ja}が長すぎます（{MAX_TEXT}文字まで）", field_name)
-    return value
-
-
-def _who(by: Any) -> str:
-    return str(by if isinstance(by, str) else getattr(by, "name", "") or "")
-
 
 # --- numbering ------------------------------------------------------------------------------------
-
-def short_device_id(device_id: str) -> str:
-    """6 Crockford-base32 characters (no I, L, O, U: nothing to misread at the desk) of SHA-256(device_id)."""
-    bits = int.from_bytes(hashlib.sha256(device_id.encode("utf-8")).digest()[:4], "big") >> 2  # 30 bits
-    return "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(25, -1, -5))
-
 
 def allocate_number(session: Session, kind: str) -> tuple[str, str, int, int]:
     """The next number for `kind` on this laptop: (number, device_id, epoch, seq). Never commits.
@@ -246,33 +141,6 @@ def _newest_snapshot(session: Session) -> RegistrySnapshot:
         raise NotFound("no registry snapshot imported yet (anpi registry import FILE)",
                        "住民基本台帳のデータがまだ取り込まれていません")
     return snap
-
-
-def resident_name(r: Any) -> str:
-    """氏名 as registered (old kanji and gaiji kept), 氏 and 名 separated by a full-width space."""
-    kanji = "　".join(x for x in (r.family_name, r.given_name) if x)
-    return kanji or r.alpha_name or "　".join(x for x in (r.family_name_kana, r.given_name_kana) if x)
-
-
-def member_dict(r: Any) -> dict[str, Any]:
-    """A 世帯構成員 as stored and printed, from a `Resident` or anything with its attributes (the hub
-    hands in its decrypted registry rows, where the birth date is already ISO text)."""
-    birth = r.birth_date
-    return {"resident_id": r.resident_id, "name": resident_name(r), "relationship": r.relationship or "",
-            "birth_date": birth.isoformat() if hasattr(birth, "isoformat") else str(birth or ""),
-            "birth_raw": r.birth_raw or ""}
-
-
-def order_household(applicant: Any, members: list[Any]) -> tuple[Any, bool, list[Any]]:
-    """(head, head_found, members head first, otherwise in registry order).
-
-    The head is whoever the registry calls 世帯主 (or 本人); when nobody is, the applicant stands in
-    (head_found False). Shared by the shelter and the hub, so both print the same household.
-    """
-    head = next((m for rel in HEAD_RELATIONSHIPS for m in members if (m.relationship or "").strip() == rel), None)
-    head_found = head is not None
-    head = head if head is not None else applicant
-    return head, head_found, sorted(members, key=lambda m: m is not head)  # stable: registry order kept
 
 
 @dataclass
@@ -334,86 +202,6 @@ def household(session: Session, resident_id: str) -> Household:
 
 # --- issuing --------------------------------------------------------------------------------------
 
-def kind_and_damage(kind: str, damage: str | None) -> tuple[str, str]:
-    """(kind, damage code): a り災証明書 needs a grade, a 被災証明書 must not carry one."""
-    if not isinstance(kind, str) or (damage is not None and not isinstance(damage, str)):
-        bad = "kind" if not isinstance(kind, str) else "damage"
-        raise InvalidInput(f"{bad} must be text", "証明書の種類・被害の程度は文字で指定してください", bad)
-    kind = parse_kind(kind)
-    if kind == "risai":
-        if not (damage or "").strip():
-            raise InvalidInput("a り災証明書 needs the damage grade (--damage)", "住家の被害の程度を選んでください", "damage")
-        return kind, parse_damage(damage or "")
-    if (damage or "").strip():
-        raise InvalidInput("a 被災証明書 carries no damage grade (leave --damage out)",
-                           "被災証明書には被害の程度を記載しません", "damage")
-    return kind, ""
-
-
-def identity_for(link_decision: Optional[str], in_person: bool, identity_note: str,
-                 resident_id: str) -> tuple[str, str]:
-    """(identity, note): how the applicant is tied to the registry — the same rule at the shelter and
-    the hub. A current auto/confirmed link to an evacuee is enough; otherwise the desk must have
-    checked an ID in person; otherwise the issue is refused (the manual path is for people the
-    registry does not know, not for skipping the check)."""
-    if link_decision in ("confirmed", "auto"):
-        note = ("窓口でも本人確認 " + identity_note).strip() if in_person else identity_note
-        return f"match_{link_decision}", note
-    if in_person:
-        return "in_person", identity_note
-    raise InvalidInput(
-        f"resident {resident_id} is not linked to any evacuee by an auto or confirmed match; "
-        "check the applicant's ID in person and say so (--in-person), or confirm the match in the review queue",
-        "この方は避難者名簿との照合が確定していません。本人確認書類で確認したうえで「窓口で本人確認済み」を選んでください",
-        "identity")
-
-
-def refuse_restricted(resident_id: str) -> None:
-    """閲覧制限 (DV等支援措置): roles that may not see such a household's address may not issue its
-    certificate either (the paper carries the address); HQ or an administrator does."""
-    raise Forbidden(f"resident {resident_id}'s household is under 閲覧制限 (DV等支援措置); "
-                    "HQ or an administrator must issue this certificate",
-                    "この世帯は閲覧制限（支援措置）の対象です。本部または管理者が発行してください")
-
-
-def refuse_duplicate(issued: Iterable[tuple[str, str, str, str]], kind: str, cause: str) -> None:
-    """One valid certificate per household, kind and cause: `issued` is (kind, status, cause, number)."""
-    for k, status, c, number in issued:
-        if k == kind and status == "issued" and c == cause:
-            raise Conflict(f"this household already has {KIND_JA[kind]} {number} for the same cause; "
-                           "reissue it, or void it (with a reason) before issuing a new one",
-                           f"この世帯には同じ罹災原因の{KIND_JA[kind]}（{number}）が発行済みです。"
-                           "再発行するか、理由を記録して無効にしてから発行してください")
-
-
-def manual_fields(*, kind: str, cause: str, name: str, address: str, damage: str | None = None, location: str = "",
-                  members: Iterable[dict[str, Any]] = (), note: str = "") -> dict[str, Any]:
-    """The checked content of a manual-path certificate (手動: household as declared), for either desk."""
-    kind, damage_code = kind_and_damage(kind, damage)
-    cause = clean_text(cause, "cause", "罹災原因")
-    name = clean_text(name, "name", "世帯主氏名")
-    address = clean_text(address, "address", "世帯主住所")
-    location = clean_text(location, "location", "被災住家の所在地", required=False)
-    note = clean_text(note, "note", "備考", required=False)
-    member_list = [dict(m) for m in members]
-    for m in member_list:
-        if not str(m.get("name", "")).strip():
-            raise InvalidInput("a household member without a name", "氏名のない世帯構成員があります", "members")
-    return {"kind": kind, "damage": damage_code, "cause": cause, "head_name": name, "head_address": address,
-            "location": location or address, "members": member_list, "manual": True,
-            "manual_reason": MANUAL_NOTE + (f"（{note}）" if note else ""), "identity": "manual", "identity_note": note}
-
-
-PRINTED_FIELDS = ("kind", "head_address", "head_name", "cause", "location", "damage", "members", "manual",
-                  "manual_reason")
-
-
-def printed_content(cert: Any) -> dict[str, Any]:
-    """What the paper shows (besides number, dates and reissue count): sealed for the hub in each
-    certificate.issued event, so HQ can reprint or reissue a laptop's certificate."""
-    return {f: getattr(cert, f) for f in PRINTED_FIELDS}
-
-
 def _sealed_for_hub(session: Session, cert: Certificate) -> Optional[str]:
     """`printed_content` boxed from this laptop to its hub (None before enrolment).
 
@@ -444,62 +232,22 @@ def _issue_event(session: Session, cert: Certificate, *, reissue: bool) -> event
     )
 
 
-def _store_new(session: Session, cert: Certificate, by: Any, screen: str, subjects: list[str]) -> Certificate:
-    number, device_id, epoch, seq = allocate_number(session, cert.kind)
-    cert.number, cert.device_id, cert.epoch, cert.seq = number, device_id, epoch, seq
-    cert.issued_by = _who(by)
-    cert.issued_at = utcnow()
-    session.add(cert)
-    session.add(CertificateEvent(number=number, action="issue", by_user=cert.issued_by, at=cert.issued_at))
-    session.flush()
-    outbox.append(session, _issue_event(session, cert, reissue=False))
-    audit.record(session, by, "certificate_issue", screen, [f"certificate:{number}", *subjects],
-                 {"number": number, "kind": cert.kind, "damage": cert.damage, "manual": cert.manual,
-                  "identity": cert.identity})
-    return cert
-
-
 def issue(session: Session, *, resident_id: str, kind: str, cause: str, damage: str | None = None,
           location: str = "", in_person: bool = False, identity_note: str = "", include_members: bool = True,
           by: Any = "", screen: str = "cli", allow_restricted: bool = True) -> Certificate:
-    """Issue a certificate to the household of resident `resident_id`; the caller commits.
-
-    `in_person`: the desk checked the applicant's ID (needed when no match decision links the
-    resident to an evacuee). `allow_restricted` is False for roles that may not see 閲覧制限
-    residents; their certificates are then refused rather than printed with an address.
-    """
-    kind, damage_code = kind_and_damage(kind, damage)
-    cause = clean_text(cause, "cause", "罹災原因")
-    location = clean_text(location, "location", "被災住家の所在地", required=False)
-    identity_note = clean_text(identity_note, "identity_note", "本人確認の方法", required=False)
-    hh = household(session, resident_id)
-    if hh.restricted and not allow_restricted:
-        refuse_restricted(hh.applicant.resident_id)
-    identity, identity_note = identity_for(hh.link.decision if hh.link else None, in_person, identity_note,
-                                           hh.applicant.resident_id)
-    refuse_duplicate(((c.kind, c.status, c.cause, c.number) for c in hh.issued), kind, cause)
-    cert = Certificate(
-        number="", kind=kind, resident_id=hh.applicant.resident_id, household_id=hh.applicant.household_id,
-        head_address=hh.head.address, head_name=resident_name(hh.head), cause=cause,
-        location=location or hh.head.address, damage=damage_code,
-        members=[member_dict(m) for m in hh.members] if include_members else [],
-        manual=False, identity=identity, identity_note=identity_note,
-        evacuee_id=hh.link.evacuee_id if hh.link else None, snapshot_id=hh.snapshot.id,
-    )
-    subjects = [f"resident:{m.resident_id}" for m in hh.members]
-    if hh.link is not None:
-        subjects.append(f"evacuee:{hh.link.evacuee_id}")
-    return _store_new(session, cert, by, screen, subjects)
+    """Issue a certificate to the household of resident `resident_id` (`certificate_desk.issue`); the
+    caller commits."""
+    return desk.issue(ShelterCertificates(session, screen=screen), resident_id=resident_id, kind=kind, cause=cause,
+                      damage=damage, location=location, in_person=in_person, identity_note=identity_note,
+                      include_members=include_members, by=by, allow_restricted=allow_restricted)
 
 
 def issue_manual(session: Session, *, kind: str, cause: str, name: str, address: str, damage: str | None = None,
                  location: str = "", members: Iterable[dict[str, Any]] = (), note: str = "", by: Any = "",
                  screen: str = "cli") -> Certificate:
     """The manual path: the registry does not know the applicant, so the household is as declared (手動)."""
-    fields = manual_fields(kind=kind, cause=cause, name=name, address=address, damage=damage, location=location,
-                           members=members, note=note)
-    cert = Certificate(number="", resident_id="", household_id="", snapshot_id=None, **fields)
-    return _store_new(session, cert, by, screen, [])
+    return desk.issue_manual(ShelterCertificates(session, screen=screen), kind=kind, cause=cause, name=name,
+                             address=address, damage=damage, location=location, members=members, note=note, by=by)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -522,12 +270,11 @@ def list_certificates(session: Session, f: CertificateFilter | None = None, *, l
     q = select(Certificate)
     if f.kind:
         q = q.where(Certificate.kind == parse_kind(f.kind))
-    if f.status and f.status not in STATUS_JA:
-        raise InvalidInput(f"unknown status {f.status!r} (issued or void)", "状態が正しくありません", "status")
+    status = list_status(f.status)
     hub_void = sorted({a.number for acts in hub_actions(session).values() for a in acts if a.action == "void"})
-    if f.status == "void":
+    if status == "void":
         q = q.where(or_(Certificate.status == "void", Certificate.number.in_(hub_void)))  # type: ignore[attr-defined]
-    elif f.status == "issued":  # the hub's voids are left out below (a notice counts for its own device only)
+    elif status == "issued":  # the hub's voids are left out below (a notice counts for its own device only)
         q = q.where(Certificate.status == "issued")
     if f.manual is not None:
         q = q.where(Certificate.manual == f.manual)
@@ -546,7 +293,7 @@ def list_certificates(session: Session, f: CertificateFilter | None = None, *, l
                         where, Certificate.resident_id == text, Certificate.household_id == text))
     rows = _with_hub(session, list(session.exec(q.order_by(Certificate.issued_at.desc(),  # type: ignore[attr-defined]
                                                            Certificate.number.desc()).limit(limit))))  # type: ignore[attr-defined]
-    return [c for c in rows if not f.status or c.status == f.status]
+    return [c for c in rows if not status or c.status == status]
 
 
 def _row(session: Session, number: str) -> Certificate:
@@ -691,76 +438,111 @@ def last_reissue_at(session: Session, number: str) -> Optional[datetime]:
     return at[-1] if at else None
 
 
+
 # --- reissue, void, print -------------------------------------------------------------------------
 
 def reissue(session: Session, number: str, *, by: Any = "", reason: str = "", screen: str = "cli") -> Certificate:
     """Same number, same content, reissue counter +1, logged; a void certificate cannot be reissued."""
-    cert = _row(session, number)
-    shown = _with_hub(session, [cert])[0]  # a void or reissue at the hub counts here too
-    if shown.status != "issued":
-        raise Conflict(f"certificate {cert.number} is void and cannot be reissued (reason: {shown.void_reason})",
-                       f"証明書 {cert.number} は無効のため再発行できません（理由: {shown.void_reason}）")
-    reason = clean_text(reason, "reason", "再発行の理由", required=False)
-    cert.reissue_count = shown.reissue_count + 1  # counts on from the hub's reissues
-    session.add(cert)
-    session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
-    session.flush()
-    outbox.append(session, _issue_event(session, cert, reissue=True))
-    audit.record(session, by, "certificate_reissue", screen, [f"certificate:{cert.number}"],
-                 {"number": cert.number, "reissue_count": cert.reissue_count, "reason": reason})
-    return cert
+    return desk.reissue(ShelterCertificates(session, screen=screen), number, reason=reason, by=by)
 
 
 def void(session: Session, number: str, reason: str, *, by: Any = "", screen: str = "cli") -> Certificate:
     """Mark a certificate void (never deleted); the reason is required and kept."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("voiding a certificate needs a reason (--reason)", "無効にする理由を入力してください", "reason")
-    reason = clean_text(reason, "reason", "無効にする理由")
-    cert = _row(session, number)
-    shown = _with_hub(session, [cert])[0]
-    if shown.status == "void":
-        raise Conflict(f"certificate {cert.number} is already void (reason: {shown.void_reason})",
-                       f"証明書 {cert.number} はすでに無効です（理由: {shown.void_reason}）")
-    cert.status = "void"
-    cert.void_reason = reason
-    now = utcnow()
-    session.add(cert)
-    session.add(CertificateEvent(number=cert.number, action="void", reason=reason, by_user=_who(by), at=now))
-    session.flush()
-    outbox.append(session, events.CertificateVoided(
-        number=cert.number, kind=cert.kind, resident_id=cert.resident_id or None,
-        household_id=cert.household_id or None, reason=reason, voided_at=now, by_user=_who(by) or None))
-    audit.record(session, by, "certificate_void", screen, [f"certificate:{cert.number}"],
-                 {"number": cert.number, "reason": reason})
-    return cert
-
-
-def issuer_from_env() -> Issuer:
-    """The certifying 市町村長 as printed (ANPI_CERT_ISSUER, e.g. 陸前高田市長　山田太郎); empty → a line to sign."""
-    return Issuer(os.environ.get("ANPI_CERT_ISSUER", "").strip())
-
-
-def ensure_printable(cert: Any) -> None:
-    if cert.status != "issued":
-        raise Conflict(f"certificate {cert.number} is void and can never be printed (reason: {cert.void_reason})",
-                       f"証明書 {cert.number} は無効のため印刷できません（理由: {cert.void_reason}）")
+    return desk.void(ShelterCertificates(session, screen=screen), number, reason, by=by)
 
 
 def pdf(session: Session, number: str, *, by: Any = "", screen: str = "cli", issuer: Issuer | None = None) -> bytes:
     """The certificate as A4 PDF bytes; audited as a print. Refuses a void certificate."""
-    cert = get_certificate(session, number)
-    data = render_pdf(cert, reissued_at=last_reissue_at(session, cert.number), issuer=issuer)
-    audit.record(session, by, "print", screen, [f"certificate:{cert.number}"],
-                 {"number": cert.number, "format": "pdf", "reissue_count": cert.reissue_count})
-    return data
+    return desk.pdf(ShelterCertificates(session, screen=screen), number, by=by, issuer=issuer)[1]
 
 
-def render_pdf(cert: Any, *, reissued_at: Optional[datetime] = None, issuer: Issuer | None = None) -> bytes:
-    """The one way either desk (shelter or hub) turns a certificate into A4 PDF bytes: refuses a void
-    one, prints the certifying 市町村長 from ANPI_CERT_ISSUER unless `issuer` says otherwise."""
-    ensure_printable(cert)
-    try:
-        return render_certificate_pdf(cert, issuer=issuer or issuer_from_env(), reissued_at=reissued_at)
-    except CertificateNotPrintable as exc:  # pragma: no cover - ensure_printable catches it first
-        raise Conflict(str(exc), f"証明書 {cert.number} は印刷できません") from None
+# --- the shelter's store for the desk's rules ----------------------------------------------------
+
+class ShelterCertificates:
+    """`certificate_desk.CertificateStore` over the shelter's SQLite session. Never commits: the
+    row, its number, its history event, the sync event and the audit entry join the caller's
+    transaction. Voids and reissues the hub pulled count (`CertificateView`)."""
+
+    def __init__(self, session: Session, *, screen: str = "cli") -> None:
+        self.session, self.screen = session, screen
+        self._issued: dict[str, list[Issued]] = {}  # resident id → the household's certificates, as read
+
+    def household(self, resident_id: str) -> DeskHousehold:
+        hh = household(self.session, resident_id)
+        rid = hh.applicant.resident_id
+        self._issued[rid] = [(c.kind, c.status, c.cause, c.number) for c in hh.issued]
+        return DeskHousehold(hh.applicant, hh.head, hh.head_found, hh.members, hh.restricted, hh.snapshot.id,
+                             link_decision=hh.link.decision if hh.link else None,
+                             link_evacuee=hh.link.evacuee_id if hh.link else None)
+
+    def add(self, content: dict[str, Any], *, resident_id: str, household_id: str, subjects: list[str], by: Any,
+            check: Optional[Callable[[Iterable[Issued]], None]]) -> Certificate:
+        if check is not None:
+            check(self._issued.get(resident_id, []))
+        session = self.session
+        cert = Certificate(number="", resident_id=resident_id, household_id=household_id, **content)
+        number, device_id, epoch, seq = allocate_number(session, cert.kind)
+        cert.number, cert.device_id, cert.epoch, cert.seq = number, device_id, epoch, seq
+        cert.issued_by, cert.issued_at = _who(by), utcnow()
+        session.add(cert)
+        session.add(CertificateEvent(number=number, action="issue", by_user=cert.issued_by, at=cert.issued_at))
+        session.flush()
+        outbox.append(session, _issue_event(session, cert, reissue=False))
+        audit.record(session, by, "certificate_issue", self.screen, [f"certificate:{number}", *subjects],
+                     {"number": number, "kind": cert.kind, "damage": cert.damage, "manual": cert.manual,
+                      "identity": cert.identity})
+        return cert
+
+    def shown(self, number: str) -> Any:
+        return get_certificate(self.session, number)
+
+    def _own(self, number: str) -> tuple[Certificate, Any]:
+        cert = _row(self.session, number)
+        return cert, _with_hub(self.session, [cert])[0]  # a void or reissue at the hub counts here too
+
+    def reissued(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> Certificate:
+        cert, shown = self._own(number)
+        check(shown.status, shown.void_reason)
+        cert.reissue_count = shown.reissue_count + 1  # counts on from the hub's reissues
+        self.session.add(cert)
+        self.session.add(CertificateEvent(number=cert.number, action="reissue", reason=reason, by_user=_who(by)))
+        self.session.flush()
+        outbox.append(self.session, _issue_event(self.session, cert, reissue=True))
+        audit.record(self.session, by, "certificate_reissue", self.screen, [f"certificate:{cert.number}"],
+                     {"number": cert.number, "reissue_count": cert.reissue_count, "reason": reason})
+        return cert
+
+    def voided(self, number: str, *, reason: str, by: Any, check: Callable[[str, str], None]) -> Certificate:
+        cert, shown = self._own(number)
+        check(shown.status, shown.void_reason)
+        cert.status, cert.void_reason = "void", reason
+        now = utcnow()
+        self.session.add(cert)
+        self.session.add(CertificateEvent(number=cert.number, action="void", reason=reason, by_user=_who(by), at=now))
+        self.session.flush()
+        outbox.append(self.session, events.CertificateVoided(
+            number=cert.number, kind=cert.kind, resident_id=cert.resident_id or None,
+            household_id=cert.household_id or None, reason=reason, voided_at=now, by_user=_who(by) or None))
+        audit.record(self.session, by, "certificate_void", self.screen, [f"certificate:{cert.number}"],
+                     {"number": cert.number, "reason": reason})
+        return cert
+
+    def restricted(self, cert: Any) -> bool:
+        """The applicant or the household (世帯番号) is flagged in any snapshot: the same test as the
+        list's address search (`list_certificates`). The manual path is not tied to the registry."""
+        if cert.manual or not (cert.resident_id or cert.household_id):
+            return False
+        flagged = or_(Resident.resident_id == cert.resident_id,
+                      and_(Resident.household_id == cert.household_id, Resident.household_id != ""))
+        return self.session.exec(select(Resident.id).where(Resident.restricted == True, flagged)  # noqa: E712
+                                 .limit(1)).first() is not None
+
+    def reissued_at(self, cert: Any) -> Optional[datetime]:
+        return last_reissue_at(self.session, cert.number)
+
+    def issuer(self) -> Issuer:
+        return issuer_from_env()
+
+    def printed(self, cert: Any, by: Any) -> None:
+        audit.record(self.session, by, "print", self.screen, [f"certificate:{cert.number}"],
+                     {"number": cert.number, "format": "pdf", "reissue_count": cert.reissue_count})

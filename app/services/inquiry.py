@@ -41,19 +41,20 @@ Choices where the national rules leave it open (documented because they decide d
   of the municipality with these same rules.
 
 The pure rules (matrix, identification, item wording, form checks, audit shape) live in
-`app.services.inquiry_rules`, shared with the hub; this module applies them to the shelter's rows.
+`app.services.inquiry_rules` and the desk's flow (find, decide, log) in `app.services.inquiry_desk`,
+both shared with the hub; this module is the shelter's store for them (`ShelterInquiries`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlmodel import Session, select
 
 from app.models import Evacuee, Inquiry, Resident, Shelter, StayEvent
-from app.services import audit, disclosure
+from app.services import audit, disclosure, inquiry_desk as desk
 from app.services.errors import InvalidInput, NotFound
 from app.services.evacuees import full_name, latest_decisions, newest_snapshot
 # the rules themselves are shared with the hub's desk (app.hub_inquiry); re-exported for the faces
@@ -65,6 +66,7 @@ from app.services.inquiry_rules import (
     name_agrees, name_keys, parse_asked, request_errors, require_valid, resident_facts, search_detail,
 )
 from app.services.inquiry_rules import item_values as values_of
+from app.services.inquiry_desk import fits
 from app.services.shelters import current_shelter
 from matching.kana import to_katakana
 
@@ -75,7 +77,7 @@ __all__ = [  # the shared rules, re-exported for the shelter's faces and tests
     "disclosable_items", "name_agrees", "request_errors",
     # the shelter's own
     "Found", "InquiryResult", "answer_inquiry", "disclosed", "evacuee_facts", "find_person", "get_inquiry",
-    "item_values", "linked_facts", "list_inquiries", "restricted_evacuees",
+    "item_values", "linked_facts", "list_inquiries", "restricted_evacuees", "ShelterInquiries",
 ]
 
 # --- what the desk reads aloud ----------------------------------------------------------------
@@ -166,19 +168,14 @@ def find_person(session: Session, name: str, kana: str = "", birth: str = "", ad
     asked = parse_asked(name, kana, birth, address)
     if not asked.names:
         return Found("none")
-    strong: list[str] = []
-    weak: list[str] = []
-    by_id: dict[str, Evacuee] = {}
     linked = linked_facts(session)
-    for ev in session.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)):
-        extra = linked.get(ev.id)
-        how = fit(asked, evacuee_facts(ev), (extra,) if extra is not None else ())
-        if how is not None:
-            (strong if how == "strong" else weak).append(ev.id)
-            by_id[ev.id] = ev
+    evacuees = list(session.exec(select(Evacuee).order_by(Evacuee.created_at, Evacuee.id)))
+    how = fits(asked, ((ev.id, evacuee_facts(ev), linked.get(ev.id)) for ev in evacuees))
+    strong = [ev.id for ev in evacuees if how.get(ev.id) == "strong"]
+    weak = [ev.id for ev in evacuees if how.get(ev.id) == "weak"]
     everyone = strong + weak
     kind, one, restricted = decide(strong, weak, restricted_evacuees(session, everyone))
-    return Found(kind, by_id[one] if one else None, everyone, restricted)
+    return Found(kind, next(ev for ev in evacuees if ev.id == one) if one else None, everyone, restricted)
 
 
 # --- recording an inquiry -------------------------------------------------------------------
@@ -196,37 +193,54 @@ def _who(user: Any) -> str:
 
 
 def answer_inquiry(session: Session, req: InquiryRequest, *, user: Any, screen: str) -> InquiryResult:
-    """Find the person, decide what may be said, and record the inquiry and its audit entry.
+    """Find the person, decide what may be said, and record the inquiry and its audit entry
+    (`inquiry_desk.answer_inquiry`, the same flow as the hub's desk).
 
     Everything is added to the caller's transaction (the caller commits once, so the inquiry and
     its audit entry are stored together or not at all). When the person cannot be identified and
     the desk has not given up, nothing is answered: the desk is asked for more detail.
     """
-    r = require_valid(req)
-    found = find_person(session, r.sought_name, r.sought_kana, r.sought_birth, r.sought_address)
-    if found.kind == "ambiguous" and not r.give_up:
-        audit.record(session, user, "inquiry_search", screen, [f"evacuee:{i}" for i in found.candidates],
-                     search_detail(r, found.candidates, found.restricted))
+    return desk.answer_inquiry(ShelterInquiries(session, user=user, screen=screen), req)
+
+
+class ShelterInquiries:
+    """`inquiry_desk.InquiryStore` over the shelter's session: this laptop's own evacuees; the
+    inquiry row and its audit entry join the caller's transaction."""
+
+    def __init__(self, session: Session, *, user: Any, screen: str) -> None:
+        self.session, self.user, self.screen = session, user, screen
+
+    def find(self, r: InquiryRequest) -> Found:
+        return find_person(self.session, r.sought_name, r.sought_kana, r.sought_birth, r.sought_address)
+
+    def consents(self, found: Found) -> Consents | None:
+        return Consents.of(found.evacuee) if found.evacuee is not None else None
+
+    def disclosed(self, found: Found, shown: Sequence[int]) -> tuple[str | None, list[dict[str, Any]]]:
+        ev = found.evacuee
+        return (ev.id, disclosed(self.session, ev, shown)) if ev is not None else (None, [])
+
+    def log_search(self, r: InquiryRequest, found: Found) -> InquiryResult:
+        audit.record(self.session, self.user, "inquiry_search", self.screen,
+                     [f"evacuee:{i}" for i in found.candidates], search_detail(r, found.candidates, found.restricted))
         return InquiryResult(None, needs_detail=True)
-    ev = found.evacuee
-    outcome, shown = answer_for(found.kind, r.relationship, Consents.of(ev) if ev is not None else None)
-    items = disclosed(session, ev, shown) if ev is not None else []
-    evacuee_id = ev.id if ev is not None else (
-        found.restricted[0] if found.kind == "restricted" and len(found.restricted) == 1 else None)
-    shelter = current_shelter(session)
-    inq = Inquiry(by_user=_who(user), shelter_id=shelter.id, inquirer_name=r.inquirer_name,
-                  inquirer_address=r.inquirer_address, inquirer_phone=r.inquirer_phone, id_proof=r.id_proof,
-                  id_proof_note=r.id_proof_note, relationship=r.relationship, purpose=r.purpose,
-                  sought_name=r.sought_name, sought_kana=r.sought_kana, sought_birth=r.sought_birth,
-                  sought_address=r.sought_address, evacuee_id=evacuee_id, items_disclosed=items,
-                  outcome=outcome, answer_text=answer_text(items))
-    session.add(inq)
-    session.flush()
-    audit.record(session, user, "inquiry", screen,
-                 [f"inquiry:{inq.id}"] + [f"evacuee:{i}" for i in found.candidates],
-                 log_detail(inquiry_id=inq.id, r=r, outcome=outcome, evacuee_id=evacuee_id, items=items,
-                            candidates=found.candidates, restricted=found.restricted))
-    return InquiryResult(inq)
+
+    def log_answer(self, r: InquiryRequest, found: Found, *, outcome: str, evacuee_id: str | None,
+                   items: list[dict[str, Any]], text: str) -> InquiryResult:
+        shelter = current_shelter(self.session)
+        inq = Inquiry(by_user=_who(self.user), shelter_id=shelter.id, inquirer_name=r.inquirer_name,
+                      inquirer_address=r.inquirer_address, inquirer_phone=r.inquirer_phone, id_proof=r.id_proof,
+                      id_proof_note=r.id_proof_note, relationship=r.relationship, purpose=r.purpose,
+                      sought_name=r.sought_name, sought_kana=r.sought_kana, sought_birth=r.sought_birth,
+                      sought_address=r.sought_address, evacuee_id=evacuee_id, items_disclosed=items,
+                      outcome=outcome, answer_text=text)
+        self.session.add(inq)
+        self.session.flush()
+        audit.record(self.session, self.user, "inquiry", self.screen,
+                     [f"inquiry:{inq.id}"] + [f"evacuee:{i}" for i in found.candidates],
+                     log_detail(inquiry_id=inq.id, r=r, outcome=outcome, evacuee_id=evacuee_id, items=items,
+                                candidates=found.candidates, restricted=found.restricted))
+        return InquiryResult(inq)
 
 
 # --- reading the log ------------------------------------------------------------------------

@@ -40,12 +40,13 @@ from sqlmodel import Session, select
 from app.formats.pfif import PfifDocument, PfifNote, PfifPerson, parse_pfif, record_domain, write_pfif
 from app.ids import utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelter, SoughtLink, SoughtNote, SoughtPerson, StayEvent
-from app.services import audit, disclosure
-from app.services.errors import AlreadyDone, Conflict, InvalidInput, NotFound
+from app.services import audit, disclosure, pfif_desk
+from app.services.errors import InvalidInput, NotFound
+from app.services.pfif_desk import DECISION_JA, TARGET_KINDS  # noqa: F401 - the faces read them here
 from app.services.evacuees import STATUS_JA, full_name, resident_display
 from app.services.reconcile import current_matcher
 from app.services.registry import newest_snapshot
-from app.services.pfif_rules import (ENGINE, STAFF_FINAL, EvacueeIndex, EvacueeTyped, LinkState, age_text,
+from app.services.pfif_rules import (STAFF_FINAL, EvacueeIndex, EvacueeTyped, LinkState, age_text,
                                      default_expiry_days, display_name, evacuee_person, found_note, plan_links,
                                      propose, record_domain_for_code, registered_note, stamp_entry_dates, stay_note)
 from app.services.pfif_rules import aware as _aware, newer as _newer, refused as _refused
@@ -55,9 +56,7 @@ from matching.query import Query
 from matching.registry_index import RegistryIndex
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
-TARGET_KINDS = ("resident", "evacuee")
 CURRENT = ("auto", "review", "confirmed")  # what a link that is shown may be
-DECISION_JA = {"auto": "自動照合", "review": "要確認", "confirmed": "確認済み", "rejected": "別人"}
 STATUS_PFIF_JA = {"information_sought": "情報を求めています", "is_note_author": "本人による書き込み",
                   "believed_alive": "生存情報あり", "believed_missing": "行方不明", "believed_dead": "死亡情報あり"}
 _CHUNK = 500
@@ -392,39 +391,46 @@ def current_links(session: Session, sought_ids: Sequence[str] | None = None) -> 
 def decide_link(session: Session, sought_id: str, target_kind: str, target_id: str, decision: str, *,
                 by_user: Any, reveal_restricted: bool = False, screen: str = "cli: anpi pfif") -> SoughtLink:
     """A staff member confirms or rejects a proposed link, or undoes their last decision (a new row;
-    the caller commits). A link the user may not see (閲覧制限) is answered as not found."""
-    if decision not in ("confirmed", "rejected", "undo"):
-        raise InvalidInput(f"unknown decision {decision!r} (confirmed, rejected or undo)", "判定が正しくありません",
-                           "decision")
-    if target_kind not in TARGET_KINDS:
-        raise InvalidInput(f"unknown target kind {target_kind!r}", "照合先の種類が正しくありません", "target_kind")
-    person = session.get(SoughtPerson, sought_id)
-    rows = [r for r in _link_rows(session, [sought_id]) if r.target_kind == target_kind and r.target_id == target_id]
-    if person is None or not rows or (not reveal_restricted and _protected(session, [(target_kind, target_id)])):
-        raise NotFound(f"no link from sought person {sought_id} to {target_kind} {target_id}", "この照合候補はありません")
-    last = rows[-1]
-    who = _name(by_user)
-    at = max(utcnow(), (_aware(last.at) or utcnow()) + timedelta(microseconds=1))
-    if decision == "undo":
-        if not (last.by_user and last.decision in STAFF_FINAL):
-            raise Conflict("nothing to undo: the link was not decided by staff", "取り消す判定がありません")
-        base = next((r for r in reversed(rows) if r.decision in ENGINE), None)
-        new = SoughtLink(sought_id=sought_id, target_kind=target_kind, target_id=target_id,
-                         snapshot_id=base.snapshot_id if base else last.snapshot_id,
-                         decision=base.decision if base else "review", score=base.score if base else last.score,
-                         reasons=f"undo of {last.decision} by {last.by_user}" + (f"; {base.reasons}" if base else ""),
-                         by_user=who, at=at)
-    else:
-        if last.decision == decision and last.by_user:
-            raise AlreadyDone(f"already {decision} by {last.by_user}", f"すでに{DECISION_JA[decision]}になっています")
-        new = SoughtLink(sought_id=sought_id, target_kind=target_kind, target_id=target_id,
-                         snapshot_id=last.snapshot_id, decision=decision, score=last.score,
-                         reasons=f"{decision} by staff {who}", by_user=who, at=at)
-    session.add(new)
-    session.flush()
-    audit.record(session, by_user, "decide", screen, [f"sought:{sought_id}", f"{target_kind}:{target_id}"],
-                 {"decision": decision, "link_id": new.id, "now": new.decision})
-    return new
+    the caller commits): `pfif_desk.decide_link`, the same rule as the hub's desk. A link the user
+    may not see (閲覧制限) is answered as not found."""
+    return pfif_desk.decide_link(ShelterPfifLinks(session, by_user=by_user, screen=screen), sought_id, target_kind,
+                                 target_id, decision, reveal_restricted=reveal_restricted)
+
+
+class ShelterPfifLinks:
+    """`pfif_desk.PfifLinkStore` over the shelter's session (the new row joins the caller's transaction)."""
+
+    def __init__(self, session: Session, *, by_user: Any, screen: str) -> None:
+        self.session, self.by_user, self.screen = session, by_user, screen
+
+    def history(self, sought_id: str, target_kind: str, target_id: str) -> list[pfif_desk.LinkRow]:
+        if self.session.get(SoughtPerson, sought_id) is None:
+            return []
+        return [pfif_desk.LinkRow(r.decision, r.by_user or "", _aware(r.at), r) for r in _link_rows(self.session, [sought_id])
+                if r.target_kind == target_kind and r.target_id == target_id]
+
+    def hidden(self, target_kind: str, target_id: str) -> bool:
+        return bool(_protected(self.session, [(target_kind, target_id)]))
+
+    def write(self, sought_id: str, target_kind: str, target_id: str, *, decision: str, last: pfif_desk.LinkRow,
+              base: pfif_desk.LinkRow | None, at: datetime) -> SoughtLink:
+        who, prev, b = _name(self.by_user), last.row, (base.row if base is not None else None)
+        if decision == "undo":
+            new = SoughtLink(sought_id=sought_id, target_kind=target_kind, target_id=target_id,
+                             snapshot_id=b.snapshot_id if b else prev.snapshot_id,
+                             decision=b.decision if b else "review", score=b.score if b else prev.score,
+                             reasons=f"undo of {prev.decision} by {prev.by_user}" + (f"; {b.reasons}" if b else ""),
+                             by_user=who, at=at)
+        else:
+            new = SoughtLink(sought_id=sought_id, target_kind=target_kind, target_id=target_id,
+                             snapshot_id=prev.snapshot_id, decision=decision, score=prev.score,
+                             reasons=f"{decision} by staff {who}", by_user=who, at=at)
+        self.session.add(new)
+        self.session.flush()
+        audit.record(self.session, self.by_user, "decide", self.screen,
+                     [f"sought:{sought_id}", f"{target_kind}:{target_id}"],
+                     {"decision": decision, "link_id": new.id, "now": new.decision})
+        return new
 
 
 # --- 閲覧制限 --------------------------------------------------------------------------------

@@ -65,6 +65,32 @@ def _str(body: dict[str, Any], name: str) -> Any:
     return value
 
 
+def _issue(engine: Engine, data_key: Callable[[], Any], u: Any, b: dict[str, Any]) -> hc.HubCertificate:
+    """POST /v1/hq/certificates: the manual path ("manual": true, the household as declared) or the
+    registry path (resident_id); a field of the other path is refused, naming it."""
+    m = u.municipality_code
+    if _flag(b, "manual"):
+        if b.get("resident_id"):
+            raise InvalidInput("manual and resident_id exclude each other", "手動発行では宛名番号を指定しません",
+                               "resident_id")
+        cert = hc.issue_manual(engine, m, kind=_str(b, "kind") or "risai", cause=_str(b, "cause"),
+                               name=_str(b, "name"), address=_str(b, "address"), damage=_str(b, "damage"),
+                               location=_str(b, "location"), members=hc.parse_members(b.get("members")),
+                               note=_str(b, "note"), by=u)
+    else:
+        for extra in ("name", "address", "members", "note"):
+            if b.get(extra):
+                raise InvalidInput(f"{extra} belongs to the manual path (\"manual\": true)",
+                                   "氏名・住所・世帯構成員・備考は手動発行のときだけ指定します", extra)
+        cert = hc.issue(engine, data_key(), m, resident_id=_str(b, "resident_id"),
+                        kind=_str(b, "kind") or "risai", cause=_str(b, "cause"), damage=_str(b, "damage"),
+                        location=_str(b, "location"), in_person=_flag(b, "in_person"),
+                        identity_note=_str(b, "id_note"),
+                        include_members=_flag(b, "include_members", True), by=u,
+                        allow_restricted=u.can("hq"))
+    return cert
+
+
 def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> APIRouter:
     r = APIRouter()
 
@@ -88,27 +114,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = json_object(raw)
-            m = u.municipality_code
-            if _flag(b, "manual"):
-                if b.get("resident_id"):
-                    raise InvalidInput("manual and resident_id exclude each other", "手動発行では宛名番号を指定しません",
-                                       "resident_id")
-                cert = hc.issue_manual(engine, m, kind=_str(b, "kind") or "risai", cause=_str(b, "cause"),
-                                       name=_str(b, "name"), address=_str(b, "address"), damage=_str(b, "damage"),
-                                       location=_str(b, "location"), members=hc.parse_members(b.get("members")),
-                                       note=_str(b, "note"), by=u)
-            else:
-                for extra in ("name", "address", "members", "note"):
-                    if b.get(extra):
-                        raise InvalidInput(f"{extra} belongs to the manual path (\"manual\": true)",
-                                           "氏名・住所・世帯構成員・備考は手動発行のときだけ指定します", extra)
-                cert = hc.issue(engine, data_key(), m, resident_id=_str(b, "resident_id"),
-                                kind=_str(b, "kind") or "risai", cause=_str(b, "cause"), damage=_str(b, "damage"),
-                                location=_str(b, "location"), in_person=_flag(b, "in_person"),
-                                identity_note=_str(b, "id_note"),
-                                include_members=_flag(b, "include_members", True), by=u,
-                                allow_restricted=u.can("hq"))
+            cert = _issue(engine, data_key, u, json_object(raw))
             return view(u, cert, history=True)
         return await call(request, fn, status_code=201)
 
