@@ -37,9 +37,12 @@ def _mount_sub_apps() -> None:
 
     for module in (cli_export, cli_certificate, cli_pfif, cli_backup, cli_shelter):
         module.register(app)
-    from app import cli_hub_audit, cli_hub_certificate, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
+    from app import (
+        cli_hub_audit, cli_hub_certificate, cli_hub_db, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif,
+    )
 
-    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit, cli_hub_fork):
+    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit, cli_hub_fork,
+                       cli_hub_db):
         hub_module.register(hub_app)
 
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-    UniqueConstraint, bindparam, create_engine, event, false, func, inspect, select, text, update,
+    UniqueConstraint, bindparam, create_engine, event, false, func, select, text, update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -49,6 +49,7 @@ from sync.canonical import canonical_json, sha256_hex
 from sync.crypto import enrolment_message, enrolment_reply_message
 from sync.errors import AuthError, EnrollmentError, IngestError, TenantError
 from sync.events import EVACUEE_FORM_FIELDS
+from sync.hub.schema import migrate
 
 #: tenant of a hub where no municipality was ever added (not a valid 団体コード: none starts with 00)
 IMPLICIT_TENANT = "000000"
@@ -584,53 +585,40 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def open_hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
-    """Create the hub engine, its tables and (PostgreSQL) its row-level security (idempotent)."""
-    url = normalise_database_url(database_url)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # one writer at a time, taken up front: the SQLite twin of the advisory lock
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    _refuse_old_schema(engine)
-    metadata.create_all(engine)
-    _add_new_indexes(engine)
-    if engine.dialect.name == "postgresql":
-        install_row_level_security(engine)
+def open_hub_engine(database_url: str, *, pool_size: int = 10, upgrade: bool = True) -> Engine:
+    """Create the hub engine and bring its schema to head (:func:`sync.hub.schema.migrate`), then
+    make sure (PostgreSQL) every tenant table has its row-level security (idempotent).
+    ``upgrade=False`` only connects (``anpi hub db current``)."""
+    engine = hub_engine(database_url, pool_size=pool_size)
+    if upgrade:
+        migrate(engine)
+        if engine.dialect.name == "postgresql":
+            install_row_level_security(engine)
     return engine
 
 
-def _add_new_indexes(engine: Engine) -> None:
-    """``create_all`` makes only missing *tables*: an index added to an existing table in a later
-    version is created here, so a hub upgraded in place gets it too (cheap when all exist)."""
-    insp = inspect(engine)
-    for table in metadata.sorted_tables:
-        have = {ix["name"] for ix in insp.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name not in have:
-                index.create(engine, checkfirst=True)
+def hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+    """The hub's engine: SQLite with WAL, FULL sync and ``BEGIN IMMEDIATE`` (one writer, taken up
+    front: the twin of the advisory lock), or a pooled PostgreSQL engine.  Touches no table."""
+    url = normalise_database_url(database_url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
 
-def _refuse_old_schema(engine: Engine) -> None:
-    """A hub created before municipalities existed has no tenant column: say so plainly."""
-    insp = inspect(engine)
-    if insp.has_table("hub_event") and "municipality_code" not in {c["name"] for c in insp.get_columns("hub_event")}:
-        raise TenantError("this hub database predates municipalities (no municipality_code column); "
-                          "export its events as bundles and import them into a new hub database")
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
 
 
 def install_row_level_security(engine: Engine) -> list[str]:
