@@ -46,12 +46,14 @@ def _limit_bodies(hub: FastAPI) -> None:
 
     from app.api.body_limit import BodyLimitMiddleware, message_en, message_ja
     from app.config import Settings
+    from app.services.errors import TooLarge
+    from sync.http_errors import error_answer
 
     st = Settings.from_env()
 
     async def too_large(scope: Any, limit: int) -> JSONResponse:
-        return JSONResponse({"error": "too_large", "detail": message_en(limit), "detail_ja": message_ja(limit),
-                             "limit_bytes": limit}, status_code=413)
+        body, status = error_answer(TooLarge(message_en(limit), message_ja(limit), limit))
+        return JSONResponse(body, status_code=status)
 
     rules = [("/v1/push", st.hub_push_max_bytes), ("/v1/hq/pfif/import", st.pfif_upload_max_bytes)]
     hub.add_middleware(BodyLimitMiddleware, rules=rules, default=st.hub_body_max_bytes, too_large=too_large)

@@ -1,7 +1,8 @@
 """Per-request dependencies and the translation of service errors into HTTP answers.
 
-JSON routes (/api/…) answer errors as JSON `{"detail", "detail_ja", "field"?}`; HTML screens answer
-401 with a redirect to the 交代 screen and other errors with a Japanese error page.
+JSON routes (/api/…) answer errors in the one shape of `sync.http_errors.error_answer`
+(`{"error", "detail", "detail_ja", "field"?, …}`, statuses chosen on the exception classes); HTML
+screens answer 401 with a redirect to the 交代 screen and other errors with a Japanese error page.
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from app.api.auth import AuthError, login_url
 from app.audit_models import AuditEntry
 from app.db import ReadFirstSession, db_trouble
 from app.formats.errors import FileFormatError
-from app.services.errors import AlreadyDone, AnpiError, Conflict, Forbidden, InvalidInput, NotFound
+from app.services.errors import AnpiError, Busy, DiskFull, TooLarge
+from sync.http_errors import error_answer, retry_after
 
-_STATUS = {NotFound: 404, InvalidInput: 422, Forbidden: 403, Conflict: 409, AlreadyDone: 409}
-
-#: what a database that cannot take a write right now answers: (status, Retry-After seconds,
-#: English detail, Japanese message for staff). Nothing of the refused request was stored.
+#: what a database that cannot take a write right now answers. Nothing of the refused request was stored.
 _TROUBLE = {
-    "busy": (503, 5, "the database is busy with another write; nothing was saved, try again shortly",
-             "混み合っています。しばらくしてからもう一度お試しください"),
-    "disk_full": (507, 60, "no space left on the disk; nothing was saved, and a look at personal data is "
-                  "refused because its audit entry cannot be written",
-                  "ディスクの空きがありません。この操作は保存されていません。管理者に連絡して、"
-                  "不要なファイルを消して空きを作ってください"),
+    "busy": Busy("the database is busy with another write; nothing was saved, try again shortly",
+                 "混み合っています。しばらくしてからもう一度お試しください"),
+    "disk_full": DiskFull("no space left on the disk; nothing was saved, and a look at personal data is "
+                          "refused because its audit entry cannot be written",
+                          "ディスクの空きがありません。この操作は保存されていません。管理者に連絡して、"
+                          "不要なファイルを消して空きを作ってください"),
 }
 
 
@@ -66,17 +65,23 @@ def _html_error(request: Request, status: int, message_ja: str) -> Response:
     return render(request, "error.html", {"status": status, "message": message_ja}, status_code=status)
 
 
-def trouble_response(request: Request, trouble: str) -> Response:
-    """503 (busy) or 507 (disk full) with Retry-After: JSON in the API's error shape, or the
-    Japanese error page."""
-    status, retry, detail, message_ja = _TROUBLE[trouble]
+def error_response(request: Request, exc: Exception, **extra: Any) -> Response:
+    """Any of our exceptions as the answer: JSON in the one shape (`sync.http_errors`) for the API,
+    the Japanese error page for screens; Retry-After when the class gives one."""
+    body, status = error_answer(exc)
     if is_api(request):
-        response: Response = JSONResponse({"detail": detail, "detail_ja": message_ja, "reason": trouble},
-                                          status_code=status)
+        response: Response = JSONResponse(body | extra, status_code=status)
     else:
-        response = _html_error(request, status, message_ja)
-    response.headers["Retry-After"] = str(retry)
+        response = _html_error(request, status, body.get("detail_ja") or body["detail"])
+    retry = retry_after(exc)
+    if retry is not None:
+        response.headers["Retry-After"] = str(retry)
     return response
+
+
+def trouble_response(request: Request, trouble: str) -> Response:
+    """503 (busy) or 507 (disk full) with Retry-After (`reason` kept beside `error` for old clients)."""
+    return error_response(request, _TROUBLE[trouble], reason=trouble)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -91,25 +96,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AnpiError)
     async def _anpi_error(request: Request, exc: AnpiError) -> Response:
-        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-        if not is_api(request):
-            return _html_error(request, status, exc.message_ja)
-        body = {"detail": str(exc), "detail_ja": exc.message_ja}
-        if isinstance(exc, InvalidInput) and exc.field:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=status)
+        return error_response(request, exc)
 
     @app.exception_handler(FileFormatError)
     async def _file_error(_request: Request, exc: FileFormatError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "problems": [
+        body, status = error_answer(exc)
+        return JSONResponse(body | {"problems": [
             {"line": p.line, "field": p.field, "message": p.message, "message_ja": p.ja()} for p in exc.problems[:50]
-        ]}, status_code=422)
+        ]}, status_code=status)
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         if is_api(request):
-            return JSONResponse({"detail": str(exc), "detail_ja": exc.message_ja, "reason": exc.reason},
-                                status_code=exc.status)
+            return error_response(request, exc, reason=exc.reason)
         if exc.status == 401:
             next_path = request.url.path if request.method == "GET" else ""
             if next_path and request.url.query:
@@ -126,10 +125,7 @@ def install_body_limits(app: FastAPI, settings: Any) -> None:
 
     async def too_large(scope: Any, limit: int) -> Response:
         request = StarletteRequest(scope)
-        if is_api(request):  # type: ignore[arg-type]
-            return JSONResponse({"detail": message_en(limit), "detail_ja": message_ja(limit), "limit_bytes": limit},
-                                status_code=413)
-        return _html_error(request, 413, message_ja(limit))  # type: ignore[arg-type]
+        return error_response(request, TooLarge(message_en(limit), message_ja(limit), limit))  # type: ignore[arg-type]
 
     roster, registry, pfif = (settings.roster_upload_max_bytes, settings.registry_upload_max_bytes,
                               settings.pfif_upload_max_bytes)
