@@ -91,7 +91,9 @@ def _prompt(path: Path, *, creating: bool) -> str:
 def passphrase(path: Path | str, *, creating: bool = False) -> str:
     """ANPI_PASSPHRASE, else typed on the terminal, else a one-line refusal that says how to give it."""
     global _typed
-    env = os.environ.get(PASSPHRASE_ENV)
+    from app.config import Settings
+
+    env = Settings.from_env().passphrase
     if env:
         return env
     if _typed:

@@ -10,7 +10,6 @@ shelter's rules and writers from `app/` (the consent matrix, the PDF and PFIF wr
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -61,7 +60,12 @@ def _limit_bodies(hub: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn (also multi-worker): reads `ANPI_HUB_DATABASE_URL`."""
-    return create_app(os.environ["ANPI_HUB_DATABASE_URL"])
+    from sync.settings import SyncSettings
+
+    url = SyncSettings.from_env().hub_database_url
+    if not url:
+        raise SystemExit("ANPI_HUB_DATABASE_URL is not set")
+    return create_app(url)
 
 
 def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,

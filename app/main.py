@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from app import __version__
-from app.api import deps
+from app.api import errors as api_errors
 from app.api.auth import SessionStore
 from app.api.routes import admin as admin_api
 from app.api.routes import evacuees as evacuees_api
@@ -43,7 +43,7 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
     api.state.login_throttle = LoginThrottle(
         max_failures=settings.max_pin_failures, lockout_seconds=settings.pin_lockout_seconds,
         client_max_failures=settings.client_max_pin_failures, client_window_seconds=settings.client_pin_window_seconds)
-    deps.install_error_handlers(api)
+    api_errors.install_error_handlers(api)
 
     @api.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
@@ -65,5 +65,5 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None) -> 
               hq.router, inquiry.router, certificates.router, sought.router, shelters_admin.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    deps.install_body_limits(api, settings)
+    api_errors.install_body_limits(api, settings)
     return api

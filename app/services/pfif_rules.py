@@ -16,7 +16,6 @@ which knows its own tables; these functions only build what they are given.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -80,7 +79,9 @@ def second(dt: datetime | None, default: datetime) -> datetime:
 
 def default_expiry_days() -> int:
     try:
-        return max(1, int(os.environ.get(EXPIRY_ENV, DEFAULT_EXPIRY_DAYS)))
+        from app.config import Settings
+
+        return max(1, Settings.from_env().pfif_expiry_days)
     except ValueError:
         return DEFAULT_EXPIRY_DAYS
 

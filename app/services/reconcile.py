@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.config import Settings
 from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot
@@ -147,7 +148,7 @@ def score_in_parallel(matcher: Matcher, queries: list[Query], rejected: Mapping[
     if stats is not None:
         stats["processes"] = 1
     if (len(queries) < PARALLEL_MIN_QUERIES or not hasattr(os, "fork") or threading.active_count() > 1
-            or os.environ.get("ANPI_RECONCILE_WORKERS", "2") == "1"):
+            or Settings.from_env().reconcile_workers == 1):
         return matcher.score_all(queries, rejected=rejected)
     # The child also packs and sends its results, and this process waits for them: a slightly
     # smaller share for the child makes both finish together (from the measured pack and send

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sync import crypto
 from sync.bundles import covered_ranges, make_receipt, open_body, parse_bundle
 from sync.errors import BundleAlreadyImported, BundleCorrupt, BundleForeign, IngestError
-from sync.hub import forks, store
+from sync.hub import forks, ingest, store
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
             raise BundleAlreadyImported(
                 f"already imported: bundle {header.bundle_id} from {dev['name']!r} was imported at "
                 f"{seen[0]:%Y-%m-%d %H:%M} ({seen[1]} events); nothing changed", receipt)
-        res = store.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
+        res = ingest.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
         missing = [{k: r[k] for k in ("epoch", "seq", "event_id")} for r in res.results if r["status"] == "fork"]
         receipt = _receipt(identity, header.bundle_id, header.device_id, res.acks, wire, res.stored,
                            res.duplicates, missing)

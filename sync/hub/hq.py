@@ -119,7 +119,7 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
         for stay_id, kind, destination, at in conn.execute(
                 select(hub_stay.c.stay_id, hub_stay.c.kind, hub_stay.c.destination, hub_stay.c.at)
                 .where(hub_stay.c.municipality_code == m,
-                       crossmatch._in(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))).all():
+                       store.in_(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))).all():
             last[stay_id] = (kind, destination, at)
     seen: set[tuple[str, str]] = set()
     care_of: dict[str, Any] = {}  # most evacuees share a handful of flag sets: parse each text once
@@ -196,7 +196,7 @@ def _evacuee_rows(conn: Connection, m: str, where: Any = None, limit: int = 500,
     if ids:
         for r in conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
                 hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-                crossmatch._in(conn, hub_person_link.c.evacuee_id, ids))).all():
+                store.in_(conn, hub_person_link.c.evacuee_id, ids))).all():
             links[r[0]] = r[1]
     elsewhere = crossmatch.latest_notices(conn, m, ids)
     out = []

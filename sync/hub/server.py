@@ -37,8 +37,9 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, BadRequest, DataKeyError, EnrollmentError, IngestError, NoRegistry, RegistryError
-from sync.hub import audit_head, bodies, crossmatch, forks, hq, registry, store
+from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, store
 from sync.http_errors import error_answer
+from sync.settings import SyncSettings
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
@@ -62,7 +63,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     identity = store.hub_identity(engine)
     key = data_key or registry.load_data_key()
     registry.attach_data_key(engine, key)
-    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    crash_after = SyncSettings.from_env().hub_crash_after_commit
     commits = {"n": 0}
     lock = threading.Lock()
 
@@ -75,7 +76,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
 
     # ANPI_HUB_CROSSMATCH=off: matching is left to a separate `anpi hub crossmatch run --watch`
     # process (its own CPU: ingest never competes with building a registry's matcher)
-    inline = os.environ.get(CROSSMATCH_ENV, "inline").lower() != "off"
+    inline = SyncSettings.from_env().hub_crossmatch.lower() != "off"
     runner = {"running": False, "again": False}
     runner_lock = threading.Lock()
 
@@ -151,7 +152,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return refuse(exc)
         try:
             doc = bodies.parse(bodies.PushBody, body)
-            result = await run_in_threadpool(store.ingest, engine, dev["device_id"], doc.events, via="http",
+            result = await run_in_threadpool(ingest.ingest, engine, dev["device_id"], doc.events, via="http",
                                              after_commit=crash_hook, municipality=dev["municipality_code"],
                                              clock_offset=_offset(doc.laptop_time, clock()))
         except (BadRequest, IngestError) as exc:
@@ -260,7 +261,10 @@ def _offset(laptop_time: Any, hub_time: float) -> float | None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (multi-worker): reads ``ANPI_HUB_DATABASE_URL``."""
-    return create_hub_app(os.environ["ANPI_HUB_DATABASE_URL"])
+    url = SyncSettings.from_env().hub_database_url
+    if not url:
+        raise SystemExit("ANPI_HUB_DATABASE_URL is not set")
+    return create_hub_app(url)
 
 
 def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,
