@@ -20,10 +20,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from app.formats.pfif import PfifDocument, PfifNote, PfifPerson
+from app.ids import aware  # noqa: F401 - pfif_rules.aware: the desks import it from here
 from matching.engine import Matcher
 from matching.names import script_of
 from matching.person import query_keys
@@ -55,13 +56,6 @@ class SoughtFields(Protocol):
 
 
 # --- time ---------------------------------------------------------------------------------------
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite (and JSON) hand stored times back naive; they were stored as UTC."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
 
 def newer(a: datetime | None, b: datetime | None) -> bool:
     """Is `a` strictly newer than `b` (a missing time is older than any time)? Person Finder's rule

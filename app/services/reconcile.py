@@ -34,6 +34,7 @@ from matching.engine import Matcher, MatchResult
 from matching.query import PreparedQuery, Query
 from matching.score import Candidate, FieldScore
 from matching.registry_index import RegistryIndex
+from sync.files import atomic_path
 
 STAFF_FINAL = ("confirmed", "not_resident")
 
@@ -313,15 +314,12 @@ def engine_decision(ev: Evacuee, r: MatchResult, snap: RegistrySnapshot) -> NewD
 
 def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:
     """ARCHITECTURE.md §5: UTF-8 with BOM, evacuee_id,resident_id,score,decision,reasons."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8-sig", newline="") as f:
+    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as f:
         w = csv_writer(f)
         w.writerow(["evacuee_id", "resident_id", "score", "decision", "reasons"])
         for r in rows:
             w.writerow([r.evacuee.external_key or r.evacuee.id, r.resident_id or "" if r.decision != "none" else "",
                         f"{r.score:.4f}", r.decision, r.reasons])
-    tmp.replace(out)
 
 
 def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: str | None, *, by: str,

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sync import crypto
 from sync.bundles import covered_ranges, make_receipt, open_body, parse_bundle
 from sync.errors import BundleAlreadyImported, BundleCorrupt, BundleForeign, IngestError
+from sync.files import atomic_write_bytes
 from sync.hub import forks, ingest, store
 
 
@@ -96,20 +97,10 @@ def import_bundle_file(engine: Engine, path: str | Path, receipt_out: str | Path
         outcome = import_bundle(engine, Path(path).read_bytes())
     except BundleAlreadyImported as exc:
         if receipt_out is not None and exc.receipt:
-            write_atomic(Path(receipt_out), exc.receipt)
+            atomic_write_bytes(Path(receipt_out), exc.receipt)
         raise
     if receipt_out is not None:
-        write_atomic(Path(receipt_out), outcome.receipt)
+        atomic_write_bytes(Path(receipt_out), outcome.receipt)
     return outcome
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
