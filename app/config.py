@@ -10,13 +10,14 @@ reads `ANPI_*` from `os.environ` itself.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from sync.settings import SyncSettings, describe, read_env, setting
 
-__all__ = ["Settings", "SyncSettings", "settings_markdown"]
+__all__ = ["Settings", "SyncSettings", "cert_issuer_for", "settings_markdown"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         return read_env(cls)
+
+
+def cert_issuer_for(municipality: str) -> str:
+    """The hub's issuer for one municipality: `ANPI_CERT_ISSUER_<団体コード>` (one hub serves many towns,
+    so one `ANPI_CERT_ISSUER` cannot name them all); "" when unset. A family of names, so not a field."""
+    return os.environ.get(f"ANPI_CERT_ISSUER_{municipality}", "").strip()
 
 
 def settings_markdown() -> str:
