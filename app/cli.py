@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from app.config import Settings
 from app import __version__
 from app.cli_common import cli_audit, cli_errors, db_path, engine_for, fail, progress_bar
 from app.db import session as db_session
@@ -37,9 +38,12 @@ def _mount_sub_apps() -> None:
 
     for module in (cli_export, cli_certificate, cli_pfif, cli_backup, cli_shelter, cli_card):
         module.register(app)
-    from app import cli_hub_audit, cli_hub_certificate, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif
+    from app import (
+        cli_hub_audit, cli_hub_certificate, cli_hub_db, cli_hub_fork, cli_hub_hq, cli_hub_inquiry, cli_hub_pfif,
+    )
 
-    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit, cli_hub_fork):
+    for hub_module in (cli_hub_hq, cli_hub_inquiry, cli_hub_certificate, cli_hub_pfif, cli_hub_audit, cli_hub_fork,
+                       cli_hub_db):
         hub_module.register(hub_app)
 
 
@@ -399,7 +403,7 @@ def serve(
         return db_session(api.state.engine)
 
     # other shelters' registrations are matched against this registry as they are pulled
-    syncer = BackgroundSyncer(factory, interval=float(os.environ.get("ANPI_SYNC_INTERVAL", "60")),
+    syncer = BackgroundSyncer(factory, interval=Settings.from_env().sync_interval_seconds,
                               audit_reporter=audit.reporter(factory), on_pulled=on_pulled(api.state.engine))
     api.state.syncer = syncer
     syncer.start()
@@ -450,7 +454,7 @@ def demo(
     from app.db_crypto import PASSPHRASE_ENV
     from app.services.demo import DEMO_PASSPHRASE, build_demo
 
-    if not os.environ.get(PASSPHRASE_ENV):  # the demo starts without a prompt: its data is synthetic
+    if not Settings.from_env().passphrase:  # the demo starts without a prompt: its data is synthetic
         os.environ[PASSPHRASE_ENV] = DEMO_PASSPHRASE
         typer.echo(f"demo passphrase: {DEMO_PASSPHRASE}  (other commands on this database: "
                    f"{PASSPHRASE_ENV}={DEMO_PASSPHRASE} anpi --db {db_path(ctx)} …)")

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from app.cli_common import cli_errors, engine_for, os_user
 from app.db import session as db_session
 from app.services.errors import InvalidInput
+from sync.files import atomic_write_bytes
 
 certificate_app = typer.Typer(no_args_is_help=True, help="Disaster certificates (り災証明書 / 被災証明書).")
 
@@ -48,10 +49,7 @@ def _session(ctx: typer.Context) -> Iterator[Session]:
 
 def write_file(out: Path, data: bytes) -> None:
     """Atomically (a temporary file, then rename): a PDF on disk is always whole."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    atomic_write_bytes(out, data)
 
 
 def _write_pdf(ctx: typer.Context, number: str, out: Path, by: str) -> None:

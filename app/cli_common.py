@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -59,7 +58,9 @@ def db_path(ctx: typer.Context) -> Path:
     """The shelter database of this invocation (`--db`, `ANPI_DB`, default ./anpi.db). `ANPI_DB` is
     read here too for command groups run on their own (`python -m app.cli_sync …`)."""
     obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return Path(obj.get("db_path") or os.environ.get("ANPI_DB") or "anpi.db")
+    from app.config import Settings
+
+    return Path(obj.get("db_path") or Settings.from_env().db_path)
 
 
 def engine_for(ctx: typer.Context) -> Engine:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from sqlcipher3 import dbapi2 as dbapi
 
+from sync.files import fsync_file
+
 #: the environment variable every command reads the passphrase from (scripts, tests, automation)
 PASSPHRASE_ENV = "ANPI_PASSPHRASE"
 SALT_BYTES = 16
@@ -91,7 +93,9 @@ def _prompt(path: Path, *, creating: bool) -> str:
 def passphrase(path: Path | str, *, creating: bool = False) -> str:
     """ANPI_PASSPHRASE, else typed on the terminal, else a one-line refusal that says how to give it."""
     global _typed
-    env = os.environ.get(PASSPHRASE_ENV)
+    from app.config import Settings
+
+    env = Settings.from_env().passphrase
     if env:
         return env
     if _typed:
@@ -186,11 +190,6 @@ def connect(path: Path | str, key: str | None = "", *, timeout: float = 30, isol
     return con
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def encrypt_in_place(path: Path | str, secret: str | None = None) -> None:
     """Turn a plain SQLite database (from an Anpi before encryption) into an encrypted one.
 
@@ -207,7 +206,7 @@ def encrypt_in_place(path: Path | str, secret: str | None = None) -> None:
     tmp.unlink(missing_ok=True)
     try:
         _export(path, tmp, key)
-        _fsync(tmp)
+        fsync_file(tmp)
         check = connect(tmp, key, isolation_level=None)
         try:
             if check.execute("PRAGMA quick_check").fetchone()[0] != "ok":

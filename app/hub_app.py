@@ -10,7 +10,6 @@ shelter's rules and writers from `app/` (the consent matrix, the PDF and PFIF wr
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -46,12 +45,14 @@ def _limit_bodies(hub: FastAPI) -> None:
 
     from app.api.body_limit import BodyLimitMiddleware, message_en, message_ja
     from app.config import Settings
+    from app.services.errors import TooLarge
+    from sync.http_errors import error_answer
 
     st = Settings.from_env()
 
     async def too_large(scope: Any, limit: int) -> JSONResponse:
-        return JSONResponse({"error": "too_large", "detail": message_en(limit), "detail_ja": message_ja(limit),
-                             "limit_bytes": limit}, status_code=413)
+        body, status = error_answer(TooLarge(message_en(limit), message_ja(limit), limit))
+        return JSONResponse(body, status_code=status)
 
     rules = [("/v1/push", st.hub_push_max_bytes), ("/v1/hq/pfif/import", st.pfif_upload_max_bytes)]
     hub.add_middleware(BodyLimitMiddleware, rules=rules, default=st.hub_body_max_bytes, too_large=too_large)
@@ -59,7 +60,12 @@ def _limit_bodies(hub: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn (also multi-worker): reads `ANPI_HUB_DATABASE_URL`."""
-    return create_app(os.environ["ANPI_HUB_DATABASE_URL"])
+    from sync.settings import SyncSettings
+
+    url = SyncSettings.from_env().hub_database_url
+    if not url:
+        raise SystemExit("ANPI_HUB_DATABASE_URL is not set")
+    return create_app(url)
 
 
 def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,

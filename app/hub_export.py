@@ -20,7 +20,6 @@ in the municipality's hub log.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from ulid import ULID
 
+from app.config import Settings
 from app.formats.anpi_list_export import ExportResult, ExportTable
 from app.services.anpi_list import (
     HQ_STATUS_JA, SAFE, AnpiFilter, AnpiList, AnpiRow, HqRecord, ResidentRecord, ShelterStay, SortedResidents,
@@ -171,8 +171,8 @@ def snapshot_residents(rec: registry.Records) -> tuple[SortedResidents, dict[str
 
 
 #: a built list is reused only while its inputs are equal to the ones just read — checked on every request
-LIST_CACHE_SECONDS = float(os.environ.get("ANPI_HUB_LIST_CACHE_SECONDS", "120") or 0)
-LIST_CACHE_SIZE = int(os.environ.get("ANPI_HUB_LIST_CACHE", "4") or 0)
+LIST_CACHE_SECONDS = Settings.from_env().hub_list_cache_seconds
+LIST_CACHE_SIZE = Settings.from_env().hub_list_cache
 
 
 @dataclass

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from app import __version__
-from app.api import deps
+from app.api import errors as api_errors
 from app.api.auth import SessionStore
 from app.api.routes import admin as admin_api
 from app.api.routes import evacuees as evacuees_api
@@ -57,7 +57,7 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None, lan
     api.state.self_entries = SlidingWindow(settings.self_max_entries, settings.self_window_seconds)
     api.state.lan = lan
     api.state.pairing = PairingCodes()
-    deps.install_error_handlers(api)
+    api_errors.install_error_handlers(api)
     if lan is not None:  # inside the security headers below, so its answers carry them too
         device_gate.install(api)
 
@@ -82,5 +82,5 @@ def create_app(db_path: str | Path, *, auto_lock_seconds: int | None = None, lan
               self_queue.router, cards_web.router, noticeboard_web.router, devices.router):
         api.include_router(r)
     api.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    deps.install_body_limits(api, settings)
+    api_errors.install_body_limits(api, settings)
     return api

@@ -27,6 +27,7 @@ import re
 from functools import lru_cache
 
 from .text import clean_compact
+from matching.numerals import kanji_number as _kanji_number
 
 __all__ = ["PREFECTURES", "normalize_address", "town_key", "town_keys_compatible"]
 
@@ -43,8 +44,6 @@ PREFECTURES: tuple[str, ...] = (
 _PREF_RE = re.compile("^(?:" + "|".join(sorted(PREFECTURES, key=len, reverse=True)) + ")")
 
 _HYPHENS = str.maketrans({c: "-" for c in "‐‑‒–—―−－﹣ｰ"})
-_KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-                 "八": 8, "九": 9}
 _KNUM = "〇零一二三四五六七八九十百千"
 
 _KNUM_SEARCH = re.compile(rf"[{_KNUM}]")
@@ -55,17 +54,6 @@ _HYPHEN_SEARCH = re.compile("[‐‑‒–—―−－﹣ｰ]")
 _DASH_AFTER_DIGIT = re.compile(r"(?<=[0-9])ー(?=[0-9])")
 
 
-def _kanji_number(run: str) -> int:
-    if not any(c in "十百千" for c in run):
-        return int("".join(str(_KANJI_DIGITS[c]) for c in run))
-    total, cur = 0, 0
-    for c in run:
-        if c in "十百千":
-            total += (cur or 1) * {"十": 10, "百": 100, "千": 1000}[c]
-            cur = 0
-        else:
-            cur = cur * 10 + _KANJI_DIGITS[c]
-    return total + cur
 
 
 def _block_number(m: re.Match[str]) -> str:

@@ -26,6 +26,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from .text import clean
+from matching.numerals import kanji_number as _kanji_number
 
 __all__ = [
     "DateError",
@@ -119,26 +120,9 @@ class ParsedDate:
 
 
 # --- kanji numerals ---------------------------------------------------------------------------
-_KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-                 "八": 8, "九": 9}
 _KANJI_NUM_RUN = re.compile(r"[〇零一二三四五六七八九十百]+")
 
 
-def _kanji_number(run: str) -> int:
-    """四十五 → 45, 十 → 10, 三十一 → 31, 百二 → 102, 一九七〇 → 1970 (digit by digit)."""
-    if "十" not in run and "百" not in run:
-        return int("".join(str(_KANJI_DIGITS[c]) for c in run))
-    total, cur = 0, 0
-    for c in run:
-        if c == "百":
-            total += (cur or 1) * 100
-            cur = 0
-        elif c == "十":
-            total += (cur or 1) * 10
-            cur = 0
-        else:
-            cur = cur * 10 + _KANJI_DIGITS[c]
-    return total + cur
 
 
 def _replace_kanji_numbers(s: str) -> str:

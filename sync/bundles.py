@@ -22,7 +22,6 @@ Exporting never marks anything delivered; only a receipt (or an online ack) does
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +32,7 @@ from sqlalchemy import select
 from ulid import ULID
 
 from sync import crypto, outbox
+from sync.files import atomic_write_bytes
 from sync.canonical import canonical_bytes, sha256_hex
 from sync.client import SessionFactory
 from sync.models import OutboxEvent
@@ -111,17 +111,6 @@ def open_body(header: BundleHeader, ciphertext: bytes, box: Any, device_verify_b
     return doc
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export_bundle(session_factory: SessionFactory, out: str | Path) -> BundleInfo:
     """Write every unacknowledged event into a signed, encrypted bundle at ``out``.
 
@@ -148,18 +137,7 @@ def export_bundle(session_factory: SessionFactory, out: str | Path) -> BundleInf
                               "created_at": created_at, "events": len(events),
                               "ciphertext_length": len(ciphertext), "ciphertext_sha256": sha256_hex(ciphertext)})
     data = BUNDLE_MAGIC + header + b"\n" + ciphertext
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(out, data)
     readback = out.read_bytes()
     try:
         h, ct = parse_bundle(readback)

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from sync.settings import SyncSettings
 from sync import crypto, outbox
 from sync.canonical import canonical_bytes, sha256_hex
 from sync.errors import AuthError, EnrollmentError, HubRejected, HubUnavailable, NotEnrolled, SyncError
@@ -390,7 +391,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
     """
     device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
     result = SyncResult(hub_url=url)
-    crash_after = int(os.environ.get(CLIENT_CRASH_ENV, "0") or 0)
+    crash_after = SyncSettings.from_env().sync_crash_after_push
     client = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries,
                        backoff=backoff, clock=clock, sleep=sleep)
     with _sync_lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from sync.canonical import canonical_json
 from sync.errors import InvalidEvent
@@ -328,3 +328,17 @@ def parse_event(event_type: str, payload: Mapping[str, Any]) -> Event:
     if cls is None:
         return UnknownEvent(event_type, dict(payload))
     return cls.from_dict(payload)
+
+
+def desired_link(decisions: Sequence[Any]) -> Any | None:
+    """Fold one evacuee's decisions (sorted by at, decision_id) into the link they imply."""
+    current = None
+    for d in decisions:
+        if d.decision in LINKING_DECISIONS and d.person_key:
+            current = d
+        elif d.decision in UNLINKING_DECISIONS:
+            current = None
+        elif d.decision == "rejected":
+            if current is not None and (d.person_key is None or d.person_key == current.person_key):
+                current = None
+    return current

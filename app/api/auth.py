@@ -168,6 +168,8 @@ class AuthError(Exception):
         self.status = status
         self.message_ja = message_ja
         self.reason = reason
+        #: the "error" token of the one JSON shape (sync.http_errors)
+        self.code = reason or ("unauthenticated" if status == 401 else "forbidden")
 
 
 def store(request: Request) -> SessionStore:

@@ -1,38 +1,19 @@
-"""Per-request dependencies and the translation of service errors into HTTP answers.
+"""Per-request dependencies: the request's database session and engines.
 
-JSON routes (/api/…) answer errors as JSON `{"detail", "detail_ja", "field"?}`; HTML screens answer
-401 with a redirect to the 交代 screen and other errors with a Japanese error page.
+The translation of errors into HTTP answers is `app.api.errors` (it renders the HTML error page
+through `app.web.common`, which uses these dependencies: kept apart so neither imports the other
+back).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import Request
 from sqlmodel import Session
 
-from app.api.auth import AuthError, login_url
 from app.audit_models import AuditEntry
-from app.db import ReadFirstSession, db_trouble
-from app.formats.errors import FileFormatError
-from app.services.errors import AlreadyDone, AnpiError, Conflict, Forbidden, InvalidInput, NotFound
-
-_STATUS = {NotFound: 404, InvalidInput: 422, Forbidden: 403, Conflict: 409, AlreadyDone: 409}
-
-#: what a database that cannot take a write right now answers: (status, Retry-After seconds,
-#: English detail, Japanese message for staff). Nothing of the refused request was stored.
-_TROUBLE = {
-    "busy": (503, 5, "the database is busy with another write; nothing was saved, try again shortly",
-             "混み合っています。しばらくしてからもう一度お試しください"),
-    "disk_full": (507, 60, "no space left on the disk; nothing was saved, and a look at personal data is "
-                  "refused because its audit entry cannot be written",
-                  "ディスクの空きがありません。この操作は保存されていません。管理者に連絡して、"
-                  "不要なファイルを消して空きを作ってください"),
-}
+from app.db import ReadFirstSession
 
 
 def request_session(request: Request) -> Session:
@@ -54,85 +35,3 @@ def read_engine(request: Request):  # type: ignore[no-untyped-def]
 def get_session(request: Request) -> Iterator[Session]:
     with request_session(request) as s:
         yield s
-
-
-def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/api"
-
-
-def _html_error(request: Request, status: int, message_ja: str) -> Response:
-    from app.web.common import render
-
-    return render(request, "error.html", {"status": status, "message": message_ja}, status_code=status)
-
-
-def trouble_response(request: Request, trouble: str) -> Response:
-    """503 (busy) or 507 (disk full) with Retry-After: JSON in the API's error shape, or the
-    Japanese error page."""
-    status, retry, detail, message_ja = _TROUBLE[trouble]
-    if is_api(request):
-        response: Response = JSONResponse({"detail": detail, "detail_ja": message_ja, "reason": trouble},
-                                          status_code=status)
-    else:
-        response = _html_error(request, status, message_ja)
-    response.headers["Retry-After"] = str(retry)
-    return response
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def _database_error(request: Request, exc: Exception) -> Response:
-        trouble = db_trouble(exc)
-        if trouble is None:
-            raise exc  # a real bug: the server's 500, logged with its traceback
-        return trouble_response(request, trouble)
-
-    for cls in (SQLAlchemyError, sqlite3.Error, OSError):
-        app.add_exception_handler(cls, _database_error)
-
-    @app.exception_handler(AnpiError)
-    async def _anpi_error(request: Request, exc: AnpiError) -> Response:
-        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-        if not is_api(request):
-            return _html_error(request, status, exc.message_ja)
-        body = {"detail": str(exc), "detail_ja": exc.message_ja}
-        if isinstance(exc, InvalidInput) and exc.field:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=status)
-
-    @app.exception_handler(FileFormatError)
-    async def _file_error(_request: Request, exc: FileFormatError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "problems": [
-            {"line": p.line, "field": p.field, "message": p.message, "message_ja": p.ja()} for p in exc.problems[:50]
-        ]}, status_code=422)
-
-    @app.exception_handler(AuthError)
-    async def _auth_error(request: Request, exc: AuthError) -> Response:
-        if is_api(request):
-            return JSONResponse({"detail": str(exc), "detail_ja": exc.message_ja, "reason": exc.reason},
-                                status_code=exc.status)
-        if exc.status == 401:
-            next_path = request.url.path if request.method == "GET" else ""
-            if next_path and request.url.query:
-                next_path += "?" + request.url.query
-            return RedirectResponse(login_url(next_path), status_code=303)
-        return _html_error(request, exc.status, exc.message_ja)
-
-
-def install_body_limits(app: FastAPI, settings: Any) -> None:
-    """Body limits of the shelter (app.api.body_limit): uploads get theirs, every other route the form limit."""
-    from starlette.requests import Request as StarletteRequest
-
-    from app.api.body_limit import BodyLimitMiddleware, message_en, message_ja
-
-    async def too_large(scope: Any, limit: int) -> Response:
-        request = StarletteRequest(scope)
-        if is_api(request):  # type: ignore[arg-type]
-            return JSONResponse({"detail": message_en(limit), "detail_ja": message_ja(limit), "limit_bytes": limit},
-                                status_code=413)
-        return _html_error(request, 413, message_ja(limit))  # type: ignore[arg-type]
-
-    roster, registry, pfif = (settings.roster_upload_max_bytes, settings.registry_upload_max_bytes,
-                              settings.pfif_upload_max_bytes)
-    rules = [("/api/roster/import", roster), ("/roster/import", roster), ("/api/registry/import", registry),
-             ("/admin/registry", registry), ("/desk/sought/import", pfif)]
-    app.add_middleware(BodyLimitMiddleware, rules=rules, default=settings.form_max_bytes, too_large=too_large)

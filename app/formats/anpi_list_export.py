@@ -16,7 +16,8 @@ What the writers promise, whoever calls them:
 - **Rows are written as given.** Filtering out 閲覧制限 people is the caller's job
   (`export_table` does it); `ExportTable.excluded_count` is printed in the summary of every
   format (count only, never a name).
-- Files are written to `FILE.tmp` and renamed, so a crash never leaves half a list that looks whole.
+- Files are written to a temporary name beside them and renamed (`sync.files.atomic_path`), so a crash never
+  leaves half a list that looks whole.
 
 Why these libraries: the csv module for CSV; openpyxl (write-only mode, the one maintained xlsx
 writer already in our dependencies) for xlsx; reportlab platypus for PDF, with the IPAexGothic
@@ -35,6 +36,7 @@ from pathlib import Path
 from app.formats.tables import csv_writer, new_workbook, xlsx_cell, xlsx_row
 from matching.kanji import fold_variant_char
 from matching.text import is_gaiji
+from sync.files import atomic_path, atomic_write_bytes
 
 GETA = "〓"  # 下駄記号: the conventional mark for "a character that could not be printed"
 
@@ -240,11 +242,6 @@ def summary_lines(table: ExportTable) -> list[str]:
     return lines
 
 
-def _tmp(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(out.name + ".tmp")
-
-
 def report_path_for(out: Path) -> Path:
     """FILE.csv → FILE.replacements.csv (beside the export)."""
     return out.with_name(out.stem + ".replacements.csv")
@@ -266,9 +263,7 @@ def _write_report(out: Path, replacements: list[Replacement]) -> Path | None:
         if path.exists():  # a report of an earlier export to the same name would now be wrong
             path.unlink()
         return None
-    tmp = _tmp(path)
-    tmp.write_bytes(replacement_report_bytes(replacements))
-    tmp.replace(path)
+    atomic_write_bytes(path, replacement_report_bytes(replacements))
     return path
 
 
@@ -282,12 +277,10 @@ def write_csv(table: ExportTable, out: Path, *, encoding: str = "utf-8-sig") -> 
     columns = table.sheet_columns or table.columns
     fitter = fitter_for("cp932" if encoding == "cp932" else "unicode", table.gaiji_map)
     rows, report = _fit_rows(table, columns, fitter)
-    tmp = _tmp(out)
-    with tmp.open("w", encoding=encoding, newline="", errors="strict") as fh:
+    with atomic_path(out) as tmp, tmp.open("w", encoding=encoding, newline="", errors="strict") as fh:
         w = csv_writer(fh)
         w.writerow(columns)
         w.writerows(rows)
-    tmp.replace(out)
     return ExportResult(out, "csv", len(rows), report, _write_report(out, report))
 
 
@@ -385,9 +378,8 @@ def write_xlsx(table: ExportTable, out: Path) -> ExportResult:
         ws.append(header(ws, columns))
         for row in town_rows_:
             ws.append(xlsx_row(ws, [c or None for c in row]))  # an empty cell is no cell: a third less XML
-    tmp = _tmp(out)
-    wb.save(tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        wb.save(tmp)
     return ExportResult(out, "xlsx", len(rows), report, _write_report(out, report))
 
 
@@ -526,9 +518,8 @@ def write_pdf(table: ExportTable, out: Path, *, rows_per_table: int = 40) -> Exp
         story.append(Spacer(1, 4 * mm))
         story.append(Paragraph("該当する人はいません。", body))
 
-    tmp = _tmp(out)
-    doc = SimpleDocTemplate(str(tmp), pagesize=landscape(A4), leftMargin=margin, rightMargin=margin,
-                            topMargin=12 * mm, bottomMargin=10 * mm, title=table.title, author="Anpi")
-    doc.build(story, onFirstPage=on_page, onLaterPages=on_page, canvasmaker=NumberedCanvas)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        doc = SimpleDocTemplate(str(tmp), pagesize=landscape(A4), leftMargin=margin, rightMargin=margin,
+                                topMargin=12 * mm, bottomMargin=10 * mm, title=table.title, author="Anpi")
+        doc.build(story, onFirstPage=on_page, onLaterPages=on_page, canvasmaker=NumberedCanvas)
     return ExportResult(out, "pdf", len(rows), report, _write_report(out, report))

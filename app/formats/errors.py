@@ -34,6 +34,9 @@ class RowProblem:
 class FileFormatError(Exception):
     """A file we cannot read at all, or one whose rows break the contract (registry: all or nothing)."""
 
+    status = 422  # how the one HTTP mapping (sync.http_errors) answers a refused file
+    code = "bad_file"
+
     def __init__(self, problems: list[RowProblem], total: int | None = None) -> None:
         self.problems = problems
         self.total = total if total is not None else len(problems)

@@ -13,7 +13,6 @@ A binary built by PyInstaller may put the font elsewhere; `ANPI_FONT_PATH` overr
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -31,8 +30,10 @@ class FontMissing(RuntimeError):
 
 def font_path() -> Path:
     """Where ipaexg.ttf is: ANPI_FONT_PATH, a PyInstaller bundle, or this package's ipafont/ folder."""
-    env = os.environ.get("ANPI_FONT_PATH")
-    candidates: list[Path] = [Path(env)] if env else []
+    from app.config import Settings
+
+    env = Settings.from_env().font_path
+    candidates: list[Path] = [env] if env else []
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         candidates.append(Path(bundle) / "fonts" / _FILE)

@@ -73,7 +73,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from app.formats.anpi_list_export import ExportResult, ExportTable, write_csv, write_pdf, write_xlsx
-from app.ids import utcnow
+from app.ids import aware as _aware, utcnow
 from app.models import (Evacuee, HqConfirmation, MatchDecision, RegistrySnapshot, Resident, Shelter,
                         StayEvent)
 from app.services import audit, journal
@@ -81,6 +81,7 @@ from app.services.anpi_towns import town_labels, town_sort_key
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 from app.services.roster_search import SearchKey, name_matches
 from matching.disclosure import Caller, Facts, decide
+from sync.files import atomic_write_text
 
 #: status code → label (the order of counts and chart legends)
 STATUS_JA: dict[str, str] = {
@@ -282,12 +283,6 @@ class AnpiList:
 
 
 # --- pure logic ---------------------------------------------------------------------------
-
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
 
 def local_text(dt: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """Stored times are UTC; people read the laptop's local time."""
@@ -1000,9 +995,7 @@ def write_table(table: ExportTable, out: Path, *, fmt: str, encoding: str = "utf
         from app.formats.anpi_list_export import summary_lines
 
         summary_path = summary_path_for(out)
-        tmp = summary_path.with_name(summary_path.name + ".tmp")
-        tmp.write_text("\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
-        tmp.replace(summary_path)
+        atomic_write_text(summary_path, "\n".join(summary_lines(table)) + "\n", encoding="utf-8-sig")
     return result, summary_path
 
 

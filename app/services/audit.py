@@ -38,6 +38,7 @@ from app.ids import utcnow
 from app.models import Staff
 from app.services.audit_key import audit_key, key_id
 from app.services.errors import InvalidInput
+from sync.files import atomic_path
 
 GENESIS = "0" * 64
 #: the entry that starts (or changes) the chain's key; itself keyed with the new key
@@ -254,23 +255,21 @@ def export(session: Session, out: Path, fmt: str = "auto") -> int:
         fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".json", ".ndjson") else "csv"
     if fmt not in ("csv", "jsonl"):
         raise InvalidInput(f"unknown format {fmt!r} (csv or jsonl)", "形式は csv か jsonl です", "format")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     n = 0
-    if fmt == "csv":
-        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv_writer(fh)
-            w.writerow(EXPORT_COLUMNS)
-            for e in _all(session):
-                w.writerow([e.id, _at_text(e.at), e.user_id, e.user_name, e.role, e.action, e.screen, e.subjects,
-                            e.detail, e.prev_hash, e.hash])
-                n += 1
-    else:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for e in _all(session):
-                fh.write(json.dumps(as_dict(e), ensure_ascii=False) + "\n")
-                n += 1
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        if fmt == "csv":
+            with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+                w = csv_writer(fh)
+                w.writerow(EXPORT_COLUMNS)
+                for e in _all(session):
+                    w.writerow([e.id, _at_text(e.at), e.user_id, e.user_name, e.role, e.action, e.screen, e.subjects,
+                                e.detail, e.prev_hash, e.hash])
+                    n += 1
+        else:
+            with tmp.open("w", encoding="utf-8") as fh:
+                for e in _all(session):
+                    fh.write(json.dumps(as_dict(e), ensure_ascii=False) + "\n")
+                    n += 1
     return n
 
 

@@ -45,10 +45,11 @@ from sqlmodel import Session, select
 
 from app import db_crypto
 from app.db_crypto import DatabaseKeyError
-from app.ids import new_id, utcnow
+from app.ids import aware as _aware, new_id, utcnow
 from app.models import BackupRecord
 from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 from app.services.registry import file_sha256
+from sync.files import atomic_path, fsync_dir as _fsync_dir, fsync_file as _fsync_file
 from sync.periodic import PeriodicThread
 
 SQLITE_MAGIC = db_crypto.SQLITE_MAGIC
@@ -116,24 +117,6 @@ def db_file_of(source: Engine | str | Path) -> Path:
             raise InvalidInput("backups are made of the shelter's SQLite database", "バックアップできるのは避難所の SQLite データベースだけです")
         return Path(source.url.database).absolute()
     return Path(source).absolute()
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable; Windows cannot open a folder for fsync (NTFS journals renames)."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems (FAT on USB sticks) refuse fsync on a folder
-    finally:
-        os.close(fd)
 
 
 def sidecar_of(path: Path) -> Path:
@@ -288,16 +271,8 @@ def _reseal_signing_key(con: db_crypto.Connection, change: Callable[[str], str])
 
 
 def _write_sidecar(out: Path, sha: str) -> None:
-    side = sidecar_of(out)
-    tmp = side.with_name(f".{side.name}.{new_id()}{PARTIAL_SUFFIX}")
-    try:
-        with tmp.open("w", encoding="ascii", newline="\n") as f:
-            f.write(f"{sha}  {out.name}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, side)
-    finally:
-        _unlink_quietly(tmp)
+    with atomic_path(sidecar_of(out), suffix=PARTIAL_SUFFIX) as tmp:
+        tmp.write_text(f"{sha}  {out.name}\n", encoding="ascii", newline="\n")
 
 
 def read_sidecar(path: Path) -> str | None:
@@ -601,10 +576,6 @@ class BackupScheduler(PeriodicThread):
 
 
 # --- what the dashboard shows ---------------------------------------------------------------------
-
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
-
 
 def backup_overview(session: Session, *, folder: Path | None, interval_minutes: float,
                     now: datetime | None = None) -> dict[str, Any]:

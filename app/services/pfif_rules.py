@@ -16,15 +16,15 @@ which knows its own tables; these functions only build what they are given.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from app.formats.pfif import PfifDocument, PfifNote, PfifPerson
+from app.ids import aware  # noqa: F401 - pfif_rules.aware: the desks import it from here
 from matching.engine import Matcher
 from matching.names import script_of
 from matching.person import query_keys
@@ -57,13 +57,6 @@ class SoughtFields(Protocol):
 
 # --- time ---------------------------------------------------------------------------------------
 
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite (and JSON) hand stored times back naive; they were stored as UTC."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
 def newer(a: datetime | None, b: datetime | None) -> bool:
     """Is `a` strictly newer than `b` (a missing time is older than any time)? Person Finder's rule
     for a record seen again: only a newer source_date replaces it."""
@@ -80,7 +73,9 @@ def second(dt: datetime | None, default: datetime) -> datetime:
 
 def default_expiry_days() -> int:
     try:
-        return max(1, int(os.environ.get(EXPIRY_ENV, DEFAULT_EXPIRY_DAYS)))
+        from app.config import Settings
+
+        return max(1, Settings.from_env().pfif_expiry_days)
     except ValueError:
         return DEFAULT_EXPIRY_DAYS
 

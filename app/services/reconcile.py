@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.config import Settings
 from app.formats.tables import csv_writer
 from app.ids import new_id, utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot
@@ -33,6 +34,7 @@ from matching.engine import Matcher, MatchResult
 from matching.query import PreparedQuery, Query
 from matching.score import Candidate, FieldScore
 from matching.registry_index import RegistryIndex
+from sync.files import atomic_path
 
 STAFF_FINAL = ("confirmed", "not_resident")
 
@@ -147,7 +149,7 @@ def score_in_parallel(matcher: Matcher, queries: list[Query], rejected: Mapping[
     if stats is not None:
         stats["processes"] = 1
     if (len(queries) < PARALLEL_MIN_QUERIES or not hasattr(os, "fork") or threading.active_count() > 1
-            or os.environ.get("ANPI_RECONCILE_WORKERS", "2") == "1"):
+            or Settings.from_env().reconcile_workers == 1):
         return matcher.score_all(queries, rejected=rejected)
     # The child also packs and sends its results, and this process waits for them: a slightly
     # smaller share for the child makes both finish together (from the measured pack and send
@@ -312,15 +314,12 @@ def engine_decision(ev: Evacuee, r: MatchResult, snap: RegistrySnapshot) -> NewD
 
 def write_reconcile_csv(rows: list[ReconcileRow], out: Path) -> None:
     """ARCHITECTURE.md §5: UTF-8 with BOM, evacuee_id,resident_id,score,decision,reasons."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8-sig", newline="") as f:
+    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as f:
         w = csv_writer(f)
         w.writerow(["evacuee_id", "resident_id", "score", "decision", "reasons"])
         for r in rows:
             w.writerow([r.evacuee.external_key or r.evacuee.id, r.resident_id or "" if r.decision != "none" else "",
                         f"{r.score:.4f}", r.decision, r.reasons])
-    tmp.replace(out)
 
 
 def staff_decide(session: Session, evacuee_id: str, decision: str, resident_id: str | None, *, by: str,

@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from app.config import Settings
 from app import db_crypto
 from app.formats.errors import FileFormatError, RowProblem
 from app.formats.gaiji import read_gaiji_map
@@ -197,7 +198,7 @@ def _split_points(path: Path, reader: RegistryReader, parts: int = PARTS) -> lis
     0x0A and 0x22 never occur inside a multi-byte character in UTF-8, CP932 or EUC-JP, so counting
     bytes is exact.
     """
-    if os.environ.get("ANPI_IMPORT_WORKERS", "2") == "1" or (os.cpu_count() or 1) < 2:
+    if Settings.from_env().import_workers == 1 or (os.cpu_count() or 1) < 2:
         return None
     data_start = reader.read_header()
     size = path.stat().st_size

@@ -10,7 +10,6 @@ duplicates are found by person (normalised name or reading plus date of birth).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from app.config import Settings
 from app.formats.errors import RowProblem
 from app.formats.roster_file import ROSTER_COLUMNS, RosterRow, read_roster
 from app.formats.tables import csv_writer
@@ -30,8 +30,8 @@ from app.models import Evacuee, RosterFlag, RosterImport, Shelter, StayEvent
 from app.services import journal
 from app.services.errors import AlreadyDone, AnpiError, InvalidInput
 from app.services.reconcile import match_now
-from app.services.roster_checks import (KNOWN_SEX, CellFlag, consent_flags, lenient_birth, lenient_sex, name_keys,
-                                        person_keys)
+from app.services.roster_checks import (KNOWN_SEX, CellFlag, check_lengths, consent_flags, lenient_birth, lenient_sex,
+                                        name_keys, person_keys)
 from app.services.shelters import current_shelter
 from matching.dates import DateError, ParsedDate, parse_date
 from matching.kana import to_katakana
@@ -128,8 +128,6 @@ def _evacuee_from(data: EvacueeInput, parsed: dict[str, Any], shelter_id: str, b
 def register(session: Session, data: EvacueeInput, *, by: str, shelter_code: str | None = None,
              source: str = "ui", roster_import_id: str | None = None, roster_line: int | None = None) -> Evacuee:
     """Register one evacuee and check them in, inside the caller's transaction."""
-    from app.services.evacuees import check_lengths
-
     parsed, errors = parse_evacuee(data)
     if errors:
         e = errors[0]
@@ -175,10 +173,10 @@ def register_household(session: Session, members: Iterable[EvacueeInput], *, by:
 # chunk commits the rows, their flags and how far the import got, so a killed import continues
 # where it stopped when the same file is imported again.
 CHUNK_ROWS = 500
-CHUNK_SECONDS = float(os.environ.get("ANPI_ROSTER_CHUNK_SECONDS", "0.05"))
+CHUNK_SECONDS = Settings.from_env().roster_chunk_seconds
 # SQLite's busy handler sleeps at most 100 ms between tries: a gap longer than that lets every
 # waiting writer in before the next chunk.
-PAUSE_SECONDS = float(os.environ.get("ANPI_ROSTER_PAUSE_SECONDS", "0.2"))
+PAUSE_SECONDS = Settings.from_env().roster_pause_seconds
 KIND_JA = {"rejected": "登録しない（氏名なし）", "duplicate": "登録済みの人", "flag": "登録済み・要確認"}
 
 

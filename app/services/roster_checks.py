@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from app.services.errors import InvalidInput
 from matching.dates import DateError, parse_date
 from matching.kana import strict_key, to_katakana
 from matching.kanji import variant_key
@@ -141,3 +142,33 @@ def person_keys(name: str, kana: str, birth: date | None) -> set[str]:
     if not b:
         return set()
     return {f"{k}|{b}" for k in name_keys(name, kana)}
+
+
+#: the longest value each typed field may hold (a 200-character name broke the roster table)
+MAX_LENGTH: dict[str, int] = {
+    "name": 60, "name_kana": 60, "birth_date": 20, "sex": 10, "address": 120, "phone": 40, "contact": 60,
+    "relationship": 20, "nationality": 30, "identifying_info": 200, "injury": 100, "injury_state": 100,
+    "current_location": 60, "pets": 60, "allergy_detail": 100,
+}
+FIELD_LABEL_JA = {"name": "氏名", "name_kana": "フリガナ", "birth_date": "生年月日", "sex": "性別", "address": "住所",
+                  "phone": "電話番号", "contact": "連絡先", "relationship": "続柄", "nationality": "国籍",
+                  "identifying_info": "その他の識別情報", "injury": "負傷・疾病", "injury_state": "負傷・疾病の状況",
+                  "current_location": "現在の居所", "pets": "ペット", "allergy_detail": "アレルギーの内容"}
+
+
+def too_long(values: dict[str, Any]) -> dict[str, str]:
+    """Field → Japanese message for every value longer than MAX_LENGTH allows."""
+    out = {}
+    for k, limit in MAX_LENGTH.items():
+        v = values.get(k)
+        if isinstance(v, str) and len(v.strip()) > limit:
+            out[k] = f"{FIELD_LABEL_JA[k]}は{limit}文字以内で入力してください（いま{len(v.strip())}文字）"
+    return out
+
+
+def check_lengths(values: dict[str, Any]) -> None:
+    """Raise InvalidInput naming the first field that is too long."""
+    bad = too_long(values)
+    if bad:
+        k = next(iter(bad))
+        raise InvalidInput(f"{k} is longer than {MAX_LENGTH[k]} characters", bad[k], k)

@@ -6,14 +6,14 @@ not depend on the main CLI being wired.
 from __future__ import annotations
 
 import argparse
-import os
 
 from sync.hub.server import serve
+from sync.settings import SyncSettings
 
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m sync.hub")
-    p.add_argument("--database-url", default=os.environ.get("ANPI_HUB_DATABASE_URL"))
+    p.add_argument("--database-url", default=SyncSettings.from_env().hub_database_url)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--workers", type=int, default=1)

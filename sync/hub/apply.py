@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from sync.events import EVACUEE_FIELDS, LINKING_DECISIONS, UNLINKING_DECISIONS
+from sync.events import EVACUEE_FIELDS, desired_link  # noqa: F401 - desired_link: apply.desired_link kept
 from sync.hub.store import (
     WireEvent, bulk_insert, bulk_update, hub_certificate, hub_decision, hub_evacuee, hub_evacuee_value,
-    hub_hq_record, hub_person_link, hub_review_item, hub_stay, hub_stream_order, new_row_id,
+    hub_hq_record, hub_person_link, hub_review_item, hub_stay, hub_stream_order, in_, mark_withheld, new_row_id,
 )
 
 _JSON_FIELDS = ("care", "consents")
@@ -54,14 +53,6 @@ def _shown_value(field: str, stored: Any) -> Any:
     if field in _JSON_FIELDS:
         return json.loads(stored) if stored else {}
     return stored
-
-
-def in_(conn: Connection, col: Any, values: Sequence[Any]) -> Any:
-    """``col IN (…)``; on PostgreSQL one array parameter (``= ANY``), so the statement text is
-    constant (prepared once) instead of one bind per element."""
-    if conn.dialect.name == "postgresql":
-        return col == any_(bindparam(None, list(values), type_=ARRAY(col.type)))
-    return col.in_(list(values))
 
 
 def person_key(resident_id: str | None, municipality_code: str | None) -> str | None:
@@ -142,32 +133,6 @@ def _withhold(conn: Connection, events: Sequence[WireEvent], m: str, registered:
     if touched:  # household-wide: a child's registration must not tell where the flagged mother is
         more = protected_whole(conn, m, registry.data_key_of(conn.engine))
         mark_withheld(conn, m, more - ids, retract_except=new_here)
-
-
-def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str], *,
-                  retract_except: Iterable[str] | None = ()) -> set[str]:
-    """Withhold these evacuees from the feed from now on; returns those newly withheld.
-
-    A registration the feed may already have served (not registered in this very batch:
-    ``retract_except``) is withdrawn from the other laptops by an ``evacuee.retracted`` notice
-    (:class:`sync.events.EvacueeRetracted`): they delete what they pulled about that evacuee.
-    ``retract_except=None`` sends no notice."""
-    from sync.hub.store import insert_notices
-
-    ids = sorted(set(evacuee_ids))
-    if not ids:
-        return set()
-    newly = {r[0] for r in conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.registered).where(
-        hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
-        in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
-    if not newly:
-        return set()
-    conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
-                                           in_(conn, hub_evacuee.c.evacuee_id, sorted(newly))).values(withheld=True))
-    if retract_except is not None:
-        served = sorted(newly - set(retract_except))
-        insert_notices(conn, m, [{"type": "evacuee.retracted", "payload": {"evacuee_id": e}} for e in served])
-    return newly
 
 
 # ---- registrations ------------------------------------------------------------------------------------
@@ -342,20 +307,6 @@ def _decisions(conn: Connection, events: list[WireEvent], now: datetime, m: str)
         newest[r["evacuee_id"]] = r["decision"]
     relink(conn, set(newest), now, m)
     return newest
-
-
-def desired_link(decisions: Sequence[Any]) -> Any | None:
-    """Fold one evacuee's decisions (sorted by at, decision_id) into the link they imply."""
-    current = None
-    for d in decisions:
-        if d.decision in LINKING_DECISIONS and d.person_key:
-            current = d
-        elif d.decision in UNLINKING_DECISIONS:
-            current = None
-        elif d.decision == "rejected":
-            if current is not None and (d.person_key is None or d.person_key == current.person_key):
-                current = None
-    return current
 
 
 def relink(conn: Connection, evacuee_ids: Iterable[str], now: datetime, m: str) -> None:

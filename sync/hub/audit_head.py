@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from sync.errors import IngestError
+from sync.errors import AuditReportError
 from sync.hub.store import (
     bulk_insert, hub_audit_head, hub_device, hub_device_audit, new_row_id, set_tenant, utcnow,
 )
@@ -58,17 +58,17 @@ def known_head(engine: Engine, device_id: str, m: str) -> dict[str, Any]:
 def _check(report: Mapping[str, Any]) -> dict[str, Any]:
     head = report.get("head")
     if not isinstance(head, Mapping):
-        raise IngestError("audit report needs a head object")
+        raise AuditReportError("audit report needs a head object")
     seq, digest = head.get("seq"), head.get("hash")
     if not isinstance(seq, int) or seq < 1 or not isinstance(digest, str) or not _HEX64.match(digest):
-        raise IngestError("audit head needs seq (>= 1) and a 64-hex hash")
+        raise AuditReportError("audit head needs seq (>= 1) and a 64-hex hash")
     entries = report.get("entries") or []
     if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
-        raise IngestError(f"audit entries must be a list of at most {MAX_ENTRIES}")
+        raise AuditReportError(f"audit entries must be a list of at most {MAX_ENTRIES}")
     for e in entries:
         if not (isinstance(e, Mapping) and isinstance(e.get("id"), int) and isinstance(e.get("hash"), str)
                 and _HEX64.match(e["hash"])):
-            raise IngestError("every audit entry needs an integer id and a 64-hex hash")
+            raise AuditReportError("every audit entry needs an integer id and a 64-hex hash")
     return dict(head)
 
 
@@ -125,7 +125,7 @@ def _device(conn: Connection, m: str, name_or_id: str) -> Mapping[str, Any]:
         hub_device.c.municipality_code == m, hub_device.c.device_id.is_not(None),
         (hub_device.c.device_id == name_or_id) | (hub_device.c.name == name_or_id))).mappings().all()
     if len(rows) != 1:
-        raise IngestError(f"no device {name_or_id!r} in municipality {m}" if not rows
+        raise AuditReportError(f"no device {name_or_id!r} in municipality {m}" if not rows
                           else f"{len(rows)} devices are named {name_or_id!r}: give the device id")
     return rows[0]
 

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from sync import crypto
 from sync.bundles import covered_ranges, make_receipt, open_body, parse_bundle
 from sync.errors import BundleAlreadyImported, BundleCorrupt, BundleForeign, IngestError
-from sync.hub import forks, store
+from sync.files import atomic_write_bytes
+from sync.hub import forks, ingest, store
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
             raise BundleAlreadyImported(
                 f"already imported: bundle {header.bundle_id} from {dev['name']!r} was imported at "
                 f"{seen[0]:%Y-%m-%d %H:%M} ({seen[1]} events); nothing changed", receipt)
-        res = store.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
+        res = ingest.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
         missing = [{k: r[k] for k in ("epoch", "seq", "event_id")} for r in res.results if r["status"] == "fork"]
         receipt = _receipt(identity, header.bundle_id, header.device_id, res.acks, wire, res.stored,
                            res.duplicates, missing)
@@ -96,20 +97,10 @@ def import_bundle_file(engine: Engine, path: str | Path, receipt_out: str | Path
         outcome = import_bundle(engine, Path(path).read_bytes())
     except BundleAlreadyImported as exc:
         if receipt_out is not None and exc.receipt:
-            write_atomic(Path(receipt_out), exc.receipt)
+            atomic_write_bytes(Path(receipt_out), exc.receipt)
         raise
     if receipt_out is not None:
-        write_atomic(Path(receipt_out), outcome.receipt)
+        atomic_write_bytes(Path(receipt_out), outcome.receipt)
     return outcome
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

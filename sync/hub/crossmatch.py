@@ -31,7 +31,6 @@ a matcher for a registry takes seconds, so it must never delay acknowledgements.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -45,13 +44,14 @@ from matching.engine import Matcher, MatchResult
 from matching.person import stored_keys
 from matching.query import Query
 from matching.registry_index import RegistryIndex
+from sync.settings import SyncSettings
 from sync.errors import HubConflict, HubNotFound
-from sync.events import LINKING_DECISIONS
+from sync.events import LINKING_DECISIONS, desired_link
 from sync.hub import audit, registry
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
-    _insert, hub_cross_link, hub_crossmatch_job, hub_decision, hub_device, hub_evacuee, hub_lock,
-    hub_notice, hub_person_link, hub_review_item, insert_notices, municipality_names, new_row_id, set_tenant,
+    _insert, homes_for_host, hub_cross_link, hub_crossmatch_job, hub_decision, hub_device, hub_evacuee, hub_lock,
+    hub_notice, hub_person_link, hub_review_item, in_, insert_notices, municipality_names, new_row_id, set_tenant,
     tenant_codes, utcnow,
 )
 
@@ -60,14 +60,8 @@ UNMATCHED = ("none", "review", "rejected", "not_resident")
 #: a home whose name the evacuee's address does not mention gets a review item only for a
 #: candidate holding at least this posterior: every host's visitors and namesakes would
 #: otherwise flood every sharing home's queue (bench: −70 % of such items, −2 % of residents)
-REVIEW_FLOOR = float(os.environ.get("ANPI_HUB_CROSS_REVIEW_FLOOR", "0.5") or 0.5)
-MATCHER_CACHE = int(os.environ.get("ANPI_HUB_MATCHER_CACHE", "4") or 4)
-
-
-def _in(conn: Connection, col: Any, values: Sequence[Any]) -> Any:
-    from sync.hub.apply import in_
-
-    return in_(conn, col, values)
+REVIEW_FLOOR = SyncSettings.from_env().hub_cross_review_floor
+MATCHER_CACHE = SyncSettings.from_env().hub_matcher_cache
 
 
 # ---- queueing (inside the ingest transaction, tenant = host) -----------------------------------------
@@ -80,8 +74,6 @@ def after_apply(conn: Connection, host: str, *, registered: Mapping[str, str], d
     evacuee that was looked at before (its cross-town link, if any, must then go) — the host's
     own residents found at its own shelters cost nothing here.  Cheap when nobody shares with
     ``host`` (one indexed query)."""
-    from sync.hub.tenants import homes_for_host
-
     all_homes = homes_for_host(conn, host, active_only=False)
     if not all_homes:
         return 0
@@ -99,7 +91,7 @@ def after_apply(conn: Connection, host: str, *, registered: Mapping[str, str], d
     if linking:
         set_tenant(conn, host)
         for r in conn.execute(select(hub_crossmatch_job.c.evacuee_id).where(
-                hub_crossmatch_job.c.municipality_code == host, _in(conn, hub_crossmatch_job.c.evacuee_id, linking))):
+                hub_crossmatch_job.c.municipality_code == host, in_(conn, hub_crossmatch_job.c.evacuee_id, linking))):
             jobs[r[0]] = "linked at the host"
     enqueue(conn, host, jobs, now)
     refresh = (touched | set(registered)) - set(jobs)
@@ -140,7 +132,7 @@ def _shelter_names(conn: Connection, host: str, device_ids: Iterable[str]) -> di
         return {}
     return {r[0]: (r[1] or r[2]) for r in conn.execute(
         select(hub_device.c.device_id, hub_device.c.shelter_name, hub_device.c.name).where(
-            hub_device.c.municipality_code == host, _in(conn, hub_device.c.device_id, ids))).all()}
+            hub_device.c.municipality_code == host, in_(conn, hub_device.c.device_id, ids))).all()}
 
 
 _EV_COLS = ("evacuee_id", "device_id", "name", "name_kana", "birth_date_raw", "birth_date", "sex", "address",
@@ -152,7 +144,7 @@ def _evacuees(conn: Connection, host: str, ids: Sequence[str]) -> dict[str, dict
         return {}
     rows = {r["evacuee_id"]: dict(r) for r in conn.execute(
         select(*[hub_evacuee.c[c] for c in _EV_COLS]).where(
-            hub_evacuee.c.municipality_code == host, _in(conn, hub_evacuee.c.evacuee_id, list(ids)))).mappings()}
+            hub_evacuee.c.municipality_code == host, in_(conn, hub_evacuee.c.evacuee_id, list(ids)))).mappings()}
     shelters = _shelter_names(conn, host, [r["device_id"] for r in rows.values()])
     for r in rows.values():
         r["shelter_name"] = shelters.get(r["device_id"] or "")
@@ -175,7 +167,7 @@ def refresh_links(conn: Connection, host: str, homes: Sequence[str], evacuee_ids
         set_tenant(conn, home)
         have = [r[0] for r in conn.execute(select(hub_cross_link.c.evacuee_id).where(
             hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == host,
-            _in(conn, hub_cross_link.c.evacuee_id, ids))).all()]
+            in_(conn, hub_cross_link.c.evacuee_id, ids))).all()]
         for eid in have:
             if eid in evs:
                 conn.execute(update(hub_cross_link).where(
@@ -290,9 +282,6 @@ def run_pending(engine: Engine, key: DataKey | None = None, *, limit: int = 500,
 
 
 def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> RunResult:
-    from sync.hub.apply import desired_link
-    from sync.hub.tenants import homes_for_host
-
     res = RunResult()
     with engine.connect() as conn:
         set_tenant(conn, host)
@@ -306,7 +295,7 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
         decs: dict[str, list[Any]] = {}
         for r in conn.execute(select(hub_decision.c.decision_id, hub_decision.c.evacuee_id, hub_decision.c.decision,
                                      hub_decision.c.person_key, hub_decision.c.at).where(
-                hub_decision.c.municipality_code == host, _in(conn, hub_decision.c.evacuee_id, list(jobs)))).all():
+                hub_decision.c.municipality_code == host, in_(conn, hub_decision.c.evacuee_id, list(jobs)))).all():
             decs.setdefault(r.evacuee_id, []).append(r)
         homes = homes_for_host(conn, host)
         all_homes = homes_for_host(conn, host, active_only=False)
@@ -338,7 +327,7 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
                 set_tenant(conn, home)
                 for r in conn.execute(select(hub_cross_link).where(
                         hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == host,
-                        _in(conn, hub_cross_link.c.evacuee_id, to_match))).mappings():
+                        in_(conn, hub_cross_link.c.evacuee_id, to_match))).mappings():
                     staff[(home, r["evacuee_id"])] = dict(r)
         for home in homes:
             try:
@@ -395,7 +384,7 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
         hub_lock(conn, host)
         current = {r[0]: (r[1], int(r[2])) for r in conn.execute(
             select(hub_crossmatch_job.c.evacuee_id, hub_crossmatch_job.c.status, hub_crossmatch_job.c.version).where(
-                hub_crossmatch_job.c.municipality_code == host, _in(conn, hub_crossmatch_job.c.evacuee_id, list(jobs))))}
+                hub_crossmatch_job.c.municipality_code == host, in_(conn, hub_crossmatch_job.c.evacuee_id, list(jobs))))}
         fresh = {eid for eid, v in jobs.items() if current.get(eid) == ("pending", v)}
         evs = _evacuees(conn, host, sorted(fresh))  # newest view under the lock
         existing = _rows(conn, host, all_homes, sorted(fresh & (local | set(plan))))
@@ -421,7 +410,7 @@ def run_host(engine: Engine, key: DataKey, host: str, *, limit: int = 500) -> Ru
         if fresh:
             conn.execute(update(hub_crossmatch_job).where(
                 hub_crossmatch_job.c.municipality_code == host,
-                _in(conn, hub_crossmatch_job.c.evacuee_id, sorted(fresh)))
+                in_(conn, hub_crossmatch_job.c.evacuee_id, sorted(fresh)))
                 .values(status="done", updated_at=now))
     return res
 
@@ -445,7 +434,7 @@ def _rows(conn: Connection, host: str, homes: Sequence[str], ids: Sequence[str])
             set_tenant(conn, home)
             for r in conn.execute(select(hub_cross_link).where(
                     hub_cross_link.c.municipality_code == home, hub_cross_link.c.host_code == host,
-                    _in(conn, hub_cross_link.c.evacuee_id, list(ids)))).mappings():
+                    in_(conn, hub_cross_link.c.evacuee_id, list(ids)))).mappings():
                 out[home][r["evacuee_id"]] = dict(r)
     return out
 
@@ -677,7 +666,7 @@ def latest_notices(conn: Connection, host: str, evacuee_ids: Sequence[str] | Non
     if evacuee_ids is not None:
         if not evacuee_ids:
             return {}
-        q = q.where(_in(conn, hub_notice.c.evacuee_id, list(evacuee_ids)))
+        q = q.where(in_(conn, hub_notice.c.evacuee_id, list(evacuee_ids)))
     out: dict[str, dict[str, Any]] = {}
     for eid, typ, payload in conn.execute(q).all():
         if typ == "crossmatch.linked":

@@ -19,66 +19,19 @@ overwriting either), and:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from sync.errors import HubNotFound
 from sync.hub import store
+from sync.hub.ingest import event_statuses, ingest_conn, record_clock, unstored  # noqa: F401 - forks.* kept
 from sync.hub.store import (
-    WireEvent, hub_device_clock, hub_epoch_grant, hub_event, hub_fork, hub_fork_resolution, hub_stream,
+    WireEvent, hub_device_clock, hub_epoch_grant, hub_fork, hub_fork_resolution, hub_stream,
 )
 
 
-# ---- per-event answers -----------------------------------------------------------------------------------
-def event_statuses(conn: Connection, m: str, device_id: str, events: Sequence[WireEvent]) -> list[dict[str, Any]]:
-    """What the hub now holds for each incoming event, read back from the tables (inside the
-    ingest transaction, so the answer is exactly what commits)."""
-    held: dict[tuple[int, int], tuple[str, str]] = {}
-    by_epoch: dict[int, list[int]] = {}
-    for e in events:
-        by_epoch.setdefault(e.epoch, []).append(e.seq)
-    for epoch, seqs in by_epoch.items():
-        for r in conn.execute(select(hub_event.c.seq, hub_event.c.event_id, hub_event.c.payload_sha256).where(
-                hub_event.c.municipality_code == m, hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
-                hub_event.c.seq >= min(seqs), hub_event.c.seq <= max(seqs))).all():
-            held[(epoch, int(r[0]))] = (r[1], r[2])
-    others = [e for e in events if held.get((e.epoch, e.seq)) != (e.event_id, e.payload_sha256)]
-    applied = _applied_forks(conn, m, device_id, [e.event_id for e in others]) if others else set()
-    out = []
-    for e in events:
-        if held.get((e.epoch, e.seq)) == (e.event_id, e.payload_sha256):
-            status = "held"
-        elif (e.event_id, e.payload_sha256) in applied:
-            status = "applied"
-        else:
-            status = "fork"
-        out.append({"event_id": e.event_id, "epoch": e.epoch, "seq": e.seq, "status": status})
-    return out
-
-
-def _applied_forks(conn: Connection, m: str, device_id: str, event_ids: Iterable[str]) -> set[tuple[str, str]]:
-    ids = sorted(set(event_ids))
-    if not ids:
-        return set()
-    rows = conn.execute(select(hub_fork.c.incoming_event_id, hub_fork.c.incoming_sha256)
-                        .join(hub_fork_resolution, (hub_fork_resolution.c.municipality_code == hub_fork.c.municipality_code)
-                              & (hub_fork_resolution.c.fork_id == hub_fork.c.fork_id))
-                        .where(hub_fork.c.municipality_code == m, hub_fork.c.device_id == device_id,
-                               hub_fork_resolution.c.action == "applied",
-                               hub_fork.c.incoming_event_id.in_(ids))).all()
-    return {(r[0], r[1]) for r in rows}
-
-
-def unstored(conn: Connection, m: str, device_id: str, events: Sequence[WireEvent]) -> list[dict[str, Any]]:
-    """The events of a bundle the hub does not hold (forks): a receipt names them so that no
-    laptop marks them delivered."""
-    return [{"epoch": r["epoch"], "seq": r["seq"], "event_id": r["event_id"]}
-            for r in event_statuses(conn, m, device_id, events) if r["status"] == "fork"]
-
-
-# ---- epochs the hub hands out ------------------------------------------------------------------------------
 def _grant(conn: Connection, m: str, device_id: str, at_least: int, reason: str, now: datetime) -> int:
     """Next epoch above everything this device ever used or was given (caller holds the tenant lock)."""
     used = [conn.execute(select(func.max(t.c.epoch)).where(t.c.municipality_code == m, t.c.device_id == device_id))
@@ -158,7 +111,7 @@ def _apply_device_forks(conn: Connection, m: str, device_id: str, forks: list[An
             wire.append(WireEvent(r["incoming_event_id"], device_id, epoch, len(wire) + 1, r["incoming_type"],
                                   r["incoming_recorded_at"], r["incoming_payload"], r["incoming_sha256"],
                                   json.loads(r["incoming_payload"])))
-    store.ingest_conn(conn, device_id, wire, via="fork-review", now=now, municipality=m)
+    ingest_conn(conn, device_id, wire, via="fork-review", now=now, municipality=m)
     out = []
     for r in forks:
         seq = seen[(r["incoming_event_id"], r["incoming_sha256"])]
@@ -171,19 +124,6 @@ def _apply_device_forks(conn: Connection, m: str, device_id: str, forks: list[An
 
 
 # ---- the laptop's clock -----------------------------------------------------------------------------------------
-def record_clock(conn: Connection, m: str, device_id: str, offset: float | None, now: datetime) -> float:
-    """Keep the offset measured on this request (hub time − laptop time); without one (a USB
-    bundle, an older laptop) use the last one measured for the device, else 0."""
-    if offset is None:
-        got = conn.execute(select(hub_device_clock.c.offset_seconds).where(
-            hub_device_clock.c.municipality_code == m, hub_device_clock.c.device_id == device_id)).scalar()
-        return float(got or 0.0)
-    values = dict(offset_seconds=float(offset), measured_at=now)
-    stmt = store._insert(conn, hub_device_clock).values(municipality_code=m, device_id=device_id, **values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["municipality_code", "device_id"], set_=values))
-    return float(offset)
-
-
 def record_clock_engine(engine: Engine, device_id: str, municipality: str, offset: float) -> None:
     with engine.begin() as conn:
         store.set_tenant(conn, municipality)

@@ -38,9 +38,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
-from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, RegistryError, SyncError
-from sync.hub import audit, crossmatch, forks, registry, store, tenants
+from sync.errors import AuthError, DataKeyError, HubConflict, HubNotFound, RegistryError
+from sync.hub import audit, bodies, crossmatch, forks, registry, store, tenants
 from sync.hub.registry import DataKey
+from sync.http_errors import answerable, error_answer
 from sync.hub.store import (
     hub_cross_link, hub_decision, hub_device, hub_evacuee, hub_hq_record, hub_person_link, hub_review_item,
     hub_stay, municipality_names, set_tenant,
@@ -118,7 +119,7 @@ def stays_index(conn: Connection, m: str) -> dict[str, list[dict[str, Any]]]:
         for stay_id, kind, destination, at in conn.execute(
                 select(hub_stay.c.stay_id, hub_stay.c.kind, hub_stay.c.destination, hub_stay.c.at)
                 .where(hub_stay.c.municipality_code == m,
-                       crossmatch._in(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))).all():
+                       store.in_(conn, hub_stay.c.stay_id, sorted({i for i in last_ids if i})))).all():
             last[stay_id] = (kind, destination, at)
     seen: set[tuple[str, str]] = set()
     care_of: dict[str, Any] = {}  # most evacuees share a handful of flag sets: parse each text once
@@ -195,7 +196,7 @@ def _evacuee_rows(conn: Connection, m: str, where: Any = None, limit: int = 500,
     if ids:
         for r in conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
                 hub_person_link.c.municipality_code == m, hub_person_link.c.revoked_at.is_(None),
-                crossmatch._in(conn, hub_person_link.c.evacuee_id, ids))).all():
+                store.in_(conn, hub_person_link.c.evacuee_id, ids))).all():
             links[r[0]] = r[1]
     elsewhere = crossmatch.latest_notices(conn, m, ids)
     out = []
@@ -309,18 +310,9 @@ def resolve_field_conflict(engine: Engine, m: str, item_id: str, event_id: str, 
 
 # ---- the calling convention of every /v1/hq route (also used by app/'s hub desk routes) -----------
 def answer(exc: Exception) -> JSONResponse:
-    """Our exceptions as JSON answers (the same shapes on every /v1/hq route)."""
-    if isinstance(exc, AuthError):
-        return JSONResponse({"error": exc.reason, "detail": exc.detail}, status_code=exc.status)
-    if isinstance(exc, HubNotFound):
-        return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
-    if isinstance(exc, HubConflict):
-        return JSONResponse({"error": "conflict", "detail": str(exc)}, status_code=409)
-    if isinstance(exc, DataKeyError):
-        return JSONResponse({"error": "no_data_key", "detail": str(exc)}, status_code=503)
-    if isinstance(exc, RegistryError):
-        return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=409)
-    return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+    """Our exceptions as JSON answers: the one mapping of every route (:mod:`sync.http_errors`)."""
+    body, status = error_answer(exc)
+    return JSONResponse(body, status_code=status)
 
 
 class HqCaller:
@@ -350,7 +342,9 @@ class HqCaller:
             result = await run_in_threadpool(fn, user)
             if personal:
                 await run_in_threadpool(self.viewed, user, request)
-        except (SyncError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - ours (sync's or app's classes) are answered, the rest re-raised
+            if not answerable(exc):
+                raise
             return answer(exc)
         if isinstance(result, Response):
             return result
@@ -403,18 +397,12 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
         raw = await request.body()
 
         def fn(u: tenants.HqUser) -> dict[str, Any]:
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                raise HubConflict("body must be JSON") from None
-            if not isinstance(body, dict):
-                raise HubConflict("body must be a JSON object")
-            if body.get("decision") == "value":  # a field conflict: HQ picks one candidate's value
-                return resolve_field_conflict(engine, u.municipality_code, item_id, str(body.get("event_id") or ""),
+            body = bodies.parse(bodies.ReviewDecision, raw)
+            if body.decision == "value":  # a field conflict: HQ picks one candidate's value
+                return resolve_field_conflict(engine, u.municipality_code, item_id, body.event_id or "",
                                               by=f"hq:{u.name}")
             return crossmatch.resolve_review(engine, data_key(), u.municipality_code, item_id,
-                                             decision=str(body.get("decision", "")),
-                                             resident_id=body.get("resident_id"), by=f"hq:{u.name}")
+                                             decision=body.decision, resident_id=body.resident_id, by=f"hq:{u.name}")
         return await call(request, fn)
 
     @router.get("/v1/hq/forks")
@@ -432,10 +420,7 @@ def hq_router(engine: Engine, data_key: Callable[[], DataKey | None]) -> Any:
         raw = await request.body()
 
         def fn(u: tenants.HqUser) -> dict[str, Any]:
-            body = json.loads(raw or b"{}")
-            ids = body.get("fork_ids") if isinstance(body, dict) else None
-            if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
-                raise HubConflict("fork_ids must be a list of fork ids (or absent: every open fork)")
+            ids = bodies.parse(bodies.ForkApply, raw).fork_ids
             return {"applied": forks.apply_forks(engine, ids, by=f"hq:{u.name}", municipality=u.municipality_code)}
         return await call(request, fn)
 

@@ -39,13 +39,14 @@ from nacl.secret import SecretBox
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
+from sync.settings import SyncSettings
 from sync import crypto
 from sync.canonical import canonical_bytes
 from sync.errors import DataKeyError, RegistryError
 from sync.hub import audit
 from sync.hub.store import (
     HubIdentity, bulk_insert, hub_cross_link, hub_lock, hub_municipality, hub_person_link, hub_registry_snapshot,
-    hub_restricted, new_row_id, resolve_municipality, set_tenant, utcnow,
+    hub_restricted, mark_withheld, new_row_id, resolve_municipality, set_tenant, utcnow,
 )
 
 DATA_KEY_ENV = "ANPI_HUB_DATA_KEY"
@@ -111,11 +112,10 @@ class DataKey:
 
 def load_data_key(environ: Mapping[str, str] | None = None, *, required: bool = False) -> DataKey | None:
     """The configured hub data key (env ``ANPI_HUB_DATA_KEY``, else ``ANPI_HUB_DATA_KEY_FILE``)."""
-    env = os.environ if environ is None else environ
-    text = env.get(DATA_KEY_ENV)
+    st = SyncSettings.from_env(environ)
+    text, path = st.hub_data_key, st.hub_data_key_file
     if text:
         return DataKey.from_text(text)
-    path = env.get(DATA_KEY_FILE_ENV)
     if path:
         try:
             return DataKey.from_text(Path(path).read_text(encoding="ascii"), where=path)
@@ -245,8 +245,6 @@ def _rewithhold(conn: Connection, key: DataKey, m: str, macs: set[str], withhold
     linked to anyone in a flagged person's registry household (``withhold``) — from now on; the
     other laptops are told to drop what they pulled (`sync.hub.apply.mark_withheld`)."""
     withhold = withhold if withhold is not None else macs
-    from sync.hub.apply import mark_withheld
-
     if not macs:
         return
     links = conn.execute(select(hub_person_link.c.evacuee_id, hub_person_link.c.resident_id).where(
@@ -343,7 +341,7 @@ class Records:
 
 _records_cache: "OrderedDict[tuple[int, str, str], Records]" = OrderedDict()
 _records_lock = threading.Lock()
-RECORDS_CACHE = int(os.environ.get("ANPI_HUB_RECORDS_CACHE", "8") or 8)
+RECORDS_CACHE = SyncSettings.from_env().hub_records_cache
 
 
 def open_records(engine: Engine, key: DataKey, m: str, snapshot: SnapshotInfo, *,

@@ -56,12 +56,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from matching.disclosure import household_facts, is_protected, spread
-from sync.hub.apply import in_
 from sync.hub.registry import DataKey, Records
 from sync.hub.store import (
-    hub_cross_link, hub_decision, hub_evacuee, hub_person_link, hub_restricted, set_tenant,
+    homes_for_host, hub_cross_link, hub_decision, hub_evacuee, hub_person_link, hub_restricted, in_, set_tenant,
 )
-from sync.hub.tenants import homes_for_host
 
 
 # ---- small pieces --------------------------------------------------------------------------------

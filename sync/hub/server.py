@@ -26,7 +26,6 @@ N-th push batch is committed and before the reply is sent — the worst moment f
 """
 from __future__ import annotations
 
-import json
 import importlib
 import os
 import threading
@@ -38,8 +37,10 @@ from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
-from sync.hub import audit_head, crossmatch, forks, hq, registry, store
+from sync.errors import AuthError, BadRequest, DataKeyError, EnrollmentError, IngestError, NoRegistry, RegistryError
+from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, store
+from sync.http_errors import error_answer
+from sync.settings import SyncSettings
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
@@ -63,7 +64,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     identity = store.hub_identity(engine)
     key = data_key or registry.load_data_key()
     registry.attach_data_key(engine, key)
-    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    crash_after = SyncSettings.from_env().hub_crash_after_commit
     commits = {"n": 0}
     lock = threading.Lock()
 
@@ -76,7 +77,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
 
     # ANPI_HUB_CROSSMATCH=off: matching is left to a separate `anpi hub crossmatch run --watch`
     # process (its own CPU: ingest never competes with building a registry's matcher)
-    inline = os.environ.get(CROSSMATCH_ENV, "inline").lower() != "off"
+    inline = SyncSettings.from_env().hub_crossmatch.lower() != "off"
     runner = {"running": False, "again": False}
     runner_lock = threading.Lock()
 
@@ -111,8 +112,11 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             if commits["n"] >= crash_after:
                 os._exit(86)  # committed, reply never sent
 
-    def refuse(exc: AuthError) -> JSONResponse:
-        return JSONResponse({"error": exc.reason, "detail": exc.detail, "hub_time": clock()}, status_code=exc.status)
+    def refuse(exc: Exception) -> JSONResponse:
+        """The one error shape (sync.http_errors); the hub's time rides along so a laptop with a
+        wrong clock can correct itself."""
+        body, status = error_answer(exc)
+        return JSONResponse(body | {"hub_time": clock()}, status_code=status)
 
     async def authed(request: Request) -> tuple[Any, bytes]:
         body = await request.body()
@@ -133,15 +137,12 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     @app.post("/v1/enroll")
     async def enroll(request: Request) -> JSONResponse:
         try:
-            body = json.loads(await request.body())
+            body = bodies.parse(bodies.EnrolBody, await request.body())
             result = await run_in_threadpool(
-                store.complete_enrolment, engine, identity, code_id=str(body["code_id"]),
-                device_id=str(body["device_id"]), public_key=str(body["public_key"]),
-                shelter_name=body.get("shelter_name"), signature=str(body["signature"]), mac=str(body["mac"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": "bad_request", "detail": f"malformed enrolment: {exc}"}, status_code=400)
-        except EnrollmentError as exc:
-            return JSONResponse({"error": "enrollment_refused", "detail": str(exc)}, status_code=403)
+                store.complete_enrolment, engine, identity, code_id=body.code_id, device_id=body.device_id,
+                public_key=body.public_key, shelter_name=body.shelter_name, signature=body.signature, mac=body.mac)
+        except (BadRequest, EnrollmentError) as exc:
+            return hq.answer(exc)
         return JSONResponse({**result, "time": clock()})
 
     @app.post("/v1/push")
@@ -151,17 +152,12 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         except AuthError as exc:
             return refuse(exc)
         try:
-            doc = json.loads(body)
-            events = doc["events"]
-            if not isinstance(events, list):
-                raise TypeError("events must be a list")
-            result = await run_in_threadpool(store.ingest, engine, dev["device_id"], events, via="http",
+            doc = bodies.parse(bodies.PushBody, body)
+            result = await run_in_threadpool(ingest.ingest, engine, dev["device_id"], doc.events, via="http",
                                              after_commit=crash_hook, municipality=dev["municipality_code"],
-                                             clock_offset=_offset(doc.get("laptop_time"), clock()))
-        except (ValueError, KeyError, TypeError) as exc:
-            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
-        except IngestError as exc:
-            return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
+                                             clock_offset=_offset(doc.laptop_time, clock()))
+        except (BadRequest, IngestError) as exc:
+            return hq.answer(exc)
         task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None and inline else None
         return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
 
@@ -183,15 +179,10 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         except AuthError as exc:
             return refuse(exc)
         try:
-            doc = json.loads(body)
-            if not isinstance(doc, dict):
-                raise TypeError("body must be an object")
             got = await run_in_threadpool(audit_head.record_report, engine, dev["device_id"],
-                                          dev["municipality_code"], doc)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
-        except IngestError as exc:
-            return JSONResponse({"error": "bad_report", "detail": str(exc)}, status_code=422)
+                                          dev["municipality_code"], bodies.parse_object(body))
+        except (BadRequest, IngestError) as exc:
+            return hq.answer(exc)
         return JSONResponse(got)
 
     @app.get("/v1/acks")
@@ -214,11 +205,10 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         except AuthError as exc:
             return refuse(exc)
         try:
-            doc = json.loads(body or b"{}")
-            current = int(doc.get("current_epoch", 0))
-            reason = str(doc.get("reason") or "restore")
-        except (ValueError, TypeError, AttributeError) as exc:
-            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+            doc = bodies.parse(bodies.EpochBody, body)
+        except BadRequest as exc:
+            return hq.answer(exc)
+        current, reason = doc.current_epoch, doc.reason or "restore"
         got = await run_in_threadpool(lambda: forks.grant_epoch(engine, dev["device_id"], current=current,
                                                                 reason=reason, municipality=dev["municipality_code"]))
         return JSONResponse({"epoch": got, "hub_time": clock()})
@@ -261,12 +251,11 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         except AuthError as exc:
             return refuse(exc)
         if key is None:
-            return JSONResponse({"error": "no_data_key", "detail": "this hub has no data key configured"},
-                                status_code=503)
+            return hq.answer(DataKeyError("this hub has no data key configured"))
         try:
             pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
-        except RegistryError as exc:
-            return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=404)
+        except RegistryError as exc:  # whatever keeps the backup from the laptop: it keeps its own (404)
+            return hq.answer(NoRegistry(str(exc)))
         return JSONResponse({**pkg, "hub_time": clock()})
 
     return app
@@ -283,7 +272,10 @@ def _offset(laptop_time: Any, hub_time: float) -> float | None:
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (multi-worker): reads ``ANPI_HUB_DATABASE_URL``."""
-    return create_hub_app(os.environ["ANPI_HUB_DATABASE_URL"])
+    url = SyncSettings.from_env().hub_database_url
+    if not url:
+        raise SystemExit("ANPI_HUB_DATABASE_URL is not set")
+    return create_hub_app(url)
 
 
 def serve(database_url: str, *, host: str = "127.0.0.1", port: int = 8090, workers: int = 1,

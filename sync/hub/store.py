@@ -18,7 +18,7 @@ headers, an enrolment slot by its code, an HQ user by a token); their policies a
 row whose secret lookup key the transaction has stated (``anpi.device``, ``anpi.enrol``,
 ``anpi.token``) — you can only see a row whose key you already hold.
 
-Ingest is the heart: every write transaction first takes its tenant's lock
+Ingest (:mod:`sync.hub.ingest`, above this module) is the heart: every write transaction first takes its tenant's lock
 (``pg_advisory_xact_lock`` keyed by schema and municipality on PostgreSQL, ``BEGIN
 IMMEDIATE`` on SQLite).  That makes the tenant's feed number ``hub_seq`` commit in order (a
 puller can never skip an event that commits late with a smaller number), and lets apply
@@ -29,16 +29,16 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-    UniqueConstraint, bindparam, create_engine, event, false, func, inspect, select, text, update,
+    UniqueConstraint, any_, bindparam, create_engine, event, false, func, select, text, update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -49,6 +49,7 @@ from sync.canonical import canonical_json, sha256_hex
 from sync.crypto import enrolment_message, enrolment_reply_message
 from sync.errors import AuthError, EnrollmentError, IngestError, TenantError
 from sync.events import EVACUEE_FORM_FIELDS
+from sync.hub.schema import migrate
 
 #: tenant of a hub where no municipality was ever added (not a valid 団体コード: none starts with 00)
 IMPLICIT_TENANT = "000000"
@@ -592,53 +593,40 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def open_hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
-    """Create the hub engine, its tables and (PostgreSQL) its row-level security (idempotent)."""
-    url = normalise_database_url(database_url)
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # one writer at a time, taken up front: the SQLite twin of the advisory lock
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    _refuse_old_schema(engine)
-    metadata.create_all(engine)
-    _add_new_indexes(engine)
-    if engine.dialect.name == "postgresql":
-        install_row_level_security(engine)
+def open_hub_engine(database_url: str, *, pool_size: int = 10, upgrade: bool = True) -> Engine:
+    """Create the hub engine and bring its schema to head (:func:`sync.hub.schema.migrate`), then
+    make sure (PostgreSQL) every tenant table has its row-level security (idempotent).
+    ``upgrade=False`` only connects (``anpi hub db current``)."""
+    engine = hub_engine(database_url, pool_size=pool_size)
+    if upgrade:
+        migrate(engine)
+        if engine.dialect.name == "postgresql":
+            install_row_level_security(engine)
     return engine
 
 
-def _add_new_indexes(engine: Engine) -> None:
-    """``create_all`` makes only missing *tables*: an index added to an existing table in a later
-    version is created here, so a hub upgraded in place gets it too (cheap when all exist)."""
-    insp = inspect(engine)
-    for table in metadata.sorted_tables:
-        have = {ix["name"] for ix in insp.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name not in have:
-                index.create(engine, checkfirst=True)
+def hub_engine(database_url: str, *, pool_size: int = 10) -> Engine:
+    """The hub's engine: SQLite with WAL, FULL sync and ``BEGIN IMMEDIATE`` (one writer, taken up
+    front: the twin of the advisory lock), or a pooled PostgreSQL engine.  Touches no table."""
+    url = normalise_database_url(database_url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
 
-def _refuse_old_schema(engine: Engine) -> None:
-    """A hub created before municipalities existed has no tenant column: say so plainly."""
-    insp = inspect(engine)
-    if insp.has_table("hub_event") and "municipality_code" not in {c["name"] for c in insp.get_columns("hub_event")}:
-        raise TenantError("this hub database predates municipalities (no municipality_code column); "
-                          "export its events as bundles and import them into a new hub database")
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
 
 
 def install_row_level_security(engine: Engine) -> list[str]:
@@ -1168,174 +1156,47 @@ def next_hub_seq(conn: Connection, municipality: str) -> int:
     return max(int(ev), int(no))
 
 
-def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *, via: str,
-                now: datetime | None = None, municipality: str = IMPLICIT_TENANT,
-                clock_offset: float | None = None) -> IngestResult:
-    """Store a validated batch of one device (of tenant ``municipality``) inside an open
-    transaction (caller commits).
-
-    Idempotent: a (device, epoch, seq) already held with the same event id and hash is a
-    duplicate; with different content it is a *fork*, kept in ``hub_fork`` and never
-    overwriting what is stored.  Events are applied to the hub tables in seq order once their
-    stream is gap-free up to them, so a batch that arrives ahead of its predecessor waits.
-    """
-    from sync.hub import apply as hub_apply  # local: apply imports this module's tables
-    from sync.hub import forks as hub_forks
-
-    m = municipality
-    now = now or utcnow()
-    hub_lock(conn, m)
-    result = IngestResult(acks=[], clock_offset=clock_offset)
-    offset = hub_forks.record_clock(conn, m, device_id, clock_offset, now)
-    by_epoch: dict[int, dict[int, WireEvent]] = {}
-    batch_forks: list[tuple[WireEvent, WireEvent]] = []
-    for ev in events:
-        slot = by_epoch.setdefault(ev.epoch, {})
-        prev = slot.get(ev.seq)
-        if prev is None:
-            slot[ev.seq] = ev
-        elif (prev.event_id, prev.payload_sha256) == (ev.event_id, ev.payload_sha256):
-            result.duplicates += 1
-        else:
-            batch_forks.append((prev, ev))
-
-    new_rows: list[WireEvent] = []
-    fork_rows: list[dict[str, Any]] = []
-
-    def fork_row(existing_id: str, existing_sha: str, ev: WireEvent) -> dict[str, Any]:
-        return dict(municipality_code=m, fork_id=new_row_id(), device_id=device_id, epoch=ev.epoch, seq=ev.seq,
-                    existing_event_id=existing_id, existing_sha256=existing_sha, incoming_event_id=ev.event_id,
-                    incoming_type=ev.type, incoming_sha256=ev.payload_sha256, incoming_recorded_at=ev.recorded_at,
-                    incoming_payload=ev.payload, received_at=now, via=via)
-
-    for epoch, slot in by_epoch.items():
-        seqs = sorted(slot)
-        existing = {int(r[0]): (r[1], r[2]) for r in conn.execute(
-            select(hub_event.c.seq, hub_event.c.event_id, hub_event.c.payload_sha256).where(
-                hub_event.c.municipality_code == m, hub_event.c.device_id == device_id, hub_event.c.epoch == epoch,
-                hub_event.c.seq >= seqs[0], hub_event.c.seq <= seqs[-1])).all()}
-        for s in seqs:
-            ev = slot[s]
-            held = existing.get(s)
-            if held is None:
-                new_rows.append(ev)
-            elif held == (ev.event_id, ev.payload_sha256):
-                result.duplicates += 1
-            else:
-                fork_rows.append(fork_row(held[0], held[1], ev))
-    for prev, ev in batch_forks:
-        fork_rows.append(fork_row(prev.event_id, prev.payload_sha256, ev))
-
-    if new_rows:
-        base = next_hub_seq(conn, m)
-        new_rows.sort(key=lambda e: (e.epoch, e.seq))
-        rows = [dict(municipality_code=m, device_id=device_id, epoch=e.epoch, seq=e.seq, event_id=e.event_id,
-                     type=e.type, recorded_at=e.recorded_at, payload=e.payload, payload_sha256=e.payload_sha256,
-                     hub_seq=base + i + 1, received_at=now, via=via, evacuee_id=_evacuee_of(e.data))
-                for i, e in enumerate(new_rows)]
-        bulk_insert(conn, hub_event, rows)
-        result.stored = len(rows)
-    if fork_rows:
-        bulk_insert(conn, hub_fork, fork_rows)
-        result.forks = [{"epoch": f["epoch"], "seq": f["seq"], "event_id": f["incoming_event_id"],
-                         "held_event_id": f["existing_event_id"]} for f in fork_rows]
-
-    # advance each touched stream's gap-free watermark and apply what became gap-free
-    new_by_key = {(e.epoch, e.seq): e for e in new_rows}
-    for epoch in sorted(by_epoch):
-        st = conn.execute(select(hub_stream.c.contiguous_seq, hub_stream.c.max_seq).where(
-            hub_stream.c.municipality_code == m, hub_stream.c.device_id == device_id,
-            hub_stream.c.epoch == epoch)).first()
-        old_contig, old_max = (int(st[0]), int(st[1])) if st else (0, 0)
-        held_seqs = [int(r[0]) for r in conn.execute(
-            select(hub_event.c.seq).where(hub_event.c.municipality_code == m, hub_event.c.device_id == device_id,
-                                          hub_event.c.epoch == epoch, hub_event.c.seq > old_contig)
-            .order_by(hub_event.c.seq)).all()]
-        contig = old_contig
-        for s in held_seqs:
-            if s != contig + 1:
-                break
-            contig = s
-        max_seq = max([old_max, contig] + held_seqs[-1:])
-        if st is None:
-            conn.execute(hub_stream.insert().values(municipality_code=m, device_id=device_id, epoch=epoch,
-                                                    contiguous_seq=contig, max_seq=max_seq, updated_at=now))
-        elif (contig, max_seq) != (old_contig, old_max):
-            conn.execute(update(hub_stream).where(hub_stream.c.municipality_code == m,
-                                                  hub_stream.c.device_id == device_id, hub_stream.c.epoch == epoch)
-                         .values(contiguous_seq=contig, max_seq=max_seq, updated_at=now))
-        if contig > old_contig:
-            want = range(old_contig + 1, contig + 1)
-            missing = [s for s in want if (epoch, s) not in new_by_key]
-            stored_earlier: dict[int, WireEvent] = {}
-            if missing:
-                for r in conn.execute(select(hub_event).where(
-                        hub_event.c.municipality_code == m, hub_event.c.device_id == device_id,
-                        hub_event.c.epoch == epoch, hub_event.c.seq > old_contig,
-                        hub_event.c.seq <= contig)).mappings():
-                    if (epoch, int(r["seq"])) not in new_by_key:
-                        stored_earlier[int(r["seq"])] = WireEvent(
-                            r["event_id"], device_id, epoch, int(r["seq"]), r["type"], r["recorded_at"],
-                            r["payload"], r["payload_sha256"], json.loads(r["payload"]))
-            ordered = [new_by_key.get((epoch, s)) or stored_earlier[s] for s in want]
-            applied = hub_apply.apply_events(conn, ordered, now=now, municipality=m, clock_offset=offset)
-            result.applied += applied.count
-            result.crossmatch_jobs += applied.crossmatch_jobs
-
-    conn.execute(update(hub_device).where(hub_device.c.municipality_code == m, hub_device.c.device_id == device_id)
-                 .values(last_seen_at=now))
-    result.acks = _stream_acks(conn, device_id, m)
-    result.results = hub_forks.event_statuses(conn, m, device_id, events)
-    return result
+# ---- helpers shared by the hub's modules (the bottom of sync/hub: nothing here imports them) -----
+def in_(conn: Connection, col: Any, values: Sequence[Any]) -> Any:
+    """``col IN (…)``; on PostgreSQL one array parameter (``= ANY``), so the statement text is
+    constant (prepared once) instead of one bind per element."""
+    if conn.dialect.name == "postgresql":
+        return col == any_(bindparam(None, list(values), type_=ARRAY(col.type)))
+    return col.in_(list(values))
 
 
-def ingest(engine: Engine, device_id: str, events: Sequence[Mapping[str, Any]], *, via: str = "http",
-           after_commit: Callable[[], None] | None = None, municipality: str | None = None,
-           clock_offset: float | None = None) -> IngestResult:
-    """Validate and store one batch in its own transaction; return acks only after commit.
-    ``clock_offset`` (hub time minus the laptop's clock, measured on this request) orders the
-    laptop's stays against other laptops' (see :mod:`sync.hub.forks`)."""
-    wire = validate_wire_events(device_id, events)
-    m = municipality or device_municipality(engine, device_id)
-    with engine.begin() as conn:
-        result = ingest_conn(conn, device_id, wire, via=via, municipality=m, clock_offset=clock_offset)
-    if after_commit is not None:
-        after_commit()
-    if result.stored:
-        keep_statistics_fresh(engine, result.stored)
-    return result
+def homes_for_host(conn: Any, host: str, *, active_only: bool = True) -> list[str]:
+    """Municipalities that share their registry with ``host`` (the policy lets a host read
+    agreements naming it)."""
+    set_tenant(conn, host)
+    q = select(hub_share.c.municipality_code).where(hub_share.c.host_code == host)
+    if active_only:
+        q = q.where(hub_share.c.status == "active")
+    return sorted(r[0] for r in conn.execute(q).all())
 
 
-_YOUNG_TABLES = ("hub_event", "hub_evacuee", "hub_stay", "hub_decision", "hub_person_link", "hub_crossmatch_job",
-                 "hub_cross_link", "hub_evacuee_value", "hub_notice")
-_stored_since_start: dict[int, int] = {}
-_analyze_lock = threading.Lock()
+def mark_withheld(conn: Connection, m: str, evacuee_ids: Iterable[str], *,
+                  retract_except: Iterable[str] | None = ()) -> set[str]:
+    """Withhold these evacuees from the feed from now on; returns those newly withheld.
 
-
-def keep_statistics_fresh(engine: Engine, stored: int) -> None:
-    """ANALYZE the busy tables while the hub is young (after 2k, 8k, 32k … events in this process).
-
-    Every key is (municipality_code, id): with the statistics of an empty table the planner
-    believes a municipality has a handful of rows and filters ``id = ANY(…)`` row by row instead
-    of using the second key column — 50 times slower once a town has thousands of evacuees.
-    Autovacuum fixes this within minutes; a hub that starts into a flood of backlog cannot wait.
-    """
-    if engine.dialect.name != "postgresql":
-        return
-    with _analyze_lock:
-        before = _stored_since_start.get(id(engine), 0)
-        after = before + stored
-        _stored_since_start[id(engine)] = after
-        due = any(before < t <= after for t in (2_000, 8_000, 32_000, 128_000, 512_000))
-    if not due:
-        return
-    try:
-        with engine.connect() as conn:
-            for t in _YOUNG_TABLES:
-                conn.exec_driver_sql(f"ANALYZE {t}")
-            conn.commit()
-    except Exception:  # noqa: BLE001 - only the owner may ANALYZE; autovacuum will do it then
-        pass
+    A registration the feed may already have served (not registered in this very batch:
+    ``retract_except``) is withdrawn from the other laptops by an ``evacuee.retracted`` notice
+    (:class:`sync.events.EvacueeRetracted`): they delete what they pulled about that evacuee.
+    ``retract_except=None`` sends no notice."""
+    ids = sorted(set(evacuee_ids))
+    if not ids:
+        return set()
+    newly = {r[0] for r in conn.execute(select(hub_evacuee.c.evacuee_id, hub_evacuee.c.registered).where(
+        hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
+        in_(conn, hub_evacuee.c.evacuee_id, ids))).all()}
+    if not newly:
+        return set()
+    conn.execute(update(hub_evacuee).where(hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(False),
+                                           in_(conn, hub_evacuee.c.evacuee_id, sorted(newly))).values(withheld=True))
+    if retract_except is not None:
+        served = sorted(newly - set(retract_except))
+        insert_notices(conn, m, [{"type": "evacuee.retracted", "payload": {"evacuee_id": e}} for e in served])
+    return newly
 
 
 # ---- feed for pulling other shelters' events ---------------------------------------------------------------
@@ -1421,8 +1282,6 @@ def pull_feed(engine: Engine, device_id: str, after: int, limit: int = 500,
         withheld: set[str] = set()
         candidates = {r[2] for r in ev_rows if r[2] and r[1] != device_id and int(r[0]) <= last}
         if candidates:
-            from sync.hub.apply import in_  # local: apply imports this module
-
             withheld = {r[0] for r in conn.execute(select(hub_evacuee.c.evacuee_id).where(
                 hub_evacuee.c.municipality_code == m, hub_evacuee.c.withheld.is_(True),
                 in_(conn, hub_evacuee.c.evacuee_id, sorted(candidates)))).all()}

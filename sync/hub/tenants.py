@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from sync.errors import AuthError, TenantError
-from sync.hub import audit
+from sync.hub import audit, crossmatch
 from sync.hub.store import (
-    IMPLICIT_TENANT, _insert, hub_municipality, hub_share, hub_user, hub_wide_lock, municipality_names, new_row_id,
+    IMPLICIT_TENANT, _insert, homes_for_host, hub_municipality, hub_share, hub_user, hub_wide_lock, municipality_names, new_row_id,
     resolve_municipality, set_tenant, state_lookup_key, utcnow,
 )
 
@@ -86,8 +86,6 @@ def _pair(conn: Any, home: str, host: str) -> tuple[str, str]:
 
 def share(engine: Engine, home: str, host: str, *, actor: str = "operator") -> bool:
     """Record (or re-activate) the agreement; False when it was already active."""
-    from sync.hub import crossmatch
-
     now = utcnow()
     with engine.begin() as conn:
         home, host = _pair(conn, home, host)
@@ -138,16 +136,6 @@ def shares_of(conn: Any, m: str) -> list[dict[str, Any]]:
              "host_name": names.get(r["host_code"]), "status": r["status"],
              "since": r["created_at"].isoformat(timespec="seconds"),
              "revoked_at": r["revoked_at"].isoformat(timespec="seconds") if r["revoked_at"] else None} for r in rows]
-
-
-def homes_for_host(conn: Any, host: str, *, active_only: bool = True) -> list[str]:
-    """Municipalities that share their registry with ``host`` (the policy lets a host read
-    agreements naming it)."""
-    set_tenant(conn, host)
-    q = select(hub_share.c.municipality_code).where(hub_share.c.host_code == host)
-    if active_only:
-        q = q.where(hub_share.c.status == "active")
-    return sorted(r[0] for r in conn.execute(q).all())
 
 
 # ---- HQ users ----------------------------------------------------------------------------------

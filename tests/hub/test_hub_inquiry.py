@@ -28,7 +28,7 @@ from app.services.reconcile import reconcile_all
 from app.services.roster import register
 from sync import client
 from sync.canonical import canonical_json, sha256_hex
-from sync.hub import audit, registry, store, tenants
+from sync.hub import audit, ingest, registry, store, tenants
 from sync.hub.store import hub_inquiry as hub_inquiry_table, set_tenant
 from tests.hub.conftest import PgHub
 from tests.hub.helpers import A, B, add_towns, app_shelter, enroll, hq, store_registry, typed_input
@@ -271,7 +271,7 @@ def test_ambiguous_not_found_moved_and_old_laptops(world) -> None:  # noqa: ANN0
     payload = canonical_json({"evacuee_id": "01OLDLAPTOP00000000000000A", "shelter_code": "OLD", "name": "古川 正",
                               "birth_date": "1950-05-05", "address": "福島県双葉郡双葉町大字両竹1", "v": 1,
                               "care": {}, "consents": {"relatives": True}})
-    store.ingest(w["engine"], "O" * 26, [{
+    ingest.ingest(w["engine"], "O" * 26, [{
         "event_id": "01OLDEVENT0000000000000000", "device_id": "O" * 26, "epoch": 1, "seq": 1,
         "type": "evacuee.registered", "recorded_at": "2025-01-01T00:00:00+00:00", "payload": payload,
         "payload_sha256": sha256_hex(payload)}], municipality=A)
@@ -455,7 +455,7 @@ def test_an_age_is_read_against_the_day_of_registration(world) -> None:  # noqa:
                               "birth_date_raw": "36歳", "registered_at": f"{year}-01-10T09:00:00+09:00",
                               "address": "福島県双葉郡双葉町大字両竹9", "v": 1, "care": {},
                               "consents": {"relatives": True}})
-    store.ingest(w["engine"], "O" * 26, [{
+    ingest.ingest(w["engine"], "O" * 26, [{
         "event_id": "01AGEEVENT0000000000000000", "device_id": "O" * 26, "epoch": 1, "seq": 1,
         "type": "evacuee.registered", "recorded_at": f"{year}-01-10T00:00:00+00:00", "payload": payload,
         "payload_sha256": sha256_hex(payload)}], municipality=A)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sync import events as ev
 from sync.errors import TenantError
-from sync.hub import store, tenants
+from sync.hub import ingest, store, tenants
 from tests.hub.conftest import HUB_ROLE, PgHub
 from tests.hub.helpers import A, A_NAME, B, B_NAME
 from tests.sync.test_hub_store import wire
@@ -66,7 +66,7 @@ def _fill_two_tenants(engine) -> None:  # noqa: ANN001
                  for i in range(1, 4)]
         batch.append(wire(dev, 1, 4, ev.MatchDecided(decision_id=f"{m}-D", evacuee_id=f"{m}-E1", resident_id="R1",
                                                      decision="auto", at="2025-01-01T00:00")))
-        store.ingest(engine, dev, batch, municipality=m)
+        ingest.ingest(engine, dev, batch, municipality=m)
         tenants.add_user(engine, m, f"hq-{m}", "hq")
 
 
@@ -135,12 +135,12 @@ def test_feed_is_scoped_to_the_municipality_and_withholds_restricted(tmp_path: P
     tenants.add_municipality(engine, A, A_NAME)
     tenants.add_municipality(engine, B, B_NAME)
     a1, a2, b1 = "A1" * 13, "A2" * 13, "B1" * 13
-    store.ingest(engine, a1, [wire(a1, 1, 1, ev.EvacueeRegistered(evacuee_id="EA1", shelter_code="S1", name="山田")),
+    ingest.ingest(engine, a1, [wire(a1, 1, 1, ev.EvacueeRegistered(evacuee_id="EA1", shelter_code="S1", name="山田")),
                               wire(a1, 1, 2, ev.EvacueeRegistered(evacuee_id="EA2", shelter_code="S1", name="秘密",
                                                                   extra={"restricted": True})),
                               wire(a1, 1, 3, ev.StayRecorded(stay_id="ST", evacuee_id="EA2", kind="check_out",
                                                              at="2025-01-01T00:00"))], municipality=A)
-    store.ingest(engine, b1, [wire(b1, 1, 1, ev.EvacueeRegistered(evacuee_id="EB1", shelter_code="S9", name="鈴木"))],
+    ingest.ingest(engine, b1, [wire(b1, 1, 1, ev.EvacueeRegistered(evacuee_id="EB1", shelter_code="S9", name="鈴木"))],
                  municipality=B)
     feed = store.pull_feed(engine, a2, 0, municipality=A)
     assert [e["event_id"] for e in feed["events"]] == [wire(a1, 1, 1, ev.EvacueeRegistered(
@@ -167,7 +167,7 @@ def test_many_tenants_ingest_in_parallel_without_mixing(pg_hub: PgHub) -> None:
         dev = f"{code}D{k}".ljust(26, "x")
         rng = random.Random(k)
         for s in range(1, 31, 10):
-            store.ingest(engine, dev, [wire(dev, 1, q, ev.EvacueeRegistered(
+            ingest.ingest(engine, dev, [wire(dev, 1, q, ev.EvacueeRegistered(
                 evacuee_id=f"{dev[:10]}{q}", shelter_code=code, name=str(rng.random()))) for q in range(s, s + 10)],
                 municipality=code)
 
@@ -204,9 +204,9 @@ def test_evacuee_linked_to_a_restricted_resident_is_withheld(tmp_path: Path) -> 
     a1, a2 = "A1" * 13, "A2" * 13
     reg = [wire(a1, 1, i + 1, ev.EvacueeRegistered(evacuee_id=e, shelter_code="S1", name="山田 花子"))
            for i, e in enumerate(("E1", "E2"))]
-    store.ingest(engine, a1, reg, municipality=A)
+    ingest.ingest(engine, a1, reg, municipality=A)
     assert len(store.pull_feed(engine, a2, 0, municipality=A)["events"]) == 2
-    store.ingest(engine, a1, [wire(a1, 1, 3, ev.MatchDecided(decision_id="D1", evacuee_id="E1", resident_id="R1",
+    ingest.ingest(engine, a1, [wire(a1, 1, 3, ev.MatchDecided(decision_id="D1", evacuee_id="E1", resident_id="R1",
                                                              decision="auto", at="2025-01-01T00:00")),
                               wire(a1, 1, 4, ev.MatchDecided(decision_id="D2", evacuee_id="E2", resident_id="R2",
                                                              decision="confirmed", at="2025-01-01T00:00"))],

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sync import events as ev
 from sync.canonical import canonical_json, sha256_hex
 from sync.errors import IngestError
-from sync.hub import store
+from sync.hub import ingest, store
 
 
 def wire(device: str, epoch: int, seq: int, e: Any, event_id: str | None = None) -> dict[str, Any]:
@@ -38,9 +38,9 @@ DEV_A, DEV_B = "A" * 26, "B" * 26
 
 def test_ingest_is_idempotent_and_acks_gap_free(hub) -> None:  # noqa: ANN001
     batch = [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(1, 6)]
-    r1 = store.ingest(hub, DEV_A, batch)
+    r1 = ingest.ingest(hub, DEV_A, batch)
     assert (r1.stored, r1.duplicates, r1.acks[0].seq) == (5, 0, 5)
-    r2 = store.ingest(hub, DEV_A, batch + batch[:2])  # replayed + duplicated inside the batch
+    r2 = ingest.ingest(hub, DEV_A, batch + batch[:2])  # replayed + duplicated inside the batch
     assert (r2.stored, r2.duplicates, r2.acks[0].seq) == (0, 7, 5)
     assert store.status(hub)["events"] == 5 and store.status(hub)["evacuees"] == 5
 
@@ -48,10 +48,10 @@ def test_ingest_is_idempotent_and_acks_gap_free(hub) -> None:  # noqa: ANN001
 def test_out_of_order_batches_wait_for_the_gap(hub) -> None:  # noqa: ANN001
     b1 = [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(1, 4)]
     b2 = [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(4, 7)]
-    r = store.ingest(hub, DEV_A, b2)
+    r = ingest.ingest(hub, DEV_A, b2)
     assert r.acks[0].seq == 0 and r.acks[0].max_seq == 6 and r.applied == 0
     assert store.status(hub)["evacuees"] == 0  # not applied before the gap is filled
-    r = store.ingest(hub, DEV_A, b1)
+    r = ingest.ingest(hub, DEV_A, b1)
     assert r.acks[0].seq == 6 and r.applied == 6
     assert store.status(hub)["evacuees"] == 6
     hub_seqs = sorted(int(x) for x in _col(hub, store.hub_event.c.hub_seq))
@@ -65,11 +65,11 @@ def _col(engine, col) -> list:  # noqa: ANN001
 
 def test_fork_is_kept_apart_and_never_overwrites(hub) -> None:  # noqa: ANN001
     original = wire(DEV_A, 1, 1, reg("E1"))
-    store.ingest(hub, DEV_A, [original])
+    ingest.ingest(hub, DEV_A, [original])
     forged = wire(DEV_A, 1, 1, reg("E1", shelter="OTHER"), event_id="X" * 26)
-    r = store.ingest(hub, DEV_A, [forged])
+    r = ingest.ingest(hub, DEV_A, [forged])
     assert r.stored == 0 and len(r.forks) == 1 and r.forks[0]["held_event_id"] == original["event_id"]
-    store.ingest(hub, DEV_A, [forged])  # the same fork again is not counted twice
+    ingest.ingest(hub, DEV_A, [forged])  # the same fork again is not counted twice
     assert store.status(hub)["forks"] == 1
     held = store.held_events(hub)
     assert held == [(DEV_A, 1, 1, original["event_id"], original["payload_sha256"])]
@@ -82,17 +82,17 @@ def test_bad_batches_are_refused_whole(hub) -> None:  # noqa: ANN001
     good = wire(DEV_A, 1, 1, reg("E1"))
     bad_hash = dict(wire(DEV_A, 1, 2, reg("E2")), payload_sha256="0" * 64)
     with pytest.raises(IngestError, match="SHA-256"):
-        store.ingest(hub, DEV_A, [good, bad_hash])
+        ingest.ingest(hub, DEV_A, [good, bad_hash])
     with pytest.raises(IngestError, match="belongs to device"):
-        store.ingest(hub, DEV_A, [wire(DEV_B, 1, 1, reg("E3"))])
+        ingest.ingest(hub, DEV_A, [wire(DEV_B, 1, 1, reg("E3"))])
     with pytest.raises(IngestError, match="epoch/seq"):
-        store.ingest(hub, DEV_A, [dict(good, seq=0)])
+        ingest.ingest(hub, DEV_A, [dict(good, seq=0)])
     assert store.status(hub)["events"] == 0
 
 
 def test_feed_excludes_own_events_and_pages_in_hub_order(hub) -> None:  # noqa: ANN001
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, i, reg(f"A{i}")) for i in range(1, 4)])
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, i, reg(f"B{i}")) for i in range(1, 4)])
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, i, reg(f"A{i}")) for i in range(1, 4)])
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, i, reg(f"B{i}")) for i in range(1, 4)])
     page = store.pull_feed(hub, DEV_A, 0, limit=4)
     assert [e["device_id"] for e in page["events"]] == [DEV_B]
     assert page["next"] == 4 and page["more"]
@@ -112,14 +112,14 @@ def test_cross_shelter_links_people_and_trail_reversibly(hub) -> None:  # noqa: 
          wire(DEV_B, 1, 2, ev.StayRecorded(stay_id="SB", evacuee_id="EB", kind="check_in", at="2025-01-02T03:00")),
          wire(DEV_B, 1, 3, ev.MatchDecided(decision_id="DB", evacuee_id="EB", resident_id="000123",
                                            decision="confirmed", at="2025-01-02T04:00"))]
-    store.ingest(hub, DEV_B, b)  # arrival order differs from real time: must not matter
-    store.ingest(hub, DEV_A, a)
+    ingest.ingest(hub, DEV_B, b)  # arrival order differs from real time: must not matter
+    ingest.ingest(hub, DEV_A, a)
     s = store.status(hub)
     assert (s["evacuees"], s["people"]) == (2, 1)
     trail = store.movement_trail(hub, "000123")
     assert [t["stay_id"] for t in trail] == ["SA", "SA2", "SB"]
     # staff at S2 reject the match: the link is revoked (a row keeps the history), not deleted
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 4, ev.MatchDecided(
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 4, ev.MatchDecided(
         decision_id="DB2", evacuee_id="EB", resident_id="000123", decision="rejected", at="2025-01-03T00:00"))])
     assert store.status(hub)["people"] == 2
     with hub.connect() as c:
@@ -131,15 +131,15 @@ def test_cross_shelter_links_people_and_trail_reversibly(hub) -> None:  # noqa: 
 
 
 def test_concurrent_field_edits_keep_both_values_and_raise_review(hub) -> None:  # noqa: ANN001
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("E1"))])
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("E1"))])
     # sequential edit from another device (it saw "090"): applied, no conflict
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.EvacueeUpdated(
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.EvacueeUpdated(
         evacuee_id="E1", changes={"phone": {"old": "090", "new": "080"}}, at="2025-01-02T00:00"))])
     assert store.status(hub)["review_items"] == 0
     # two devices both edit from "080" without seeing each other
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 2, ev.EvacueeUpdated(
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 2, ev.EvacueeUpdated(
         evacuee_id="E1", changes={"phone": {"old": "080", "new": "070-A"}}, at="2025-01-03T00:00"))])
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 2, ev.EvacueeUpdated(
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 2, ev.EvacueeUpdated(
         evacuee_id="E1", changes={"phone": {"old": "080", "new": "070-B"}}, at="2025-01-03T00:01"))])
     assert store.status(hub)["review_items"] == 1
     with hub.connect() as c:
@@ -153,17 +153,17 @@ def test_concurrent_field_edits_keep_both_values_and_raise_review(hub) -> None: 
 
 
 def test_update_before_registration_from_other_stream(hub) -> None:  # noqa: ANN001
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.EvacueeUpdated(
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.EvacueeUpdated(
         evacuee_id="E9", changes={"phone": {"new": "011"}}, at="2025-01-05T00:00"))])
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("E9"))])
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("E9"))])
     with hub.connect() as c:
         row = c.execute(select(store.hub_evacuee)).mappings().one()
     assert row["registered"] and row["phone"] == "011" and row["name"] == "山田"
 
 
 def test_certificates_void_wins_regardless_of_order(hub) -> None:  # noqa: ANN001
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, ev.CertificateVoided(number="N1", reason="typo"))])
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.CertificateIssued(number="N1", kind="risai", resident_id="R",
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, ev.CertificateVoided(number="N1", reason="typo"))])
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, ev.CertificateIssued(number="N1", kind="risai", resident_id="R",
                                                                    household_id="H"))])
     with hub.connect() as c:
         row = c.execute(select(store.hub_certificate)).mappings().one()
@@ -190,9 +190,9 @@ def test_forks_are_answered_per_event_and_never_in_the_watermark(hub) -> None:  
     watermark stops below the first open fork; newer laptops read the per-event answers."""
     from sync.hub import forks
 
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(1, 5)])
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, i, reg(f"E{i}")) for i in range(1, 5)])
     theirs = [wire(DEV_A, 1, i, reg(f"C{i}"), event_id=f"C{i:025d}") for i in range(3, 7)]  # a copy's 3..6
-    r = store.ingest(hub, DEV_A, theirs)
+    r = ingest.ingest(hub, DEV_A, theirs)
     assert [x["status"] for x in r.results] == ["fork", "fork", "held", "held"]
     ack = r.acks[0].as_dict()
     assert ack == {"epoch": 1, "seq": 2, "max_seq": 6, "held_seq": 6}
@@ -202,7 +202,7 @@ def test_forks_are_answered_per_event_and_never_in_the_watermark(hub) -> None:  
     done = forks.apply_forks(hub, None, by="hq")
     assert len(done) == 2 and {d["epoch"] for d in done} == {4}
     assert store.status(hub)["review_items"] == 0 and store.status(hub)["evacuees"] == 4 + 4
-    r = store.ingest(hub, DEV_A, theirs)  # the copy pushes them again: now they are stored
+    r = ingest.ingest(hub, DEV_A, theirs)  # the copy pushes them again: now they are stored
     assert [x["status"] for x in r.results] == ["applied", "applied", "held", "held"]
     assert r.acks[0].seq == 6
     assert sorted(x[3] for x in store.held_events(hub)).count("C" + "3".zfill(25)) == 1
@@ -216,12 +216,12 @@ def test_stays_follow_the_laptops_sequence_not_its_clock(hub) -> None:  # noqa: 
         return ev.StayRecorded(stay_id=sid, evacuee_id=eid, kind=kind, at=at, shelter_code="S1")
 
     now = "2025-06-10T12:00:00+00:00"
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("P1")), wire(DEV_A, 1, 2, reg("P2")),
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 1, reg("P1")), wire(DEV_A, 1, 2, reg("P2")),
                               wire(DEV_A, 1, 3, stay("S1", "P1", "check_in", now)),
                               wire(DEV_A, 1, 4, stay("S2", "P2", "check_in", now))], clock_offset=0.0)
-    store.ingest(hub, DEV_A, [wire(DEV_A, 1, 5, stay("S3", "P1", "check_out", "2025-06-08T12:05:00+00:00"))],
+    ingest.ingest(hub, DEV_A, [wire(DEV_A, 1, 5, stay("S3", "P1", "check_out", "2025-06-08T12:05:00+00:00"))],
                  clock_offset=2 * 86400.0)
-    store.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, stay("S4", "P2", "check_out", "2025-06-08T12:06:00+00:00"))],
+    ingest.ingest(hub, DEV_B, [wire(DEV_B, 1, 1, stay("S4", "P2", "check_out", "2025-06-08T12:06:00+00:00"))],
                  clock_offset=2 * 86400.0)
     with hub.connect() as c:
         got = dict(c.execute(select(store.hub_evacuee.c.evacuee_id, store.hub_evacuee.c.status)).all())
