@@ -59,6 +59,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from app.config import cert_issuer_for
 from app.services import certificate_desk as desk, certificate_rules as certs
 from app.services.certificate_desk import DeskHousehold, Issued
 from app.services.errors import InvalidInput, NotFound
@@ -480,7 +481,7 @@ def issuer_for(engine: Engine, m: str) -> certs.Issuer:
     """Who certifies on the hub's paper: ANPI_CERT_ISSUER_<code> (e.g. 双葉町長　山田太郎) when set, else
     the municipality's 市町村長 by title (双葉町長) — one hub serves many towns, so the shelter's single
     ANPI_CERT_ISSUER cannot name them all."""
-    named = os.environ.get(f"ANPI_CERT_ISSUER_{m}", "").strip()
+    named = cert_issuer_for(m)
     if named:
         return certs.Issuer(named)
     with engine.connect() as conn:

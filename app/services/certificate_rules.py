@@ -264,7 +264,9 @@ def printed_content(cert: Any) -> dict[str, Any]:
 
 def issuer_from_env() -> Issuer:
     """The certifying 市町村長 as printed (ANPI_CERT_ISSUER, e.g. 陸前高田市長　山田太郎); empty → a line to sign."""
-    return Issuer(os.environ.get("ANPI_CERT_ISSUER", "").strip())
+    from app.config import Settings  # read when printing: the operator may set it per run
+
+    return Issuer(Settings.from_env().cert_issuer.strip())
 
 
 def ensure_printable(cert: Any) -> None:
