@@ -48,7 +48,6 @@ municipality, fail-closed without the data key (and remembered on certificates t
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace

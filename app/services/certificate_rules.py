@@ -11,7 +11,6 @@ paper shows and the one renderer. The desk flows that use them over either store
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
 from datetime import datetime
 from typing import Any, Iterable, Optional
