@@ -41,6 +41,10 @@ class HubUnavailable(SyncError):
     """The hub could not be reached (or kept failing) after the bounded number of retries."""
 
 
+class HubReadOnly(HubUnavailable):
+    """The hub answered that its database is a standby (read-only): another hub URL may take it."""
+
+
 class HubRejected(SyncError):
     """The hub answered, but refused the request for a reason retrying will not fix."""
 

@@ -18,6 +18,9 @@ Routes (all JSON):
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
 Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
+A hub whose database is a standby (read-only) answers any write — every signed request writes
+its nonce — with 503 ``{"error": "hub_read_only"}``; a lost database with 503
+``database_unavailable`` (see :mod:`sync.hub.replication` and the laptop side :mod:`sync.failover`).
 After a push that queued cross-town work, the matching runs as a background task once the
 reply is on its way (never delaying an acknowledgement).
 Test hook: ``ANPI_HUB_CRASH_AFTER_COMMIT=N`` makes the process ``os._exit`` right after the
@@ -38,9 +41,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
-from sync.hub import audit_head, crossmatch, forks, hq, registry, store
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from sync.hub import audit_head, crossmatch, forks, hq, registry, replication, store
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
+#: every hub node's public URL, primary first, comma-separated: handed to laptops at enrolment
+HUB_URLS_ENV = "ANPI_HUB_URLS"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
 MAX_BODY = 64 * 1024 * 1024
 
@@ -63,6 +70,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     key = data_key or registry.load_data_key()
     registry.attach_data_key(engine, key)
     crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    hub_urls = hub_urls_from_env()
     commits = {"n": 0}
     lock = threading.Lock()
 
@@ -121,6 +129,19 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
                                       _signed_path(request), body, clock())
         return dev, body
 
+    @app.exception_handler(DBAPIError)
+    async def database_refused(_request: Request, exc: DBAPIError) -> JSONResponse:
+        """A standby refuses writes (503 ``hub_read_only``: the laptop tries its next hub URL at
+        once); a database that is gone answers 503 too (the laptop retries, then moves on)."""
+        if replication.is_read_only_error(exc):
+            return JSONResponse({"error": replication.READ_ONLY_ERROR, "hub_time": clock(),
+                                 "detail": "this hub's database is a standby (read-only); send to another hub"},
+                                status_code=503)
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            return JSONResponse({"error": "database_unavailable", "hub_time": clock(),
+                                 "detail": "this hub cannot reach its database"}, status_code=503)
+        return JSONResponse({"error": "internal", "detail": "database error"}, status_code=500)
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "role": "hub", "time": clock()}
@@ -136,7 +157,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             result = await run_in_threadpool(
                 store.complete_enrolment, engine, identity, code_id=str(body["code_id"]),
                 device_id=str(body["device_id"]), public_key=str(body["public_key"]),
-                shelter_name=body.get("shelter_name"), signature=str(body["signature"]), mac=str(body["mac"]))
+                shelter_name=body.get("shelter_name"), signature=str(body["signature"]), mac=str(body["mac"]),
+                hub_urls=hub_urls)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "bad_request", "detail": f"malformed enrolment: {exc}"}, status_code=400)
         except EnrollmentError as exc:
@@ -259,6 +281,12 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     return app
+
+
+def hub_urls_from_env() -> list[str]:
+    """``ANPI_HUB_URLS`` as a list (empty when unset: laptops then know only the URL they enrolled at)."""
+    raw = os.environ.get(HUB_URLS_ENV, "")
+    return [u.strip().rstrip("/") for u in raw.replace(" ", ",").split(",") if u.strip()]
 
 
 def _offset(laptop_time: Any, hub_time: float) -> float | None:
