@@ -187,6 +187,8 @@ NO_PERSON: dict[str, str] = {
     "cli: anpi hub user add": "accounts", "cli: anpi hub user list": "accounts", "cli: anpi hub user disable": "accounts",
     "cli: anpi hub registry import": "counts", "cli: anpi hub registry list": "snapshots",
     "cli: anpi hub data-key create": "key file", "cli: anpi hub crossmatch run": "counts",
+    "cli: anpi hub backup": "a base backup of the hub database (operator, files only)",
+    "cli: anpi hub restore": "a restore directory prepared (operator, files only)",
     "cli: anpi shelter add": "shelter records", "cli: anpi shelter list": "shelter records",
     "cli: anpi user setup-code": "staff accounts",
     "GET /admin/shelters": "shelter records", "POST /admin/shelters": "shelter records",
