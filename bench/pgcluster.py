@@ -170,6 +170,11 @@ def restore(backup: Path, archive: Path, root: Path, *, name: str = "restored", 
     """A fresh cluster from a base backup + archived WAL, recovered to the target and promoted."""
     c = Cluster(root / name, port or free_port())
     prepare_restore(backup, archive, c.data, target_time=target_time, target_name=target_name, port=c.port)
+    return start_restored(c, timeout)
+
+
+def start_restored(c: Cluster, timeout: float = 120) -> Cluster:
+    """Start a data directory laid out by ``anpi hub restore`` and wait until it has promoted itself."""
     _conf(c, [f"unix_socket_directories = '{c.socket_dir}'"])
     if os.geteuid() == 0:
         subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(c.data)], check=True)
