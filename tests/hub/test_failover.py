@@ -2,7 +2,7 @@
 ``pg_basebackup -R`` in temp directories (bench/pgcluster.py), hubs as processes, laptops pushing
 with the real sync client over HTTP.
 
-- kill -9 of the primary's postmaster mid-ingest, standby promoted, hub started on it: nothing
+- kill -9 of the primary's postmaster mid-ingest, standby promoted (its hub takes the writes): nothing
   acknowledged is lost, nothing stored twice, every laptop converges (bench/hub_failover.py, smaller);
 - a hub on a standby refuses writes with ``hub_read_only`` and laptops move on to the next URL;
   ``anpi hub status --json`` tells primary from standby, synchronous acks, lag, archived WAL;
@@ -65,9 +65,9 @@ def test_primary_killed_mid_ingest_nothing_acknowledged_lost() -> None:
     _need_server_tools()
     r = hf.run(shelters=8, events=40, throughput_events=0, rounds=0, threads=4)
     assert r["primary_acks_synchronous"] is True
-    assert r["acknowledged_at_kill"] > 0 and r["acknowledged_lost"] == 0
+    assert r["acknowledged_before_failover"] > 0 and r["acknowledged_lost"] == 0
     assert r["duplicates"] == 0 and r["hub_holds_exactly_the_laptops_events"]
-    assert r["laptops_converged"] == 8 and r["events_acknowledged"] == 8 * 40 + 1
+    assert r["laptops_converged"] == 8 and r["events_acknowledged"] == 8 * 40
     assert r["failover_seconds"] is not None and r["failover_seconds"] <= 30
     assert r["new_primary_role"] == "primary" and r["new_primary_acks_synchronous"] is False
 
