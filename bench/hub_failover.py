@@ -163,6 +163,16 @@ def sync_until_done(lap: Laptop, deadline: float, batch_size: int, hub_url: str 
     return False
 
 
+def keep_syncing(lap: Laptop, done: threading.Event, deadline: float) -> None:
+    """A laptop's background syncer during the failover: sync, and again, until told to stop and
+    nothing is pending."""
+    while time.time() < deadline:
+        ok = sync_until_done(lap, deadline, 10)
+        if ok and done.is_set():
+            return
+        time.sleep(0.2)
+
+
 def push_round(laptops: list[Laptop], per_laptop: int, threads: int) -> tuple[int, float]:
     for lap in laptops:
         add_events(lap, per_laptop)
@@ -229,7 +239,8 @@ def failover(pair: Pair, laptops: list[Laptop], per_laptop: int) -> dict[str, An
         add_events(lap, per_laptop)
     before = len(hub_counts(pair.hub_url_of(pair.primary))[0])
     deadline = time.time() + 240
-    workers = [threading.Thread(target=sync_until_done, args=(lap, deadline, 10), daemon=True) for lap in laptops]
+    done = threading.Event()
+    workers = [threading.Thread(target=keep_syncing, args=(lap, done, deadline), daemon=True) for lap in laptops]
     for w in workers:
         w.start()
     target = before + len(laptops) * per_laptop // 3  # a third of this round stored: mid-ingest
@@ -251,6 +262,8 @@ def failover(pair: Pair, laptops: list[Laptop], per_laptop: int) -> dict[str, An
     t_promote = time.time()
     pc.promote(pair.standby)
     steps["promoted"] = round(time.time() - t_kill, 2)
+    for lap in laptops:  # the shelters keep registering meanwhile
+        add_events(lap, 1)
 
     def first_ack_via_b() -> float | None:
         later = [t for lap in laptops for t in ack_times(lap) if t > t_promote]
@@ -258,6 +271,7 @@ def failover(pair: Pair, laptops: list[Laptop], per_laptop: int) -> dict[str, An
 
     wait_for(lambda: first_ack_via_b() is not None, 120, step=0.2)
     first = first_ack_via_b()
+    done.set()
     for w in workers:
         w.join(max(0.0, deadline - time.time()))
     # acknowledged before the promotion, but not received by the new primary before it (a resend
