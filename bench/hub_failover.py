@@ -76,11 +76,14 @@ def start_pair(root: Path) -> Pair:
     return Pair(root, archive, primary, standby)
 
 
-def start_hub(db_url: str, port: int, hub_urls: list[str]) -> subprocess.Popen:
+def start_hub(db_url: str, port: int, hub_urls: list[str], log: Path | None = None) -> subprocess.Popen:
+    """``python -m sync.hub`` on ``db_url``; its output goes to ``log`` (a pipe nobody reads would
+    stall the hub once full)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANPI_")}
     env.update(PYTHONPATH=str(ROOT), ANPI_HUB_URLS=",".join(hub_urls), ANPI_HUB_CROSSMATCH="off")
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen([sys.executable, "-m", "sync.hub", "--database-url", db_url, "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, env=env, stdout=out, stderr=out)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -91,7 +94,7 @@ def start_hub(db_url: str, port: int, hub_urls: list[str]) -> subprocess.Popen:
         if proc.poll() is not None:
             break
     stop(proc)
-    raise RuntimeError(f"hub did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+    raise RuntimeError(f"hub did not start: {log.read_text(errors='replace')[-2000:] if log else ''}")
 
 
 # ---- simulated laptops ---------------------------------------------------------------------------------
@@ -274,6 +277,7 @@ def failover(pair: Pair, laptops: list[Laptop], per_laptop: int) -> dict[str, An
     done.set()
     for w in workers:
         w.join(max(0.0, deadline - time.time()))
+    steps["converged"] = round(time.time() - t_kill, 2)
     # acknowledged before the promotion, but not received by the new primary before it (a resend
     # after the promotion would hide a loss, so only rows received earlier count)
     rows = pair.standby.sql("SELECT event_id FROM hub_event WHERE received_at < to_timestamp(%f)" % t_promote, "anpi")
@@ -324,12 +328,12 @@ def run(shelters: int, events: int, throughput_events: int, rounds: int, threads
         pair = start_pair(root)
         ports = (pc.free_port(), pc.free_port())
         urls = [f"http://127.0.0.1:{p}" for p in ports]
-        hubs["a"] = start_hub(pair.hub_url_of(pair.primary), ports[0], urls)
+        hubs["a"] = start_hub(pair.hub_url_of(pair.primary), ports[0], urls, root / "hub-a.log")
         hub_engine = store.open_hub_engine(pair.hub_url_of(pair.primary), pool_size=2)
         laptops = enrol_laptops(root, shelters, hub_engine, urls[0])
         report["primary_acks_synchronous"] = replication.replication_status(hub_engine)["acks_synchronous"]
         hub_engine.dispose()
-        hubs["b"] = start_hub(pair.hub_url_of(pair.standby), ports[1], urls)  # refuses writes: a standby
+        hubs["b"] = start_hub(pair.hub_url_of(pair.standby), ports[1], urls, root / "hub-b.log")  # a standby
         say(f"{shelters} laptops enrolled; hub A on the primary, hub B on the standby, both URLs handed out")
         if rounds:
             report.update(throughput(pair, laptops, throughput_events, rounds, threads))
@@ -343,6 +347,10 @@ def run(shelters: int, events: int, throughput_events: int, rounds: int, threads
     finally:
         for h in hubs.values():
             stop(h)
+        if report.get("laptops_converged") != shelters:  # say why before the directory goes
+            for name in ("hub-a.log", "hub-b.log"):
+                if (root / name).exists():
+                    say(f"--- {name} (tail)\n" + (root / name).read_text(errors="replace")[-3000:])
         pc.destroy(root, [c for c in ((pair.primary, pair.standby) if pair else ())])
 
 
