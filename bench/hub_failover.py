@@ -170,7 +170,7 @@ def keep_syncing(lap: Laptop, done: threading.Event, deadline: float) -> None:
     """A laptop's background syncer during the failover: sync, and again, until told to stop and
     nothing is pending."""
     while time.time() < deadline:
-        ok = sync_until_done(lap, deadline, 10)
+        ok = sync_until_done(lap, deadline, 20)
         if ok and done.is_set():
             return
         time.sleep(0.2)

@@ -364,7 +364,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
         _hub_urls(session_factory, url),
         lambda u, retries: HubClient(u, device_id, key, http=http, timeout=timeout, max_retries=retries,
                                      backoff=backoff, clock=clock, sleep=sleep),
-        max_retries=max_retries, backoff=backoff, sleep=sleep)
+        max_retries=max_retries, backoff=backoff, sleep=sleep, remember_as=device_id)
     with _sync_lock:
         try:
             per_event = _start_of_run(session_factory, client, device_id, result)

@@ -7,7 +7,8 @@ and the signed transport :class:`sync.client.HubClient` that walks that list:
 
 - a hub that does not answer (after a short retry) or whose database is gone → the next URL;
 - a hub whose database is a standby answers ``503 hub_read_only`` → the next URL at once;
-- the URL that answered last is tried first next time, within this run.
+- the URL that answered last is tried first next time (in this process: a laptop that failed over
+  does not knock on the dead hub at every sync).
 
 Moving between hub nodes is safe because they share one database (PostgreSQL replicates it):
 the same hub keys, the same event numbering, the same acknowledgements.  Nothing is trusted
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -38,6 +40,11 @@ def urls_of(hub_url: str | None, hub_urls_json: str | None) -> list[str]:
     return out
 
 
+#: (first URL of a list, device) → the URL that answered last; per process, never persisted
+_preferred: dict[tuple[str, str], str] = {}
+_preferred_lock = threading.Lock()
+
+
 class FailoverClient:
     """Duck-types :class:`sync.client.HubClient` (``request``, ``clock``, ``retries``, ``close``) over
     several hub URLs.  ``make(url, max_retries)`` builds one HubClient per URL.
@@ -49,14 +56,17 @@ class FailoverClient:
 
     def __init__(self, urls: Sequence[str], make: Callable[[str, int], Any], *, max_retries: int = 5,
                  per_url_retries: int = 1, backoff: float = 0.5, max_backoff: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, remember_as: str = "") -> None:
         if not urls:
             raise ValueError("no hub URL")
         self.urls = list(urls)
         single = len(self.urls) == 1
         self.rounds = 1 if single else max_retries + 1
         self.clients = [make(u, max_retries if single else per_url_retries) for u in self.urls]
-        self.current = 0
+        self._memory = (self.urls[0], remember_as)
+        with _preferred_lock:
+            last = _preferred.get(self._memory)
+        self.current = self.urls.index(last) if last in self.urls else 0
         self.backoff, self.max_backoff, self.sleep = backoff, max_backoff, sleep
         self.switches = 0
 
@@ -93,6 +103,8 @@ class FailoverClient:
                 if i != self.current:
                     self.switches += 1
                     self.current = i
+                    with _preferred_lock:
+                        _preferred[self._memory] = self.urls[i]
                 return doc
             if attempt + 1 < self.rounds:
                 delay = min(self.max_backoff, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)

@@ -43,6 +43,9 @@ def test_enrolment_hands_out_the_list_and_a_dead_hub_is_skipped(tmp_path: Path, 
         res = client.sync_once(sh.session, dead, batch_size=50, backoff=0.01)  # the dead node first
         assert res.ok and res.hub_url == live and res.acknowledged == 120 and res.retries >= 1
         assert set(hub_ids(engine)) == set(sh.local_events())
+        append_events(sh, random_events(random.Random(4), sh, 10))  # next sync: the live hub first
+        res = client.sync_once(sh.session, dead, batch_size=50, backoff=0.01)
+        assert res.ok and res.hub_url == live and res.retries == 0 and res.acknowledged == 10
 
 
 def test_a_tampered_url_list_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
