@@ -308,16 +308,64 @@ def hub_status_cmd(as_json: bool = typer.Option(False, "--json"),
                    municipality: Optional[str] = typer.Option(None, "--municipality",
                                                               help="Counts of one municipality only"),
                    database_url: Optional[str] = DB_OPT) -> None:
-    """Devices, events, evacuees, people (after cross-shelter linking), forks, open review items."""
-    from sync.hub import store
+    """Devices, events, evacuees, people (after cross-shelter linking), forks, open review items;
+    and the database's replication: role (primary/standby), lag, last archived WAL, whether an
+    acknowledgement to a laptop waits for the synchronous standby."""
+    from sync.hub import replication, store
 
-    with _one_line_errors():
-        counts = store.status(_hub_engine(database_url), municipality)
+    with hub_database(database_url) as engine:
+        counts = store.status(engine, municipality)
+        repl = replication.replication_status(engine)
     if as_json:
-        typer.echo(json.dumps(counts))
+        typer.echo(json.dumps({**counts, "replication": repl}, ensure_ascii=False))
     else:
         for k, v in counts.items():
             typer.echo(f"{k:13} {v}")
+        for line in replication_lines(repl):
+            typer.echo(line)
+
+
+def replication_lines(repl: dict) -> list[str]:
+    """``anpi hub status`` lines about the database's role, acknowledgements, lag and WAL archive."""
+    acks = ("synchronous (primary + standby)" if repl.get("acks_synchronous")
+            else "primary alone (no synchronous standby)" if repl.get("role") == "primary" else "none (standby)")
+    lag = repl.get("replication_lag_seconds")
+    return [f"{'role':13} {repl.get('role')}", f"{'acks':13} {acks}",
+            f"{'lag':13} {'-' if lag is None else f'{lag:.3f} s'}",
+            f"{'archived wal':13} {repl.get('last_archived_wal') or '-'}"]
+
+
+@hub_app.command("backup")
+def hub_backup_cmd(out: Path = typer.Option(..., "--out", help="New directory for the base backup"),
+                   database_url: Optional[str] = DB_OPT) -> None:
+    """Base backup of the hub's PostgreSQL (pg_basebackup; a role with REPLICATION). With the WAL
+    archive it restores to any point in time after it (README: restore drill)."""
+    from sync.hub import backup
+
+    if not database_url or not database_url.startswith(("postgres", "postgresql")):
+        raise _fail("anpi hub backup needs a PostgreSQL hub (--database-url postgresql://…)")
+    with _one_line_errors():
+        info = backup.run_backup(database_url, out)
+    typer.echo(f"base backup written to {out} (started {info['started_at']})")
+
+
+@hub_app.command("restore")
+def hub_restore_cmd(backup_dir: Path = typer.Option(..., "--backup", help="Directory written by anpi hub backup"),
+                    wal_archive: Path = typer.Option(..., "--wal-archive", help="The primary's WAL archive"),
+                    data_dir: Path = typer.Option(..., "--data-dir", help="New, empty PostgreSQL data directory"),
+                    target_time: Optional[str] = typer.Option(None, "--target-time",
+                                                              help="ISO time with zone: replay up to just before"),
+                    target_name: Optional[str] = typer.Option(None, "--target-name", help="A named restore point"),
+                    port: Optional[int] = typer.Option(None, "--port")) -> None:
+    """Prepare a fresh data directory that recovers to a point in time and promotes when started
+    (`pg_ctl -D DIR start`); then point `anpi hub serve` at it."""
+    from sync.hub import backup
+
+    with _one_line_errors():
+        backup.prepare_restore(backup_dir, wal_archive, data_dir, target_time=target_time,
+                               target_name=target_name, port=port)
+    typer.echo(f"restore prepared in {data_dir}: start it with `pg_ctl -D {data_dir} start` "
+               f"(owned by the postgres user); it replays the archive and promotes itself")
 
 
 @hub_app.command("devices")

@@ -202,6 +202,8 @@ NO_PERSON: dict[str, str] = {
     "cli: anpi hub registry import": "counts", "cli: anpi hub registry list": "snapshots",
     "cli: anpi hub data-key create": "key file", "cli: anpi hub db upgrade": "schema revision",
     "cli: anpi hub db current": "schema revision", "cli: anpi hub crossmatch run": "counts",
+    "cli: anpi hub backup": "a base backup of the hub database (operator, files only)",
+    "cli: anpi hub restore": "a restore directory prepared (operator, files only)",
     "cli: anpi shelter add": "shelter records", "cli: anpi shelter list": "shelter records",
     "cli: anpi user setup-code": "staff accounts",
     "cli: anpi card verify": "the evacuee id a genuine card carries (never its sealed items)",

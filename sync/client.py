@@ -23,9 +23,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from sync.settings import SyncSettings
-from sync import crypto, outbox
+from sync import crypto, failover, outbox
 from sync.canonical import canonical_bytes, sha256_hex
-from sync.errors import AuthError, EnrollmentError, HubRejected, HubUnavailable, NotEnrolled, SyncError
+from sync.errors import AuthError, EnrollmentError, HubReadOnly, HubRejected, HubUnavailable, NotEnrolled, SyncError
 from sync.models import RemoteEvent, SyncDevice
 from sync.periodic import PeriodicThread
 
@@ -132,6 +132,8 @@ class HubClient:
                         clock_fixed = True
                         continue
                     raise AuthError(reason, doc.get("detail", ""), status)
+                if status == 503 and doc.get("error") == "hub_read_only":  # a standby: try another hub
+                    raise HubReadOnly(f"hub {self.base_url} is read-only (a standby): {doc.get('detail', '')}")
                 if status < 500 and status != 429:
                     raise HubRejected(f"hub refused {method} {path}: {doc.get('detail') or resp.text[:200]}", status)
                 last_error = f"HTTP {status}"
@@ -191,10 +193,17 @@ def enroll(session_factory: SessionFactory, hub_url: str, code: str, shelter_nam
         authentic = False
     if not authentic:
         raise EnrollmentError("hub reply is not authenticated by the enrolment code (wrong hub or tampering)")
+    listed = doc.get("hub_urls")
+    if listed is not None and not (isinstance(listed, list) and all(isinstance(u, str) for u in listed)
+                                   and crypto.mac_ok(crypto.code_key(code),
+                                                     crypto.hub_urls_message(listed, device_id),
+                                                     str(doc.get("hub_urls_mac", "")))):
+        raise EnrollmentError("hub URL list is not authenticated by the enrolment code (wrong hub or tampering)")
     with session_factory() as s:
         dev = s.get(SyncDevice, 1)
         assert dev is not None
         dev.hub_url = hub_url.rstrip("/")
+        dev.hub_urls = json.dumps(failover.urls_of(hub_url, json.dumps(listed))) if listed else None
         dev.hub_id = doc["hub_id"]
         dev.hub_sign_public_key = doc["sign_public_key"]
         dev.hub_box_public_key = doc["box_public_key"]
@@ -262,6 +271,13 @@ def _load_identity(session_factory: SessionFactory, hub_url: str | None) -> tupl
         if not url:
             raise NotEnrolled("no hub URL configured; pass --hub URL")
         return dev.device_id, crypto.signing_key_from_b64(dev.signing_key), dev.hub_id, url
+
+
+def _hub_urls(session_factory: SessionFactory, hub_url: str | None) -> list[str]:
+    """Every hub URL to try, in order: ``hub_url`` (or the one enrolled at), then the enrolment list."""
+    with session_factory() as s:
+        dev = outbox.get_device(s)
+        return failover.urls_of(hub_url or (dev.hub_url if dev else None), dev.hub_urls if dev else None)
 
 
 def _acks_from(doc: dict[str, Any]) -> list[tuple[int, int, int]]:
@@ -392,8 +408,11 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
     device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
     result = SyncResult(hub_url=url)
     crash_after = SyncSettings.from_env().sync_crash_after_push
-    client = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries,
-                       backoff=backoff, clock=clock, sleep=sleep)
+    client = failover.FailoverClient(  # one HubClient per hub URL; the next when one is down or a standby
+        _hub_urls(session_factory, url),
+        lambda u, retries: HubClient(u, device_id, key, http=http, timeout=timeout, max_retries=retries,
+                                     backoff=backoff, clock=clock, sleep=sleep),
+        max_retries=max_retries, backoff=backoff, sleep=sleep, remember_as=device_id)
     with _sync_lock:
         try:
             per_event = _start_of_run(session_factory, client, device_id, result)
@@ -439,6 +458,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 result.error = f"hub refused this laptop: {exc}"
         finally:
             result.retries = client.retries
+            result.hub_url = client.base_url
             client.close()
         forked = len({f.get("event_id") for f in result.forks})
         if forked and result.error is None:

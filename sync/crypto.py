@@ -171,6 +171,13 @@ def enrolment_message(code_id: str, device_id: str, public_key: str, shelter_nam
                             "public_key": public_key, "shelter_name": shelter_name})
 
 
+def hub_urls_message(urls: list[str], device_id: str) -> bytes:
+    """What the hub MACs with the code key over its list of hub URLs (primary and standbys), so a
+    man in the middle cannot point a laptop at a hub of his own.  A separate MAC beside the reply's:
+    laptops of an older version verify the reply as before and ignore the list."""
+    return canonical_bytes({"purpose": "anpi-hub-urls-1", "device_id": device_id, "hub_urls": list(urls)})
+
+
 def enrolment_reply_message(reply: Mapping[str, Any], device_id: str) -> bytes:
     """What the hub MACs with the code key so the laptop can trust the hub keys it receives."""
     return canonical_bytes({"purpose": "anpi-enroll-reply-1", "device_id": device_id,

@@ -67,6 +67,10 @@ class HubUnavailable(SyncError):
     code = "unavailable"
 
 
+class HubReadOnly(HubUnavailable):
+    """The hub answered that its database is a standby (read-only): another hub URL may take it."""
+
+
 class HubRejected(SyncError):
     """The hub answered, but refused the request for a reason retrying will not fix."""
 

@@ -33,6 +33,8 @@ class SyncDevice(SQLModel, table=True):
     created_at: datetime
     shelter_name: Optional[str] = None
     hub_url: Optional[str] = None
+    #: JSON list of every hub node's URL (primary first) handed out at enrolment; see sync/failover.py
+    hub_urls: Optional[str] = None
     hub_id: Optional[str] = None
     hub_sign_public_key: Optional[str] = None
     hub_box_public_key: Optional[str] = None

@@ -100,6 +100,10 @@ class SyncSettings:
         "ANPI_HUB_CRASH_AFTER_COMMIT", 0, "tests only: the hub process exits after this many committed pushes")
     sync_crash_after_push: int = setting(
         "ANPI_SYNC_CRASH_AFTER_PUSH", 0, "tests only: the laptop's sync exits after this many pushes")
+    hub_urls: str = setting(
+        "ANPI_HUB_URLS", "", "every URL of this hub (primary and standby, comma-separated), handed to laptops at enrolment")
+    pg_bin: Path | None = setting(
+        "ANPI_PG_BIN", None, "folder of the PostgreSQL server tools for `anpi hub backup|restore` (unset: the newest /usr/lib/postgresql/*/bin)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "SyncSettings":

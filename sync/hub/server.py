@@ -19,6 +19,9 @@ Routes (all JSON):
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
 Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
+A hub whose database is a standby (read-only) answers any write — every signed request writes
+its nonce — with 503 ``{"error": "hub_read_only"}``; a lost database with 503
+``database_unavailable`` (see :mod:`sync.hub.replication` and the laptop side :mod:`sync.failover`).
 After a push that queued cross-town work, the matching runs as a background task once the
 reply is on its way (never delaying an acknowledgement).
 Test hook: ``ANPI_HUB_CRASH_AFTER_COMMIT=N`` makes the process ``os._exit`` right after the
@@ -38,11 +41,15 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, BadRequest, DataKeyError, EnrollmentError, IngestError, NoRegistry, RegistryError
-from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, store
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, replication, store
 from sync.http_errors import error_answer
 from sync.settings import SyncSettings
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
+#: every hub node's public URL, primary first, comma-separated: handed to laptops at enrolment
+HUB_URLS_ENV = "ANPI_HUB_URLS"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
 MAX_BODY = 64 * 1024 * 1024
 
@@ -65,6 +72,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     key = data_key or registry.load_data_key()
     registry.attach_data_key(engine, key)
     crash_after = SyncSettings.from_env().hub_crash_after_commit
+    hub_urls = hub_urls_from_env()
     commits = {"n": 0}
     lock = threading.Lock()
 
@@ -126,6 +134,19 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
                                       _signed_path(request), body, clock())
         return dev, body
 
+    @app.exception_handler(DBAPIError)
+    async def database_refused(_request: Request, exc: DBAPIError) -> JSONResponse:
+        """A standby refuses writes (503 ``hub_read_only``: the laptop tries its next hub URL at
+        once); a database that is gone answers 503 too (the laptop retries, then moves on)."""
+        if replication.is_read_only_error(exc):
+            return JSONResponse({"error": replication.READ_ONLY_ERROR, "hub_time": clock(),
+                                 "detail": "this hub's database is a standby (read-only); send to another hub"},
+                                status_code=503)
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            return JSONResponse({"error": "database_unavailable", "hub_time": clock(),
+                                 "detail": "this hub cannot reach its database"}, status_code=503)
+        return JSONResponse({"error": "internal", "detail": "database error"}, status_code=500)
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "role": "hub", "time": clock()}
@@ -140,7 +161,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             body = bodies.parse(bodies.EnrolBody, await request.body())
             result = await run_in_threadpool(
                 store.complete_enrolment, engine, identity, code_id=body.code_id, device_id=body.device_id,
-                public_key=body.public_key, shelter_name=body.shelter_name, signature=body.signature, mac=body.mac)
+                public_key=body.public_key, shelter_name=body.shelter_name, signature=body.signature, mac=body.mac,
+                hub_urls=hub_urls)
         except (BadRequest, EnrollmentError) as exc:
             return hq.answer(exc)
         return JSONResponse({**result, "time": clock()})
@@ -259,6 +281,12 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     return app
+
+
+def hub_urls_from_env() -> list[str]:
+    """``ANPI_HUB_URLS`` as a list (empty when unset: laptops then know only the URL they enrolled at)."""
+    raw = SyncSettings.from_env().hub_urls
+    return [u.strip().rstrip("/") for u in raw.replace(" ", ",").split(",") if u.strip()]
 
 
 def _offset(laptop_time: Any, hub_time: float) -> float | None:

@@ -50,6 +50,7 @@ from sync.crypto import enrolment_message, enrolment_reply_message
 from sync.errors import AuthError, EnrollmentError, IngestError, TenantError
 from sync.events import EVACUEE_FORM_FIELDS
 from sync.hub.schema import migrate
+from sync.hub.replication import DURABLE_COMMIT_SQL
 
 #: tenant of a hub where no municipality was ever added (not a valid 団体コード: none starts with 00)
 IMPLICIT_TENANT = "000000"
@@ -689,6 +690,9 @@ def hub_lock(conn: Connection, municipality: str = IMPLICIT_TENANT) -> None:
         # …and no JIT: a plan that must still scan (a tiny table) is costed at 10^10 with seqscan
         # off, which would otherwise buy a 16 ms JIT compilation for a sub-millisecond query
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
+        # an ack to a laptop means durable: never below synchronous_commit = on, which (with a
+        # synchronous standby configured) also waits for the standby's flush (sync/hub/replication.py)
+        conn.exec_driver_sql(DURABLE_COMMIT_SQL)
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274, hashtext(current_schema() || ':' || %(m)s))",
                              {"m": municipality})
 
@@ -882,12 +886,14 @@ def create_enrolment(engine: Engine, name: str, municipality: str | None = None,
 
 
 def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, device_id: str,
-                       public_key: str, shelter_name: str | None, signature: str, mac: str) -> dict[str, Any]:
+                       public_key: str, shelter_name: str | None, signature: str, mac: str,
+                       hub_urls: Sequence[str] = ()) -> dict[str, Any]:
     """Bind a laptop (device id + Ed25519 public key) to the slot the code was issued for.
 
     The code itself never travels: the laptop proves it knows it with an HMAC, and the hub's
     reply carries an HMAC over its public keys, so a man in the middle who does not know the
-    code can neither enrol nor substitute the hub's keys.
+    code can neither enrol nor substitute the hub's keys.  ``hub_urls`` (every hub node, primary
+    first; ``ANPI_HUB_URLS``) travel with a MAC of their own (:func:`sync.crypto.hub_urls_message`).
     """
     msg = enrolment_message(code_id, device_id, public_key, shelter_name)
     if not device_id or len(device_id) > 26:
@@ -924,6 +930,10 @@ def complete_enrolment(engine: Engine, identity: HubIdentity, *, code_id: str, d
     reply["mac"] = crypto.mac(bytes.fromhex(slot["code_key"]), enrolment_reply_message(reply, device_id))
     # boxed to the laptop's key, from the hub box key the MAC above vouches for: only it can open it
     reply["card_key"] = boxed_card_key(identity, public_key, card)
+    if hub_urls:
+        reply["hub_urls"] = list(hub_urls)
+        reply["hub_urls_mac"] = crypto.mac(bytes.fromhex(slot["code_key"]),
+                                           crypto.hub_urls_message(list(hub_urls), device_id))
     return reply
 
 

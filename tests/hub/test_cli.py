@@ -51,6 +51,7 @@ def test_municipalities_users_agreements(tmp_path: Path) -> None:
     assert run(env, "hub", "unshare", "--home", A, "--host", B).stdout == f"agreement {A} → {B} revoked\n"
     assert one_line_error(run(env, "hub", "unshare", "--home", A, "--host", B), "no active agreement")
     st = json.loads(run(env, "hub", "status", "--json", "--municipality", B).stdout)
+    assert st.pop("replication")["role"] == "primary"  # a SQLite hub: no standby
     assert st == {"devices": 0, "events": 0, "evacuees": 0, "people": 0, "forks": 0, "review_items": 0}
     rows = json.loads(run(env, "hub", "devices", "--json", "--municipality", B).stdout)
     assert [d["name"] for d in rows] == ["第二中学校"]

@@ -42,7 +42,8 @@ def test_full_cli_flow(tmp_path: Path, live_hub) -> None:  # noqa: ANN001
     assert r.exit_code == 0 and "0 pending" in r.stdout, r.output
     r = run("hub", "status", "--json", "--database-url", db_url)
     st = json.loads(r.stdout)
-    assert set(st) == {"devices", "events", "evacuees", "people", "forks", "review_items"}
+    assert set(st) == {"devices", "events", "evacuees", "people", "forks", "review_items", "replication"}
+    assert st["replication"]["role"] == "primary" and st["replication"]["acks_synchronous"] is False
     assert st["devices"] == 1 and st["events"] == 40
     # bundle path
     append_events(sh, random_events(random.Random(1), sh, 7))
