@@ -158,9 +158,11 @@ def bundle_export_cmd(
 
     from app.cli_common import cli_audit
 
+    from app.services import audit
+
     factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        info = bundles.export_bundle(factory, out)
+        info = bundles.export_bundle(factory, out, audit_reporter=audit.reporter(factory))
     # a bundle carries registrations (names, addresses) out of the laptop: audited like an export
     cli_audit(engine_for(ctx), "export", "cli: anpi bundle export",
               detail={"file": str(info.path), "format": "bundle", "events": info.events, "bundle_id": info.bundle_id})
@@ -390,6 +392,9 @@ def hub_bundle_import_cmd(
     forks = f", {out.forks} FORKS (see hub review)" if out.forks else ""
     typer.echo(f"imported bundle {out.bundle_id} from {out.device_name!r}: {out.events} events "
                f"({out.new} new, {out.duplicates} already on the hub{forks}){where}")
+    if out.audit in ("cut", "restored"):
+        typer.echo(f"warning: this laptop's audit log is reported as {out.audit} "
+                   f"(see `anpi hub audit verify --device {out.device_name}`)", err=True)
 
 
 def _run_crossmatch(engine: Engine) -> None:

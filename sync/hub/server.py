@@ -33,12 +33,14 @@ import time
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
-from sync.hub import audit_head, crossmatch, forks, hq, registry, store
+from sync import wire
+from sync.hub import audit_head, crossmatch, forks, hq, registry, store, wire_push
 
 CRASH_ENV = "ANPI_HUB_CRASH_AFTER_COMMIT"
 CROSSMATCH_ENV = "ANPI_HUB_CROSSMATCH"
@@ -72,6 +74,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     app.state.identity = identity
     app.state.data_key = key
     app.include_router(hq.hq_router(engine, lambda: key))
+    # JSON answers (acks, feed pages, HQ lists) compressed for laptops that ask (httpx does): issue 16
+    app.add_middleware(GZipMiddleware, minimum_size=512)
 
     # ANPI_HUB_CROSSMATCH=off: matching is left to a separate `anpi hub crossmatch run --watch`
     # process (its own CPU: ingest never competes with building a registry's matcher)
@@ -144,13 +148,14 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**result, "time": clock()})
 
     @app.post("/v1/push")
-    async def push(request: Request) -> JSONResponse:
+    async def push(request: Request) -> Response:
         try:
             dev, body = await authed(request)
         except AuthError as exc:
             return refuse(exc)
+        compact = request.headers.get("content-type", "").startswith(wire.BATCH_TYPE)
         try:
-            doc = json.loads(body)
+            doc = await run_in_threadpool(wire_push.read_batch, dev["device_id"], body) if compact else json.loads(body)
             events = doc["events"]
             if not isinstance(events, list):
                 raise TypeError("events must be a list")
@@ -162,7 +167,24 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         except IngestError as exc:
             return JSONResponse({"error": "bad_batch", "detail": str(exc)}, status_code=422)
         task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None and inline else None
+        if compact:
+            return Response(wire.encode_reply({**result.as_dict(), "hub_time": clock()}), media_type=wire.REPLY_TYPE,
+                            background=task)
         return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
+
+    @app.post("/v1/push/probe")
+    async def push_probe(request: Request) -> JSONResponse:
+        """After a lost reply: does the hub hold exactly these events? (the laptop then need not resend)"""
+        try:
+            dev, body = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        try:
+            held = await run_in_threadpool(wire_push.probe, engine, dev["device_id"], dev["municipality_code"],
+                                           json.loads(body))
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+        return JSONResponse({"held": held, "hub_time": clock()})
 
     @app.get("/v1/audit/head")
     async def audit_head_known(request: Request) -> JSONResponse:
@@ -203,7 +225,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         if offset is not None:
             await run_in_threadpool(forks.record_clock_engine, engine, dev["device_id"], dev["municipality_code"], offset)
         got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"], dev["municipality_code"])
-        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock(), "clock_offset": offset})
+        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock(), "clock_offset": offset,
+                             "wire": wire.VERSION})
 
     @app.post("/v1/epoch")
     async def epoch(request: Request) -> JSONResponse:
