@@ -36,6 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, EnrollmentError, IngestError, RegistryError
@@ -118,7 +119,10 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({"error": exc.reason, "detail": exc.detail, "hub_time": clock()}, status_code=exc.status)
 
     async def authed(request: Request) -> tuple[Any, bytes]:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the link dropped mid-request (satellite phone): nothing to answer
+            raise AuthError("disconnected", "the request was cut off", 400) from None
         if len(body) > MAX_BODY:
             raise AuthError("too_large", "request body too large", 413)
         dev = await run_in_threadpool(store.authenticate, engine, request.headers, request.method,
