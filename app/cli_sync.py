@@ -113,9 +113,16 @@ def sync_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
     batch_size: int = typer.Option(500, "--batch-size", min=1, max=2000),
     retries: int = typer.Option(5, "--retries", min=0, help="Retries per request (exponential back-off)"),
+    status: bool = typer.Option(False, "--status", help="Only show what is pending: events, bytes, estimated time"),
+    max_kbps: Optional[float] = typer.Option(None, "--max-kbps", min=0.1,
+                                             help="Stay under this many kbit/s on average (a shared link)"),
 ) -> None:
     """Push then pull until up to date; exit 0 only when everything local is acknowledged."""
     from sync import client
+
+    if status:
+        _sync_status(ctx, as_json)
+        return
 
     tty = sys.stderr.isatty() and not as_json
 
@@ -131,7 +138,7 @@ def sync_cmd(
 
         res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
                                on_progress=progress if tty else None, audit_reporter=audit.reporter(factory),
-                               on_pulled=on_pulled(engine_for(ctx)))
+                               on_pulled=on_pulled(engine_for(ctx)), max_kbps=max_kbps)
     if tty:
         typer.echo("", err=True)
     if as_json:
@@ -146,6 +153,30 @@ def sync_cmd(
     if res.audit in ("cut", "restored"):
         typer.echo(f"warning: the hub reports this laptop's audit log as {res.audit} "
                    "(see `anpi hub audit verify --device …` at the hub)", err=True)
+
+
+def _sync_status(ctx: typer.Context, as_json: bool) -> None:
+    """`anpi sync --status`: no network; what waits for the hub, its size on the wire (compressed as it
+    would be sent) and the time it takes at the link speed measured at the last sync."""
+    from sync import link
+
+    with shelter_session_factory(ctx)() as s:
+        summary = link.pending_summary(s).as_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    speed = f"{summary['link_kbps']} kbit/s measured at the last sync" if summary["link_kbps"] else "not measured yet"
+    eta = f"about {_duration(summary['eta_seconds'])}" if summary["eta_seconds"] is not None else "unknown"
+    typer.echo(f"pending: {summary['events']} events ({summary['urgent']} urgent), {summary['bytes']:,} bytes on the wire; "
+               f"link: {speed}; estimated time: {eta}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @bundle_app.command("export")

@@ -65,6 +65,7 @@ class SyncResult:
     wire: int = 1  # the batch format used: 2 (compact, sync.wire) when the hub speaks it
     bytes_up: int = 0  # v2 only: what crossed the link, bodies and headers (sync.link.LinkStats)
     bytes_down: int = 0
+    resumed: int = 0  # v2: batches whose reply was lost and that the hub turned out to hold (not resent)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     finished_at: datetime | None = None
 
@@ -77,7 +78,7 @@ class SyncResult:
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
                 "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
                 "error": self.error, "audit": self.audit, "wire": self.wire, "bytes_up": self.bytes_up,
-                "bytes_down": self.bytes_down}
+                "bytes_down": self.bytes_down, "resumed": self.resumed}
 
 
 class HubClient:
@@ -431,7 +432,7 @@ def _push_link(session_factory: SessionFactory, client: HubClient, device_id: st
     stats = link.push_v2(session_factory, client, result,
                          lambda doc: _push_per_event(session_factory, client, device_id, doc, result),
                          max_kbps=max_kbps, crash_after=crash_after, on_round=progress, sleep=sleep)
-    result.bytes_up, result.bytes_down = stats.bytes_up, stats.bytes_down
+    result.bytes_up, result.bytes_down, result.resumed = stats.bytes_up, stats.bytes_down, stats.probes_held
     result.retries += stats.failures
 
 

@@ -242,22 +242,27 @@ class PendingSummary:
                 "eta_seconds": round(self.eta_seconds, 1) if self.eta_seconds is not None else None}
 
 
-def pending_summary(session: Any, chunk: int = 500) -> PendingSummary:
-    """Pending events and their size in the v2 format (compressed as they would be sent), with the
-    time they take at the last measured link speed."""
+def pending_summary(session: Any, *, exact: bool = True, chunk: int = 500, sample: int = 300) -> PendingSummary:
+    """Pending events and their size in the v2 format, with the time they take at the last measured
+    link speed. ``exact``: every pending event compressed as it would be sent (``anpi sync
+    --status``); otherwise the first ``sample`` events scaled up (the dashboard, at every page load)."""
     pending = OutboxEvent.acked_at.is_(None)  # type: ignore[union-attr]
     n = int(session.execute(select(func.count()).select_from(OutboxEvent).where(pending)).scalar_one())
     urgent = int(session.execute(select(func.count()).select_from(OutboxEvent).where(
         pending, OutboxEvent.type.in_(URGENT))).scalar_one())  # type: ignore[attr-defined]
-    total, last = 0, None
-    while True:
-        stmt = select(OutboxEvent).where(pending).order_by(OutboxEvent.epoch, OutboxEvent.seq).limit(chunk)
+    total, seen, last = 0, 0, None
+    while n and (exact or not seen):
+        stmt = select(OutboxEvent).where(pending).order_by(OutboxEvent.epoch, OutboxEvent.seq)
+        stmt = stmt.limit(chunk if exact else sample)
         if last is not None:
             stmt = stmt.where((OutboxEvent.epoch > last[0]) | ((OutboxEvent.epoch == last[0]) & (OutboxEvent.seq > last[1])))
         rows = [e.to_wire() for e in session.execute(stmt).scalars()]
         if not rows:
             break
         total += len(wire.encode_events(rows)) + HEADER_BYTES
+        seen += len(rows)
         last = (rows[-1]["epoch"], rows[-1]["seq"])
+    if seen and seen < n:
+        total = int(total * n / seen)
     bps = outbox.get_cursor(session, LINK_BPS) or None
     return PendingSummary(n, urgent, total, bps, total / bps if bps else None)
