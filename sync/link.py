@@ -173,7 +173,7 @@ def _round(session_factory: Any, client: Any, batch: list[dict[str, Any]], body:
             return {"results": [{"event_id": e["event_id"], "epoch": e["epoch"], "seq": e["seq"], "status": "held"}
                                 for e in batch], "acks": []}
     except (httpx.TransportError, httpx.StreamError, ValueError):
-        pass
+        stats.failures += 1  # the probe failed too (counted apart from the push it was about)
     return None
 
 
