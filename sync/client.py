@@ -566,7 +566,8 @@ class PulledRegistry:
 
 
 def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
-                   timeout: float = 300.0, max_retries: int = 3, have: str | None = None) -> PulledRegistry:
+                   timeout: float = 300.0, max_retries: int = 3, have: str | None = None,
+                   chunked: bool = True) -> PulledRegistry:
     """The newest registry backup of this laptop's municipality, verified.
 
     Trust comes from what the laptop pinned at enrolment: the manifest must carry the hub's
@@ -587,7 +588,12 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise NotEnrolled("this laptop holds no hub keys; enrol again")
     c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
     try:
-        doc = c.request("GET", "/v1/registry/latest" + (f"?have={have}" if have else ""))
+        query = "&".join(([f"have={have}"] if have else []) + (["enc=zstd"] if chunked else []))
+        doc = c.request("GET", "/v1/registry/latest" + (f"?{query}" if query else ""))
+        if isinstance(doc.get("blob"), dict) and isinstance(doc.get("manifest"), dict):
+            from sync import registry_fetch  # issue 16: compressed, in hashed chunks, resumed chunk by chunk
+
+            doc["file"] = registry_fetch.download(c, doc["manifest"], doc["blob"], key, box_pub)
     finally:
         c.close()
     manifest = doc.get("manifest")
@@ -601,7 +607,8 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
     if doc.get("file") is None and have and manifest.get("sha256") == have:
         return PulledRegistry(manifest, b"", unchanged=True)
     try:
-        data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
+        raw = doc.get("file")
+        data = raw if isinstance(raw, bytes) else bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(raw or ""))))
     except (CryptoError, ValueError) as exc:
         raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
     if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):

@@ -13,8 +13,10 @@ Routes (all JSON):
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
   events and the hub's notices (cross-town answers), never another municipality's
 - ``GET  /v1/shelters`` signed; the municipality's enrolled shelters with their current population
-- ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
-  (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`
+- ``GET  /v1/registry/latest[?enc=zstd]`` signed; the newest registry backup of the device's municipality
+  (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`; with
+  ``enc=zstd`` the file is described as a compressed sealed blob fetched by ``GET /v1/registry/chunk``
+- ``POST /v1/push/probe`` signed; after a lost reply: does the hub hold exactly these events (wire v2)
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
 Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
@@ -270,8 +272,11 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         rows = await run_in_threadpool(shelter_directory, engine, dev["municipality_code"])
         return JSONResponse({"shelters": rows, "hub_time": clock()})
 
-    @app.get("/v1/registry/latest")
-    async def registry_latest(request: Request, have: str = "") -> JSONResponse:
+    @app.get("/v1/registry/chunk")
+    async def registry_chunk(request: Request, snapshot: str = "", i: int = 0) -> Response:
+        """One piece of a chunked registry pull (``GET /v1/registry/latest?enc=zstd`` lists them)."""
+        from sync.hub import registry_pull
+
         try:
             dev, _ = await authed(request)
         except AuthError as exc:
@@ -280,7 +285,27 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return JSONResponse({"error": "no_data_key", "detail": "this hub has no data key configured"},
                                 status_code=503)
         try:
-            pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
+            data = await run_in_threadpool(registry_pull.chunk, engine, identity, key, dev, snapshot, i)
+        except RegistryError as exc:
+            return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=404)
+        return Response(data, media_type="application/octet-stream")
+
+    @app.get("/v1/registry/latest")
+    async def registry_latest(request: Request, have: str = "", enc: str = "") -> JSONResponse:
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        if key is None:
+            return JSONResponse({"error": "no_data_key", "detail": "this hub has no data key configured"},
+                                status_code=503)
+        try:
+            if enc == "zstd":  # issue 16: compressed, sealed once, in hashed chunks (sync.hub.registry_pull)
+                from sync.hub import registry_pull
+
+                pkg = await run_in_threadpool(registry_pull.chunked_package, engine, identity, key, dev, have or None)
+            else:
+                pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
         except RegistryError as exc:
             return JSONResponse({"error": "no_registry", "detail": str(exc)}, status_code=404)
         return JSONResponse({**pkg, "hub_time": clock()})
