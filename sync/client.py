@@ -590,12 +590,27 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
     try:
         query = "&".join(([f"have={have}"] if have else []) + (["enc=zstd"] if chunked else []))
         doc = c.request("GET", "/v1/registry/latest" + (f"?{query}" if query else ""))
-        if isinstance(doc.get("blob"), dict) and isinstance(doc.get("manifest"), dict):
-            from sync import registry_fetch  # issue 16: compressed, in hashed chunks, resumed chunk by chunk
+        manifest = _signed_manifest(doc, sign_pub, hub_id, device_id)
+        if doc.get("file") is None and have and manifest.get("sha256") == have:
+            return PulledRegistry(manifest, b"", unchanged=True)
+        if isinstance(doc.get("blob"), dict):  # issue 16: compressed, in hashed chunks, each retried alone
+            from sync import registry_fetch
 
-            doc["file"] = registry_fetch.download(c, doc["manifest"], doc["blob"], key, box_pub)
+            data = registry_fetch.download(c, manifest, doc["blob"], key, box_pub)
+        else:
+            try:
+                data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
+            except (CryptoError, ValueError) as exc:
+                raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
     finally:
         c.close()
+    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
+    return PulledRegistry(manifest, data)
+
+
+def _signed_manifest(doc: dict[str, Any], sign_pub: str, hub_id: str, device_id: str) -> dict[str, Any]:
+    """The manifest, checked against the hub key pinned at enrolment, before any file byte is fetched."""
     manifest = doc.get("manifest")
     if not isinstance(manifest, dict):
         raise HubRejected("hub answered without a registry manifest")
@@ -604,16 +619,7 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise HubRejected("registry manifest is not signed by the hub this laptop enrolled at; refused")
     if manifest.get("hub_id") != hub_id or manifest.get("device_id") != device_id:
         raise HubRejected("registry manifest is for another hub or another laptop; refused")
-    if doc.get("file") is None and have and manifest.get("sha256") == have:
-        return PulledRegistry(manifest, b"", unchanged=True)
-    try:
-        raw = doc.get("file")
-        data = raw if isinstance(raw, bytes) else bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(raw or ""))))
-    except (CryptoError, ValueError) as exc:
-        raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
-    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
-        raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
-    return PulledRegistry(manifest, data)
+    return manifest
 
 
 def cross_town_notice(session: Session, evacuee_id: str) -> dict[str, Any] | None:
