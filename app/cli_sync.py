@@ -111,7 +111,8 @@ def sync_cmd(
     ctx: typer.Context,
     hub: Optional[str] = typer.Option(None, "--hub", help="Override the enrolled hub URL"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
-    batch_size: int = typer.Option(500, "--batch-size", min=1, max=2000),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2000,
+                                             help="Events per batch (default: adaptive to the link, 500 per pull page)"),
     retries: int = typer.Option(5, "--retries", min=0, help="Retries per request (exponential back-off)"),
     status: bool = typer.Option(False, "--status", help="Only show what is pending: events, bytes, estimated time"),
     max_kbps: Optional[float] = typer.Option(None, "--max-kbps", min=0.1,
@@ -136,7 +137,7 @@ def sync_cmd(
     with _one_line_errors():
         from app.services.remote_match import on_pulled
 
-        res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
+        res = client.sync_once(factory, hub, batch_size=batch_size or 500, link_batch=batch_size, max_retries=retries,
                                on_progress=progress if tty else None, audit_reporter=audit.reporter(factory),
                                on_pulled=on_pulled(engine_for(ctx)), max_kbps=max_kbps)
     if tty:

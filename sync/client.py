@@ -336,11 +336,12 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
               on_progress: Callable[[SyncProgress], None] | None = None,
               audit_reporter: AuditReporter | None = None,
               on_pulled: Callable[[list[str]], None] | None = None,
-              max_kbps: float | None = None, wire_version: int = 2) -> SyncResult:
+              max_kbps: float | None = None, wire_version: int = 2, link_batch: int | None = None) -> SyncResult:
     """Push every unacknowledged event, then pull other shelters' events, then report.
 
     When the hub speaks wire v2 (and ``wire_version`` allows it) the push goes through
-    :func:`_push_link` (compact batches, urgent first, resumable; ``max_kbps`` caps the average rate).
+    :func:`_push_link` (compact batches, urgent first, resumable; ``max_kbps`` caps the average rate;
+    ``link_batch``: a fixed batch size instead of the adaptive one; ``batch_size`` is for v1 and pulls).
 
     ``audit_reporter`` (given by the faces) sends the laptop's audit chain head and new audit
     entries to the hub at every sync, so the hub sees a cut tail (:mod:`sync.hub.audit_head`).
@@ -365,7 +366,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
             after: tuple[int, int] | None = None
             if result.wire >= 2:
                 _push_link(session_factory, client, device_id, result, total, on_progress, max_kbps, crash_after,
-                           timeout, sleep)
+                           link_batch, sleep)
             while result.wire < 2:
                 with session_factory() as s:
                     batch = [e.to_wire() for e in outbox.pending_events(s, limit=batch_size,
@@ -421,7 +422,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
 
 def _push_link(session_factory: SessionFactory, client: HubClient, device_id: str, result: SyncResult,
                total: int, on_progress: Callable[[SyncProgress], None] | None, max_kbps: float | None,
-               crash_after: int, timeout: float, sleep: Callable[[float], None]) -> None:
+               crash_after: int, link_batch: int | None, sleep: Callable[[float], None]) -> None:
     """The v2 push (:mod:`sync.link`): acknowledgements go through the same per-event logic as v1."""
     from sync import link
 
@@ -431,7 +432,8 @@ def _push_link(session_factory: SessionFactory, client: HubClient, device_id: st
 
     stats = link.push_v2(session_factory, client, result,
                          lambda doc: _push_per_event(session_factory, client, device_id, doc, result),
-                         max_kbps=max_kbps, crash_after=crash_after, on_round=progress, sleep=sleep)
+                         max_kbps=max_kbps, crash_after=crash_after, on_round=progress, sleep=sleep,
+                         batch_size=link_batch)
     result.bytes_up, result.bytes_down, result.resumed = stats.bytes_up, stats.bytes_down, stats.probes_held
     result.retries += stats.failures
 

@@ -179,11 +179,14 @@ def _round(session_factory: Any, client: Any, batch: list[dict[str, Any]], body:
 
 def push_v2(session_factory: Any, client: Any, result: Any, on_acked: Callable[[dict[str, Any]], int], *,
             timeout: float | None = None, max_kbps: float | None = None, crash_after: int = 0,
-            on_round: Callable[[int], None] | None = None, sleep: Callable[[float], None] = time.sleep) -> LinkStats:
+            on_round: Callable[[int], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+            batch_size: int | None = None) -> LinkStats:
     """Push every pending event in v2 batches; ``on_acked(reply)`` marks delivered what the hub
-    holds and returns how many (the caller's per-event logic, shared with v1)."""
+    holds and returns how many (the caller's per-event logic, shared with v1). ``batch_size``
+    (``anpi sync --batch-size``): batches start at, and never exceed, that many events."""
     stats = LinkStats()
-    state = PushState()
+    state = PushState(size=batch_size or START_BATCH)
+    largest = batch_size or MAX_BATCH
     with session_factory() as s:
         dev = outbox.get_device(s)
         fresh_after = (dev.epoch, dev.last_seq) if dev is not None else (0, 0)
@@ -220,7 +223,7 @@ def push_v2(session_factory: Any, client: Any, result: Any, on_acked: Callable[[
         answered.update(r["event_id"] for r in doc["results"] if r["status"] not in ("held", "applied"))
         moved = stats.bytes_up + stats.bytes_down - before
         state.bps = _record_speed(session_factory, moved, time.monotonic() - started, len(batch), len(body))
-        state.size = min(MAX_BATCH, state.size * 2)
+        state.size = min(largest, state.size * 2)
         if on_round:
             on_round(result.acknowledged)
         _throttle(max_kbps, moved, started, sleep)
