@@ -10,7 +10,7 @@
 - **resumable**: every batch commits at the hub as a whole; when the reply is lost (the link
   dropped), the laptop asks ``POST /v1/push/probe`` whether the hub holds exactly those events
   (ids digest over their numbers) instead of sending them again.
-- **adaptive**: the batch grows ×2 after each answered round trip and shrinks ÷4 after a failed
+- **adaptive**: the batch grows ×2 after each answered round trip and shrinks ÷2 after a failed
   one, never beyond what the last measured link speed carries in :data:`ROUND_SECONDS`.
 - **measured**: bytes per second of the last rounds and bytes per event are kept in ``sync_cursor``
   for ``anpi sync --status`` (pending, bytes, estimated time); ``max_kbps`` keeps the laptop under
@@ -209,7 +209,7 @@ def push_v2(session_factory: Any, client: Any, result: Any, on_acked: Callable[[
         if doc is None:
             stats.failures += 1
             state.failures += 1
-            state.size = max(MIN_BATCH, state.size // 4)
+            state.size = max(MIN_BATCH, state.size // 2)
             if state.failures >= MAX_FAILURES:
                 raise HubUnavailable(f"hub {client.base_url}: the link failed {state.failures} times in a row")
             sleep(min(5.0, 0.25 * state.failures) * (0.5 + random.random() / 2))
