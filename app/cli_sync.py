@@ -111,11 +111,19 @@ def sync_cmd(
     ctx: typer.Context,
     hub: Optional[str] = typer.Option(None, "--hub", help="Override the enrolled hub URL"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
-    batch_size: int = typer.Option(500, "--batch-size", min=1, max=2000),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2000,
+                                             help="Events per batch (default: adaptive to the link, 500 per pull page)"),
     retries: int = typer.Option(5, "--retries", min=0, help="Retries per request (exponential back-off)"),
+    status: bool = typer.Option(False, "--status", help="Only show what is pending: events, bytes, estimated time"),
+    max_kbps: Optional[float] = typer.Option(None, "--max-kbps", min=0.1,
+                                             help="Stay under this many kbit/s on average (a shared link)"),
 ) -> None:
     """Push then pull until up to date; exit 0 only when everything local is acknowledged."""
     from sync import client
+
+    if status:
+        _sync_status(ctx, as_json)
+        return
 
     tty = sys.stderr.isatty() and not as_json
 
@@ -129,9 +137,9 @@ def sync_cmd(
     with _one_line_errors():
         from app.services.remote_match import on_pulled
 
-        res = client.sync_once(factory, hub, batch_size=batch_size, max_retries=retries,
+        res = client.sync_once(factory, hub, batch_size=batch_size or 500, link_batch=batch_size, max_retries=retries,
                                on_progress=progress if tty else None, audit_reporter=audit.reporter(factory),
-                               on_pulled=on_pulled(engine_for(ctx)))
+                               on_pulled=on_pulled(engine_for(ctx)), max_kbps=max_kbps)
     if tty:
         typer.echo("", err=True)
     if as_json:
@@ -148,6 +156,30 @@ def sync_cmd(
                    "(see `anpi hub audit verify --device …` at the hub)", err=True)
 
 
+def _sync_status(ctx: typer.Context, as_json: bool) -> None:
+    """`anpi sync --status`: no network; what waits for the hub, its size on the wire (compressed as it
+    would be sent) and the time it takes at the link speed measured at the last sync."""
+    from sync import link
+
+    with shelter_session_factory(ctx)() as s:
+        summary = link.pending_summary(s).as_dict()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    speed = f"{summary['link_kbps']} kbit/s measured at the last sync" if summary["link_kbps"] else "not measured yet"
+    eta = f"about {_duration(summary['eta_seconds'])}" if summary["eta_seconds"] is not None else "unknown"
+    typer.echo(f"pending: {summary['events']} events ({summary['urgent']} urgent), {summary['bytes']:,} bytes on the wire; "
+               f"link: {speed}; estimated time: {eta}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 @bundle_app.command("export")
 def bundle_export_cmd(
     ctx: typer.Context,
@@ -158,9 +190,11 @@ def bundle_export_cmd(
 
     from app.cli_common import cli_audit
 
+    from app.services import audit
+
     factory = shelter_session_factory(ctx)
     with _one_line_errors():
-        info = bundles.export_bundle(factory, out)
+        info = bundles.export_bundle(factory, out, audit_reporter=audit.reporter(factory))
     # a bundle carries registrations (names, addresses) out of the laptop: audited like an export
     cli_audit(engine_for(ctx), "export", "cli: anpi bundle export",
               detail={"file": str(info.path), "format": "bundle", "events": info.events, "bundle_id": info.bundle_id})
@@ -438,6 +472,9 @@ def hub_bundle_import_cmd(
     forks = f", {out.forks} FORKS (see hub review)" if out.forks else ""
     typer.echo(f"imported bundle {out.bundle_id} from {out.device_name!r}: {out.events} events "
                f"({out.new} new, {out.duplicates} already on the hub{forks}){where}")
+    if out.audit in ("cut", "restored"):
+        typer.echo(f"warning: this laptop's audit log is reported as {out.audit} "
+                   f"(see `anpi hub audit verify --device {out.device_name}`)", err=True)
 
 
 def _run_crossmatch(engine: Engine) -> None:

@@ -11,6 +11,12 @@ Bundle file::
 The body is ``Ed25519-signed(canonical JSON {bundle_id, device_id, hub_id, created_at,
 events:[wire envelopes]})``; the hub re-checks every clear header field against it.
 
+Version 2 (issue 16; ``ANPI-BUNDLE 2``): the same header, and a body that is a wire v2 batch
+(:mod:`sync.wire`: compact rows, zstandard with the shipped dictionary) whose extra keys are
+``kind, bundle_id, device_id, hub_id, created_at`` and ``audit`` — the laptop's audit chain head
+and new entries, answering for the head the hub acknowledged last (receipt or sync), exactly as
+``anpi sync`` reports it online. Compressed, then signed, then boxed. Hubs read both versions.
+
 Receipt file (no personal data, only watermarks; signed by the hub)::
 
     ANPI-RECEIPT 1\\n
@@ -39,6 +45,7 @@ from sync.models import OutboxEvent
 from sync.errors import BundleCorrupt, BundleError, BundleForeign, BundleTruncated, NotEnrolled
 
 BUNDLE_MAGIC = b"ANPI-BUNDLE 1\n"
+BUNDLE_MAGIC_V2 = b"ANPI-BUNDLE 2\n"
 RECEIPT_MAGIC = b"ANPI-RECEIPT 1\n"
 MAX_HEADER = 64 * 1024
 
@@ -52,6 +59,7 @@ class BundleHeader:
     events: int
     ciphertext_length: int
     ciphertext_sha256: str
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,12 @@ class BundleInfo:
 
 def parse_bundle(data: bytes) -> tuple[BundleHeader, bytes]:
     """Split a bundle into header and ciphertext, checking length and hash (no keys needed)."""
-    if not data.startswith(BUNDLE_MAGIC):
-        if BUNDLE_MAGIC.startswith(data):
+    version = 2 if data.startswith(BUNDLE_MAGIC_V2) else 1
+    if not data.startswith(BUNDLE_MAGIC) and version == 1:
+        if BUNDLE_MAGIC.startswith(data) or BUNDLE_MAGIC_V2.startswith(data):
             raise BundleTruncated("bundle is truncated (file ends inside the header)")
+        if data.startswith(b"ANPI-BUNDLE "):
+            raise BundleCorrupt("bundle was written by a newer version of Anpi; update the hub")
         raise BundleCorrupt("not an Anpi bundle (bad magic line)")
     rest = data[len(BUNDLE_MAGIC):]
     nl = rest.find(b"\n", 0, MAX_HEADER)
@@ -76,7 +87,7 @@ def parse_bundle(data: bytes) -> tuple[BundleHeader, bytes]:
     try:
         h = json.loads(rest[:nl])
         header = BundleHeader(str(h["bundle_id"]), str(h["device_id"]), str(h["hub_id"]), str(h["created_at"]),
-                              int(h["events"]), int(h["ciphertext_length"]), str(h["ciphertext_sha256"]))
+                              int(h["events"]), int(h["ciphertext_length"]), str(h["ciphertext_sha256"]), version)
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         # OverflowError: "events": 1e999; RecursionError: a header of 60,000 "[" (found by tests/fuzz)
         raise BundleCorrupt(f"bundle header is unreadable ({exc})") from exc
@@ -99,10 +110,13 @@ def open_body(header: BundleHeader, ciphertext: bytes, box: Any, device_verify_b
     sig, body = signed[:64], signed[64:]
     if not crypto.verify_detached(device_verify_b64, body, crypto.b64e(sig)):
         raise BundleCorrupt("bundle signature does not verify")
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise BundleCorrupt("bundle body is not JSON") from exc
+    if header.version == 2:
+        doc = _v2_body(header, body)
+    else:
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise BundleCorrupt("bundle body is not JSON") from exc
     for k in ("bundle_id", "device_id", "hub_id", "created_at"):
         if doc.get(k) != getattr(header, k):
             raise BundleCorrupt(f"bundle header was altered ({k} differs from the signed body)")
@@ -111,13 +125,46 @@ def open_body(header: BundleHeader, ciphertext: bytes, box: Any, device_verify_b
     return doc
 
 
-def export_bundle(session_factory: SessionFactory, out: str | Path) -> BundleInfo:
+def _v2_body(header: BundleHeader, body: bytes) -> dict[str, Any]:
+    """A v2 body (signature already checked) → the v1 body shape, events as full envelopes."""
+    from sync import wire
+    from sync.errors import IngestError
+
+    try:
+        doc = wire.decode_batch(body)
+        doc["events"] = wire.expand_events(header.device_id, doc.pop("e"))
+    except IngestError as exc:
+        raise BundleCorrupt(f"bundle body is unreadable ({exc})") from exc
+    if doc.get("kind") != "anpi.bundle":
+        raise BundleCorrupt("not an Anpi bundle body")
+    return doc
+
+
+def _body_v2(events: list[dict[str, Any]], meta: dict[str, Any], audit: dict[str, Any] | None) -> bytes:
+    from sync import wire
+
+    return wire.encode_events(events, {"kind": "anpi.bundle", **meta, "audit": audit})
+
+
+def _audit_report(session_factory: SessionFactory, reporter: Any) -> dict[str, Any] | None:
+    """The audit head and new entries, answering for the head the hub acknowledged last."""
+    if reporter is None:
+        return None
+    with session_factory() as s:
+        known, uploaded = outbox.get_cursor(s, outbox.AUDIT_KNOWN_SEQ), outbox.get_cursor(s, outbox.AUDIT_UPLOADED)
+    return reporter(known or None, uploaded)
+
+
+def export_bundle(session_factory: SessionFactory, out: str | Path, *, audit_reporter: Any = None,
+                  version: int = 2) -> BundleInfo:
     """Write every unacknowledged event into a signed, encrypted bundle at ``out``.
 
     Written to a temp file beside the target, fsync'd, renamed, then read back and fully
     verified (decrypted with our side of the box, signature and event ids checked) — a USB
     stick that lies about writes is caught here, not at the data center.  Changes nothing in
     the database: an exported event is still pending until the hub's receipt comes back.
+    ``audit_reporter`` (the faces' :data:`sync.client.AuditReporter`) puts the audit chain head in
+    a v2 bundle; ``version=1`` writes the format older hubs read.
     """
     out = Path(out)
     with session_factory() as s:
@@ -130,13 +177,16 @@ def export_bundle(session_factory: SessionFactory, out: str | Path) -> BundleInf
     box = crypto.device_box(key, hub_box_pk)
     bundle_id = str(ULID())
     created_at = datetime.now(timezone.utc).isoformat()
-    body = canonical_bytes({"kind": "anpi.bundle", "v": 1, "bundle_id": bundle_id, "device_id": device_id,
-                            "hub_id": hub_id, "created_at": created_at, "events": events})
+    meta = {"bundle_id": bundle_id, "device_id": device_id, "hub_id": hub_id, "created_at": created_at}
+    if version >= 2:
+        body = _body_v2(events, meta, _audit_report(session_factory, audit_reporter))
+    else:
+        body = canonical_bytes({"kind": "anpi.bundle", "v": 1, **meta, "events": events})
     ciphertext = bytes(box.encrypt(key.sign(body).signature + body))
     header = canonical_bytes({"bundle_id": bundle_id, "device_id": device_id, "hub_id": hub_id,
                               "created_at": created_at, "events": len(events),
                               "ciphertext_length": len(ciphertext), "ciphertext_sha256": sha256_hex(ciphertext)})
-    data = BUNDLE_MAGIC + header + b"\n" + ciphertext
+    data = (BUNDLE_MAGIC_V2 if version >= 2 else BUNDLE_MAGIC) + header + b"\n" + ciphertext
     atomic_write_bytes(out, data)
     readback = out.read_bytes()
     try:
@@ -255,6 +305,9 @@ def import_receipt(session_factory: SessionFactory, path: str | Path) -> Receipt
             newly = _ack_covered(s, dev.device_id, caps, doc)
         else:
             newly = outbox.apply_acks(s, dev.device_id, acks, authoritative=False, caps=caps)
+        head = doc.get("audit") if isinstance(doc.get("audit"), dict) else {}
+        if isinstance(head.get("seq"), int) and head["seq"] >= outbox.get_cursor(s, outbox.AUDIT_KNOWN_SEQ):
+            outbox.remember_audit_head(s, head["seq"], int(head.get("uploaded") or 0))
         outbox.mark_synced(s)
         s.commit()
         pending = outbox.pending_count(s)

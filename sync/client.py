@@ -63,6 +63,10 @@ class SyncResult:
     new_epoch: int | None = None  # granted by the hub in this run
     error: str | None = None
     audit: str | None = None  # the hub's verdict on the audit chain head (ok, first, cut, restored …)
+    wire: int = 1  # the batch format used: 2 (compact, sync.wire) when the hub speaks it
+    bytes_up: int = 0  # v2 only: what crossed the link, bodies and headers (sync.link.LinkStats)
+    bytes_down: int = 0
+    resumed: int = 0  # v2: batches whose reply was lost and that the hub turned out to hold (not resent)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     finished_at: datetime | None = None
 
@@ -74,7 +78,8 @@ class SyncResult:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
                 "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
-                "error": self.error, "audit": self.audit}
+                "error": self.error, "audit": self.audit, "wire": self.wire, "bytes_up": self.bytes_up,
+                "bytes_down": self.bytes_down, "resumed": self.resumed}
 
 
 class HubClient:
@@ -341,6 +346,7 @@ def _start_of_run(session_factory: SessionFactory, client: HubClient, device_id:
     _measure_clock(session_factory, doc, sent, client.clock())
     acks = doc.get("acks", [])
     per_event = all("held_seq" in a for a in acks) and "clock_offset" in doc
+    result.wire = 2 if per_event and int(doc.get("wire") or 1) >= 2 else 1
     if per_event:
         with session_factory() as s:
             outbox.lower_to_hub(s, device_id, [(int(a["epoch"]), int(a["held_seq"])) for a in acks])
@@ -393,8 +399,13 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
               sleep: Callable[[float], None] = time.sleep,
               on_progress: Callable[[SyncProgress], None] | None = None,
               audit_reporter: AuditReporter | None = None,
-              on_pulled: Callable[[list[str]], None] | None = None) -> SyncResult:
+              on_pulled: Callable[[list[str]], None] | None = None,
+              max_kbps: float | None = None, wire_version: int = 2, link_batch: int | None = None) -> SyncResult:
     """Push every unacknowledged event, then pull other shelters' events, then report.
+
+    When the hub speaks wire v2 (and ``wire_version`` allows it) the push goes through
+    :func:`_push_link` (compact batches, urgent first, resumable; ``max_kbps`` caps the average rate;
+    ``link_batch``: a fixed batch size instead of the adaptive one; ``batch_size`` is for v1 and pulls).
 
     ``audit_reporter`` (given by the faces) sends the laptop's audit chain head and new audit
     entries to the hub at every sync, so the hub sees a cut tail (:mod:`sync.hub.audit_head`).
@@ -416,10 +427,14 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
     with _sync_lock:
         try:
             per_event = _start_of_run(session_factory, client, device_id, result)
+            result.wire = min(result.wire, wire_version)
             total = _pending(session_factory)
             stalls = 0
             after: tuple[int, int] | None = None
-            while True:
+            if result.wire >= 2:
+                _push_link(session_factory, client, device_id, result, total, on_progress, max_kbps, crash_after,
+                           link_batch, sleep)
+            while result.wire < 2:
                 with session_factory() as s:
                     batch = [e.to_wire() for e in outbox.pending_events(s, limit=batch_size,
                                                                         after=after if per_event else None)]
@@ -447,7 +462,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
                 if stalls >= 3:
                     raise HubRejected("hub stopped acknowledging events (gap it cannot fill?)")
             if audit_reporter is not None:
-                result.audit = _report_audit(client, audit_reporter)
+                result.audit = _report_audit(client, audit_reporter, remember=_audit_rememberer(session_factory))
             if pull:
                 _pull(session_factory, client, hub_id, batch_size, result, on_progress, on_pulled)
                 _pull_shelters(session_factory, client)
@@ -457,7 +472,7 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
             if isinstance(exc, AuthError) and exc.reason in ("device_revoked", "unknown_device"):
                 result.error = f"hub refused this laptop: {exc}"
         finally:
-            result.retries = client.retries
+            result.retries += client.retries
             result.hub_url = client.base_url
             client.close()
         forked = len({f.get("event_id") for f in result.forks})
@@ -474,7 +489,35 @@ def sync_once(session_factory: SessionFactory, hub_url: str | None = None, *, ht
     return result
 
 
-def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 1000) -> str | None:
+def _push_link(session_factory: SessionFactory, client: HubClient, device_id: str, result: SyncResult,
+               total: int, on_progress: Callable[[SyncProgress], None] | None, max_kbps: float | None,
+               crash_after: int, link_batch: int | None, sleep: Callable[[float], None]) -> None:
+    """The v2 push (:mod:`sync.link`): acknowledgements go through the same per-event logic as v1."""
+    from sync import link
+
+    def progress(done: int) -> None:
+        if on_progress:
+            on_progress(SyncProgress("push", done, total))
+
+    stats = link.push_v2(session_factory, client, result,
+                         lambda doc: _push_per_event(session_factory, client, device_id, doc, result),
+                         max_kbps=max_kbps, crash_after=crash_after, on_round=progress, sleep=sleep,
+                         batch_size=link_batch)
+    result.bytes_up, result.bytes_down, result.resumed = stats.bytes_up, stats.bytes_down, stats.probes_held
+    result.retries += stats.failures
+
+
+def _audit_rememberer(session_factory: SessionFactory) -> Callable[[int, int], None]:
+    """Keep the head the hub acknowledged, so a later USB bundle answers for it offline."""
+    def remember(seq: int, uploaded: int) -> None:
+        with session_factory() as s:
+            outbox.remember_audit_head(s, seq, uploaded)
+            s.commit()
+    return remember
+
+
+def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 1000,
+                  remember: Callable[[int, int], None] | None = None) -> str | None:
     """Head and new entries, in rounds of at most 1,000 entries; the hub's verdict of the first round.
 
     A hub older than this answers 404: the laptop then syncs as before (nothing to compare with).
@@ -492,6 +535,8 @@ def _report_audit(client: HubClient, reporter: AuditReporter, max_rounds: int = 
             return verdict
         doc = client.request("POST", "/v1/audit/head", report)
         verdict = verdict or str(doc.get("status"))
+        if remember is not None and isinstance(doc.get("uploaded"), int):
+            remember(int(report["head"]["seq"]), int(doc["uploaded"]))
         if len(report.get("entries") or []) < 1000:
             break
     return verdict
@@ -592,7 +637,8 @@ class PulledRegistry:
 
 
 def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
-                   timeout: float = 300.0, max_retries: int = 3, have: str | None = None) -> PulledRegistry:
+                   timeout: float = 300.0, max_retries: int = 3, have: str | None = None,
+                   chunked: bool = True) -> PulledRegistry:
     """The newest registry backup of this laptop's municipality, verified.
 
     Trust comes from what the laptop pinned at enrolment: the manifest must carry the hub's
@@ -613,9 +659,29 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise NotEnrolled("this laptop holds no hub keys; enrol again")
     c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
     try:
-        doc = c.request("GET", "/v1/registry/latest" + (f"?have={have}" if have else ""))
+        query = "&".join(([f"have={have}"] if have else []) + (["enc=zstd"] if chunked else []))
+        doc = c.request("GET", "/v1/registry/latest" + (f"?{query}" if query else ""))
+        manifest = _signed_manifest(doc, sign_pub, hub_id, device_id)
+        if doc.get("file") is None and have and manifest.get("sha256") == have:
+            return PulledRegistry(manifest, b"", unchanged=True)
+        if isinstance(doc.get("blob"), dict):  # issue 16: compressed, in hashed chunks, each retried alone
+            from sync import registry_fetch
+
+            data = registry_fetch.download(c, manifest, doc["blob"], key, box_pub)
+        else:
+            try:
+                data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
+            except (CryptoError, ValueError) as exc:
+                raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
     finally:
         c.close()
+    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
+    return PulledRegistry(manifest, data)
+
+
+def _signed_manifest(doc: dict[str, Any], sign_pub: str, hub_id: str, device_id: str) -> dict[str, Any]:
+    """The manifest, checked against the hub key pinned at enrolment, before any file byte is fetched."""
     manifest = doc.get("manifest")
     if not isinstance(manifest, dict):
         raise HubRejected("hub answered without a registry manifest")
@@ -624,15 +690,7 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise HubRejected("registry manifest is not signed by the hub this laptop enrolled at; refused")
     if manifest.get("hub_id") != hub_id or manifest.get("device_id") != device_id:
         raise HubRejected("registry manifest is for another hub or another laptop; refused")
-    if doc.get("file") is None and have and manifest.get("sha256") == have:
-        return PulledRegistry(manifest, b"", unchanged=True)
-    try:
-        data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
-    except (CryptoError, ValueError) as exc:
-        raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
-    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
-        raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
-    return PulledRegistry(manifest, data)
+    return manifest
 
 
 def cross_town_notice(session: Session, evacuee_id: str) -> dict[str, Any] | None:

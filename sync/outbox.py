@@ -128,6 +128,16 @@ HUB_EPOCH_NEEDED = "sync/hub-epoch-needed"  # 1 after a restore, until the hub g
 FORKED_EVENTS = "sync/forked-events"  # events the hub answered "fork" for at the last sync
 CLOCK_OFFSET = "sync/clock-offset-seconds"  # hub time − this laptop's clock, measured at the last sync
 CLOCK_MEASURED = "sync/clock-measured-at"  # unix time (hub clock) of that measurement
+#: the audit head the hub last acknowledged (by a sync or a bundle's receipt) and how far it holds the
+#: entries: a USB bundle answers for that head offline, as `anpi sync` does online (issue 16)
+AUDIT_KNOWN_SEQ = "sync/audit-known-seq"
+AUDIT_UPLOADED = "sync/audit-uploaded"
+
+
+def remember_audit_head(session: Session, seq: int, uploaded: int) -> None:
+    """The hub now holds this laptop's audit head ``seq`` and its entries up to ``uploaded``. Does not commit."""
+    set_cursor(session, AUDIT_KNOWN_SEQ, int(seq))
+    set_cursor(session, AUDIT_UPLOADED, int(uploaded))
 
 
 def start_new_epoch(session: Session, *, restored: bool = False) -> int:

@@ -83,6 +83,14 @@ def pending_count(session: Session) -> int:
     return outbox.pending_count(session)
 
 
+def pending_link(session: Session) -> dict:
+    """Events and bytes waiting for the hub, and the time they take at the last measured link speed
+    (``{"events", "urgent", "bytes", "link_kbps", "eta_seconds"}``; estimated from a sample)."""
+    from sync import link
+
+    return link.pending_summary(session, exact=False).as_dict()
+
+
 def last_sync(session: Session) -> datetime | None:
     return outbox.last_sync(session)
 

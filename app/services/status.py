@@ -49,4 +49,5 @@ def shelter_status(session: Session) -> dict[str, Any]:
         "flags": {"open": flags_open, "evacuees": flagged},
         "roster_imports_unfinished": running,
         "sync": journal.sync_health(session),
+        "sync_link": journal.pending_link(session),  # bytes and estimated time at the last link speed (issue 16)
     }

@@ -30,6 +30,7 @@ class ImportOutcome:
     forks: int
     receipt: bytes
     crossmatch_jobs: int = 0
+    audit: str | None = None  # the hub's verdict on the audit head the bundle carried (ok, first, cut …)
 
     @property
     def all_known(self) -> bool:
@@ -37,7 +38,8 @@ class ImportOutcome:
 
 
 def _receipt(identity: store.HubIdentity, header_bundle_id: str, device_id: str, acks: list[store.StreamAck],
-             wire: list[store.WireEvent], new: int, dup: int, not_stored: list[dict]) -> bytes:
+             wire: list[store.WireEvent], new: int, dup: int, not_stored: list[dict],
+             audit: dict | None = None) -> bytes:
     """``not_stored`` names the bundle's events the hub keeps only as forks: a laptop marks every
     other event of a covered range delivered, never these (older laptops read ``acks``, which
     stop below the first open fork)."""
@@ -45,7 +47,22 @@ def _receipt(identity: store.HubIdentity, header_bundle_id: str, device_id: str,
         "hub_id": identity.hub_id, "device_id": device_id, "bundle_id": header_bundle_id,
         "acks": [a.as_dict() for a in acks], "covered": covered_ranges(wire), "events_in_bundle": len(wire),
         "events_new": new, "events_duplicate": dup, "forks": len(not_stored), "not_stored": not_stored,
-        "imported_at": datetime.now(timezone.utc).isoformat()})
+        "imported_at": datetime.now(timezone.utc).isoformat(), **({"audit": audit} if audit else {})})
+
+
+def _record_audit(engine: Engine, device_id: str, m: str, report: object) -> dict | None:
+    """A v2 bundle's audit head, judged exactly like one reported by ``anpi sync`` (issue 16): a laptop
+    that only ever travels by USB still has its cut tail caught. The receipt tells the laptop what
+    the hub now holds (``seq``, ``uploaded``) so that its next bundle answers for it."""
+    from sync.hub import audit_head
+
+    if not isinstance(report, dict):
+        return None
+    try:
+        got = audit_head.record_report(engine, device_id, m, report)
+    except IngestError as exc:
+        raise BundleCorrupt(f"bundle audit report is invalid: {exc}") from exc
+    return {"status": got["status"], "seq": int(report["head"]["seq"]), "uploaded": int(got["uploaded"])}
 
 
 def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
@@ -67,6 +84,11 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
     except IngestError as exc:
         raise BundleCorrupt(f"bundle content is invalid: {exc}") from exc
     m = dev["municipality_code"]
+    with engine.connect() as conn:
+        store.set_tenant(conn, m)
+        known = conn.execute(select(store.hub_bundle.c.bundle_id).where(
+            store.hub_bundle.c.municipality_code == m, store.hub_bundle.c.bundle_id == header.bundle_id)).first()
+    audit = None if known is not None else _record_audit(engine, header.device_id, m, doc.get("audit"))
     with engine.begin() as conn:
         store.hub_lock(conn, m)
         seen = conn.execute(select(store.hub_bundle.c.imported_at, store.hub_bundle.c.event_count)
@@ -83,12 +105,12 @@ def import_bundle(engine: Engine, data: bytes) -> ImportOutcome:
         res = ingest.ingest_conn(conn, header.device_id, wire, via="bundle", municipality=m)
         missing = [{k: r[k] for k in ("epoch", "seq", "event_id")} for r in res.results if r["status"] == "fork"]
         receipt = _receipt(identity, header.bundle_id, header.device_id, res.acks, wire, res.stored,
-                           res.duplicates, missing)
+                           res.duplicates, missing, audit)
         conn.execute(store.hub_bundle.insert().values(
             municipality_code=m, bundle_id=header.bundle_id, device_id=header.device_id, imported_at=store.utcnow(),
             event_count=len(wire), new_count=res.stored, receipt=receipt.decode("utf-8")))
     return ImportOutcome(header.bundle_id, header.device_id, dev["name"], len(wire), res.stored, res.duplicates,
-                         len(res.forks), receipt, res.crossmatch_jobs)
+                         len(res.forks), receipt, res.crossmatch_jobs, audit["status"] if audit else None)
 
 
 def import_bundle_file(engine: Engine, path: str | Path, receipt_out: str | Path | None = None) -> ImportOutcome:

@@ -191,6 +191,10 @@ def ingest_conn(conn: Connection, device_id: str, events: Sequence[WireEvent], *
             applied = hub_apply.apply_events(conn, ordered, now=now, municipality=m, clock_offset=offset)
             result.applied += applied.count
             result.crossmatch_jobs += applied.crossmatch_jobs
+        ahead = [e for e in new_rows if e.epoch == epoch and e.seq > contig and e.type == "evacuee.registered"]
+        if ahead:  # issue 16: a registration sent ahead of its backlog is visible at once
+            early = hub_apply.apply_events(conn, ahead, now=now, municipality=m, clock_offset=offset)
+            result.crossmatch_jobs += early.crossmatch_jobs
 
     conn.execute(update(hub_device).where(hub_device.c.municipality_code == m, hub_device.c.device_id == device_id)
                  .values(last_seen_at=now))

@@ -390,13 +390,14 @@ def manifest_message(manifest: Mapping[str, Any]) -> bytes:
 
 
 def device_package(engine: Engine, identity: HubIdentity, key: DataKey, device: Mapping[str, Any],
-                   have: str | None = None) -> dict[str, Any]:
+                   have: str | None = None, *, send_file: bool = True) -> dict[str, Any]:
     """The newest snapshot of the device's municipality, for that device only.
 
     ``manifest`` (signed by the hub) says what it is and how to import it; ``file`` is
     ``Box(hub box key, device key)`` of the bytes, base64 — or ``None`` when the laptop says it
     already holds that file (``have`` = its SHA-256): nothing is sent, nothing disclosed.  Each
-    disclosure is audited.
+    disclosure is audited. ``send_file=False``: the file goes in chunks
+    (:mod:`sync.hub.registry_pull`); the answer then says ``unchanged`` instead of leaving the file out.
     """
     m = device["municipality_code"]
     with engine.connect() as conn:
@@ -412,15 +413,19 @@ def device_package(engine: Engine, identity: HubIdentity, key: DataKey, device: 
                 "options": snap.options, "issued_at": utcnow().isoformat()}
     signature = crypto.sign_detached(identity.sign_key, manifest_message(manifest))
     if have and have == snap.sha256:
-        return {"manifest": manifest, "signature": signature, "file": None}
-    data = open_file(engine, key, m, snap.snapshot_id)
-    box = crypto.hub_box(identity.box_key, device["public_key"])
-    sealed = bytes(box.encrypt(data))
+        return {"manifest": manifest, "signature": signature, "file": None, **({} if send_file else {"unchanged": True})}
+    sealed = b""
+    if send_file:
+        data = open_file(engine, key, m, snap.snapshot_id)
+        box = crypto.hub_box(identity.box_key, device["public_key"])
+        sealed = bytes(box.encrypt(data))
     with engine.begin() as conn:
         set_tenant(conn, m)
         audit.record(conn, m, actor=f"device:{device['name']}", action="registry.pulled",
                      detail={"snapshot_id": snap.snapshot_id, "sha256": snap.sha256, "device_id": device["device_id"],
                              "rows": snap.row_count})
+    if not send_file:
+        return {"manifest": manifest, "signature": signature, "file": None, "unchanged": False}
     return {"manifest": manifest, "signature": signature, "file": crypto.b64e(sealed)}
 
 

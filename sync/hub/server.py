@@ -14,8 +14,10 @@ Routes (all JSON):
   events and the hub's notices (cross-town answers), never another municipality's
 - ``GET  /v1/shelters`` signed; the municipality's enrolled shelters with their current population
 - ``GET  /v1/card-key`` signed; the municipality's 避難者カード key boxed to the laptop (also sent at enrolment)
-- ``GET  /v1/registry/latest`` signed; the newest registry backup of the device's municipality
-  (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`
+- ``GET  /v1/registry/latest[?enc=zstd]`` signed; the newest registry backup of the device's municipality
+  (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`; with
+  ``enc=zstd`` the file is described as a compressed sealed blob fetched by ``GET /v1/registry/chunk``
+- ``POST /v1/push/probe`` signed; after a lost reply: does the hub hold exactly these events (wire v2)
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
 Auth failures answer 401/403 with ``{"error": reason, "detail": …, "hub_time": …}``.
@@ -36,14 +38,17 @@ import time
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from sync.errors import AuthError, BadRequest, DataKeyError, EnrollmentError, IngestError, NoRegistry, RegistryError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, replication, store
+from sync import wire
+from sync.hub import audit_head, bodies, crossmatch, forks, hq, ingest, registry, registry_pull, replication, store, wire_push
 from sync.http_errors import error_answer
 from sync.settings import SyncSettings
 
@@ -82,6 +87,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
     app.state.identity = identity
     app.state.data_key = key
     app.include_router(hq.hq_router(engine, lambda: key))
+    # JSON answers (acks, feed pages, HQ lists) compressed for laptops that ask (httpx does): issue 16
+    app.add_middleware(GZipMiddleware, minimum_size=512)
 
     # ANPI_HUB_CROSSMATCH=off: matching is left to a separate `anpi hub crossmatch run --watch`
     # process (its own CPU: ingest never competes with building a registry's matcher)
@@ -127,7 +134,10 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse(body | {"hub_time": clock()}, status_code=status)
 
     async def authed(request: Request) -> tuple[Any, bytes]:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the link dropped mid-request (satellite phone): nothing to answer
+            raise AuthError("disconnected", "the request was cut off", 400) from None
         if len(body) > MAX_BODY:
             raise AuthError("too_large", "request body too large", 413)
         dev = await run_in_threadpool(store.authenticate, engine, request.headers, request.method,
@@ -168,20 +178,42 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**result, "time": clock()})
 
     @app.post("/v1/push")
-    async def push(request: Request) -> JSONResponse:
+    async def push(request: Request) -> Response:
         try:
             dev, body = await authed(request)
         except AuthError as exc:
             return refuse(exc)
+        compact = request.headers.get("content-type", "").startswith(wire.BATCH_TYPE)
         try:
-            doc = bodies.parse(bodies.PushBody, body)
+            raw_doc = await run_in_threadpool(wire_push.read_batch, dev["device_id"], body) if compact else None
+            doc = (bodies.PushBody.model_validate(raw_doc) if raw_doc is not None
+                   else bodies.parse(bodies.PushBody, body))
             result = await run_in_threadpool(ingest.ingest, engine, dev["device_id"], doc.events, via="http",
                                              after_commit=crash_hook, municipality=dev["municipality_code"],
                                              clock_offset=_offset(doc.laptop_time, clock()))
         except (BadRequest, IngestError) as exc:
             return hq.answer(exc)
         task = BackgroundTask(crossmatch_now) if result.crossmatch_jobs and key is not None and inline else None
+        if compact:
+            return Response(wire.encode_reply({**result.as_dict(), "hub_time": clock()}), media_type=wire.REPLY_TYPE,
+                            background=task)
         return JSONResponse({**result.as_dict(), "hub_time": clock()}, background=task)
+
+    @app.post("/v1/push/probe")
+    async def push_probe(request: Request) -> JSONResponse:
+        """After a lost reply: does the hub hold exactly these events? (the laptop then need not resend)"""
+        try:
+            dev, body = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        try:
+            held = await run_in_threadpool(wire_push.probe, engine, dev["device_id"], dev["municipality_code"],
+                                           bodies.parse_object(body))
+        except BadRequest as exc:
+            return hq.answer(exc)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return hq.answer(BadRequest(f"malformed probe: {exc}"))
+        return JSONResponse({"held": held, "hub_time": clock()})
 
     @app.get("/v1/audit/head")
     async def audit_head_known(request: Request) -> JSONResponse:
@@ -217,7 +249,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         if offset is not None:
             await run_in_threadpool(forks.record_clock_engine, engine, dev["device_id"], dev["municipality_code"], offset)
         got = await run_in_threadpool(store.stream_acks, engine, dev["device_id"], dev["municipality_code"])
-        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock(), "clock_offset": offset})
+        return JSONResponse({"acks": [a.as_dict() for a in got], "hub_time": clock(), "clock_offset": offset,
+                             "wire": wire.VERSION})
 
     @app.post("/v1/epoch")
     async def epoch(request: Request) -> JSONResponse:
@@ -267,7 +300,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     @app.get("/v1/registry/latest")
-    async def registry_latest(request: Request, have: str = "") -> JSONResponse:
+    async def registry_latest(request: Request, have: str = "", enc: str = "") -> JSONResponse:
         try:
             dev, _ = await authed(request)
         except AuthError as exc:
@@ -275,10 +308,28 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         if key is None:
             return hq.answer(DataKeyError("this hub has no data key configured"))
         try:
-            pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
+            if enc == "zstd":  # issue 16: compressed, sealed once, in hashed chunks (sync.hub.registry_pull)
+                pkg = await run_in_threadpool(registry_pull.chunked_package, engine, identity, key, dev, have or None)
+            else:
+                pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
         except RegistryError as exc:  # whatever keeps the backup from the laptop: it keeps its own (404)
             return hq.answer(NoRegistry(str(exc)))
         return JSONResponse({**pkg, "hub_time": clock()})
+
+    @app.get("/v1/registry/chunk")
+    async def registry_chunk(request: Request, snapshot: str = "", i: int = 0) -> Response:
+        """One piece of a chunked registry pull (``GET /v1/registry/latest?enc=zstd`` lists them)."""
+        try:
+            dev, _ = await authed(request)
+        except AuthError as exc:
+            return refuse(exc)
+        if key is None:
+            return hq.answer(DataKeyError("this hub has no data key configured"))
+        try:
+            data = await run_in_threadpool(registry_pull.chunk, engine, identity, key, dev, snapshot, i)
+        except RegistryError as exc:
+            return hq.answer(NoRegistry(str(exc)))
+        return Response(data, media_type="application/octet-stream")
 
     return app
 

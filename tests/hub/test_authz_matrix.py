@@ -57,6 +57,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/v1/epoch"): DEVICE,
     ("GET", "/v1/pull"): DEVICE,
     ("GET", "/v1/registry/latest"): DEVICE,
+    ("GET", "/v1/registry/chunk"): DEVICE,
+    ("POST", "/v1/push/probe"): DEVICE,
     ("GET", "/v1/shelters"): DEVICE,
     ("GET", "/v1/card-key"): DEVICE,
     ("GET", "/v1/hq/whoami"): DESK,
@@ -116,6 +118,8 @@ ALLOWED_STATUS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/hq/inquiries"): (200,),  # nobody of that name: "no_information" (logged)
     ("POST", "/v1/hq/certificates"): (422,),  # no cause given
     ("POST", "/v1/audit/head"): (422,),  # a head without seq and hash
+    ("GET", "/v1/registry/chunk"): (404,),  # no snapshot named: nothing sent
+    ("POST", "/v1/push/probe"): (200,),  # a batch the hub does not hold: {"held": false}
     ("POST", "/v1/hq/certificates/{number}/reissue"): (409,),  # a void certificate
     ("POST", "/v1/hq/certificates/{number}/void"): (409,),  # already void
     ("POST", "/v1/hq/pfif/import"): (422,),  # not a PFIF file: nothing stored
@@ -285,6 +289,8 @@ def concrete(w: World, who: str, method: str, path: str) -> tuple[str, Any]:
         body = {"events": []}
     elif path == "/v1/audit/head" and method == "POST":
         body = {"head": {}}  # refused before anything is stored
+    elif path == "/v1/push/probe":
+        body = {"ranges": [[1, 1, 1]], "ids_sha256": "0" * 64}
     elif path == "/v1/hq/forks/apply":
         body = {"fork_ids": ["no-such-fork"]}  # refused (404), changes nothing
     elif path == "/v1/epoch":

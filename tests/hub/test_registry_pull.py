@@ -126,8 +126,8 @@ def test_tampered_or_foreign_answers_are_refused(world, tmp_path: Path) -> None:
 
     with pytest.raises(HubRejected, match="not signed by the hub"):
         client.fetch_registry(sessions, http=tamper(later_as_of))
-    with pytest.raises(HubRejected, match="cannot be opened"):
-        client.fetch_registry(sessions, http=tamper(other_file))
+    with pytest.raises(HubRejected, match="cannot be opened"):  # the single answer older hubs give
+        client.fetch_registry(sessions, http=tamper(other_file), chunked=False)
     ok = client.fetch_registry(sessions)
     assert hashlib.sha256(ok.data).hexdigest() == ok.manifest["sha256"] and ok.manifest["municipality_code"] == A
     real.close()
