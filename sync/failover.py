@@ -70,6 +70,13 @@ class FailoverClient:
         self.backoff, self.max_backoff, self.sleep = backoff, max_backoff, sleep
         self.switches = 0
 
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (signing key, device id, HTTP client, clock offset) is the current hub's
+        client's: the compact push loop (sync/link.py) sends through it directly."""
+        if name in ("clients", "current"):  # not set yet: never recurse
+            raise AttributeError(name)
+        return getattr(self.clients[self.current], name)
+
     @property
     def base_url(self) -> str:
         return self.clients[self.current].base_url

@@ -170,7 +170,7 @@ def test_discard_and_the_queue_are_staff_only_and_audited(app: Any, shelter) -> 
     assert ("self_entry", "POST /self") in seen  # the kiosk's own write, with its client address
 
 
-PUBLIC = ("/self", "/static", "/healthz", "/openapi.json", "/switch", "/api/session")
+PUBLIC = ("/self", "/static", "/healthz", "/openapi.json", "/switch", "/api/session", "/pair")  # /pair: a LAN device pairs (no person)
 
 
 def test_a_kiosk_session_reaches_no_staff_page_or_api(app: Any) -> None:
