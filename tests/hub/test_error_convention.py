@@ -216,3 +216,13 @@ def test_pfif_desk_answers_in_the_one_shape(desks: SimpleNamespace) -> None:
     one_shape(_call(d, "POST", path, decide | {"decision": "undo"}), 409, "conflict")
     assert _call(d, "POST", path, decide | {"decision": "confirmed"}).status_code == 200
     one_shape(_call(d, "POST", path, decide | {"decision": "confirmed"}), 409, "already_done")
+
+
+def test_inquiry_body_reads_every_field_of_the_desk_form() -> None:
+    """The hub's body model and the desk's form are one list of fields (a new field cannot be dropped)."""
+    from app.api.hub.inquiry import InquiryBody
+    from app.services.inquiry_rules import InquiryRequest
+
+    assert set(InquiryBody.model_fields) == set(InquiryRequest.__dataclass_fields__)
+    full = {f: ("x" if f != "give_up" else True) for f in InquiryRequest.__dataclass_fields__}
+    assert InquiryBody.model_validate(full).request() == InquiryRequest(**full)
