@@ -577,22 +577,5 @@ def log_row(r: Mapping[str, Any]) -> dict[str, Any]:
             "items": [i["no"] for i in items if isinstance(i, dict) and "no" in i], "answer_text": r["answer_text"]}
 
 
-def request_from(data: Mapping[str, Any]) -> InquiryRequest:
-    """The desk form from a JSON object; a field of the wrong type is named (InvalidInput)."""
-    kw: dict[str, Any] = {}
-    for f in InquiryRequest.__dataclass_fields__:
-        if f not in data or data[f] is None:
-            continue
-        v = data[f]
-        if f == "give_up":
-            if not isinstance(v, bool):
-                raise InvalidInput("give_up: must be true or false", "「これ以上の情報はない」は true / false です",
-                                   "give_up")
-        elif not isinstance(v, str):
-            raise InvalidInput(f"{f}: must be a string", "文字で入力してください", f)
-        kw[f] = v
-    return InquiryRequest(**kw)
-
-
 __all__: Sequence[str] = ("DESK_OUTCOMES", "HubAnswer", "HubFound", "Person", "answer_inquiry", "find_person",
-                          "linked_facts", "list_inquiries", "log_row", "request_from", "row_facts", "row_values")
+                          "linked_facts", "list_inquiries", "log_row", "row_facts", "row_values")

@@ -50,10 +50,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.formats.pfif import PfifDocument, PfifNote, parse_pfif, record_to_json, write_pfif
 from app.services import pfif_desk, pfif_rules as rules
-from app.services.errors import AlreadyDone, Conflict, InvalidInput, NotFound
+from app.services.errors import TooLarge
 from app.services.pfif import DECISION_JA, MAX_FILE_BYTES, STATUS_PFIF_JA, ImportResult, read_file
 from matching.dates import DateError, parse_date
-from sync.errors import DataKeyError, HubConflict, HubNotFound
+from sync.errors import DataKeyError
+from sync.files import atomic_path
 from sync.hub import audit, crossmatch, registry
 from sync.hub.apply import in_
 from sync.hub.hq import parse_time, shelter_names
@@ -93,8 +94,8 @@ def import_pfif(engine: Engine, key: DataKey | None, municipality: str | None, d
     target counts only when `reveal_restricted` (admins) — a count would tell that the file's
     person was found among the protected."""
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput(f"{file_name} is {len(data):,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
-                           "ファイルが大きすぎます (100MBまで)", "file")
+        raise TooLarge(f"{file_name} is {len(data):,} bytes; at most {MAX_FILE_BYTES:,} are accepted",
+                       "ファイルが大きすぎます (100MBまで)", MAX_FILE_BYTES)
     doc = parse_pfif(data, file_name, csv_domain=csv_domain)
     m = _municipality(engine, municipality)
     hx = _registry_engine(engine, key, m) if link else None
@@ -367,21 +368,16 @@ def decide_link(engine: Engine, key: DataKey | None, municipality: str | None, s
                 target_id: str, decision: str, *, by: str, reveal_restricted: bool = False) -> dict[str, Any]:
     """Staff confirm or reject a proposed link, or undo their last decision on it: a new row,
     audited (`pfif_desk.decide_link`, the same rule as the shelter's desk). A link the caller may not
-    see (閲覧制限), or of another municipality, is not found (HubNotFound, 404); a decision the
-    link's state refuses is HubConflict (409)."""
+    see (閲覧制限), or of another municipality, is not found (NotFound, 404, worded as for a link
+    that does not exist); a decision the link's state refuses is Conflict or AlreadyDone (409)."""
     pfif_desk.check_decision(decision, target_kind)
     m = _municipality(engine, municipality)
     reg = _registry(engine, key, m)
     with engine.begin() as conn:
         set_tenant(conn, m)
         hub_lock(conn, m)
-        try:
-            return pfif_desk.decide_link(HubPfifLinks(conn, m, reg, by), sought_id, target_kind, target_id, decision,
-                                         reveal_restricted=reveal_restricted)
-        except NotFound:
-            raise HubNotFound("not found") from None
-        except (Conflict, AlreadyDone) as exc:
-            raise HubConflict(str(exc)) from None
+        return pfif_desk.decide_link(HubPfifLinks(conn, m, reg, by), sought_id, target_kind, target_id, decision,
+                                     reveal_restricted=reveal_restricted)
 
 
 class HubPfifLinks:
@@ -577,14 +573,8 @@ def export_pfif(engine: Engine, data_key: DataKey | None, municipality: str | No
     export is audited before the file appears (the record of a disclosure must not be lost)."""
     out = Path(out)
     doc, res = build_export(engine, data_key, municipality, expiry_days=expiry_days)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(write_pfif(doc))
-    try:
+    with atomic_path(out) as tmp:  # the file appears only once its audit entry is written
+        tmp.write_bytes(write_pfif(doc))
         _audit_export(engine, res, by=by, file=out.name, expiry_days=expiry_days)
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(out)
     res.path = out
     return res

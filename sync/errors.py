@@ -20,10 +20,18 @@ class SyncError(Exception):
 
 
 class BadRequest(SyncError):
-    """A request body that cannot be read: not JSON, or outside its schema (``sync.hub.bodies``)."""
+    """A request body that cannot be read: not JSON, or outside its schema (``sync.hub.bodies``).
+
+    ``field`` names the key at fault ("body": the body as a whole) and ``message_ja`` is the line a
+    staff screen shows, so a desk page never has to show the English detail."""
 
     status = 400
     code = "bad_request"
+
+    def __init__(self, message: str, field: str = "", message_ja: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.message_ja = message_ja
 
 
 class InvalidEvent(SyncError):

@@ -7,6 +7,7 @@ IT and the staff UI speaks Japanese to volunteers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -43,3 +44,10 @@ class FileFormatError(Exception):
         first = problems[0] if problems else None
         more = f" (and {self.total - 1} more problems)" if self.total > 1 else ""
         super().__init__(f"{first}{more}" if first else "unreadable file")
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The keys the one HTTP mapping adds to the answer: every problem (file, line, field) and the total."""
+        return {"total": self.total, "problems": [
+            {"file": p.file, "line": p.line, "field": p.field, "message": p.message, "message_ja": p.message_ja}
+            for p in self.problems]}

@@ -25,7 +25,15 @@ FONT_DIR = Path(__file__).with_name("ipafont")
 
 
 class FontMissing(RuntimeError):
-    """The Japanese font is not installed; PDFs cannot be written."""
+    """The Japanese font is not installed; PDFs cannot be written.
+
+    Says how the one HTTP mapping (``sync.http_errors``) answers it, like every error class: 503
+    ``font_missing`` (``app.formats`` cannot import ``app.services.errors``, so it is not an
+    ``Unavailable`` but answers as one)."""
+
+    status = 503
+    code = "font_missing"
+    message_ja = "日本語フォントが見つからないため、PDFを作成できません"
 
 
 def font_path() -> Path:

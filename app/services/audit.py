@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from sqlmodel import Session, select
 
 from app.audit_models import AuditEntry
 from app.formats.tables import csv_writer
-from app.ids import utcnow
+from app.ids import aware, utcnow
 from app.models import Staff
 from app.services.audit_key import audit_key, key_id
 from app.services.errors import InvalidInput
@@ -66,8 +66,8 @@ def _canon(obj: Any) -> str:
 
 
 def _utc(at: datetime) -> datetime:
-    """Aware UTC (the column type refuses naive values); naive input is taken as UTC."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    """Aware UTC (the column type refuses naive values); naive input is taken as UTC (`app.ids.aware`)."""
+    return aware(at)  # type: ignore[return-value]  # never None for a datetime
 
 
 def _at_text(at: datetime) -> str:

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from app.ids import aware
+
 UNREGISTERED_MIN_SEARCHES = 20
 UNREGISTERED_MIN_SHARE = 0.5
 ORACLE_MIN_SEARCHES = 5
@@ -150,8 +152,7 @@ def address_oracle(entries: Sequence[Mapping[str, Any]], ctx: Context) -> list[F
 
 def _local_hour(at: Any) -> int:
     t = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
-    return t.astimezone(TIMEZONE).hour
+    return aware(t).astimezone(TIMEZONE).hour  # type: ignore[union-attr]  # never None for a datetime
 
 
 def _quiet(hour: int) -> bool:

@@ -68,7 +68,7 @@ from app.formats.certificate_pdf import (
     printable,
     wareki,
 )
-from app.ids import utcnow
+from app.ids import aware, utcnow
 from app.models import (
     Certificate,
     CertificateCounter,
@@ -329,14 +329,10 @@ class HubAction:
     where: str = "hub"
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _parse_at(value: Any, fallback: Any) -> datetime:
     for v in (value, fallback):
         try:
-            return _aware(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
+            return aware(datetime.fromisoformat(str(v).replace("Z", "+00:00")))  # type: ignore[return-value]
         except (TypeError, ValueError):
             continue
     return datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -430,7 +426,7 @@ def history(session: Session, number: str) -> list[Any]:
               if not a.device_id or not dev or a.device_id == dev]
     if not remote:
         return local  # type: ignore[return-value]
-    return sorted([*local, *remote], key=lambda e: (_aware(e.at), str(e.id)))
+    return sorted([*local, *remote], key=lambda e: (aware(e.at), str(e.id)))
 
 
 def last_reissue_at(session: Session, number: str) -> Optional[datetime]:

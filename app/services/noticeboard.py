@@ -29,6 +29,7 @@ from app.services.anpi_towns import name_reading, town_spelling
 from app.services.errors import InvalidInput
 from app.services.evacuees import full_name
 from app.services.shelters import current_shelter
+from sync.files import atomic_write_bytes
 
 FORMATS = ("pdf", "csv")
 PAPERS = ("a4", "a3")
@@ -111,11 +112,7 @@ def export(session: Session, *, fmt: str, paper: str = "a4", by: Any = "", scree
     nb = build(session)
     data = render(nb, fmt, paper)
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        atomic_write_bytes(out, data)
     audit.record(session, by, "export", screen, [f"evacuee:{r.evacuee_id}" for r in nb.rows], {
         "list": "noticeboard", "format": fmt, "paper": paper if fmt == "pdf" else "",
         "file": out.name if out is not None else "", "rows": len(nb.rows), "restricted_excluded": nb.left_out_restricted})

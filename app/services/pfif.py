@@ -38,7 +38,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from app.formats.pfif import PfifDocument, PfifNote, PfifPerson, parse_pfif, record_domain, write_pfif
-from app.ids import utcnow
+from app.ids import aware as _aware, utcnow
 from app.models import Evacuee, MatchDecision, RegistrySnapshot, Resident, Shelter, SoughtLink, SoughtNote, SoughtPerson, StayEvent
 from app.services import audit, disclosure, pfif_desk
 from app.services.errors import InvalidInput, NotFound
@@ -49,11 +49,12 @@ from app.services.registry import newest_snapshot
 from app.services.pfif_rules import (STAFF_FINAL, EvacueeIndex, EvacueeTyped, LinkState, age_text,
                                      default_expiry_days, display_name, evacuee_person, found_note, plan_links,
                                      propose, record_domain_for_code, registered_note, stamp_entry_dates, stay_note)
-from app.services.pfif_rules import aware as _aware, newer as _newer, refused as _refused
+from app.services.pfif_rules import newer as _newer, refused as _refused
 from app.services.pfif_rules import sought_query as _sought_query
 from matching.engine import Matcher
 from matching.query import Query
 from matching.registry_index import RegistryIndex
+from sync.files import atomic_path
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 CURRENT = ("auto", "review", "confirmed")  # what a link that is shown may be
@@ -650,17 +651,14 @@ def export_pfif(session: Session, out: Path, *, by_user: str, expiry_days: int |
     """
     out = Path(out)
     doc, disclosed = build_export(session, expiry_days=expiry_days)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(write_pfif(doc))
-    try:
-        audit.record(session, by_user, "export", screen, [f"evacuee:{e}" for e in disclosed],
-                     {"format": "pfif", "file": out.name, "persons": len(doc.persons),
-                      "notes": len(doc.all_notes()), "expiry_days": expiry_days or default_expiry_days()})
-        session.commit()
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        session.rollback()
-        raise
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # the file appears only once its audit entry is committed
+        tmp.write_bytes(write_pfif(doc))
+        try:
+            audit.record(session, by_user, "export", screen, [f"evacuee:{e}" for e in disclosed],
+                         {"format": "pfif", "file": out.name, "persons": len(doc.persons),
+                          "notes": len(doc.all_notes()), "expiry_days": expiry_days or default_expiry_days()})
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
     return len(doc.persons)

@@ -1,7 +1,8 @@
 """The JSON bodies the hub accepts, as pydantic models (one reading of each, no hand parsing).
 
 A body that is not JSON, or not of its model's shape, is refused as :class:`sync.errors.BadRequest`
-(400, "malformed", ``sync.http_errors``) naming the field at fault; the values' *meaning* (a known
+(400, "bad_request", ``sync.http_errors``) naming the field at fault (``field``, and a Japanese line for
+staff screens); the values' *meaning* (a known
 decision, a real device) is checked by the functions the routes call (409/422 there).
 Unknown keys are ignored: a newer laptop may send more than this hub reads.
 """
@@ -65,7 +66,8 @@ _OBJECT = TypeAdapter(dict[str, Any])
 def _refusal(exc: ValidationError) -> BadRequest:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    return BadRequest(f"{where}: {first.get('msg', 'malformed body')}")
+    field = str(first.get("loc", ("body",))[0]) if first.get("loc") else "body"
+    return BadRequest(f"{where}: {first.get('msg', 'malformed body')}", field, "送信内容の形式が正しくありません")
 
 
 def parse(model: type[M], raw: bytes) -> M:

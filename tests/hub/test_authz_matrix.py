@@ -468,8 +468,10 @@ def test_other_municipality_certificates_and_sought_people_look_missing(world: W
             body = {"target_kind": kind, "target_id": target, "decision": decision}
             theirs = call(w, who, "POST", f"/v1/hq/pfif/sought/{sid}/links", body)
             nobody = call(w, who, "POST", f"/v1/hq/pfif/sought/{GHOST}/links", body)
-            assert (theirs.status_code, theirs.json()) == (nobody.status_code, nobody.json()) == (
-                404, {"error": "not_found", "detail": "not found"}), theirs.text
+            assert theirs.status_code == nobody.status_code == 404 and theirs.json()["error"] == "not_found", theirs.text
+            # the same words for the id typed (echoed), nothing of the other municipality's person
+            assert theirs.text.replace(sid, "N") == nobody.text.replace(GHOST, "N"), theirs.text
+            assert not leaks(json.loads(theirs.text.replace(sid, "N")), *markers(w, other)), theirs.text
     # nothing of the other side changed: B's certificates as issued/void, B's link still only suggested
     for m in (A, B):
         issued, void = w.certs[m]

@@ -150,7 +150,6 @@ def test_validation_errors_name_the_field(desk) -> None:  # noqa: ANN001
         (issue_body(p, damage="ほぼ全壊"), "damage"),
         (issue_body(p, kind="hisai"), "damage"),  # a 被災証明書 carries no grade
         (issue_body(p, cause=" "), "cause"),
-        (issue_body(p, in_person="yes"), "in_person"),
         (issue_body(p, resident_id=""), "resident_id"),
         (issue_body(p, location="x" * 201), "location"),
         (issue_body(p, name="山田"), "name"),  # belongs to the manual path
@@ -165,8 +164,12 @@ def test_validation_errors_name_the_field(desk) -> None:  # noqa: ANN001
         doc = r.json()
         assert doc["error"] == "invalid_input" and doc["field"] == field, (body, doc)
         assert doc["detail"] and doc["detail_ja"] and doc["detail"] != doc["detail_ja"], doc
+    # a body outside its schema is malformed (400, sync.hub.bodies), still naming the field
+    r = hq(http, a.desk_token, "POST", "/v1/hq/certificates", issue_body(p, in_person="yes"))
+    assert (r.status_code, r.json()["error"], r.json()["field"]) == (400, "bad_request", "in_person"), r.text
+    assert r.json()["detail"].startswith("in_person:") and r.json()["detail_ja"]
     r = http.post("/v1/hq/certificates", content=b"{not json", headers={"Authorization": f"Bearer {a.desk_token}"})
-    assert r.status_code == 422 and r.json()["field"] == "body"
+    assert (r.status_code, r.json()["error"], r.json()["field"]) == (400, "bad_request", "body"), r.text
     r = hq(http, a.desk_token, "POST", "/v1/hq/certificates", issue_body(p, resident_id="0000000000"))
     assert r.status_code == 404 and "0000000000" in r.json()["detail_ja"]
     assert hq(http, a.desk_token, "GET", "/v1/hq/certificates").json()["certificates"] == []  # nothing was stored

@@ -308,7 +308,7 @@ def test_browser_inquiry_certificate_pfif(desk: Desk) -> None:
 
             assert not seen.outside, seen.outside
             assert not seen.errors, seen.errors
-            assert seen.failed == [(400, "/v1/hq/inquiries"), (422, "/v1/hq/certificates"), (422, "/v1/hq/certificates"),
+            assert seen.failed == [(422, "/v1/hq/inquiries"), (422, "/v1/hq/certificates"), (422, "/v1/hq/certificates"),
                               (422, f"/v1/hq/certificates/{number}/void")], seen.failed
         finally:
             browser.close()

@@ -10,7 +10,10 @@
 - ``POST /v1/hq/certificates/{number}/reissue``   ``{"reason"}`` (optional)
 - ``POST /v1/hq/certificates/{number}/void``      ``{"reason"}`` (required)
 
-Bad input answers 422 ``{"error": "invalid_input", "field", "detail", "detail_ja"}``; a number of
+Errors answer in the one shape of every route (``sync.http_errors``, through ``HqCaller``): a body
+that is not JSON or not of its model's shape (a flag that is not true/false, text that is not text)
+answers 400 ``{"error": "bad_request", "field", "detail", "detail_ja"}``; a value the desk refuses
+answers 422 ``{"error": "invalid_input", "field", "detail", "detail_ja"}``; a number of
 another municipality answers 404 exactly like one that does not exist.  閲覧制限 households: only
 hq/admin issue, reissue or print (403 for desk users); desk users see their address, location,
 issuing shelter/device and identity note masked, and ``q`` never matches their address.  A PDF the
@@ -24,85 +27,67 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import StrictBool
 from sqlalchemy.engine import Engine
 
 from app import hub_certificates as hc
-from app.api.hub import json_object
-from app.formats.fonts import FontMissing
-from app.services.errors import AnpiError, Conflict, Forbidden, InvalidInput, NotFound
+from app.services.errors import InvalidInput
+from sync.hub.bodies import Body, parse
 from sync.hub.hq import HqCaller
 
-_STATUS = ((InvalidInput, 422, "invalid_input"), (NotFound, 404, "not_found"), (Forbidden, 403, "forbidden"),
-           (Conflict, 409, "conflict"))
+
+class IssueBody(Body):
+    """``POST /v1/hq/certificates``: the registry path (resident_id) or the manual one (``"manual": true``
+    and the household as declared). Values are checked by ``hub_certificates`` (422 naming the field)."""
+
+    manual: StrictBool = False
+    resident_id: str | None = None
+    kind: str | None = None
+    cause: str | None = None
+    damage: str | None = None
+    location: str | None = None
+    in_person: StrictBool = False
+    id_note: str | None = None
+    include_members: StrictBool = True
+    name: str | None = None
+    address: str | None = None
+    members: Any = None  # a list of {name, relationship, birth_date} or lines of text (hc.parse_members)
+    note: str | None = None
 
 
-def error_answer(exc: AnpiError) -> JSONResponse:
-    """Our service errors as JSON; the field is named for bad input (English and Japanese)."""
-    code, kind = 400, "bad_request"
-    for cls, c, k in _STATUS:
-        if isinstance(exc, cls):
-            code, kind = c, k
-            break
-    body: dict[str, Any] = {"error": kind, "detail": str(exc), "detail_ja": exc.message_ja}
-    if isinstance(exc, InvalidInput):
-        body["field"] = exc.field
-    return JSONResponse(body, status_code=code)
+class ReasonBody(Body):
+    """``POST …/reissue`` (reason optional) and ``…/void`` (reason required, checked by the desk)."""
+
+    reason: str | None = None
 
 
-def _flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name} must be true or false", f"{name} は true か false で指定してください", name)
-    return value
-
-
-def _str(body: dict[str, Any], name: str) -> Any:
-    value = body.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text", f"{name} は文字で指定してください", name)
-    return value
-
-
-def _issue(engine: Engine, data_key: Callable[[], Any], u: Any, b: dict[str, Any]) -> hc.HubCertificate:
+def _issue(engine: Engine, data_key: Callable[[], Any], u: Any, b: IssueBody) -> hc.HubCertificate:
     """POST /v1/hq/certificates: the manual path ("manual": true, the household as declared) or the
     registry path (resident_id); a field of the other path is refused, naming it."""
     m = u.municipality_code
-    if _flag(b, "manual"):
-        if b.get("resident_id"):
+    if b.manual:
+        if b.resident_id:
             raise InvalidInput("manual and resident_id exclude each other", "手動発行では宛名番号を指定しません",
                                "resident_id")
-        cert = hc.issue_manual(engine, m, kind=_str(b, "kind") or "risai", cause=_str(b, "cause"),
-                               name=_str(b, "name"), address=_str(b, "address"), damage=_str(b, "damage"),
-                               location=_str(b, "location"), members=hc.parse_members(b.get("members")),
-                               note=_str(b, "note"), by=u)
-    else:
-        for extra in ("name", "address", "members", "note"):
-            if b.get(extra):
-                raise InvalidInput(f"{extra} belongs to the manual path (\"manual\": true)",
-                                   "氏名・住所・世帯構成員・備考は手動発行のときだけ指定します", extra)
-        cert = hc.issue(engine, data_key(), m, resident_id=_str(b, "resident_id"),
-                        kind=_str(b, "kind") or "risai", cause=_str(b, "cause"), damage=_str(b, "damage"),
-                        location=_str(b, "location"), in_person=_flag(b, "in_person"),
-                        identity_note=_str(b, "id_note"),
-                        include_members=_flag(b, "include_members", True), by=u,
-                        allow_restricted=u.can("hq"))
-    return cert
+        return hc.issue_manual(engine, m, kind=b.kind or "risai", cause=b.cause or "", name=b.name or "",
+                               address=b.address or "", damage=b.damage or "", location=b.location or "",
+                               members=hc.parse_members(b.members), note=b.note or "", by=u)
+    for extra in ("name", "address", "members", "note"):
+        if getattr(b, extra):
+            raise InvalidInput(f"{extra} belongs to the manual path (\"manual\": true)",
+                               "氏名・住所・世帯構成員・備考は手動発行のときだけ指定します", extra)
+    return hc.issue(engine, data_key(), m, resident_id=b.resident_id or "", kind=b.kind or "risai",
+                    cause=b.cause or "", damage=b.damage or "", location=b.location or "", in_person=b.in_person,
+                    identity_note=b.id_note or "", include_members=b.include_members, by=u,
+                    allow_restricted=u.can("hq"))
 
 
 def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> APIRouter:
     r = APIRouter()
 
     async def call(request: Request, fn: Callable[[Any], Any], status_code: int = 200) -> Any:
-        def guarded(user: Any) -> Any:
-            try:
-                out = fn(user)
-            except AnpiError as exc:
-                return error_answer(exc)
-            except FontMissing as exc:  # the hub cannot write PDFs until the font is installed
-                return JSONResponse({"error": "font_missing", "detail": str(exc),
-                                     "detail_ja": "日本語フォントが見つからないため、PDFを作成できません"}, status_code=503)
+        def guarded(user: Any) -> Any:  # errors propagate to HqCaller's one mapping (sync.http_errors)
+            out = fn(user)
             return out if isinstance(out, Response) else JSONResponse(out, status_code=status_code)
         return await caller.call(request, guarded, perm="desk")
 
@@ -114,7 +99,7 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            cert = _issue(engine, data_key, u, json_object(raw))
+            cert = _issue(engine, data_key, u, parse(IssueBody, raw))
             return view(u, cert, history=True)
         return await call(request, fn, status_code=201)
 
@@ -147,8 +132,8 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = json_object(raw)
-            cert = hc.reissue(engine, data_key(), u.municipality_code, number, reason=_str(b, "reason"), by=u,
+            reason = parse(ReasonBody, raw).reason or ""
+            cert = hc.reissue(engine, data_key(), u.municipality_code, number, reason=reason, by=u,
                               allow_restricted=u.can("hq"))
             return view(u, cert, history=True)
         return await call(request, fn)
@@ -158,8 +143,8 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: Any) -> dict[str, Any]:
-            b = json_object(raw)
-            cert = hc.void(engine, data_key(), u.municipality_code, number, _str(b, "reason"), by=u)
+            reason = parse(ReasonBody, raw).reason or ""
+            cert = hc.void(engine, data_key(), u.municipality_code, number, reason, by=u)
             return view(u, cert, history=True)
         return await call(request, fn)
 

@@ -46,7 +46,6 @@ _MEDIA = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocum
 
 def translated(fn: Callable[[tenants.HqUser], Any]) -> Callable[[tenants.HqUser], Any]:
     """The services' exceptions as the hub's (which ``HqCaller`` answers): bad input names its field."""
-    from app.formats.fonts import FontMissing
     from app.services.errors import AnpiError, Conflict, InvalidInput, NotFound
 
     def run(u: tenants.HqUser) -> Any:
@@ -60,8 +59,7 @@ def translated(fn: Callable[[tenants.HqUser], Any]) -> Callable[[tenants.HqUser]
             raise HubConflict(str(exc)) from None
         except AnpiError as exc:
             raise ValueError(str(exc)) from None
-        except FontMissing as exc:
-            raise DataKeyError(str(exc)) from None  # 503: the hub cannot write PDFs until the font is installed
+        # FontMissing passes: it answers 503 font_missing itself (the hub cannot write PDFs without the font)
     return run
 
 

@@ -14,40 +14,50 @@ Routes (``Authorization: Bearer <token>`` of a hub user; everything is the calle
 - ``GET  /v1/hq/pfif/export?expiry_days=N``  PFIF 1.4 of the evacuees who consented to
   publication (⑭), never 閲覧制限 (perm hq; audited ``export.pfif``)
 
-Errors come back in the shapes of every /v1/hq route (``sync.hub.hq.answer``); another
-municipality's ids answer 404 exactly like ids that do not exist.
+Errors come back in the one shape of every route (``sync.http_errors``, through ``HqCaller``): a
+refused file 422 ``bad_file`` with ``total`` and every problem (file, line, field); a file over the
+limit 413 ``too_large``; a bad value or body 400 ``bad_request`` whose detail starts with the field;
+an unknown link 404 ``not_found`` (another municipality's ids answer exactly like ids that do not
+exist); a decision the link's state refuses 409 (``conflict``, or ``already_done`` for the same
+decision twice).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
 from app import hub_pfif
-from app.api.hub import json_object
-from app.formats.errors import FileFormatError
-from app.services.errors import AnpiError, InvalidInput
+from app.services.errors import InvalidInput, Malformed
+from sync.hub.bodies import Body, parse
 from sync.hub.hq import HqCaller
 from sync.hub.tenants import HqUser
 
 XML = "application/xml; charset=utf-8"
 
 
-def _bad(exc: Exception) -> JSONResponse:
-    """Our bad-input errors (a refused file names every problem; other input names its field)."""
-    if isinstance(exc, FileFormatError):
-        return JSONResponse({"error": "bad_file", "detail": str(exc), "total": exc.total,
-                             "problems": [{"file": p.file, "line": p.line, "field": p.field, "message": p.message,
-                                           "message_ja": p.message_ja} for p in exc.problems]}, status_code=422)
-    if isinstance(exc, InvalidInput):
-        status = 413 if exc.field == "file" else 400  # the only file problem before parsing: its size
-        return JSONResponse({"error": "bad_request", "detail": f"{exc.field}: {exc}" if exc.field else str(exc),
-                             "detail_ja": exc.message_ja}, status_code=status)
-    return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+class LinkDecision(Body):
+    """``POST /v1/hq/pfif/sought/{sought_id}/links`` (``kind``: the older name of ``target_kind``);
+    the values are checked by ``pfif_desk.check_decision``."""
+
+    target_kind: str | None = None
+    kind: str | None = None
+    target_id: str | None = None
+    decision: str | None = None
+
+
+@contextmanager
+def bad_input_is_malformed() -> Iterator[None]:
+    """This desk answers a bad value 400 naming its field, as it always has (``Malformed``)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise Malformed(f"{exc.field}: {exc}" if exc.field else str(exc), exc.message_ja) from None
 
 
 def _safe_name(name: str) -> str:
@@ -63,12 +73,10 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: HqUser) -> Any:
-            try:
+            with bad_input_is_malformed():
                 res = hub_pfif.import_pfif(engine, data_key(), u.municipality_code, raw, _safe_name(name),
                                            by=f"hq:{u.name}", csv_domain=csv_domain or None,
                                            reveal_restricted=u.role == "admin")
-            except (FileFormatError, AnpiError) as exc:
-                return _bad(exc)
             return {**res.as_dict(), "sought_ids": res.sought_ids}
         return await caller.call(request, fn, perm="desk")
 
@@ -87,24 +95,19 @@ def router(engine: Engine, caller: HqCaller, data_key: Callable[[], Any]) -> API
         raw = await request.body()
 
         def fn(u: HqUser) -> Any:
-            try:
-                body = json_object(raw)
-            except InvalidInput as exc:
-                return _bad(exc)
-            try:
+            body = parse(LinkDecision, raw)
+            with bad_input_is_malformed():
                 return hub_pfif.decide_link(engine, data_key(), u.municipality_code, sought_id,
-                                            str(body.get("target_kind") or body.get("kind") or ""),
-                                            str(body.get("target_id") or ""), str(body.get("decision") or ""),
-                                            by=f"hq:{u.name}", reveal_restricted=u.role == "admin")
-            except AnpiError as exc:
-                return _bad(exc)
+                                            body.target_kind or body.kind or "", body.target_id or "",
+                                            body.decision or "", by=f"hq:{u.name}",
+                                            reveal_restricted=u.role == "admin")
         return await caller.call(request, fn, perm="desk")
 
     @r.get("/v1/hq/pfif/export")
     async def pfif_export(request: Request, expiry_days: int | None = None) -> Any:
         def fn(u: HqUser) -> Any:
             if expiry_days is not None and expiry_days < 1:
-                return _bad(InvalidInput("expiry_days must be at least 1", "有効期限の日数は1以上です", "expiry_days"))
+                raise Malformed("expiry_days: must be at least 1", "有効期限の日数は1以上です")
             file = f"anpi-pfif-{u.municipality_code}.xml"
             res = hub_pfif.export_bytes(engine, data_key(), u.municipality_code, by=f"hq:{u.name}",
                                         expiry_days=expiry_days, file=file)
