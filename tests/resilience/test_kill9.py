@@ -249,7 +249,12 @@ def test_kill9_during_roster_import_keeps_whole_chunks_and_continues(tmp_path: P
     events_before = query(sh.db_path, "SELECT COUNT(*) FROM outbox_event")[0][0]
     proc = anpi_bg(sh.db_path, tmp_path / "roster.log", "roster", "import", dataset.roster_path)
     wait_for_write_lock(sh.db_path, proc)
-    time.sleep(1.0)  # 1,200 rows take several seconds
+    deadline = time.monotonic() + 120  # kill once the first chunk is committed (1,200 rows take seconds)
+    while time.monotonic() < deadline and proc.poll() is None:
+        rows = query(sh.db_path, "SELECT done_rows FROM rosterimport")
+        if rows and rows[0][0] > 0:
+            break
+        time.sleep(0.05)
     kill9(proc)
     assert integrity(sh.db_path) == ["ok"]
     [(done, accepted, rejected, dups, status)] = query(
