@@ -79,8 +79,8 @@ class SyncResult:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
                 "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
-                "feed_restarted": self.feed_restarted, "error": self.error, "audit": self.audit, "wire": self.wire, "bytes_up": self.bytes_up,
-                "bytes_down": self.bytes_down, "resumed": self.resumed}
+                "feed_restarted": self.feed_restarted, "error": self.error, "audit": self.audit, "wire": self.wire,
+                "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "resumed": self.resumed}
 
 
 class HubClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
@@ -17,7 +18,7 @@ from sqlalchemy import delete, update
 from sync import outbox
 from sync.hub import server, store
 from sync.hub.feed_generation import KEY, feed_generation
-from tests.sync.helpers import append_events, enroll_shelter, make_shelter, random_events, sync
+from tests.sync.helpers import FaultTransport, append_events, enroll_shelter, make_shelter, random_events, sync
 
 
 def _make_restored(engine, keep: int) -> list[str]:  # noqa: ANN001
@@ -79,3 +80,34 @@ def test_laptop_past_the_restore_point_pulls_everything_again(tmp_path: Path, hu
 
     more = sync(reader, tc, batch_size=5)  # the same generation: the cursor goes on, nothing pulled twice
     assert more.ok and not more.feed_restarted and more.pulled == 0
+
+
+class EarlierHub(FaultTransport):
+    """The same hub, answering pulls as a hub of the previous release did: without ``generation``."""
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        resp = super()._send(request)
+        if request.url.path != "/v1/pull":
+            return resp
+        doc = resp.json()
+        assert "generation" in doc
+        doc.pop("generation")
+        return httpx.Response(resp.status_code, json=doc, request=request)
+
+
+def test_a_hub_without_generations_keeps_the_cursor(tmp_path: Path, hub) -> None:  # noqa: ANN001
+    app, tc = hub
+    writer, reader = make_shelter(tmp_path, "w"), make_shelter(tmp_path, "r")
+    for sh in (writer, reader):
+        enroll_shelter(sh, app.state.engine, tc)
+    append_events(writer, random_events(random.Random(3), writer, 10))
+    assert sync(writer, tc).ok
+    assert sync(reader, tc).pulled > 0  # a current hub: the laptop keeps the generation
+    before = reader.remote_ids()
+    append_events(writer, random_events(random.Random(4), writer, 5))
+    assert sync(writer, tc).ok
+    old = httpx.Client(transport=EarlierHub(tc), base_url="http://hub")
+    res = sync(reader, old)
+    assert res.ok and not res.feed_restarted, res.as_dict()
+    served = {e["event_id"] for e in store.pull_feed(app.state.engine, reader.device().device_id, 0, 2000)["events"]}
+    assert reader.remote_ids() == served and res.pulled == len(served - before) > 0  # on from the cursor
