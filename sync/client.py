@@ -60,6 +60,7 @@ class SyncResult:
     retries: int = 0
     forks: list[dict[str, Any]] = field(default_factory=list)
     epoch_bumped: bool = False
+    feed_restarted: bool = False  # the hub's feed generation changed: pulled again from 0
     new_epoch: int | None = None  # granted by the hub in this run
     error: str | None = None
     audit: str | None = None  # the hub's verdict on the audit chain head (ok, first, cut, restored …)
@@ -78,8 +79,8 @@ class SyncResult:
         return {"hub_url": self.hub_url, "ok": self.ok, "pushed": self.pushed, "acknowledged": self.acknowledged,
                 "pending": self.pending, "pulled": self.pulled, "batches": self.batches, "retries": self.retries,
                 "forks": self.forks, "epoch_bumped": self.epoch_bumped, "new_epoch": self.new_epoch,
-                "error": self.error, "audit": self.audit, "wire": self.wire, "bytes_up": self.bytes_up,
-                "bytes_down": self.bytes_down, "resumed": self.resumed}
+                "feed_restarted": self.feed_restarted, "error": self.error, "audit": self.audit, "wire": self.wire,
+                "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "resumed": self.resumed}
 
 
 class HubClient:
@@ -574,12 +575,34 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
     and contact items (the hub redacts them and hashes the redacted payload, see
     ``sync.hub.store.pull_feed``), and the hub's own notices (device ``hub``: cross-town matches,
     HQ records typed at the hub, voids and reissues of our certificates) arrive beside the events;
-    the hash check is over exactly what was served."""
-    cursor_name = f"pull/{hub_id}"
+    the hash check is over exactly what was served.
+
+    The cursor belongs to the hub's feed *generation* (``generation`` in the answer, kept beside the
+    cursor): when it changes — the hub's database was restored to an earlier point and numbers its
+    feed again from there (:mod:`sync.hub.feed_generation`) — :func:`restart_feed` forgets what was
+    pulled and the feed is pulled again from 0.  A hub of an earlier release sends none: the cursor
+    is kept as before."""
+    cursor_name, generation_name = f"pull/{hub_id}", f"pull-generation/{hub_id}"
     with session_factory() as s:
-        cursor = outbox.get_cursor(s, cursor_name)
+        cursor, known = outbox.get_cursor(s, cursor_name), outbox.get_cursor(s, generation_name)
+    restarts = 0
     while True:
         doc = client.request("GET", f"/v1/pull?after={cursor}&limit={batch_size}")
+        generation = doc.get("generation")
+        if isinstance(generation, int) and generation > 0 and generation != known:
+            with session_factory() as s:
+                restart = cursor > 0 or known > 0
+                if restart:
+                    restart_feed(s, cursor_name)
+                outbox.set_cursor(s, generation_name, generation)
+                s.commit()
+            known, result.feed_restarted = generation, result.feed_restarted or restart
+            if restart:  # this page is in the old numbering's terms: ask again from 0
+                restarts += 1
+                if restarts > 3:  # e.g. two hubs both taking writes on diverged copies of one database
+                    raise HubRejected("the hub's feed generation keeps changing; pull stopped")
+                cursor = 0
+                continue
         nxt = int(doc.get("next", cursor))
         with session_factory() as s:
             rows = store_pulled(s, doc.get("events", []))
@@ -595,6 +618,20 @@ def _pull(session_factory: SessionFactory, client: HubClient, hub_id: str, batch
         if not doc.get("more") or nxt <= cursor:
             break
         cursor = nxt
+
+
+def restart_feed(session: Session, cursor_name: str) -> None:
+    """Forget everything pulled and set the pull cursor to 0 (the caller commits).
+
+    Why everything: after a restore the hub no longer holds what it numbered after the restore
+    point (the items are lost, or come back under new numbers when laptops resend them), and a
+    wrong import undone by the restore must not linger in this laptop's copy.  Pulling again from 0
+    rebuilds ``remote_event`` as exactly the restored hub's feed.  What the laptop derived from pulled
+    items is not applied twice: matching skips evacuees it already decided (``remote_match``), and
+    every other reader reads ``remote_event`` as it stands.  Until the re-pull has finished (the same
+    sync run) the laptop sees only the part pulled so far."""
+    session.execute(RemoteEvent.__table__.delete())  # type: ignore[attr-defined]
+    outbox.set_cursor(session, cursor_name, 0)
 
 
 def store_pulled(session: Session, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

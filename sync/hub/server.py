@@ -11,7 +11,8 @@ Routes (all JSON):
 - ``POST /v1/epoch``  signed; ``{"current_epoch", "reason"}`` → a fresh epoch no laptop got before
 - ``GET|POST /v1/audit/head`` signed; the laptop audit chain head (see :mod:`sync.hub.audit_head`)
 - ``GET  /v1/pull?after=N&limit=M`` signed; the device's municipality's feed: other shelters'
-  events and the hub's notices (cross-town answers), never another municipality's
+  events and the hub's notices (cross-town answers), never another municipality's; ``generation``
+  says which numbering ``after``/``next`` belong to (new after a restore: :mod:`sync.hub.feed_generation`)
 - ``GET  /v1/shelters`` signed; the municipality's enrolled shelters with their current population
 - ``GET  /v1/card-key`` signed; the municipality's 避難者カード key boxed to the laptop (also sent at enrolment)
 - ``GET  /v1/registry/latest[?enc=zstd]`` signed; the newest registry backup of the device's municipality
@@ -274,9 +275,13 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             dev, _ = await authed(request)
         except AuthError as exc:
             return refuse(exc)
+        from sync.hub.feed_generation import feed_generation
+
+        generation = await run_in_threadpool(feed_generation, engine)  # before the page it labels
         feed = await run_in_threadpool(store.pull_feed, engine, dev["device_id"], after, limit,
                                        dev["municipality_code"])
-        return JSONResponse({**feed, "hub_time": clock()})
+        extra = {} if generation is None else {"generation": generation}
+        return JSONResponse({**feed, **extra, "hub_time": clock()})
 
     @app.get("/v1/shelters")
     async def shelters(request: Request) -> JSONResponse:

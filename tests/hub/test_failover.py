@@ -22,6 +22,7 @@ from typing import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from bench import hub_failover as hf
 from bench import pgcluster as pc
@@ -149,6 +150,10 @@ def test_point_in_time_restore_before_a_wrong_registry_import(pair: hf.Pair, tmp
         target = pair.primary.sql("SELECT clock_timestamp()")[0][0].isoformat()
         time.sleep(0.3)
         push(10)  # acknowledged after the target: the restore loses them, the laptops resend them
+        reader, writer = laptops
+        assert _pull(reader, url).feed_restarted is False
+        cursor_before = _pull_cursor(reader)
+        assert _remote_ids(reader) == writer.event_ids()  # it pulled past the restore point
         town_b.code = A  # the mistake: another town's registry imported as this town's
         assert store_registry(engine, key, town_b).sha256 != right and _latest_sha(engine, A) != right
         engine.dispose()
@@ -167,6 +172,8 @@ def test_point_in_time_restore_before_a_wrong_registry_import(pair: hf.Pair, tmp
             assert _latest_sha(restored, A) == right  # the state of that moment: the right registry
             held, dupes, _ = hf.hub_counts(data.url("anpi", hf.HUB_ROLE))
             assert held == before_mistake and dupes == 0
+            restored_max = data.sql("SELECT max(hub_seq) FROM hub_event", "anpi")[0][0]
+            assert cursor_before > restored_max  # the reader pulled items the restored hub will number again
             restored.dispose()
             url2 = f"http://127.0.0.1:{pc.free_port()}"
             hubs.append(hf.start_hub(data.url("anpi", hf.HUB_ROLE), int(url2.rsplit(":", 1)[1]), [url2]))
@@ -177,6 +184,18 @@ def test_point_in_time_restore_before_a_wrong_registry_import(pair: hf.Pair, tmp
             union = set().union(*(lap.event_ids() for lap in laptops))
             assert held == union and len(union) == 2 * 55 and dupes == 0 and forks == 0
             assert all(lap.pending() == 0 for lap in laptops)
+            # the reader's cursor is past what the restored hub numbered before its first new item, and
+            # it still receives every feed item written after the restore, each exactly once
+            assert data.sql("SELECT max(hub_seq) FROM hub_event", "anpi")[0][0] > cursor_before
+            first = _pull(reader, url2)
+            assert first.ok and first.feed_restarted, first.as_dict()
+            assert _remote_ids(reader) == writer.event_ids() and len(writer.event_ids()) == 55
+            assert _remote_rows(reader) == 55  # nothing stored twice (the resent 10 came back renumbered)
+            hf.add_events(writer, 4)
+            assert hf.sync_until_done(writer, time.time() + 60, 50, url2)
+            again = _pull(reader, url2)
+            assert again.ok and not again.feed_restarted and again.pulled == 4
+            assert _remote_ids(reader) == writer.event_ids() and _remote_rows(reader) == 59
         finally:
             pc.stop(data, "immediate")
         for lap in laptops:
@@ -184,3 +203,23 @@ def test_point_in_time_restore_before_a_wrong_registry_import(pair: hf.Pair, tmp
     finally:
         for h in hubs:
             stop(h)
+
+
+def _pull(lap: hf.Laptop, url: str) -> client.SyncResult:
+    """One sync of ``lap`` that pulls the feed (the drill's pushes leave pulling out)."""
+    return client.sync_once(lap.session, url, batch_size=20, max_retries=2, backoff=0.2, timeout=10)
+
+
+def _pull_cursor(lap: hf.Laptop) -> int:
+    with lap.engine.connect() as c:
+        return int(c.execute(text("SELECT max(value) FROM sync_cursor WHERE name LIKE 'pull/%'")).scalar_one())
+
+
+def _remote_ids(lap: hf.Laptop) -> set[str]:
+    with lap.engine.connect() as c:
+        return {r[0] for r in c.execute(text("SELECT event_id FROM remote_event"))}
+
+
+def _remote_rows(lap: hf.Laptop) -> int:
+    with lap.engine.connect() as c:
+        return int(c.execute(text("SELECT count(*) FROM remote_event")).scalar_one())
