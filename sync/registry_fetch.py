@@ -40,20 +40,28 @@ def _get_chunk(client: Any, path: str, want: str, sleep: Callable[[float], None]
     raise HubUnavailable(f"registry chunk {path} failed {MAX_TRIES} times ({last})")
 
 
-def download(client: Any, manifest: Mapping[str, Any], blob: Mapping[str, Any], key: Any, box_pub: str, *,
-             sleep: Callable[[float], None] = time.sleep) -> bytes:
-    """Every chunk, checked; then the blob's own hash; then opened and decompressed (bounded by the
-    manifest's size, so a hostile blob cannot fill the disk)."""
+def opened_blob(client: Any, manifest: Mapping[str, Any], blob: Mapping[str, Any], key: Any, box_pub: str, *,
+                sleep: Callable[[float], None] = time.sleep) -> bytes:
+    """Every chunk, checked; then the blob's own hash; then opened with this laptop's key (a tampered
+    blob fails here and is refused). Still compressed."""
     snapshot = str(manifest.get("snapshot_id", ""))
-    parts = [_get_chunk(client, f"/v1/registry/chunk?snapshot={snapshot}&i={i}", str(want), sleep)
+    base = f"&base={blob['base']}" if blob.get("base") else ""
+    parts = [_get_chunk(client, f"/v1/registry/chunk?snapshot={snapshot}&i={i}{base}", str(want), sleep)
              for i, want in enumerate(blob.get("chunks") or [])]
     data = b"".join(parts)
     if len(data) != int(blob.get("size", -1)) or hashlib.sha256(data).hexdigest() != blob.get("sha256"):
         raise HubRejected("registry blob does not match the hash the hub listed; refused")
     try:
-        packed = bytes(crypto.device_box(key, box_pub).decrypt(data))
+        return bytes(crypto.device_box(key, box_pub).decrypt(data))
     except CryptoError as exc:
         raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
+
+
+def download(client: Any, manifest: Mapping[str, Any], blob: Mapping[str, Any], key: Any, box_pub: str, *,
+             sleep: Callable[[float], None] = time.sleep) -> bytes:
+    """The whole file: opened, then decompressed (bounded by the manifest's size, so a hostile blob
+    cannot fill the disk)."""
+    packed = opened_blob(client, manifest, blob, key, box_pub, sleep=sleep)
     try:
         return zstandard.ZstdDecompressor().decompress(packed, max_output_size=int(manifest.get("size", 0)) + 1)
     except zstandard.ZstdError as exc:
