@@ -133,7 +133,8 @@ def pull_into_shelter(engine: Engine, session_factory: Any, hub_url: str | None 
         have = newest.sha256 if newest is not None else None
     base_path = _base_path(engine)
     base = registry_base.load(session_factory, base_path) if base_path is not None else None
-    pulled = client.fetch_registry(session_factory, hub_url, http=http, have=have, base=base)
+    keep = registry_base.partial_for(Path(str(engine.url.database))) if base_path is not None else None
+    pulled = client.fetch_registry(session_factory, hub_url, http=http, have=have, base=base, keep=keep)
     m = pulled.manifest
     if pulled.unchanged:
         return PullOutcome(m, None, "this laptop already holds the hub's newest snapshot")

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import httpx
@@ -639,7 +640,8 @@ class PulledRegistry:
 
 def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
                    timeout: float = 300.0, max_retries: int = 3, have: str | None = None,
-                   chunked: bool = True, base: tuple[str, bytes] | None = None) -> PulledRegistry:
+                   chunked: bool = True, base: tuple[str, bytes] | None = None,
+                   keep: Path | None = None) -> PulledRegistry:
     """The newest registry backup of this laptop's municipality, verified.
 
     Trust comes from what the laptop pinned at enrolment: the manifest must carry the hub's
@@ -649,7 +651,8 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
 
     ``base`` = (SHA-256, bytes) of an older registry file this laptop holds: the hub may then send
     only the difference (:mod:`sync.registry_diff`); the rebuilt file must match the signed SHA-256,
-    else the full file is fetched.
+    else the full file is fetched. ``keep``: a folder where fetched (sealed) chunks wait for the next
+    run when this one is cut off (:mod:`sync.registry_fetch`).
     """
     device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
     with session_factory() as s:
@@ -660,9 +663,9 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise NotEnrolled("this laptop holds no hub keys; enrol again")
     c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
     try:
-        pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, base if chunked else None)
+        pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, base if chunked else None, keep)
         if pulled.via == "diff" and not _matches(pulled):  # a wrong rebuild: the full file instead
-            pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, None)
+            pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, None, keep)
             pulled.via = "file-after-diff"
     finally:
         c.close()
@@ -680,7 +683,7 @@ def _matches(pulled: PulledRegistry) -> bool:
 
 
 def _pull(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str, have: str | None,
-          chunked: bool, base: tuple[str, bytes] | None) -> PulledRegistry:
+          chunked: bool, base: tuple[str, bytes] | None, keep: Path | None) -> PulledRegistry:
     """One request for the package, then the file (or the difference, rebuilt from ``base``); unchecked."""
     from nacl.exceptions import CryptoError
 
@@ -695,10 +698,10 @@ def _pull(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, devi
         from sync import registry_diff, registry_fetch
 
         if blob.get("encoding") != "zstd-linediff":
-            return PulledRegistry(manifest, registry_fetch.download(c, manifest, blob, key, box_pub))
+            return PulledRegistry(manifest, registry_fetch.download(c, manifest, blob, key, box_pub, keep=keep))
         if base is None or blob.get("base") != base[0]:
             raise HubRejected("hub sent a difference against a file this laptop did not offer; refused")
-        packed = registry_fetch.opened_blob(c, manifest, blob, key, box_pub)
+        packed = registry_fetch.opened_blob(c, manifest, blob, key, box_pub, keep=keep)
         try:
             return PulledRegistry(manifest, registry_diff.apply(base[1], packed, int(manifest.get("size", 0))),
                                   via="diff")

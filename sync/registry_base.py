@@ -30,6 +30,11 @@ def path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + SUFFIX)
 
 
+def partial_for(db_path: Path) -> Path:
+    """``shelter.db`` → ``shelter.db.registry-partial/``: sealed chunks of a pull cut off before its end."""
+    return db_path.with_name(db_path.name + ".registry-partial")
+
+
 def _box(session_factory: Any) -> SecretBox | None:
     with session_factory() as s:
         dev = outbox.get_device(s)

@@ -132,3 +132,37 @@ def test_difference_only_when_smaller(world) -> None:  # type: ignore[no-untyped
     got = client.fetch_registry(w["old"].session, w["srv"].url, have=a_sha, base=(a_sha, w["a"]))
     assert got.via == "file" and got.data == unrelated.registry.read_bytes()
 
+
+
+def test_a_pull_cut_off_resumes_in_the_next_run(world, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The first run dies after two chunks; the next run fetches only the chunks it lacks."""
+    from sync import registry_fetch
+    from sync.errors import HubUnavailable
+
+    w = world
+    monkeypatch.setattr(registry_pull, "CHUNK", 4096)
+    registry_base.path_for(w["old"].path).unlink()  # the full file: many chunks
+    real, asked = registry_pull.chunk, []
+
+    def dying(*args, **kw):  # type: ignore[no-untyped-def]
+        asked.append(args[5])
+        if len(asked) > 2:
+            raise ConnectionError("the satellite call dropped")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(registry_pull, "chunk", dying)
+    monkeypatch.setattr(registry_fetch, "MAX_TRIES", 2)
+    monkeypatch.setattr(registry_fetch.time, "sleep", lambda s: None)
+    with pytest.raises(HubUnavailable):
+        pull_into_shelter(w["old"].engine, w["old"].session, w["srv"].url)
+    keep = registry_base.partial_for(w["old"].path)
+    kept = sorted(p.name for p in keep.rglob("*") if p.is_file())
+    assert kept == ["0", "1"]
+    assert not any(w["b"][:200] in p.read_bytes() for p in keep.rglob("*") if p.is_file())  # sealed chunks only
+
+    asked.clear()
+    monkeypatch.setattr(registry_pull, "chunk", lambda *a, **kw: asked.append(a[5]) or real(*a, **kw))
+    out = pull_into_shelter(w["old"].engine, w["old"].session, w["srv"].url)
+    assert out.result is not None and out.result.snapshot.sha256 == hashlib.sha256(w["b"]).hexdigest()
+    assert asked and 0 not in asked and 1 not in asked and min(asked) == 2
+    assert not keep.exists()
