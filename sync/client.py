@@ -663,18 +663,19 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise NotEnrolled("this laptop holds no hub keys; enrol again")
     c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
     try:
-        pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, base if chunked else None, keep)
-        if pulled.via == "diff" and not _matches(pulled):  # a wrong rebuild: the full file instead
-            pulled = _pull(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, None, keep)
+        pulled = _pull_registry(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked,
+                                base if chunked else None, keep)
+        if pulled.via == "diff" and not _registry_matches(pulled):  # a wrong rebuild: the full file instead
+            pulled = _pull_registry(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, None, keep)
             pulled.via = "file-after-diff"
     finally:
         c.close()
-    if not _matches(pulled):
+    if not _registry_matches(pulled):
         raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
     return pulled
 
 
-def _matches(pulled: PulledRegistry) -> bool:
+def _registry_matches(pulled: PulledRegistry) -> bool:
     import hashlib
 
     m = pulled.manifest
@@ -682,7 +683,7 @@ def _matches(pulled: PulledRegistry) -> bool:
             and hashlib.sha256(pulled.data).hexdigest() == m.get("sha256"))
 
 
-def _pull(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str, have: str | None,
+def _pull_registry(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str, have: str | None,
           chunked: bool, base: tuple[str, bytes] | None, keep: Path | None) -> PulledRegistry:
     """One request for the package, then the file (or the difference, rebuilt from ``base``); unchecked."""
     from nacl.exceptions import CryptoError
