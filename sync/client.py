@@ -683,8 +683,9 @@ def _registry_matches(pulled: PulledRegistry) -> bool:
             and hashlib.sha256(pulled.data).hexdigest() == m.get("sha256"))
 
 
-def _pull_registry(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str, have: str | None,
-          chunked: bool, base: tuple[str, bytes] | None, keep: Path | None) -> PulledRegistry:
+def _pull_registry(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str,
+                   have: str | None, chunked: bool, base: tuple[str, bytes] | None,
+                   keep: Path | None) -> PulledRegistry:
     """One request for the package, then the file (or the difference, rebuilt from ``base``); unchecked."""
     from nacl.exceptions import CryptoError
 
