@@ -252,7 +252,8 @@ def registry_pull_cmd(
         return
     snap = out.result.snapshot
     typer.echo(f"snapshot {snap.id}: {snap.row_count} residents of {who} as of {snap.as_of} from the hub "
-               f"(sha256 {m['sha256'][:16]}… verified) in {out.result.elapsed_s:.1f}s")
+               f"(sha256 {m['sha256'][:16]}… verified) in {out.result.elapsed_s:.1f}s"
+               + ("; only the difference to the previous snapshot was sent" if out.via == "diff" else ""))
 
 
 def register_shelter_commands(app: typer.Typer) -> None:

@@ -110,7 +110,8 @@ INTERNAL: dict[str, str] = {
     "hub POST /v1/hq/anpi-list/{resident_id}/records": "HQ record for one resident: hub hq/admin",
     "hub GET /v1/hq/anpi-list/{resident_id}/records": "HQ records of one resident: hub hq/admin",
     "hub GET /v1/registry/latest": "the sealed registry backup for the municipality's own enrolled laptops",
-    "hub GET /v1/registry/chunk": "a piece of that sealed backup, boxed to the asking laptop (its own municipality's newest)",
+    "hub GET /v1/registry/chunk": ("a piece of that sealed backup (or of its difference from an older snapshot the laptop "
+                                  "holds), boxed to the asking laptop (its own municipality's newest)"),
     "cli: anpi reconcile": "operator holds the database: engine decisions with reasons",
     "cli: anpi audit export": "operator: audit log",
     "cli: anpi backup": "operator: the database itself",

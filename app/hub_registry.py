@@ -26,7 +26,7 @@ from app.db import open_shelter_db
 from app.formats.tables import raw_csv_writer
 from app.db_crypto import random_key
 from app.services.registry import ImportResult, file_sha256, import_registry
-from sync import client
+from sync import client, registry_base
 from sync.hub import registry as hub_registry
 
 BUILTIN_PROFILES = ("auto", "anpi", "kihon")
@@ -119,21 +119,43 @@ class PullOutcome:
     manifest: dict[str, Any]
     result: ImportResult | None  # None: this laptop already had exactly that file
     already: str = ""
+    via: str = "file"  # "diff": only the difference crossed the link (sync.client.PulledRegistry.via)
 
 
 def pull_into_shelter(engine: Engine, session_factory: Any, hub_url: str | None = None, *, http: Any = None,
                       progress: Callable[[int], None] | None = None) -> PullOutcome:
-    """``anpi registry pull``: fetch (verified) and import through the shelter's own path."""
-    from app.services.errors import AlreadyDone
+    """``anpi registry pull``: fetch (verified) and import through the shelter's own path; with the
+    sealed copy of the last pulled file, only the difference to the newest crosses the link."""
     from app.services.registry import newest_snapshot
 
     with session_factory() as s:
         newest = newest_snapshot(s)
         have = newest.sha256 if newest is not None else None
-    pulled = client.fetch_registry(session_factory, hub_url, http=http, have=have)
+    base_path = _base_path(engine)
+    base = registry_base.load(session_factory, base_path) if base_path is not None else None
+    keep = registry_base.partial_for(Path(str(engine.url.database))) if base_path is not None else None
+    pulled = client.fetch_registry(session_factory, hub_url, http=http, have=have, base=base, keep=keep)
     m = pulled.manifest
     if pulled.unchanged:
         return PullOutcome(m, None, "this laptop already holds the hub's newest snapshot")
+    outcome = _import_pulled(engine, pulled, progress)
+    if base_path is not None:  # the next pull may then receive only the difference
+        registry_base.save(session_factory, base_path, pulled.data)
+    return outcome
+
+
+def _base_path(engine: Engine) -> Path | None:
+    """Where this laptop keeps its sealed copy of the last pulled file (next to its database file)."""
+    name = engine.url.database
+    return registry_base.path_for(Path(name)) if name and name != ":memory:" else None
+
+
+def _import_pulled(engine: Engine, pulled: client.PulledRegistry,
+                   progress: Callable[[int], None] | None) -> PullOutcome:
+    """The verified file through the shelter's own import, with the options it was imported with at the hub."""
+    from app.services.errors import AlreadyDone
+
+    m = pulled.manifest
     opts = m.get("options") or {}
     with tempfile.TemporaryDirectory(prefix="anpi-pull-") as tmp:
         folder = Path(tmp)
@@ -159,8 +181,8 @@ def pull_into_shelter(engine: Engine, session_factory: Any, hub_url: str | None 
                                      gaiji_map=gaiji_path, as_of=as_of, imported_by=f"hub:{m.get('hub_id', '')}",
                                      progress=progress)
         except AlreadyDone as exc:
-            return PullOutcome(m, None, str(exc))
-    return PullOutcome(m, result)
+            return PullOutcome(m, None, str(exc), via=pulled.via)
+    return PullOutcome(m, result, via=pulled.via)
 
 
 def default_session_factory(db_path: Path) -> tuple[Engine, Any]:

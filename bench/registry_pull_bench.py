@@ -9,6 +9,9 @@ Usage::
 
     python bench/registry_pull_bench.py --residents 60000
     python bench/registry_pull_bench.py --residents 1000000 --size-only    # bytes only (no transfer)
+    python bench/registry_pull_bench.py --residents 60000 --size-only --changed 0.01
+        # then snapshot B (1 % of rows changed, moved, removed, added): the laptop holding A pulls
+        # only the difference through the link (always transferred: it is small)
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def make_registry(tmp: Path, residents: int) -> Path:
 
 
 def run_registry(tmp: Path, residents: int, *, kbps: float = 64.0, rtt: float = 600.0, cut: float = 0.0,
-                 size_only: bool = False) -> dict[str, Any]:
+                 size_only: bool = False, changed: float = 0.0) -> dict[str, Any]:
     from app.hub_registry import store_at_hub
     from sync.bundles import crypto
     from tests.sync.helpers import ThreadedServer, make_shelter
@@ -77,7 +80,39 @@ def run_registry(tmp: Path, residents: int, *, kbps: float = 64.0, rtt: float = 
                 got = client.fetch_registry(sh.session, link.url)
                 out.update(pulled_seconds=round(time.monotonic() - t, 1), wire_bytes=link.bytes_up + link.bytes_down,
                            cuts=link.cuts, kbps=kbps, rtt_ms=rtt, identical=got.data == raw)
+        if changed:
+            out.update(diff_pull(tmp, engine, key, srv.port, sh, device, raw, changed, kbps=kbps, rtt=rtt, cut=cut))
     engine.dispose()
+    return out
+
+
+def diff_pull(tmp: Path, engine: Any, key: Any, port: int, sh: Any, device: dict[str, Any], raw: bytes,
+              changed: float, *, kbps: float, rtt: float, cut: float) -> dict[str, Any]:
+    """Snapshot B = A with ``changed`` of its rows touched; the laptop holding A pulls B's difference."""
+    import hashlib
+    from datetime import date
+
+    from app.hub_registry import store_at_hub
+    from tests.sync.registry_changes import evolve
+
+    b_path = tmp / "registry_b.csv"
+    b_path.write_bytes(evolve(raw, changed))
+    new = b_path.read_bytes()
+    store_at_hub(engine, key, CODE, b_path, as_of=date(2099, 1, 1), imported_by="bench")
+    with engine.connect() as conn:
+        snap = registry.latest_snapshot(conn, CODE)
+    t = time.monotonic()
+    full = registry_pull.sealed_blob(engine, store.hub_identity(engine), key, device, snap.snapshot_id)
+    a_sha = hashlib.sha256(raw).hexdigest()
+    pkg = registry_pull.chunked_package(engine, store.hub_identity(engine), key, device, a_sha, a_sha)
+    out: dict[str, Any] = {"diff_changed_fraction": changed, "diff_hub_seconds": round(time.monotonic() - t, 1),
+                           "diff_full_blob_bytes": len(full), "diff_blob_bytes": pkg["blob"]["size"],
+                           "diff_encoding": pkg["blob"]["encoding"]}
+    with LinkShaper(port, kbps=kbps, rtt_ms=rtt, cut_every=cut or None) as link:
+        t = time.monotonic()
+        got = client.fetch_registry(sh.session, link.url, have=a_sha, base=(a_sha, raw))
+        out.update(diff_pulled_seconds=round(time.monotonic() - t, 1), diff_wire_bytes=link.bytes_up + link.bytes_down,
+                   diff_via=got.via, diff_identical=got.data == new)
     return out
 
 
@@ -88,10 +123,12 @@ def main() -> None:
     ap.add_argument("--rtt-ms", type=float, default=600.0)
     ap.add_argument("--cut-every", type=float, default=0.0)
     ap.add_argument("--size-only", action="store_true", help="only the bytes (no transfer through the link)")
+    ap.add_argument("--changed", type=float, default=0.0,
+                    help="then pull a snapshot with this share of rows changed as a difference (e.g. 0.01)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="anpi-regbench-") as d:
         got = run_registry(Path(d), args.residents, kbps=args.kbps, rtt=args.rtt_ms, cut=args.cut_every,
-                           size_only=args.size_only)
+                           size_only=args.size_only, changed=args.changed)
     print(json.dumps(got, ensure_ascii=False), flush=True)
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import httpx
@@ -671,22 +672,25 @@ class PulledRegistry:
     manifest: dict[str, Any]
     data: bytes
     unchanged: bool = False  # the laptop already holds exactly this file (nothing was sent)
+    via: str = "file"  # "file" | "diff" (rebuilt from the older file) | "file-after-diff" (rebuild failed)
 
 
 def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, *, http: httpx.Client | None = None,
                    timeout: float = 300.0, max_retries: int = 3, have: str | None = None,
-                   chunked: bool = True) -> PulledRegistry:
+                   chunked: bool = True, base: tuple[str, bytes] | None = None,
+                   keep: Path | None = None) -> PulledRegistry:
     """The newest registry backup of this laptop's municipality, verified.
 
     Trust comes from what the laptop pinned at enrolment: the manifest must carry the hub's
     Ed25519 signature and name this hub and this device; the file must open with this
     device's key (it is boxed to it) and match the manifest's SHA-256 and size.  Anything
     else raises :class:`HubRejected` and nothing is returned.
+
+    ``base`` = (SHA-256, bytes) of an older registry file this laptop holds: the hub may then send
+    only the difference (:mod:`sync.registry_diff`); the rebuilt file must match the signed SHA-256,
+    else the full file is fetched. ``keep``: a folder where fetched (sealed) chunks wait for the next
+    run when this one is cut off (:mod:`sync.registry_fetch`).
     """
-    import hashlib
-
-    from nacl.exceptions import CryptoError
-
     device_id, key, hub_id, url = _load_identity(session_factory, hub_url)
     with session_factory() as s:
         dev = outbox.get_device(s)
@@ -696,24 +700,56 @@ def fetch_registry(session_factory: SessionFactory, hub_url: str | None = None, 
         raise NotEnrolled("this laptop holds no hub keys; enrol again")
     c = HubClient(url, device_id, key, http=http, timeout=timeout, max_retries=max_retries)
     try:
-        query = "&".join(([f"have={have}"] if have else []) + (["enc=zstd"] if chunked else []))
-        doc = c.request("GET", "/v1/registry/latest" + (f"?{query}" if query else ""))
-        manifest = _signed_manifest(doc, sign_pub, hub_id, device_id)
-        if doc.get("file") is None and have and manifest.get("sha256") == have:
-            return PulledRegistry(manifest, b"", unchanged=True)
-        if isinstance(doc.get("blob"), dict):  # issue 16: compressed, in hashed chunks, each retried alone
-            from sync import registry_fetch
-
-            data = registry_fetch.download(c, manifest, doc["blob"], key, box_pub)
-        else:
-            try:
-                data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
-            except (CryptoError, ValueError) as exc:
-                raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
+        pulled = _pull_registry(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked,
+                                base if chunked else None, keep)
+        if pulled.via == "diff" and not _registry_matches(pulled):  # a wrong rebuild: the full file instead
+            pulled = _pull_registry(c, key, sign_pub, box_pub, hub_id, device_id, have, chunked, None, keep)
+            pulled.via = "file-after-diff"
     finally:
         c.close()
-    if len(data) != int(manifest.get("size", -1)) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+    if not _registry_matches(pulled):
         raise HubRejected("registry file does not match the SHA-256 the hub signed; refused")
+    return pulled
+
+
+def _registry_matches(pulled: PulledRegistry) -> bool:
+    import hashlib
+
+    m = pulled.manifest
+    return (pulled.unchanged or len(pulled.data) == int(m.get("size", -1))
+            and hashlib.sha256(pulled.data).hexdigest() == m.get("sha256"))
+
+
+def _pull_registry(c: HubClient, key: Any, sign_pub: str, box_pub: str, hub_id: str, device_id: str,
+                   have: str | None, chunked: bool, base: tuple[str, bytes] | None,
+                   keep: Path | None) -> PulledRegistry:
+    """One request for the package, then the file (or the difference, rebuilt from ``base``); unchecked."""
+    from nacl.exceptions import CryptoError
+
+    query = "&".join(([f"have={have}"] if have else []) + (["enc=zstd"] if chunked else [])
+                     + ([f"base={base[0]}"] if base else []))
+    doc = c.request("GET", "/v1/registry/latest" + (f"?{query}" if query else ""))
+    manifest = _signed_manifest(doc, sign_pub, hub_id, device_id)
+    if doc.get("file") is None and have and manifest.get("sha256") == have:
+        return PulledRegistry(manifest, b"", unchanged=True)
+    blob = doc.get("blob")
+    if isinstance(blob, dict):  # issue 16: compressed, in hashed chunks, each retried alone
+        from sync import registry_diff, registry_fetch
+
+        if blob.get("encoding") != "zstd-linediff":
+            return PulledRegistry(manifest, registry_fetch.download(c, manifest, blob, key, box_pub, keep=keep))
+        if base is None or blob.get("base") != base[0]:
+            raise HubRejected("hub sent a difference against a file this laptop did not offer; refused")
+        packed = registry_fetch.opened_blob(c, manifest, blob, key, box_pub, keep=keep)
+        try:
+            return PulledRegistry(manifest, registry_diff.apply(base[1], packed, int(manifest.get("size", 0))),
+                                  via="diff")
+        except registry_diff.DiffError:
+            return PulledRegistry(manifest, b"", via="diff")  # fails the check: the full file is fetched
+    try:
+        data = bytes(crypto.device_box(key, box_pub).decrypt(crypto.b64d(str(doc.get("file", "")))))
+    except (CryptoError, ValueError) as exc:
+        raise HubRejected(f"registry file cannot be opened with this laptop's key: {exc}") from None
     return PulledRegistry(manifest, data)
 
 

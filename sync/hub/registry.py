@@ -282,6 +282,14 @@ def latest_snapshot(conn: Connection, m: str) -> SnapshotInfo | None:
     return _info(r) if r is not None else None
 
 
+def snapshot_with_sha(conn: Connection, m: str, sha256: str) -> SnapshotInfo | None:
+    """The municipality's stored snapshot of exactly that file (a laptop's ``base`` for a difference)."""
+    set_tenant(conn, m)
+    r = conn.execute(select(*_INFO_COLS).where(hub_registry_snapshot.c.municipality_code == m,
+                                               hub_registry_snapshot.c.sha256 == sha256).limit(1)).mappings().first()
+    return _info(r) if r is not None else None
+
+
 def _sealed(conn: Connection, m: str, sid: str, column: str) -> tuple[bytes, str, str]:
     set_tenant(conn, m)
     r = conn.execute(select(hub_registry_snapshot.c[column], hub_registry_snapshot.c.key_id,

@@ -17,7 +17,8 @@ Routes (all JSON):
 - ``GET  /v1/card-key`` signed; the municipality's 避難者カード key boxed to the laptop (also sent at enrolment)
 - ``GET  /v1/registry/latest[?enc=zstd]`` signed; the newest registry backup of the device's municipality
   (manifest signed by the hub, file boxed to the device) — see :mod:`sync.hub.registry`; with
-  ``enc=zstd`` the file is described as a compressed sealed blob fetched by ``GET /v1/registry/chunk``
+  ``enc=zstd`` the file is described as a compressed sealed blob fetched by ``GET /v1/registry/chunk``;
+  with ``base=SHA`` (an older file the laptop holds) the blob may be the difference (:mod:`sync.registry_diff`)
 - ``POST /v1/push/probe`` signed; after a lost reply: does the hub hold exactly these events (wire v2)
 - ``/v1/hq/…`` bearer-token routes for each municipality's HQ — see :mod:`sync.hub.hq`
 
@@ -305,7 +306,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     @app.get("/v1/registry/latest")
-    async def registry_latest(request: Request, have: str = "", enc: str = "") -> JSONResponse:
+    async def registry_latest(request: Request, have: str = "", enc: str = "", base: str = "") -> JSONResponse:
         try:
             dev, _ = await authed(request)
         except AuthError as exc:
@@ -314,7 +315,8 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
             return hq.answer(DataKeyError("this hub has no data key configured"))
         try:
             if enc == "zstd":  # issue 16: compressed, sealed once, in hashed chunks (sync.hub.registry_pull)
-                pkg = await run_in_threadpool(registry_pull.chunked_package, engine, identity, key, dev, have or None)
+                pkg = await run_in_threadpool(registry_pull.chunked_package, engine, identity, key, dev, have or None,
+                                              base or None)
             else:
                 pkg = await run_in_threadpool(registry.device_package, engine, identity, key, dev, have or None)
         except RegistryError as exc:  # whatever keeps the backup from the laptop: it keeps its own (404)
@@ -322,7 +324,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         return JSONResponse({**pkg, "hub_time": clock()})
 
     @app.get("/v1/registry/chunk")
-    async def registry_chunk(request: Request, snapshot: str = "", i: int = 0) -> Response:
+    async def registry_chunk(request: Request, snapshot: str = "", i: int = 0, base: str = "") -> Response:
         """One piece of a chunked registry pull (``GET /v1/registry/latest?enc=zstd`` lists them)."""
         try:
             dev, _ = await authed(request)
@@ -331,7 +333,7 @@ def create_hub_app(database_url: str, *, clock: Callable[[], float] = time.time,
         if key is None:
             return hq.answer(DataKeyError("this hub has no data key configured"))
         try:
-            data = await run_in_threadpool(registry_pull.chunk, engine, identity, key, dev, snapshot, i)
+            data = await run_in_threadpool(registry_pull.chunk, engine, identity, key, dev, snapshot, i, base or None)
         except RegistryError as exc:
             return hq.answer(NoRegistry(str(exc)))
         return Response(data, media_type="application/octet-stream")
