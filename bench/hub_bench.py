@@ -132,7 +132,9 @@ def push_worker(paths: list[str], hub_url: str, threads: int, q: "mp.Queue") -> 
     def one(path: str) -> tuple[int, bool, str | None]:
         engine = shelter_engine(Path(path))
         with httpx.Client(timeout=300) as http:
-            r = client.sync_once(lambda: Session(engine), hub_url, http=http, batch_size=500, pull=False,
+            # link_batch: fixed 500-event batches as before wire v2, so this measures the hub's ingest,
+            # not the adaptive batch growth meant for slow links (bench/link_bench.py measures that)
+            r = client.sync_once(lambda: Session(engine), hub_url, http=http, batch_size=500, link_batch=500, pull=False,
                                  max_retries=8)
         engine.dispose()
         return r.acknowledged, r.ok, r.error
