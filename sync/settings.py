@@ -17,6 +17,7 @@ default; ``secret=True`` keeps the value out of ``repr`` and of the README's def
 """
 from __future__ import annotations
 
+import functools
 import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -46,10 +47,17 @@ def _parse(kind: Any, raw: str, mb: bool) -> Any:
     raise TypeError(f"no reader for settings of type {kind!r}")
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a settings class: resolving them costs more than reading the
+    environment, and services read their settings on every call (so a changed variable counts)."""
+    return typing.get_type_hints(cls)
+
+
 def read_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     """An instance of the settings dataclass ``cls`` from the environment (or ``environ``)."""
     env = os.environ if environ is None else environ
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         name = f.metadata.get("env")
